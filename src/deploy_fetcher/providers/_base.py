@@ -1,0 +1,135 @@
+"""The interface every CI provider adapter implements.
+
+The core owns the loop (scheduling, cursor commits, retries of failed cycles, logging of failure
+transitions); an adapter only knows how to turn one target's API into pages of canonical events:
+
+* one :class:`Provider` instance per ``sources[]`` entry, created once and reused across cycles, so
+  HTTP sessions and caches live as long as the daemon;
+* :meth:`Provider.targets` lists what the entry covers (repositories, projects, pipelines); each target
+  has its own cursor, its own scheduled job, its own failures;
+* :meth:`Provider.poll` yields :class:`Page` objects; the engine stores each page's events and its cursor
+  in one transaction, so an adapter must only put in a page's cursor what that page's events cover;
+* vendor errors are translated into :mod:`deploy_fetcher.errors` at this boundary.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from deploy_fetcher.model import DeployEvent, utc_now
+
+if TYPE_CHECKING:
+    from deploy_fetcher.config import Defaults, SourceConfig
+    from deploy_fetcher.metrics import Metrics
+
+__all__ = ["Cursor", "Page", "Provider", "ProviderContext", "SharedResources"]
+
+#: An adapter-owned JSON object (dicts, lists, strings, numbers); opaque to the core.
+Cursor = dict[str, Any]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page:
+    """A batch of events and the cursor that covers them.
+
+    ``cursor`` is None when the page leaves the cursor unchanged (e.g. events re-emitted from the open
+    set in the middle of a walk). Pages of a backfill carry no cursor.
+    """
+
+    events: Sequence[DeployEvent]
+    cursor: Cursor | None = None
+
+
+class SharedResources:
+    """Objects shared across sources, e.g. one API client and quota budget per credential.
+
+    Thread-safe: jobs of several sources run at once. Objects with a ``close()`` method are closed when
+    the daemon shuts down.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, Any] = {}
+
+    def get(self, key: str, factory: Callable[[], T]) -> T:
+        """Return the object stored under ``key``, creating it with ``factory`` the first time."""
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = factory()
+            return self._items[key]  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Close every object that can be closed."""
+        with self._lock:
+            items, self._items = list(self._items.values()), {}
+        for item in items:
+            close = getattr(item, "close", None)
+            if callable(close):
+                close()
+
+
+def _default_sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+@dataclass
+class ProviderContext:
+    """What the core hands to every adapter.
+
+    ``sleep`` must be used for any wait (rate limits, backoff) because it returns early on shutdown;
+    ``clock`` for "now" so tests can move time.
+    """
+
+    metrics: Metrics
+    defaults: Defaults
+    shared: SharedResources = field(default_factory=SharedResources)
+    stop: threading.Event = field(default_factory=threading.Event)
+    clock: Callable[[], datetime] = utc_now
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; return False when the daemon is stopping (stop waiting then)."""
+        if seconds <= 0:
+            return not self.stop.is_set()
+        return not self.stop.wait(seconds)
+
+
+class Provider(abc.ABC):
+    """Base class of every provider adapter (registered under ``deploy_fetcher.providers``).
+
+    Subclasses set ``name`` (the entry point's name, the ``provider:`` key in YAML) and
+    ``config_model`` (a :class:`~deploy_fetcher.config.SourceConfig` subclass with their own keys).
+    """
+
+    name: ClassVar[str]
+    config_model: ClassVar[type[SourceConfig]]
+
+    def __init__(self, config: SourceConfig, context: ProviderContext) -> None:
+        self.config = config
+        self.context = context
+
+    def targets(self) -> Sequence[str]:
+        """List the targets this source covers (may call the API for wildcards)."""
+        return [self.config.name]
+
+    @abc.abstractmethod
+    def poll(self, target: str, cursor: Cursor | None) -> Iterator[Page]:
+        """Yield what changed since ``cursor`` (None on the very first run: start at now − lookback)."""
+
+    @abc.abstractmethod
+    def backfill(self, target: str, since: datetime, until: datetime) -> Iterator[Page]:
+        """Yield every event in ``[since, until)``, oldest first; pages carry no cursor."""
+
+    def ready_problems(self) -> list[str]:
+        """Reasons this source is not healthy beyond failed cycles (e.g. quota spent); empty = fine."""
+        return []
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most adapters share clients via context
+        """Release what the adapter holds (the shared resources are closed by the core)."""

@@ -1,0 +1,113 @@
+"""The interface every sink implements.
+
+A sink knows one destination's wire format and how to read its answers; it never retries by itself
+and never raises for an HTTP outcome. The delivery worker owns retries, backoff, pausing and dead
+letters, and decides from the :data:`Delivery` value alone:
+
+* :class:`Delivered` — done, mark the outbox row delivered;
+* :class:`Retry` — timeout, 5xx, 408, 429: back off (at least ``after`` seconds when the server said so);
+* :class:`Unauthorized` — 401/403: the credential is broken, not the event; pause the sink, keep the rows;
+* :class:`Rejected` — any other 4xx: dead-letter the row with ``reason`` (the response body).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from deploy_fetcher.config import SinkConfig
+    from deploy_fetcher.metrics import Metrics
+    from deploy_fetcher.model import DeployEvent
+
+__all__ = [
+    "CheckResult",
+    "Delivered",
+    "Delivery",
+    "Rejected",
+    "Retry",
+    "Sink",
+    "SinkContext",
+    "Unauthorized",
+]
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """The destination accepted the event."""
+
+    status_code: int | None = None
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A passing failure; ``after`` is the server's Retry-After in seconds, when it gave one."""
+
+    reason: str
+    after: float | None = None
+    status_code: int | None = None
+
+
+@dataclass(frozen=True)
+class Unauthorized:
+    """The destination refused the credential (401/403)."""
+
+    reason: str
+    status_code: int | None = None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """The destination refused this event for good; ``reason`` is kept in the dead letter."""
+
+    reason: str
+    status_code: int | None = None
+
+
+Delivery = Delivered | Retry | Unauthorized | Rejected
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What ``fetcher check`` says about a sink: ok, a problem, or "cannot verify without writing"."""
+
+    ok: bool
+    message: str
+    verified: bool = True
+
+
+@dataclass
+class SinkContext:
+    """What the core hands to every sink."""
+
+    metrics: Metrics
+    user_agent: str
+
+
+class Sink(abc.ABC):
+    """Base class of every sink (registered under ``deploy_fetcher.sinks``).
+
+    Subclasses set ``name`` (the entry point's name, the ``type:`` key in YAML) and ``config_model``.
+    ``send`` is called from one delivery thread per sink, never concurrently for one instance.
+    """
+
+    name: ClassVar[str]
+    config_model: ClassVar[type[SinkConfig]]
+
+    def __init__(self, config: SinkConfig, context: SinkContext) -> None:
+        self.config = config
+        self.context = context
+
+    @abc.abstractmethod
+    def send(self, event: DeployEvent) -> Delivery:
+        """Deliver one event and classify the outcome."""
+
+    def check(self) -> CheckResult:
+        """Verify URL and credentials without creating data, where the destination allows it."""
+        return CheckResult(
+            ok=True, verified=False, message="cannot be verified without sending an event"
+        )
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

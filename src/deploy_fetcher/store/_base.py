@@ -1,0 +1,152 @@
+"""The state store's interface: cursors, the outbox (which doubles as the dedup ledger), dead letters.
+
+The rule that makes the fetcher lose nothing lives here, in :meth:`StateStore.commit_page`: a source's
+cursor only moves in the same transaction that stores the outbox rows for the events it covers. The
+dedup key ``(sink, deployment_id, status, happened_at)`` makes re-reading an overlap window free.
+
+Rows are *claimed* with a lease before they are sent, so a daemon and a concurrent ``fetcher sync``
+process never send the same row twice; a claim that outlives its lease (the claimer crashed) is free
+to take again — the one documented duplicate window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from deploy_fetcher.model import DeployEvent
+
+__all__ = ["CursorRecord", "OutboxRow", "OutboxStats", "RowState", "StateStore"]
+
+RowState = Literal["pending", "delivered", "dead"]
+
+
+@dataclass(frozen=True)
+class CursorRecord:
+    """One source target's cursor as stored."""
+
+    key: str
+    cursor: dict[str, Any]
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One event queued for one sink."""
+
+    id: int
+    sink: str
+    source: str
+    event: DeployEvent
+    state: RowState
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    """Row counts of one sink's outbox."""
+
+    sink: str
+    pending: int
+    delivered: int
+    dead: int
+    oldest_pending_at: datetime | None
+
+
+class StateStore(Protocol):
+    """Durable state. Every method is safe to call from several threads and several processes."""
+
+    # -- cursors ---------------------------------------------------------------------------------
+    def get_cursor(self, key: str) -> dict[str, Any] | None:
+        """Return the cursor stored for a source target, or None before its first commit."""
+        ...
+
+    def list_cursors(self) -> list[CursorRecord]:
+        """Every stored cursor, ordered by key."""
+        ...
+
+    def reset_cursor(self, key: str) -> bool:
+        """Forget a cursor (the next poll starts at now − lookback); False when there was none."""
+        ...
+
+    # -- the transaction rule ----------------------------------------------------------------------
+    def commit_page(
+        self,
+        key: str,
+        cursor: dict[str, Any] | None,
+        rows: Sequence[tuple[str, DeployEvent]],
+    ) -> int:
+        """Store ``(sink name, event)`` rows (duplicates by dedup key ignored) and the cursor, atomically.
+
+        ``cursor`` None leaves the stored cursor as it is. Successful events with a sha are also
+        recorded for :meth:`latest_success`. Returns the number of rows actually inserted.
+        """
+        ...
+
+    # -- outbox ------------------------------------------------------------------------------------
+    def claim(self, sink: str, *, limit: int, lease_seconds: float, now: datetime) -> list[OutboxRow]:
+        """Claim up to ``limit`` due pending rows of ``sink`` for this process, oldest ``happened_at`` first."""
+        ...
+
+    def mark_delivered(self, row_id: int, *, now: datetime) -> None:
+        """The row reached its sink; it stays as a dedup ledger entry until pruned."""
+        ...
+
+    def mark_retry(self, row_id: int, *, next_attempt_at: datetime, error: str) -> None:
+        """Count a failed attempt, release the claim, and make the row due again at ``next_attempt_at``."""
+        ...
+
+    def dead_letter(self, row_id: int, *, reason: str, now: datetime) -> None:
+        """Move the row to the dead letters with the reason (e.g. the 422 body)."""
+        ...
+
+    def release(self, row_ids: Sequence[int]) -> None:
+        """Give back claims without counting an attempt (shutdown, sink paused)."""
+        ...
+
+    def pending_count(self, sink: str) -> int:
+        """Rows of ``sink`` not yet delivered nor dead."""
+        ...
+
+    def stats(self) -> list[OutboxStats]:
+        """Counts per sink (every sink that has rows)."""
+        ...
+
+    def list_rows(
+        self, *, sink: str | None = None, state: RowState | None = None, limit: int = 100
+    ) -> list[OutboxRow]:
+        """Rows for ``fetcher outbox list``, newest first."""
+        ...
+
+    def retry_dead(self, *, sink: str | None = None, ids: Sequence[int] | None = None) -> int:
+        """Move dead letters back to pending (attempts reset); returns how many."""
+        ...
+
+    def purge(
+        self, *, state: RowState, sink: str | None = None, ids: Sequence[int] | None = None
+    ) -> int:
+        """Delete rows in ``state`` (dead letters, typically); returns how many."""
+        ...
+
+    def prune_delivered(self, *, older_than: datetime) -> int:
+        """Delete delivered rows older than the retention window; returns how many."""
+        ...
+
+    # -- promotion order ----------------------------------------------------------------------------
+    def latest_success(self, *, service: str, environment: str, sha: str) -> str | None:
+        """deployment_id of the latest successful deployment of service+sha in environment."""
+        ...
+
+    # -- health ------------------------------------------------------------------------------------
+    def check_writable(self) -> str | None:
+        """None when the store can be written, else the reason (disk full, read-only)."""
+        ...
+
+    def close(self) -> None:
+        """Close connections."""
+        ...
