@@ -194,9 +194,7 @@ class DeployEvent(BaseModel):
         if isinstance(value, list | tuple):
             unique = tuple(dict.fromkeys(str(item) for item in value if item))
             if len(unique) > MAX_PARENTS:
-                _log.warning(
-                    "event.parents_truncated", count=len(unique), limit=MAX_PARENTS
-                )
+                _log.warning("event.parents_truncated", count=len(unique), limit=MAX_PARENTS)
                 unique = unique[:MAX_PARENTS]
             return unique
         return value

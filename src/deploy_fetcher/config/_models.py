@@ -17,7 +17,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     SerializeAsAny,
     field_validator,
     model_validator,
@@ -230,6 +229,3 @@ class FetcherConfig(Section):
         """A source's own interval/jitter/lookback/overlap, or the default."""
         value = getattr(source, key)
         return value if value is not None else getattr(self.defaults, key)  # type: ignore[no-any-return]
-
-
-SecretStr = SecretStr  # re-exported for plugin models

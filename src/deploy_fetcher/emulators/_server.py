@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = ["EmulatorServer", "Fault", "Request", "Response", "json_response"]
@@ -60,9 +60,7 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def json_response(
-    data: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> Response:
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON response."""
     out = {"Content-Type": "application/json; charset=utf-8"}
     out.update(headers or {})
@@ -235,7 +233,7 @@ class EmulatorServer:
         return f"http://{self.host}:{self.port}{path}"
 
     # -- lifecycle -----------------------------------------------------------------------------------
-    def start(self) -> str:
+    def start(self) -> str:  # noqa: C901 - the request handler is one closure on purpose
         """Start serving in a background thread; returns the base URL."""
         emulator = self
 
@@ -276,16 +274,24 @@ class EmulatorServer:
                     except Exception as exc:  # an emulator bug must show, not hang the client
                         response = json_response({"message": f"emulator error: {exc!r}"}, 500)
                     if fault is not None and fault.kind == "malformed":
-                        response = Response(200, b"<html>not json", {"Content-Type": "application/json"})
+                        response = Response(
+                            200, b"<html>not json", {"Content-Type": "application/json"}
+                        )
                     elif fault is not None and fault.kind == "truncated":
                         response = Response(
-                            response.status, response.body[: len(response.body) // 2], response.headers
+                            response.status,
+                            response.body[: len(response.body) // 2],
+                            response.headers,
                         )
                 if not control:
                     with emulator._lock:
                         emulator.log.append(
                             LoggedRequest(
-                                self.command, parts.path, parts.query, response.status, request.headers
+                                self.command,
+                                parts.path,
+                                parts.query,
+                                response.status,
+                                request.headers,
                             )
                         )
                 self.send_response(response.status)
@@ -318,7 +324,7 @@ class EmulatorServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> EmulatorServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

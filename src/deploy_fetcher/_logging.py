@@ -1,0 +1,127 @@
+"""Structured logging: JSON lines when not on a TTY, a readable console otherwise; secrets redacted.
+
+Redaction works two ways, because a secret can leak through a key (``api_key=...``) or inside any text
+(an exception message quoting a URL with a token): values under sensitive keys are masked, and every
+registered secret value is replaced wherever it appears in a string.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from collections.abc import Iterable, MutableMapping
+from typing import Any, Final
+
+import structlog
+from pydantic import BaseModel, SecretStr
+
+__all__ = ["configure_logging", "redact_text", "register_secret", "register_secrets_in"]
+
+MASK: Final = "***"
+#: Shorter values would mask innocent substrings everywhere.
+MIN_SECRET_LENGTH: Final = 4
+_SENSITIVE_KEY = re.compile(
+    r"(token|secret|password|passwd|api[_-]?key|authorization|private[_-]?key|pat|credential)",
+    re.IGNORECASE,
+)
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+_pattern: re.Pattern[str] | None = None
+
+
+def register_secret(value: str) -> None:
+    """Mask ``value`` in every log line from now on (short values are ignored: too many false hits)."""
+    global _pattern  # noqa: PLW0603 - one process-wide registry is the point
+    if len(value) < MIN_SECRET_LENGTH:
+        return
+    with _secrets_lock:
+        if value in _secrets:
+            return
+        _secrets.add(value)
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def register_secrets_in(obj: Any) -> None:
+    """Register every ``SecretStr`` found in a (nested) pydantic model, list or dict."""
+    if isinstance(obj, SecretStr):
+        register_secret(obj.get_secret_value())
+    elif isinstance(obj, BaseModel):
+        for name in type(obj).model_fields:
+            register_secrets_in(getattr(obj, name))
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            register_secrets_in(value)
+    elif isinstance(obj, list | tuple):
+        for value in obj:
+            register_secrets_in(value)
+
+
+def redact_text(text: str) -> str:
+    """Replace every registered secret inside ``text``."""
+    pattern = _pattern
+    return pattern.sub(MASK, text) if pattern is not None else text
+
+
+def _redact_value(key: str, value: Any) -> Any:  # noqa: PLR0911 - one branch per type
+    if isinstance(value, SecretStr):
+        return MASK
+    if _SENSITIVE_KEY.search(key) and isinstance(value, str | bytes) and value:
+        return MASK
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(key, v) for v in value]
+    if isinstance(value, BaseException):
+        return redact_text(f"{type(value).__name__}: {value}")
+    return value
+
+
+def _redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    for key in list(event_dict):
+        event_dict[key] = _redact_value(key, event_dict[key])
+    return event_dict
+
+
+def _processors(json_lines: bool) -> Iterable[Any]:
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if json_lines:
+        shared += [
+            structlog.processors.format_exc_info,
+            _redact,
+            structlog.processors.JSONRenderer(),
+        ]
+    else:
+        shared += [
+            structlog.processors.format_exc_info,
+            _redact,
+            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+        ]
+    return shared
+
+
+def configure_logging(level: str = "info", fmt: str = "auto") -> None:
+    """Set up structlog for the process: to stderr, JSON unless ``fmt`` is console or stderr is a TTY."""
+    json_lines = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    numeric = logging.getLevelName(level.upper())
+    structlog.configure(
+        processors=list(_processors(json_lines)),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    # Libraries (urllib3, httpx, apscheduler) log through the standard library: keep them quiet
+    # and route what passes through the same stream.
+    logging.basicConfig(
+        level=max(numeric, logging.WARNING), stream=sys.stderr, format="%(message)s"
+    )
+    for noisy in ("apscheduler", "httpx", "httpcore", "urllib3", "github", "gitlab"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,48 @@
+"""The ``fetcher`` command line.
+
+Exit codes: 0 success; 1 the command ran but something failed (dead letters after a sync, a failed
+check, an unhealthy daemon); 2 bad usage or a bad configuration (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from deploy_fetcher._version import __version__
+from deploy_fetcher.cli import _check, _outbox, _run, _state, _sync
+from deploy_fetcher.cli._common import EXIT_FAILED, EXIT_USAGE, UsageError
+from deploy_fetcher.errors import ConfigError, FetcherError, PluginError
+
+__all__ = ["main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="fetcher",
+        description="Pull deployment activity out of CI systems and forward it to dashboards.",
+    )
+    parser.add_argument("--version", action="version", version=f"deploy-fetcher {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in (_run, _sync, _check, _state, _outbox):
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fetcher`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except (ConfigError, PluginError, UsageError) as exc:
+        print(f"fetcher: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FetcherError as exc:
+        print(f"fetcher: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    return code

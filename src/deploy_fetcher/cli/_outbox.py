@@ -1,0 +1,121 @@
+"""``fetcher outbox``: list, retry and purge queued and dead-lettered events."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from deploy_fetcher.cli._common import EXIT_OK, UsageError, load, print_table
+from deploy_fetcher.model import format_rfc3339
+from deploy_fetcher.store import open_store
+
+__all__ = ["register"]
+
+
+def register(commands: Any) -> None:
+    """Add the subcommands."""
+    outbox = commands.add_parser("outbox", help="inspect, retry or purge queued and dead events")
+    outbox.add_argument("--config", help="YAML file (default: $FETCHER_CONFIG)")
+    sub = outbox.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    lst = sub.add_parser("list", help="rows, newest first (dead letters by default)")
+    lst.add_argument("--sink")
+    lst.add_argument("--state", choices=["pending", "delivered", "dead", "all"], default="dead")
+    lst.add_argument("--limit", type=int, default=50)
+    lst.set_defaults(handler=_list)
+
+    stats = sub.add_parser("stats", help="counts per sink")
+    stats.set_defaults(handler=_stats)
+
+    retry = sub.add_parser("retry", help="queue dead letters again")
+    retry.add_argument("ids", nargs="*", type=int)
+    retry.add_argument("--sink")
+    retry.add_argument("--all", action="store_true", help="every dead letter (of --sink)")
+    retry.set_defaults(handler=_retry)
+
+    purge = sub.add_parser("purge", help="delete dead letters for good")
+    purge.add_argument("ids", nargs="*", type=int)
+    purge.add_argument("--sink")
+    purge.add_argument("--all", action="store_true", help="every dead letter (of --sink)")
+    purge.set_defaults(handler=_purge)
+
+
+def _list(args: argparse.Namespace) -> int:
+    config = load(args.config, log_level="warning")
+    store = open_store(config.state)
+    try:
+        rows = store.list_rows(
+            sink=args.sink, state=None if args.state == "all" else args.state, limit=args.limit
+        )
+    finally:
+        store.close()
+    print_table(
+        ["id", "sink", "state", "deployment_id", "status", "happened_at", "attempts", "last error"],
+        [
+            (
+                r.id,
+                r.sink,
+                r.state,
+                r.event.deployment_id,
+                r.event.status.value,
+                format_rfc3339(r.event.happened_at),
+                r.attempts,
+                (r.last_error or "").replace("\n", " ")[:200],
+            )
+            for r in rows
+        ],
+    )
+    return EXIT_OK
+
+
+def _stats(args: argparse.Namespace) -> int:
+    config = load(args.config, log_level="warning")
+    store = open_store(config.state)
+    try:
+        stats = store.stats()
+    finally:
+        store.close()
+    print_table(
+        ["sink", "pending", "delivered", "dead", "oldest pending"],
+        [
+            (
+                s.sink,
+                s.pending,
+                s.delivered,
+                s.dead,
+                format_rfc3339(s.oldest_pending_at) if s.oldest_pending_at else "",
+            )
+            for s in stats
+        ],
+    )
+    return EXIT_OK
+
+
+def _selection(args: argparse.Namespace) -> dict[str, Any]:
+    if not (args.ids or args.all):
+        raise UsageError(f"outbox {args.action} needs row ids or --all")
+    return {"sink": args.sink, "ids": args.ids or None}
+
+
+def _retry(args: argparse.Namespace) -> int:
+    selection = _selection(args)
+    config = load(args.config, log_level="warning")
+    store = open_store(config.state)
+    try:
+        count = store.retry_dead(**selection)
+    finally:
+        store.close()
+    print(f"{count} dead letters queued again")
+    return EXIT_OK
+
+
+def _purge(args: argparse.Namespace) -> int:
+    selection = _selection(args)
+    config = load(args.config, log_level="warning")
+    store = open_store(config.state)
+    try:
+        count = store.purge(state="dead", **selection)
+    finally:
+        store.close()
+    print(f"{count} dead letters purged")
+    return EXIT_OK

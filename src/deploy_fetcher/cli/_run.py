@@ -1,0 +1,52 @@
+"""``fetcher run`` (the daemon) and ``fetcher healthcheck`` (the container's probe)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+from deploy_fetcher.cli._common import EXIT_FAILED, EXIT_OK, load
+
+__all__ = ["register"]
+
+
+def register(commands: Any) -> None:
+    """Add the subcommands."""
+    run = commands.add_parser("run", help="run the daemon in the foreground")
+    run.add_argument("--config", help="YAML file (default: $FETCHER_CONFIG)")
+    run.add_argument(
+        "--grace", type=float, default=20.0, help="seconds to flush on SIGTERM (default 20)"
+    )
+    run.set_defaults(handler=_run)
+
+    health = commands.add_parser(
+        "healthcheck", help="probe a running daemon's /readyz (or /healthz); exit 0 when healthy"
+    )
+    health.add_argument("--url", default=None, help="default http://127.0.0.1:8080/readyz")
+    health.add_argument("--live", action="store_true", help="probe /healthz (liveness) instead")
+    health.add_argument("--timeout", type=float, default=5.0)
+    health.set_defaults(handler=_healthcheck)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from deploy_fetcher.daemon import Daemon
+
+    config = load(args.config)
+    return Daemon(config, grace=args.grace).run_forever()
+
+
+def _healthcheck(args: argparse.Namespace) -> int:
+    url = args.url or f"http://127.0.0.1:8080/{'healthz' if args.live else 'readyz'}"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:  # noqa: S310 - local probe
+            ok = response.status == 200  # noqa: PLR2004
+            body = response.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        ok, body = False, exc.read().decode(errors="replace")
+    except OSError as exc:
+        ok, body = False, str(exc)
+    print(body.strip(), file=sys.stdout if ok else sys.stderr)
+    return EXIT_OK if ok else EXIT_FAILED

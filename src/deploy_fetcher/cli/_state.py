@@ -1,0 +1,86 @@
+"""``fetcher state``: list, show and reset the sources' cursors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from deploy_fetcher.cli._common import EXIT_FAILED, EXIT_OK, UsageError, load, print_table
+from deploy_fetcher.store import open_store
+
+__all__ = ["register"]
+
+
+def register(commands: Any) -> None:
+    """Add the subcommands."""
+    state = commands.add_parser("state", help="inspect or reset the sources' cursors")
+    state.add_argument("--config", help="YAML file (default: $FETCHER_CONFIG)")
+    sub = state.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub.add_parser("list", help="every stored cursor").set_defaults(handler=_list)
+    show = sub.add_parser("show", help="one cursor as JSON")
+    show.add_argument("key", help="source or source/target, as `state list` prints it")
+    show.set_defaults(handler=_show)
+    reset = sub.add_parser(
+        "reset", help="forget cursors: the next poll starts again at now - lookback"
+    )
+    reset.add_argument("keys", nargs="*", help="keys to reset")
+    reset.add_argument("--source", help="reset every target of this source")
+    reset.add_argument("--all", action="store_true", help="reset every cursor")
+    reset.set_defaults(handler=_reset)
+
+
+def _list(args: argparse.Namespace) -> int:
+    config = load(args.config, log_level="warning")
+    store = open_store(config.state)
+    try:
+        records = store.list_cursors()
+    finally:
+        store.close()
+    print_table(
+        ["key", "updated", "size"],
+        [
+            (r.key, r.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ"), len(json.dumps(r.cursor)))
+            for r in records
+        ],
+    )
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    config = load(args.config, log_level="warning")
+    store = open_store(config.state)
+    try:
+        cursor = store.get_cursor(args.key)
+    finally:
+        store.close()
+    if cursor is None:
+        print(f"fetcher: no cursor stored under {args.key!r} (see `fetcher state list`)")
+        return EXIT_FAILED
+    print(json.dumps(cursor, indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def _reset(args: argparse.Namespace) -> int:
+    if not (args.keys or args.source or args.all):
+        raise UsageError("state reset needs KEY..., --source NAME or --all")
+    config = load(args.config, log_level="warning")
+    store = open_store(config.state)
+    try:
+        keys = list(args.keys)
+        if args.all or args.source:
+            keys += [
+                record.key
+                for record in store.list_cursors()
+                if args.all or record.key == args.source or record.key.startswith(f"{args.source}/")
+            ]
+        done = [key for key in dict.fromkeys(keys) if store.reset_cursor(key)]
+    finally:
+        store.close()
+    for key in done:
+        print(f"reset {key}")
+    missing = set(args.keys) - set(done)
+    if missing:
+        print(f"fetcher: no cursor stored under {', '.join(sorted(missing))}")
+        return EXIT_FAILED
+    return EXIT_OK

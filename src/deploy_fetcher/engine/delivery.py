@@ -1,0 +1,219 @@
+"""One delivery worker per sink: drains its outbox, retries, pauses, dead-letters.
+
+Decisions come from the sink's :data:`~deploy_fetcher.sinks.Delivery` value alone:
+
+* ``Delivered`` → mark the row delivered (it stays as dedup ledger until pruned);
+* ``Retry`` → the sink is struggling, not the event: back off the whole sink (exponential with full
+  jitter, at least the server's Retry-After), keep the row at the head of the line so events stay in
+  ``happened_at`` order;
+* ``Unauthorized`` → the credential is broken: pause the sink (readiness degraded), keep every row, and
+  probe again every ``pause_probe`` seconds so a fixed secret resumes delivery without a restart;
+* ``Rejected`` → dead-letter the row with the reason and go on.
+
+A worker is woken as soon as the poller commits rows for its sink, not on the next tick.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import structlog
+from tenacity import wait_random_exponential
+
+from deploy_fetcher.engine.health import Health
+from deploy_fetcher.errors import StoreError
+from deploy_fetcher.metrics import Metrics
+from deploy_fetcher.model import utc_now
+from deploy_fetcher.sinks import Delivered, Rejected, Retry, Sink, Unauthorized
+from deploy_fetcher.store import OutboxRow, StateStore
+
+__all__ = ["DeliveryPolicy", "DeliveryWorker"]
+
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """Tunables of a delivery worker (defaults suit production; tests shrink them)."""
+
+    batch: int = 50
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+    retry_after_max: float = 3600.0
+    pause_probe: float = 60.0
+    idle_poll: float = 5.0
+    lease_floor: float = 60.0
+
+
+def _backoff(policy: DeliveryPolicy) -> Any:
+    return wait_random_exponential(multiplier=policy.backoff_base, max=policy.backoff_max)
+
+
+@dataclass
+class DeliveryWorker:
+    """Drains one sink's outbox in a thread of its own."""
+
+    sink: Sink
+    store: StateStore
+    metrics: Metrics
+    health: Health
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.name = self.sink.config.name
+        self._wake = threading.Event()
+        self._failures = 0
+        self._resume_at = 0.0  # monotonic time before which the sink is left alone
+        self._wait = _backoff(self.policy)
+        self._thread: threading.Thread | None = None
+        self._log = _log.bind(sink=self.name)
+        self.delivered = 0
+        self.dead = 0
+
+    # -- control ---------------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Rows were committed for this sink: look at once."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Run the worker loop in a daemon thread."""
+        self._thread = threading.Thread(target=self.run, name=f"deliver-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Stop after the event in hand; wait up to ``timeout`` seconds."""
+        self.stop_event.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def backing_off(self) -> float:
+        """Seconds until the sink may be tried again (0 when it may be tried now)."""
+        return max(0.0, self._resume_at - time.monotonic())
+
+    @property
+    def alive(self) -> bool:
+        """Whether the worker thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Loop until stopped: claim a batch, send it, sleep until woken or something is due."""
+        while not self.stop_event.is_set():
+            try:
+                pause = self.drain_once()
+            except StoreError as exc:
+                self.health.set_store_problem(str(exc))
+                pause = self.policy.idle_poll
+            except Exception:
+                self._log.exception("delivery.unexpected_error")
+                pause = self.policy.idle_poll
+            if pause > 0 and not self.stop_event.is_set():
+                self._wake.wait(pause)
+                self._wake.clear()
+
+    def _lease(self) -> float:
+        timeout = self.sink.config.timeout.total_seconds()
+        return max(self.policy.lease_floor, self.policy.batch * (timeout + 1) * 1.5)
+
+    def drain_once(self) -> float:
+        """Send one claimed batch; return how long to wait before the next (0 = go on at once)."""
+        backing_off = self._resume_at - time.monotonic()
+        if backing_off > 0:
+            # New rows woke us, but the sink is backing off or paused: they wait their turn.
+            return backing_off
+        now = utc_now()
+        rows = self.store.claim(
+            self.name, limit=self.policy.batch, lease_seconds=self._lease(), now=now
+        )
+        if not rows:
+            self._update_depth()
+            return self.policy.idle_poll
+        for index, row in enumerate(rows):
+            if self.stop_event.is_set():
+                self.store.release([r.id for r in rows[index:]])
+                return 0
+            wait = self._send(row)
+            if wait is not None:
+                self._resume_at = time.monotonic() + wait
+                self.store.release([r.id for r in rows[index + 1 :]])
+                self._update_depth()
+                return wait
+        self._update_depth()
+        return 0
+
+    def _send(self, row: OutboxRow) -> float | None:
+        """Deliver one row; None to go on with the batch, else seconds to wait before the next try."""
+        started = time.monotonic()
+        try:
+            outcome = self.sink.send(row.event)
+        except Exception as exc:  # a sink bug is a retry, never a lost event
+            self._log.exception("delivery.sink_error", row=row.id)
+            outcome = Retry(reason=f"sink error: {type(exc).__name__}: {exc}")
+        now = utc_now()
+        log = self._log.bind(
+            row=row.id, deployment_id=row.event.deployment_id, status=row.event.status.value
+        )
+        if isinstance(outcome, Delivered):
+            self.store.mark_delivered(row.id, now=now)
+            self.metrics.deliveries.labels(self.name, "delivered").inc()
+            self.metrics.delivery_latency.labels(self.name).observe(
+                max(0.0, (now - row.created_at).total_seconds())
+            )
+            self.delivered += 1
+            if self._failures:
+                log.info("delivery.recovered", after_failures=self._failures)
+            self._failures = 0
+            self.health.sink_resumed(self.name)
+            log.debug("delivery.delivered", seconds=round(time.monotonic() - started, 3))
+            return None
+        if isinstance(outcome, Rejected):
+            self.store.dead_letter(row.id, reason=outcome.reason, now=now)
+            self.metrics.deliveries.labels(self.name, "rejected").inc()
+            self.dead += 1
+            log.warning(
+                "delivery.dead_lettered", reason=outcome.reason, status_code=outcome.status_code
+            )
+            return None
+        if isinstance(outcome, Unauthorized):
+            self.store.release([row.id])
+            self.metrics.deliveries.labels(self.name, "unauthorized").inc()
+            self.metrics.sink_paused.labels(self.name).set(1)
+            self.health.sink_paused(self.name, f"credentials rejected ({outcome.reason})")
+            return self.policy.pause_probe
+        # Retry
+        self._failures += 1
+        self.metrics.deliveries.labels(self.name, "retry").inc()
+        max_attempts = self.sink.config.max_attempts
+        if max_attempts is not None and row.attempts + 1 >= max_attempts:
+            reason = f"gave up after {row.attempts + 1} attempts: {outcome.reason}"
+            self.store.dead_letter(row.id, reason=reason, now=now)
+            self.dead += 1
+            log.warning("delivery.dead_lettered", reason=reason)
+            return None
+        delay = float(self._wait(SimpleNamespace(attempt_number=self._failures)))
+        if outcome.after is not None:
+            delay = max(delay, min(outcome.after, self.policy.retry_after_max))
+        self.store.mark_retry(
+            row.id, next_attempt_at=now + timedelta(seconds=delay), error=outcome.reason
+        )
+        if self._failures == 1 or outcome.after is not None:
+            log.warning(
+                "delivery.retrying",
+                reason=outcome.reason,
+                status_code=outcome.status_code,
+                retry_in=round(delay, 2),
+            )
+        return delay
+
+    def _update_depth(self) -> None:
+        self.metrics.outbox_depth.labels(self.name).set(self.store.pending_count(self.name))
+        if self.name not in self.health.paused_sinks:
+            self.metrics.sink_paused.labels(self.name).set(0)

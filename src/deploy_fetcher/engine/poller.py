@@ -1,0 +1,190 @@
+"""Running one source target once: cursor → adapter pages → rules → one transaction per page.
+
+This is the only place the transaction rule lives: a page's events (fanned out to the sinks that
+want them) and the page's cursor are committed together, so a crash at any point loses nothing and a
+re-read of an overlap window is deduplicated by the store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from deploy_fetcher.config import FetcherConfig, SinkConfig, SourceConfig
+from deploy_fetcher.engine.health import Health
+from deploy_fetcher.engine.rules import apply_rules, fill_parents
+from deploy_fetcher.errors import (
+    AuthError,
+    RateLimited,
+    SourceError,
+    StoreError,
+    TargetNotFound,
+    TransientError,
+)
+from deploy_fetcher.metrics import Metrics
+from deploy_fetcher.model import DeployEvent
+from deploy_fetcher.providers import Page, Provider
+from deploy_fetcher.sinks._select import select
+from deploy_fetcher.store import StateStore
+
+__all__ = ["CycleResult", "Poller", "preview", "target_key"]
+
+_log = structlog.get_logger(__name__)
+
+
+def target_key(source: str, target: str) -> str:
+    """The store key of a source target's cursor (``source`` alone when the two are the same)."""
+    return source if target == source else f"{source}/{target}"
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """What one run of a source target did."""
+
+    key: str
+    outcome: str
+    pages: int = 0
+    events: int = 0
+    queued: int = 0
+    error: str = ""
+
+
+_OUTCOMES: tuple[tuple[type[SourceError], str], ...] = (
+    (AuthError, "auth_error"),
+    (TargetNotFound, "not_found"),
+    (RateLimited, "rate_limited"),
+    (TransientError, "transient_error"),
+)
+
+
+class Poller:
+    """Runs source targets and commits what they yield; knows no provider or sink by name."""
+
+    def __init__(
+        self,
+        config: FetcherConfig,
+        store: StateStore,
+        metrics: Metrics,
+        health: Health,
+        *,
+        on_commit: Callable[[Sequence[str]], None] = lambda _sinks: None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.metrics = metrics
+        self.health = health
+        self.on_commit = on_commit
+        self.should_stop = should_stop
+        self._sinks: Mapping[str, SinkConfig] = {s.name: s for s in config.sinks if s.enabled}
+
+    # -- the fan-out -----------------------------------------------------------------------------
+    def prepare(
+        self, source: SourceConfig, events: Sequence[DeployEvent]
+    ) -> list[tuple[str, DeployEvent]]:
+        """Apply the rules, fill promotion parents, and fan out to the sinks that want each event."""
+        kept = [e for e in (apply_rules(e, self.config.rules) for e in events) if e is not None]
+        kept = fill_parents(
+            kept,
+            self.config.rules,
+            lambda service, env, sha: self.store.latest_success(
+                service=service, environment=env, sha=sha
+            ),
+        )
+        rows: list[tuple[str, DeployEvent]] = []
+        for sink_name in self.config.sink_names_for(source):
+            sink = self._sinks[sink_name]
+            rows += [(sink_name, e) for e in (select(sink, ev) for ev in kept) if e is not None]
+        return rows
+
+    def commit(self, source: SourceConfig, key: str, page: Page) -> int:
+        """Store one page's rows and cursor atomically; wake the sinks that got rows."""
+        rows = self.prepare(source, page.events)
+        inserted = self.store.commit_page(key, page.cursor, rows)
+        for event in page.events:
+            self.metrics.events.labels(source.name, event.status.value).inc()
+        if inserted:
+            self.on_commit(sorted({sink for sink, _ in rows}))
+        return inserted
+
+    # -- one cycle -------------------------------------------------------------------------------
+    def run_target(self, provider: Provider, target: str) -> CycleResult:
+        """Poll one target from its stored cursor, committing page by page."""
+        source = provider.config
+        key = target_key(source.name, target)
+        log = _log.bind(source=source.name, target=target)
+        started = time.monotonic()
+        pages = events = queued = 0
+        outcome, error = "ok", ""
+        try:
+            cursor = self.store.get_cursor(key)
+            for page in provider.poll(target, cursor):
+                pages += 1
+                events += len(page.events)
+                queued += self.commit(source, key, page)
+                if self.should_stop():
+                    log.info("poll.stopped_after_page", pages=pages)
+                    break
+        except StoreError as exc:
+            outcome, error = "store_error", str(exc)
+            self.health.set_store_problem(error)
+        except SourceError as exc:
+            outcome = next((name for cls, name in _OUTCOMES if isinstance(exc, cls)), "error")
+            error = str(exc)
+        except Exception as exc:
+            # An adapter bug must not kill the scheduler thread; it is logged with its traceback.
+            outcome, error = "error", f"{type(exc).__name__}: {exc}"
+            log.exception("poll.unexpected_error")
+        elapsed = time.monotonic() - started
+        self.metrics.poll_cycles.labels(source.name, outcome).inc()
+        self.metrics.poll_duration.labels(source.name).observe(elapsed)
+        if outcome == "ok":
+            self.health.target_ok(key)
+            self.metrics.last_success.labels(key).set(time.time())
+            log.debug(
+                "poll.done", pages=pages, events=events, queued=queued, seconds=round(elapsed, 3)
+            )
+        elif outcome != "store_error":
+            self.health.target_failed(key, outcome, error)
+        return CycleResult(key, outcome, pages, events, queued, error)
+
+    # -- backfill --------------------------------------------------------------------------------
+    def backfill_target(
+        self,
+        provider: Provider,
+        target: str,
+        since: datetime,
+        until: datetime,
+        *,
+        progress: Callable[[int], None] = lambda _n: None,
+    ) -> CycleResult:
+        """Walk a time window and queue its events; the source's cursor is left alone."""
+        source = provider.config
+        key = target_key(source.name, target)
+        pages = events = queued = 0
+        try:
+            for page in provider.backfill(target, since, until):
+                pages += 1
+                events += len(page.events)
+                queued += self.commit(source, key, Page(page.events, None))
+                progress(len(page.events))
+                if self.should_stop():
+                    break
+        except SourceError as exc:
+            return CycleResult(key, "error", pages, events, queued, str(exc))
+        return CycleResult(key, "ok", pages, events, queued)
+
+
+def preview(
+    config: FetcherConfig, provider: Provider, target: str, since: datetime, until: datetime
+) -> Iterator[DeployEvent]:
+    """What a backfill would queue after the rules, without touching a store (``sync --dry-run``)."""
+    for page in provider.backfill(target, since, until):
+        for event in page.events:
+            kept = apply_rules(event, config.rules)
+            if kept is not None:
+                yield kept

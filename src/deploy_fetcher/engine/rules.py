@@ -1,0 +1,138 @@
+"""Provider-agnostic mapping rules: renames, templates, filters, promotion-order parents.
+
+Pure functions over :class:`~deploy_fetcher.model.DeployEvent`; the only I/O (looking up an upstream
+deployment in the store) is passed in as a callable.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import string
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+
+from deploy_fetcher.config import Filter, NameRule, RulesConfig
+from deploy_fetcher.model import DeployEvent, Status
+
+__all__ = ["apply_rules", "fill_parents", "matches_filter", "promotion_order"]
+
+_log = structlog.get_logger(__name__)
+
+#: (service, environment, sha) → deployment_id of the latest success there, or None.
+SuccessLookup = Callable[[str, str, str], str | None]
+
+
+class _Fields(dict[str, Any]):
+    """Template namespace: event fields and metadata; an unknown name is an error we report."""
+
+    def __missing__(self, key: str) -> Any:
+        raise KeyError(key)
+
+
+def _render(template: str, event: DeployEvent, current: str, what: str) -> str:
+    fields = _Fields(event.metadata)
+    fields.update(
+        {
+            "service": event.service if what != "service" else current,
+            "environment": event.environment if what != "environment" else current,
+            "provider": event.provider,
+            "source": event.source,
+            "status": event.status.value,
+            "version": event.version or "",
+            "ref": event.ref or "",
+            "sha": event.sha or "",
+            "short_sha": (event.sha or "")[:7],
+            "actor": event.actor or "",
+        }
+    )
+    try:
+        rendered = string.Formatter().vformat(template, (), fields)
+    except (KeyError, IndexError, ValueError) as exc:
+        _log.warning("rules.template_failed", template=template, field=what, error=str(exc))
+        return current
+    return rendered.strip() or current
+
+
+def _rename(rule: NameRule, event: DeployEvent, value: str, what: str) -> str:
+    value = rule.rename.get(value, value)
+    if rule.template:
+        value = _render(rule.template, event, value, what)
+    return value
+
+
+def _any(patterns: Sequence[str], value: str) -> bool:
+    return any(fnmatch.fnmatchcase(value, pattern) for pattern in patterns)
+
+
+def matches_filter(flt: Filter, event: DeployEvent) -> bool:
+    """Whether an event passes every non-empty criterion of a filter."""
+    if flt.services and not _any(flt.services, event.service):
+        return False
+    if flt.environments and not _any(flt.environments, event.environment):
+        return False
+    return not (flt.statuses and event.status not in flt.statuses)
+
+
+def _excluded(flt: Filter, event: DeployEvent) -> bool:
+    """An exclude filter drops an event when every criterion it sets matches."""
+    if not (flt.services or flt.environments or flt.statuses):
+        return False
+    return matches_filter(flt, event)
+
+
+def apply_rules(event: DeployEvent, rules: RulesConfig) -> DeployEvent | None:
+    """Rename service/environment, then filter; None when the rules drop the event."""
+    service = _rename(rules.service, event, event.service, "service")
+    environment = _rename(rules.environment, event, event.environment, "environment")
+    if (service, environment) != (event.service, event.environment):
+        try:
+            event = event.model_copy(
+                update={"service": service[:128], "environment": environment[:64]}
+            )
+        except ValueError:
+            return event
+    if rules.include is not None and not matches_filter(rules.include, event):
+        return None
+    if rules.exclude is not None and _excluded(rules.exclude, event):
+        return None
+    return event
+
+
+def promotion_order(rules: RulesConfig, service: str) -> list[str]:
+    """The environment order that applies to ``service`` (exact name first, then the first glob)."""
+    if service in rules.promotion:
+        return rules.promotion[service]
+    for pattern, order in rules.promotion.items():
+        if fnmatch.fnmatchcase(service, pattern):
+            return order
+    return []
+
+
+def fill_parents(
+    events: Sequence[DeployEvent], rules: RulesConfig, lookup: SuccessLookup
+) -> list[DeployEvent]:
+    """Give events without parents the latest upstream success of the same service and sha.
+
+    Successes earlier in the same batch count too (a page can hold dev's success and prod's start).
+    """
+    if not rules.promotion:
+        return list(events)
+    seen: dict[tuple[str, str, str], str] = {}
+    out: list[DeployEvent] = []
+    for original in events:
+        event = original
+        order = promotion_order(rules, event.service)
+        if not event.parent_deployments and event.sha and event.environment in order:
+            index = order.index(event.environment)
+            if index > 0:
+                upstream = order[index - 1]
+                key = (event.service, upstream, event.sha)
+                parent = seen.get(key) or lookup(*key)
+                if parent and parent != event.deployment_id:
+                    event = event.model_copy(update={"parent_deployments": (parent,)})
+        if event.status is Status.SUCCESS and event.sha:
+            seen[(event.service, event.environment, event.sha)] = event.deployment_id
+        out.append(event)
+    return out

@@ -1,0 +1,115 @@
+"""Everything a running fetcher holds, built once from the configuration.
+
+The daemon, ``fetcher sync`` and the tests all build a :class:`Runtime`; only the driver differs
+(the scheduler, a one-off backfill, a test calling :meth:`Poller.run_target` directly).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import structlog
+
+from deploy_fetcher._version import __version__
+from deploy_fetcher.config import FetcherConfig
+from deploy_fetcher.engine.delivery import DeliveryPolicy, DeliveryWorker
+from deploy_fetcher.engine.health import Health
+from deploy_fetcher.engine.poller import Poller
+from deploy_fetcher.metrics import Metrics
+from deploy_fetcher.plugins import load_provider, load_sink
+from deploy_fetcher.providers import Provider, ProviderContext
+from deploy_fetcher.sinks import Sink, SinkContext
+from deploy_fetcher.store import StateStore, open_store
+
+__all__ = ["Runtime"]
+
+_log = structlog.get_logger(__name__)
+
+USER_AGENT = f"deploy-fetcher/{__version__}"
+
+
+class Runtime:
+    """Store, providers, sinks, poller and delivery workers of one process."""
+
+    def __init__(
+        self,
+        config: FetcherConfig,
+        *,
+        store: StateStore | None = None,
+        metrics: Metrics | None = None,
+        policy: DeliveryPolicy | None = None,
+        sources: Sequence[str] | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.health = Health()
+        self.stop = threading.Event()
+        self.store = store or open_store(config.state)
+        self.context = ProviderContext(
+            metrics=self.metrics, defaults=config.defaults, stop=self.stop
+        )
+        chosen = [s for s in config.sources if s.enabled and (sources is None or s.name in sources)]
+        self.providers: dict[str, Provider] = {
+            s.name: load_provider(s.provider)(s, self.context) for s in chosen
+        }
+        sink_context = SinkContext(metrics=self.metrics, user_agent=USER_AGENT)
+        self.sinks: dict[str, Sink] = {
+            c.name: load_sink(c.type)(c, sink_context) for c in config.sinks if c.enabled
+        }
+        self.workers: dict[str, DeliveryWorker] = {
+            name: DeliveryWorker(
+                sink=sink,
+                store=self.store,
+                metrics=self.metrics,
+                health=self.health,
+                policy=policy or DeliveryPolicy(),
+                stop_event=threading.Event(),
+            )
+            for name, sink in self.sinks.items()
+        }
+        self.poller = Poller(
+            config,
+            self.store,
+            self.metrics,
+            self.health,
+            on_commit=self.wake,
+            should_stop=self.stop.is_set,
+        )
+
+    def wake(self, sinks: Sequence[str]) -> None:
+        """Tell the workers of ``sinks`` that rows are waiting."""
+        for name in sinks:
+            worker = self.workers.get(name)
+            if worker is not None:
+                worker.wake()
+
+    def start_delivery(self) -> None:
+        """Start one delivery thread per sink."""
+        for worker in self.workers.values():
+            worker.start()
+
+    def stop_delivery(self, grace: float) -> None:
+        """Stop the delivery threads, giving them ``grace`` seconds in all."""
+        for worker in self.workers.values():
+            worker.stop_event.set()
+            worker.wake()
+        per_worker = grace / max(1, len(self.workers))
+        for worker in self.workers.values():
+            worker.stop(per_worker)
+
+    def ready_problems(self) -> list[str]:
+        """Every reason the process is not ready (empty = ready)."""
+        problems = self.health.problems()
+        for name, provider in self.providers.items():
+            problems += [f"source {name}: {p}" for p in provider.ready_problems()]
+        return problems
+
+    def close(self) -> None:
+        """Release clients and the store."""
+        for provider in self.providers.values():
+            provider.close()
+        for sink in self.sinks.values():
+            sink.close()
+        self.context.shared.close()
+        self.store.close()

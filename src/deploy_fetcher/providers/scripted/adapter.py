@@ -1,0 +1,167 @@
+"""Replays a JSON-lines script (or generated events) page by page with an offset cursor.
+
+Script lines are :class:`~deploy_fetcher.model.DeployEvent` objects as JSON. A line
+``{"raise": "auth" | "transient" | "not_found" | "rate_limited"}`` makes the poll that reaches it fail
+with that error class, once per process — how the tests make a source fail and recover. The file may
+grow between polls (tests append to it); the cursor is the number of lines consumed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import structlog
+from pydantic import Field, ValidationError
+
+from deploy_fetcher.config import Duration, Section, SourceConfig
+from deploy_fetcher.errors import (
+    AuthError,
+    RateLimited,
+    SourceError,
+    TargetNotFound,
+    TransientError,
+)
+from deploy_fetcher.model import DeployEvent, Status
+from deploy_fetcher.providers import Cursor, Page, Provider
+
+__all__ = ["Generate", "ScriptedProvider", "ScriptedSource"]
+
+_log = structlog.get_logger(__name__)
+
+_ERRORS: dict[str, type[SourceError]] = {
+    "auth": AuthError,
+    "transient": TransientError,
+    "not_found": TargetNotFound,
+    "rate_limited": RateLimited,
+}
+
+
+class Generate(Section):
+    """Synthetic events: ``count`` events over ``services`` × ``environments``, ``step`` apart."""
+
+    count: int = Field(ge=0)
+    services: int = Field(default=5, ge=1)
+    environments: list[str] = ["dev", "staging", "prod"]
+    start: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    step: Duration = timedelta(seconds=1)
+
+
+class ScriptedSource(SourceConfig):
+    """Config of a scripted source: exactly one of ``script`` or ``generate``."""
+
+    provider: Literal["scripted"] = "scripted"
+    script: Path | None = None
+    generate: Generate | None = None
+    page_size: int = Field(default=100, ge=1, le=10_000)
+
+
+_STATUSES = (Status.QUEUED, Status.IN_PROGRESS, Status.SUCCESS)
+
+
+def generated_event(spec: Generate, index: int, source: str) -> DeployEvent:
+    """The ``index``-th synthetic event (pure, so any page can be rebuilt from its offset)."""
+    deployment = index // len(_STATUSES)
+    status = _STATUSES[index % len(_STATUSES)]
+    service = f"service-{deployment % spec.services}"
+    environment = spec.environments[(deployment // spec.services) % len(spec.environments)]
+    return DeployEvent(
+        deployment_id=f"gen-{deployment}",
+        service=service,
+        environment=environment,
+        status=status,
+        happened_at=spec.start + spec.step * index,
+        version=f"v{deployment}",
+        run_number=deployment,
+        sha=f"{deployment:040x}",
+        ref="refs/heads/main",
+        provider="scripted",
+        source=source,
+        metadata={"repo": f"example/{service}", "repo_name": service},
+    )
+
+
+class ScriptedProvider(Provider):
+    """Replays a script file or generated events."""
+
+    name: ClassVar[str] = "scripted"
+    config_model: ClassVar[type[SourceConfig]] = ScriptedSource
+
+    def __init__(self, config: SourceConfig, context: Any) -> None:
+        super().__init__(config, context)
+        assert isinstance(config, ScriptedSource)  # noqa: S101 - the loader guarantees it
+        if (config.script is None) == (config.generate is None):
+            msg = "a scripted source needs exactly one of `script` or `generate`"
+            raise ValueError(msg)
+        self.source = config
+        self._raised: set[int] = set()
+
+    def _items(self, offset: int) -> Iterator[tuple[int, DeployEvent | None]]:
+        """(line number, event or None for a skipped line) from ``offset`` on, lazily."""
+        if self.source.generate is not None:
+            for index in range(offset, self.source.generate.count):
+                yield index, generated_event(self.source.generate, index, self.config.name)
+            return
+        assert self.source.script is not None  # noqa: S101
+        try:
+            handle = self.source.script.open(encoding="utf-8")
+        except FileNotFoundError:
+            raise TargetNotFound(f"script {self.source.script} does not exist") from None
+        with handle:
+            for index, line in enumerate(islice(handle, offset, None), start=offset):
+                if not line.endswith("\n"):
+                    return  # a line still being written: read it next time
+                yield index, self._parse(index, line)
+
+    def _parse(self, index: int, line: str) -> DeployEvent | None:
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            _log.warning("scripted.malformed_line", line=index + 1, error=str(exc))
+            return None
+        if isinstance(data, dict) and "raise" in data:
+            if index not in self._raised:
+                self._raised.add(index)
+                raise _ERRORS.get(str(data["raise"]), TransientError)(
+                    f"scripted failure at line {index + 1}"
+                )
+            return None
+        try:
+            data = {"provider": "scripted", "source": self.config.name, **data}
+            return DeployEvent.model_validate(data)
+        except ValidationError as exc:
+            _log.warning(
+                "scripted.invalid_event", line=index + 1, error=str(exc.errors()[0]["msg"])
+            )
+            return None
+
+    def poll(self, target: str, cursor: Cursor | None) -> Iterator[Page]:
+        """Everything after the cursor's offset, a page at a time."""
+        offset = int((cursor or {}).get("offset", 0))
+        events: list[DeployEvent] = []
+        position = offset
+        for index, event in self._items(offset):
+            position = index + 1
+            if event is not None:
+                events.append(event)
+            if position - offset >= self.source.page_size:
+                yield Page(events, {"offset": position})
+                events, offset = [], position
+        if position != offset or events:
+            yield Page(events, {"offset": position})
+
+    def backfill(self, target: str, since: datetime, until: datetime) -> Iterator[Page]:
+        """Events with happened_at in the window, in script order (which is oldest first)."""
+        page: list[DeployEvent] = []
+        for _, event in self._items(0):
+            if event is not None and since <= event.happened_at < until:
+                page.append(event)
+                if len(page) >= self.source.page_size:
+                    yield Page(page)
+                    page = []
+        if page:
+            yield Page(page)

@@ -1,0 +1,148 @@
+"""APScheduler jobs: one interval job per source target, plus discovery and housekeeping.
+
+* never two runs of one target at once (``max_instances=1``), missed runs coalesced into one;
+* jitter spreads hundreds of targets over the interval instead of a thundering herd on the CI API;
+* targets are discovered again every ``discovery_interval`` (``owner/*`` gains and loses repositories);
+* housekeeping refreshes gauges, checks the store is writable and prunes the dedup ledger.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from datetime import timedelta
+
+import structlog
+from apscheduler.events import EVENT_JOB_MISSED
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from deploy_fetcher.engine import Runtime, target_key
+from deploy_fetcher.model import utc_now
+from deploy_fetcher.providers import Provider
+
+__all__ = ["Scheduler"]
+
+_log = structlog.get_logger(__name__)
+
+HOUSEKEEPING_SECONDS = 15
+PRUNE_EVERY = timedelta(hours=1)
+
+
+class Scheduler:
+    """Drives a :class:`Runtime` on a schedule until shut down."""
+
+    def __init__(self, runtime: Runtime, *, max_workers: int = 8) -> None:
+        self.runtime = runtime
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=max_workers)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone="UTC",
+        )
+        self._targets: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+        self._last_prune = 0.0
+        self.misfires = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Schedule discovery of every source (at once), housekeeping, and start the scheduler."""
+        config = self.runtime.config
+        now = utc_now()
+        for name in self.runtime.providers:
+            self._scheduler.add_job(
+                self._discover,
+                IntervalTrigger(seconds=config.defaults.discovery_interval.total_seconds()),
+                args=[name],
+                id=f"discover:{name}",
+                next_run_time=now,
+            )
+        self._scheduler.add_job(
+            self._housekeeping,
+            IntervalTrigger(seconds=HOUSEKEEPING_SECONDS),
+            id="housekeeping",
+            next_run_time=now,
+        )
+        self._scheduler.add_listener(self._on_missed, mask=EVENT_JOB_MISSED)
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        """Stop scheduling and wait for running jobs (they stop after the page in hand)."""
+        self._scheduler.shutdown(wait=True)
+
+    def _on_missed(self, _event: object) -> None:
+        self.misfires += 1
+
+    # -- jobs ------------------------------------------------------------------------------------
+    def _discover(self, source_name: str) -> None:
+        provider = self.runtime.providers[source_name]
+        try:
+            targets = set(provider.targets())
+        except Exception as exc:
+            self.runtime.health.target_failed(source_name, "discovery_error", str(exc))
+            _log.debug("discovery.failed", source=source_name, error=str(exc))
+            return
+        with self._lock:
+            known = self._targets.get(source_name, set())
+            for target in sorted(targets - known):
+                self._add_target(provider, target)
+            for target in sorted(known - targets):
+                key = target_key(source_name, target)
+                if self._scheduler.get_job(key) is not None:
+                    self._scheduler.remove_job(key)
+                self.runtime.health.forget_target(key)
+                _log.info("discovery.target_removed", source=source_name, target=target)
+            self._targets[source_name] = targets
+        if targets - known:
+            _log.info(
+                "discovery.targets",
+                source=source_name,
+                added=len(targets - known),
+                total=len(targets),
+            )
+
+    def _add_target(self, provider: Provider, target: str) -> None:
+        config = self.runtime.config
+        source = provider.config
+        interval = config.effective(source, "interval").total_seconds()
+        jitter = config.effective(source, "jitter").total_seconds()
+        first = utc_now() + timedelta(seconds=random.uniform(0, min(jitter, interval)))
+        self._scheduler.add_job(
+            self._poll,
+            IntervalTrigger(seconds=interval, jitter=jitter or None),
+            args=[source.name, target],
+            id=target_key(source.name, target),
+            next_run_time=first,
+            replace_existing=True,
+        )
+
+    def _poll(self, source_name: str, target: str) -> None:
+        if self.runtime.stop.is_set():
+            return
+        provider = self.runtime.providers[source_name]
+        self.runtime.poller.run_target(provider, target)
+
+    def _housekeeping(self) -> None:
+        runtime = self.runtime
+        try:
+            problem = runtime.store.check_writable()
+            runtime.health.set_store_problem(problem)
+            for stats in runtime.store.stats():
+                runtime.metrics.outbox_depth.labels(stats.sink).set(stats.pending)
+                runtime.metrics.dead_letters.labels(stats.sink).set(stats.dead)
+            now = utc_now()
+            for key, state in runtime.health.snapshot().items():
+                if state.last_success is not None:
+                    runtime.metrics.cursor_lag.labels(key).set(
+                        (now - state.last_success).total_seconds()
+                    )
+            if time.monotonic() - self._last_prune > PRUNE_EVERY.total_seconds():
+                self._last_prune = time.monotonic()
+                cutoff = now - runtime.config.state.delivered_retention
+                pruned = runtime.store.prune_delivered(older_than=cutoff)
+                if pruned:
+                    _log.info("store.pruned", rows=pruned)
+        except Exception as exc:
+            runtime.health.set_store_problem(str(exc))
