@@ -111,6 +111,8 @@ class LoggedRequest:
     query: str
     status: int
     headers: dict[str, str]
+    #: ``time.monotonic()`` when the answer was sent (tests check Retry-After was honoured).
+    at: float = 0.0
 
 
 class EmulatorServer:
@@ -292,6 +294,7 @@ class EmulatorServer:
                                 parts.query,
                                 response.status,
                                 request.headers,
+                                time.monotonic(),
                             )
                         )
                 self.send_response(response.status)
