@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 from tenacity import wait_random_exponential
 
+from deploy_fetcher.config import SinkConfig
 from deploy_fetcher.engine.health import Health
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.metrics import Metrics
@@ -42,16 +43,17 @@ class DeliveryPolicy:
     """Tunables of a delivery worker (defaults suit production; tests shrink them)."""
 
     batch: int = 50
-    backoff_base: float = 1.0
-    backoff_max: float = 300.0
     retry_after_max: float = 3600.0
     pause_probe: float = 60.0
     idle_poll: float = 5.0
     lease_floor: float = 60.0
 
 
-def _backoff(policy: DeliveryPolicy) -> Any:
-    return wait_random_exponential(multiplier=policy.backoff_base, max=policy.backoff_max)
+def _backoff(config: SinkConfig) -> Any:
+    """Exponential backoff with full jitter (tenacity's), from the sink's configuration."""
+    return wait_random_exponential(
+        multiplier=config.backoff_initial.total_seconds(), max=config.backoff_max.total_seconds()
+    )
 
 
 @dataclass
@@ -70,7 +72,7 @@ class DeliveryWorker:
         self._wake = threading.Event()
         self._failures = 0
         self._resume_at = 0.0  # monotonic time before which the sink is left alone
-        self._wait = _backoff(self.policy)
+        self._wait = _backoff(self.sink.config)
         self._thread: threading.Thread | None = None
         self._log = _log.bind(sink=self.name)
         self.delivered = 0
