@@ -1,10 +1,5 @@
 """The container image: what the Dockerfile promises an operator, checked without a Docker engine."""
 
-# Asserts read `expected == actual`, the project's convention for tests.
-# ruff: noqa: SIM300
-
-from __future__ import annotations
-
 import json
 import re
 import shlex
@@ -15,10 +10,10 @@ import tomllib
 import zipfile
 
 import pytest
-from _dockerfile import Dockerfile, Instruction, expand, parse_file
-from _dockerignore import context_files
-from _dockerignore import parse as parse_ignore
-from _paths import DOCKERFILE, DOCKERIGNORE, PYPROJECT, ROOT
+from tests.deploy._dockerfile import Dockerfile, Instruction, expand, parse_file
+from tests.deploy._dockerignore import context_files
+from tests.deploy._dockerignore import parse as parse_ignore
+from tests.deploy._paths import DOCKERFILE, DOCKERIGNORE, PYPROJECT, ROOT
 
 from deploy_fetcher import __version__
 from deploy_fetcher.config import ServerConfig

@@ -1,14 +1,10 @@
 """The Dockerfile and .dockerignore readers the image tests rely on."""
 
-# Asserts read `expected == actual`, the project's convention for tests.
-# ruff: noqa: SIM300
-
-from __future__ import annotations
-
 import pytest
-from _dockerfile import expand, parse
-from _dockerignore import is_excluded
-from _dockerignore import parse as parse_ignore
+from tests.deploy._dockerfile import expand, parse
+from tests.deploy._dockerignore import is_excluded
+from tests.deploy._dockerignore import parse as parse_ignore
+from tests.deploy._pod import PodFiles
 
 
 def test_continuation_lines_are_joined_and_inner_comments_dropped():
@@ -102,3 +98,15 @@ def test_dockerignore_last_matching_rule_wins_and_parents_count(path, expected):
     """An allow-list with re-excluded caches: the last matching rule decides, parents included."""
     rules = parse_ignore("*\n!src/\n!README.md\n**/__pycache__\n**/*.py[co]\n")
     assert expected == is_excluded(rules, path)
+
+
+def test_pod_paths_are_rewritten_once_and_only_at_path_boundaries(tmp_path):
+    """A mounted path is replaced by its copy, never inside a longer path or inside the copy."""
+    root = tmp_path / "scratch" / "x"
+    pod = PodFiles(root)
+    pod.mount("/scratch")
+    pod.mount("/run/secrets/app", {"token": "t"})
+    text = "/run/secrets/app/token /scratch /var/scratch/a /scratchy"
+    expected = f"{root}/run/secrets/app/token {root}/scratch /var/scratch/a /scratchy"
+    assert expected == pod.rewrite(text)
+    assert "t" == pod.host_path("/run/secrets/app/token").read_text()

@@ -1,10 +1,5 @@
 """The systemd unit for VM installs: runs the daemon as an unprivileged, sandboxed service."""
 
-# Asserts read `expected == actual`, the project's convention for tests.
-# ruff: noqa: SIM300
-
-from __future__ import annotations
-
 import configparser
 import re
 import shlex
@@ -14,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from _paths import SYSTEMD_UNIT
-from _unitfile import parse
+from tests.deploy._paths import SYSTEMD_UNIT
+from tests.deploy._unitfile import parse
 
 CONFIG = "/etc/deploy-fetcher/config.yaml"
 #: The daemon's default ``--grace``; systemd must wait longer than that before SIGKILL.
