@@ -89,7 +89,9 @@ class StateStore(Protocol):
         ...
 
     # -- outbox ------------------------------------------------------------------------------------
-    def claim(self, sink: str, *, limit: int, lease_seconds: float, now: datetime) -> list[OutboxRow]:
+    def claim(
+        self, sink: str, *, limit: int, lease_seconds: float, now: datetime
+    ) -> list[OutboxRow]:
         """Claim up to ``limit`` due pending rows of ``sink`` for this process, oldest ``happened_at`` first."""
         ...
 
@@ -134,12 +136,25 @@ class StateStore(Protocol):
         ...
 
     def prune_delivered(self, *, older_than: datetime) -> int:
-        """Delete delivered rows older than the retention window; returns how many."""
+        """Delete delivered rows older than the retention window; returns how many.
+
+        Successes older than the cutoff are forgotten too (see :meth:`latest_success`), so the store
+        stays the size of the retention window.
+        """
         ...
 
     # -- promotion order ----------------------------------------------------------------------------
     def latest_success(self, *, service: str, environment: str, sha: str) -> str | None:
         """deployment_id of the latest successful deployment of service+sha in environment."""
+        ...
+
+    # -- small values -----------------------------------------------------------------------------
+    def get_value(self, key: str) -> str | None:
+        """A value stored with :meth:`set_value` (e.g. a control stream's Last-Event-ID), or None."""
+        ...
+
+    def set_value(self, key: str, value: str) -> None:
+        """Store a small value under ``key``, replacing the previous one, durably."""
         ...
 
     # -- health ------------------------------------------------------------------------------------

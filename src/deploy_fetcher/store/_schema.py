@@ -1,0 +1,198 @@
+"""The SQLite state file's identity and schema, and the migrations that build it.
+
+A state file carries two numbers in its header: ``PRAGMA application_id`` says the file belongs to
+deploy-fetcher (so a stray database is never mistaken for ours and migrated into a mess), and
+``PRAGMA user_version`` says how many migrations have run. The schema version is the length of
+:data:`MIGRATIONS`: a future schema change is one function appended to that list, run once on open by
+whichever process gets there first.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from deploy_fetcher.errors import ForeignStateError, StoreError
+from deploy_fetcher.store._connections import Connections
+
+__all__ = [
+    "APPLICATION_ID",
+    "MIGRATIONS",
+    "Migration",
+    "check_file",
+    "ensure_schema",
+    "schema_version",
+]
+
+#: "DFET" in ASCII; written into every state file this project creates.
+APPLICATION_ID: Final = 0x44464554
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _v1_initial(conn: sqlite3.Connection) -> None:
+    """Create cursors, the outbox with its dedup ledger, the promotion ledger and the key/value table.
+
+    Timestamps are ISO 8601 UTC text of fixed width (``2024-05-01T12:00:00.000000Z``) so they sort as
+    text and stay readable in the ``sqlite3`` shell. ``AUTOINCREMENT`` keeps outbox ids from being
+    reused after a purge, because operators refer to rows by id in ``fetcher outbox``.
+
+    The claim index puts ``happened_at`` before ``next_attempt_at`` so a claim walks the index in
+    delivery order and stops after ``limit`` due rows, instead of sorting the whole due backlog of a
+    sink that was down for a day.
+    """
+    statements = (
+        """
+        CREATE TABLE cursors (
+            key        TEXT PRIMARY KEY,
+            cursor     TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE outbox (
+            id              INTEGER PRIMARY KEY AUTOINCREMENT,
+            sink            TEXT NOT NULL,
+            source          TEXT NOT NULL,
+            deployment_id   TEXT NOT NULL,
+            status          TEXT NOT NULL,
+            happened_at     TEXT NOT NULL,
+            event           TEXT NOT NULL,
+            state           TEXT NOT NULL DEFAULT 'pending'
+                            CHECK (state IN ('pending', 'delivered', 'dead')),
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            created_at      TEXT NOT NULL,
+            next_attempt_at TEXT NOT NULL,
+            last_error      TEXT,
+            claimed_by      TEXT,
+            claim_until     TEXT,
+            delivered_at    TEXT,
+            dead_at         TEXT
+        )
+        """,
+        "CREATE UNIQUE INDEX outbox_dedup ON outbox (sink, deployment_id, status, happened_at)",
+        "CREATE INDEX outbox_claim ON outbox (sink, state, happened_at, next_attempt_at)",
+        "CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE state = 'delivered'",
+        """
+        CREATE TABLE successes (
+            service       TEXT NOT NULL,
+            environment   TEXT NOT NULL,
+            sha           TEXT NOT NULL,
+            deployment_id TEXT NOT NULL,
+            happened_at   TEXT NOT NULL,
+            PRIMARY KEY (service, environment, sha)
+        )
+        """,
+        "CREATE INDEX successes_age ON successes (happened_at)",
+        """
+        CREATE TABLE kv (
+            key        TEXT PRIMARY KEY,
+            value      TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """,
+    )
+    for statement in statements:
+        conn.execute(statement)
+
+
+#: Migration ``i`` takes a file from schema version ``i`` to ``i + 1``.
+MIGRATIONS: list[Migration] = [_v1_initial]
+
+
+def schema_version() -> int:
+    """The schema version this code writes (read at call time so tests can append a migration)."""
+    return len(MIGRATIONS)
+
+
+_MAGIC: Final = b"SQLite format 3\x00"
+_REFUSED: Final = "refusing to touch it; move it away or set state.path to another file"
+
+
+def check_file(path: Path) -> None:
+    """Refuse, before SQLite opens anything, a path that cannot be or is not a state file.
+
+    Reading the 16-byte header is enough to recognise a text file or some other binary, and unlike
+    opening it with SQLite it cannot change a byte of it.
+    """
+    if not path.parent.is_dir():
+        msg = f"cannot open state file {path}: the directory {path.parent} does not exist"
+        raise StoreError(msg)
+    if path.is_dir():
+        msg = f"cannot open state file {path}: it is a directory"
+        raise StoreError(msg)
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(_MAGIC))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        msg = f"cannot read state file {path}: {exc.strerror or exc}"
+        raise StoreError(msg) from exc
+    if header and header != _MAGIC:
+        msg = f"{path} is not a deploy-fetcher state file (not an SQLite database); {_REFUSED}"
+        raise ForeignStateError(msg)
+
+
+def _foreign_if_corrupt(exc: BaseException | None, path: Path) -> ForeignStateError | None:
+    """The refusal for a file SQLite calls corrupt or not a database, else None."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if not name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return None
+    msg = f"{path} is corrupt or not a deploy-fetcher state file ({exc}); {_REFUSED}"
+    return ForeignStateError(msg)
+
+
+def _identify(conn: sqlite3.Connection, path: Path) -> int:
+    """Return the file's schema version (0 for a new, empty file) or refuse a foreign file."""
+    try:
+        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        has_tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+    except sqlite3.DatabaseError as exc:
+        raise _foreign_if_corrupt(exc, path) or exc from exc
+    if application_id == 0 and version == 0 and not has_tables:
+        return 0
+    if application_id != APPLICATION_ID:
+        msg = (
+            f"{path} is not a deploy-fetcher state file (an SQLite database of another application,"
+            f" application_id {application_id}); {_REFUSED}"
+        )
+        raise ForeignStateError(msg)
+    if version > schema_version():
+        msg = (
+            f"{path} was written by a newer deploy-fetcher (schema version {version}, this one knows"
+            f" up to {schema_version()}); upgrade deploy-fetcher or point state.path elsewhere"
+        )
+        raise ForeignStateError(msg)
+    return int(version)
+
+
+def ensure_schema(db: Connections) -> None:
+    """Check the file is ours, switch it to WAL, and run the migrations it has not seen yet.
+
+    The identity is checked once before anything is written (a foreign file is never switched to
+    WAL) and again inside the migration transaction, because another process may be initialising
+    the same new file at this very moment; whoever takes the write lock second finds the work done.
+    """
+    try:
+        conn = db.get()
+    except StoreError as exc:
+        # Opening runs a pragma or two, which is where SQLite first notices a damaged file.
+        raise _foreign_if_corrupt(exc.__cause__, db.path) or exc from exc.__cause__
+    with db.errors("reading its header"):
+        version = _identify(conn, db.path)
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    if mode.lower() != "wal":
+        with db.errors("switching it to WAL mode"):
+            conn.execute("PRAGMA journal_mode = WAL")
+    if version == schema_version():
+        return
+    with db.write("upgrading its schema") as tx:
+        version = _identify(tx, db.path)
+        for migration in MIGRATIONS[version:]:
+            migration(tx)
+        tx.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        tx.execute(f"PRAGMA user_version = {schema_version()}")

@@ -1,0 +1,523 @@
+"""The SQLite state store: one file holding cursors, the outbox, its dedup ledger and dead letters.
+
+SQLite in WAL mode lets the daemon's poller and delivery threads, and a ``fetcher sync`` or
+``fetcher outbox`` process run beside it, share one file: readers never block the writer, and every
+write is a short ``BEGIN IMMEDIATE`` transaction. Nothing here loads the whole outbox; claims, listings
+and prunes are bounded by a limit or done in batches.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import structlog
+
+from deploy_fetcher.errors import StoreError
+from deploy_fetcher.model import DeployEvent, Status, utc_now
+from deploy_fetcher.store._base import CursorRecord, OutboxRow, OutboxStats, RowState
+from deploy_fetcher.store._codec import dump_cursor, from_db, load_cursor, to_db
+from deploy_fetcher.store._connections import Connections
+from deploy_fetcher.store._schema import check_file, ensure_schema
+
+__all__ = ["SqliteStore"]
+
+_log = structlog.get_logger(__name__)
+
+#: Rows deleted per transaction by prunes and purges, so the write lock is never held for long.
+DELETE_BATCH: Final = 500
+#: Below this much free space the store is reported unwritable before SQLite fails mid-commit.
+MIN_FREE_BYTES: Final = 8 * 1024 * 1024
+_PROBE_KEY: Final = "deploy-fetcher.write-probe"
+
+_ROW_COLUMNS: Final = (
+    "id, sink, source, event, state, attempts, created_at, next_attempt_at, last_error"
+)
+_INSERT_ROW: Final = """
+    INSERT OR IGNORE INTO outbox
+        (sink, source, deployment_id, status, happened_at, event, created_at, next_attempt_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_UPSERT_SUCCESS: Final = """
+    INSERT INTO successes (service, environment, sha, deployment_id, happened_at)
+    VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (service, environment, sha) DO UPDATE
+        SET deployment_id = excluded.deployment_id, happened_at = excluded.happened_at
+        WHERE excluded.happened_at > successes.happened_at
+"""
+_UPSERT_CURSOR: Final = """
+    INSERT INTO cursors (key, cursor, updated_at) VALUES (?, ?, ?)
+    ON CONFLICT (key) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at
+"""
+
+
+class _RollBack(Exception):
+    """Raised inside a write transaction to undo it."""
+
+
+def _claim_token() -> str:
+    """Who holds a claim: host and pid for the operator, random so a reused pid is not the same."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+class SqliteStore:
+    """A :class:`~deploy_fetcher.store.StateStore` in one SQLite file, shared by threads and processes.
+
+    Opening refuses a file that is not a deploy-fetcher state file (or was written by a newer
+    version) without touching it, initialises a new one, and migrates an older one. ``clock`` stamps
+    rows, cursors and values (tests pass a fake); claims and deliveries take the time from the caller.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        busy_timeout: float = 10.0,
+        min_free_bytes: int = MIN_FREE_BYTES,
+    ) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._min_free_bytes = min_free_bytes
+        self._token_pid = -1
+        self._token = ""
+        check_file(self.path)
+        self._db = Connections(self.path, busy_timeout=busy_timeout)
+        try:
+            ensure_schema(self._db)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    @property
+    def claim_token(self) -> str:
+        """This process's claim owner id (a new one after ``fork()``)."""
+        pid = os.getpid()
+        if pid != self._token_pid:
+            self._token, self._token_pid = _claim_token(), pid
+        return self._token
+
+    # -- cursors ---------------------------------------------------------------------------------
+    def get_cursor(self, key: str) -> dict[str, Any] | None:
+        """Return the cursor stored for a source target, or None before its first commit."""
+        with self._db.read(f"reading the cursor {key!r}") as conn:
+            found = conn.execute("SELECT cursor FROM cursors WHERE key = ?", (key,)).fetchone()
+        return None if found is None else self._load_cursor(key, found[0])
+
+    def list_cursors(self) -> list[CursorRecord]:
+        """Every stored cursor, ordered by key."""
+        with self._db.read("listing cursors") as conn:
+            found = conn.execute(
+                "SELECT key, cursor, updated_at FROM cursors ORDER BY key"
+            ).fetchall()
+        return [
+            CursorRecord(key, self._load_cursor(key, cursor), from_db(updated))
+            for key, cursor, updated in found
+        ]
+
+    def reset_cursor(self, key: str) -> bool:
+        """Forget a cursor (the next poll starts at now - lookback); False when there was none."""
+        with self._db.write(f"resetting the cursor {key!r}") as conn:
+            return conn.execute("DELETE FROM cursors WHERE key = ?", (key,)).rowcount > 0
+
+    def _load_cursor(self, key: str, text: str) -> dict[str, Any]:
+        try:
+            return load_cursor(text)
+        except ValueError as exc:
+            msg = f"state file {self.path}: the cursor {key!r} is damaged ({exc}); reset it"
+            raise StoreError(msg) from exc
+
+    # -- the transaction rule --------------------------------------------------------------------
+    def commit_page(
+        self,
+        key: str,
+        cursor: dict[str, Any] | None,
+        rows: Sequence[tuple[str, DeployEvent]],
+    ) -> int:
+        """Store ``(sink name, event)`` rows (duplicates by dedup key ignored) and the cursor, atomically.
+
+        Everything is serialised before the transaction starts, so the write lock is held only for
+        the inserts; a cursor that JSON cannot carry raises ValueError and nothing is stored.
+        """
+        if cursor is None and not rows:
+            return 0
+        now = to_db(self._clock())
+        cursor_json = None if cursor is None else dump_cursor(key, cursor)
+        outbox = list(self._outbox_params(rows, now))
+        successes = _success_params(event for _, event in rows)
+        with self._db.write(f"committing a page for {key!r}") as conn:
+            inserted = conn.executemany(_INSERT_ROW, outbox).rowcount if outbox else 0
+            if successes:
+                conn.executemany(_UPSERT_SUCCESS, successes)
+            if cursor_json is not None:
+                conn.execute(_UPSERT_CURSOR, (key, cursor_json, now))
+        return max(inserted, 0)
+
+    @staticmethod
+    def _outbox_params(
+        rows: Sequence[tuple[str, DeployEvent]], now: str
+    ) -> Iterable[tuple[str, ...]]:
+        # One event is usually fanned out to several sinks: serialise it once.
+        encoded: dict[int, str] = {}
+        for sink, event in rows:
+            text = encoded.get(id(event))
+            if text is None:
+                text = encoded[id(event)] = event.to_json()
+            yield (
+                sink,
+                event.source,
+                event.deployment_id,
+                event.status.value,
+                to_db(event.happened_at),
+                text,
+                now,
+                now,
+            )
+
+    # -- outbox ----------------------------------------------------------------------------------
+    def claim(
+        self, sink: str, *, limit: int, lease_seconds: float, now: datetime
+    ) -> list[OutboxRow]:
+        """Claim up to ``limit`` due pending rows of ``sink``, oldest ``happened_at`` first.
+
+        Selecting and marking happen under one write lock, so two processes never claim the same
+        row. A row whose stored event no longer parses (written by an incompatible version) is
+        dead-lettered here rather than returned, so it cannot block the sink's queue forever.
+        """
+        if limit <= 0:
+            return []
+        at = to_db(now)
+        until = to_db(now + timedelta(seconds=lease_seconds))
+        with self._db.write(f"claiming rows for the sink {sink!r}") as conn:
+            found = conn.execute(
+                f"""
+                SELECT {_ROW_COLUMNS} FROM outbox
+                WHERE sink = ? AND state = 'pending' AND next_attempt_at <= ?
+                  AND (claim_until IS NULL OR claim_until <= ?)
+                ORDER BY happened_at, id
+                LIMIT ?
+                """,  # noqa: S608 - only constant column names are interpolated
+                (sink, at, at, limit),
+            ).fetchall()
+            claimed: list[OutboxRow] = []
+            poisoned: list[tuple[str, str, int]] = []
+            for record in found:
+                row = self._decode(record)
+                if isinstance(row, str):
+                    poisoned.append((row, at, record[0]))
+                else:
+                    claimed.append(row)
+            conn.executemany(
+                "UPDATE outbox SET claimed_by = ?, claim_until = ? WHERE id = ?",
+                [(self.claim_token, until, row.id) for row in claimed],
+            )
+            conn.executemany(
+                """
+                UPDATE outbox SET state = 'dead', last_error = ?, dead_at = ?,
+                    claimed_by = NULL, claim_until = NULL
+                WHERE id = ?
+                """,
+                poisoned,
+            )
+        return claimed
+
+    def mark_delivered(self, row_id: int, *, now: datetime) -> None:
+        """The row reached its sink; it stays as a dedup ledger entry until pruned."""
+        self._finish(
+            row_id,
+            "marking a row delivered",
+            "state = 'delivered', delivered_at = ?",
+            (to_db(now),),
+        )
+
+    def mark_retry(self, row_id: int, *, next_attempt_at: datetime, error: str) -> None:
+        """Count a failed attempt, release the claim, and make the row due again at ``next_attempt_at``."""
+        self._finish(
+            row_id,
+            "scheduling a retry",
+            "attempts = attempts + 1, next_attempt_at = ?, last_error = ?",
+            (to_db(next_attempt_at), error),
+        )
+
+    def dead_letter(self, row_id: int, *, reason: str, now: datetime) -> None:
+        """Move the row to the dead letters with the reason; the attempt that failed is counted."""
+        self._finish(
+            row_id,
+            "dead-lettering a row",
+            "state = 'dead', attempts = attempts + 1, last_error = ?, dead_at = ?",
+            (reason, to_db(now)),
+        )
+
+    def _finish(self, row_id: int, action: str, assignments: str, params: tuple[Any, ...]) -> None:
+        """Settle one pending row and drop its claim; a row already settled elsewhere is left alone.
+
+        That happens when a lease ran out and another process delivered the row meanwhile, or an
+        operator purged it: neither is worth an error.
+        """
+        with self._db.write(action) as conn:
+            changed = conn.execute(
+                f"""
+                UPDATE outbox SET {assignments}, claimed_by = NULL, claim_until = NULL
+                WHERE id = ? AND state = 'pending'
+                """,  # noqa: S608 - assignments are constants of this class
+                (*params, row_id),
+            ).rowcount
+        if not changed:
+            _log.debug("store.row_not_pending", row=row_id, action=action)
+
+    def release(self, row_ids: Sequence[int]) -> None:
+        """Give back this process's claims without counting an attempt (shutdown, sink paused)."""
+        if not row_ids:
+            return
+        token = self.claim_token
+        with self._db.write("releasing claims") as conn:
+            conn.executemany(
+                """
+                UPDATE outbox SET claimed_by = NULL, claim_until = NULL
+                WHERE id = ? AND claimed_by = ?
+                """,
+                [(row_id, token) for row_id in row_ids],
+            )
+
+    def pending_count(self, sink: str) -> int:
+        """Rows of ``sink`` not yet delivered nor dead."""
+        with self._db.read("counting pending rows") as conn:
+            found = conn.execute(
+                "SELECT count(*) FROM outbox WHERE sink = ? AND state = 'pending'", (sink,)
+            ).fetchone()
+        return int(found[0])
+
+    def stats(self) -> list[OutboxStats]:
+        """Counts per sink (every sink that has rows), ordered by sink."""
+        with self._db.read("counting rows") as conn:
+            found = conn.execute(
+                """
+                SELECT sink,
+                       sum(state = 'pending'), sum(state = 'delivered'), sum(state = 'dead'),
+                       min(CASE WHEN state = 'pending' THEN created_at END)
+                FROM outbox GROUP BY sink ORDER BY sink
+                """
+            ).fetchall()
+        return [
+            OutboxStats(sink, pending, delivered, dead, None if oldest is None else from_db(oldest))
+            for sink, pending, delivered, dead, oldest in found
+        ]
+
+    def list_rows(
+        self, *, sink: str | None = None, state: RowState | None = None, limit: int = 100
+    ) -> list[OutboxRow]:
+        """Rows for ``fetcher outbox list``, newest first; unreadable rows are logged and skipped."""
+        where, params = _filters(sink=sink, state=state)
+        with self._db.read("listing rows") as conn:
+            found = conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM outbox{where} ORDER BY id DESC LIMIT ?",  # noqa: S608
+                (*params, max(limit, 0)),
+            ).fetchall()
+        return [row for row in map(self._decode, found) if not isinstance(row, str)]
+
+    def retry_dead(self, *, sink: str | None = None, ids: Sequence[int] | None = None) -> int:
+        """Move dead letters back to pending (attempts reset, due now); returns how many.
+
+        The last error is kept, so ``fetcher outbox list`` still says why the row died before.
+        """
+        where, params = _filters(sink=sink, state="dead")
+        update = f"""
+            UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?, dead_at = NULL,
+                claimed_by = NULL, claim_until = NULL
+            {where}
+        """  # noqa: S608 - the filters are built from constant clauses
+        now = to_db(self._clock())
+        with self._db.write("retrying dead letters") as conn:
+            if ids is None:
+                return conn.execute(update, (now, *params)).rowcount
+            if not ids:
+                return 0
+            by_id = [(now, *params, row_id) for row_id in ids]
+            return conn.executemany(f"{update} AND id = ?", by_id).rowcount
+
+    def purge(
+        self, *, state: RowState, sink: str | None = None, ids: Sequence[int] | None = None
+    ) -> int:
+        """Delete rows in ``state`` (dead letters, typically); returns how many."""
+        where, params = _filters(sink=sink, state=state)
+        if ids is not None:
+            if not ids:
+                return 0
+            with self._db.write("purging rows") as conn:
+                return conn.executemany(
+                    f"DELETE FROM outbox{where} AND id = ?",  # noqa: S608
+                    [(*params, row_id) for row_id in ids],
+                ).rowcount
+        return self._delete_in_batches(
+            "purging rows",
+            f"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox{where} LIMIT ?)",  # noqa: S608
+            params,
+        )
+
+    def prune_delivered(self, *, older_than: datetime) -> int:
+        """Delete delivered rows older than the retention window; returns how many.
+
+        Promotion ledger entries (:meth:`latest_success`) older than the same cutoff go too, so the
+        file stays the size of the retention window.
+        """
+        cutoff = (to_db(older_than),)
+        pruned = self._delete_in_batches(
+            "pruning delivered rows",
+            """
+            DELETE FROM outbox WHERE id IN (
+                SELECT id FROM outbox WHERE state = 'delivered' AND delivered_at < ? LIMIT ?
+            )
+            """,
+            cutoff,
+        )
+        self._delete_in_batches(
+            "pruning the promotion ledger",
+            """
+            DELETE FROM successes WHERE rowid IN (
+                SELECT rowid FROM successes WHERE happened_at < ? LIMIT ?
+            )
+            """,
+            cutoff,
+        )
+        return pruned
+
+    def _delete_in_batches(self, action: str, statement: str, params: tuple[Any, ...]) -> int:
+        """Run a ``DELETE … LIMIT ?`` until it deletes less than a batch, one transaction per batch."""
+        total = 0
+        while True:
+            with self._db.write(action) as conn:
+                deleted = conn.execute(statement, (*params, DELETE_BATCH)).rowcount
+            total += deleted
+            if deleted < DELETE_BATCH:
+                return total
+
+    # -- promotion order -------------------------------------------------------------------------
+    def latest_success(self, *, service: str, environment: str, sha: str) -> str | None:
+        """deployment_id of the latest successful deployment of service+sha in environment."""
+        with self._db.read("looking up a successful deployment") as conn:
+            found = conn.execute(
+                """
+                SELECT deployment_id FROM successes
+                WHERE service = ? AND environment = ? AND sha = ?
+                """,
+                (service, environment, sha),
+            ).fetchone()
+        return None if found is None else str(found[0])
+
+    # -- small values ----------------------------------------------------------------------------
+    def get_value(self, key: str) -> str | None:
+        """A value stored with :meth:`set_value`, or None."""
+        with self._db.read(f"reading the value {key!r}") as conn:
+            found = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return None if found is None else str(found[0])
+
+    def set_value(self, key: str, value: str) -> None:
+        """Store a small value under ``key`` (replacing any previous one)."""
+        with self._db.write(f"storing the value {key!r}") as conn:
+            conn.execute(
+                """
+                INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?)
+                ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+                """,
+                (key, value, to_db(self._clock())),
+            )
+
+    # -- health ----------------------------------------------------------------------------------
+    def check_writable(self) -> str | None:
+        """None when the store can be written, else the reason (read-only, disk full, locked).
+
+        Three cheap checks, each for what the others miss: permissions (a connection opened before a
+        ``chmod`` or a remount would go on writing until the next restart, so SQLite alone would not
+        tell), free space (a rolled-back write never reaches the disk, so it cannot detect a full
+        one), and a real write that is rolled back (locks, and whatever SQLite itself refuses).
+        """
+        directory = self.path.parent
+        if not os.access(directory, os.W_OK):
+            return f"state file {self.path}: the directory {directory} is read-only"
+        if not os.access(self.path, os.W_OK):
+            return f"state file {self.path}: the file is read-only"
+        try:
+            free = shutil.disk_usage(directory).free
+        except OSError as exc:
+            return (
+                f"state file {self.path}: cannot tell the free disk space ({exc.strerror or exc})"
+            )
+        if free < self._min_free_bytes:
+            return (
+                f"state file {self.path}: only {free // 1024} KiB free on its disk"
+                f" (at least {self._min_free_bytes // 1024} KiB needed)"
+            )
+        return self._probe_write()
+
+    def _probe_write(self) -> str | None:
+        try:
+            with self._db.write("testing a write") as conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO kv (key, value, updated_at) VALUES (?, '', '')",
+                    (_PROBE_KEY,),
+                )
+                raise _RollBack  # noqa: TRY301 - leaving the block by exception is what rolls back
+        except _RollBack:
+            return None
+        except StoreError as exc:
+            return str(exc)
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        self._db.close()
+
+    # -- decoding --------------------------------------------------------------------------------
+    def _decode(self, record: tuple[Any, ...]) -> OutboxRow | str:
+        """The row, or why its stored event cannot be read back (logged once here)."""
+        row_id, sink, source, event, state, attempts, created, next_attempt, last_error = record
+        try:
+            parsed = DeployEvent.from_json(event)
+        except ValueError as exc:
+            reason = f"stored event cannot be read back: {exc}"
+            _log.warning(
+                "store.unreadable_row", path=str(self.path), row=row_id, sink=sink, error=reason
+            )
+            return reason
+        return OutboxRow(
+            id=row_id,
+            sink=sink,
+            source=source,
+            event=parsed,
+            state=state,
+            attempts=attempts,
+            created_at=from_db(created),
+            next_attempt_at=from_db(next_attempt),
+            last_error=last_error,
+        )
+
+
+def _success_params(events: Iterable[DeployEvent]) -> list[tuple[str, str, str, str, str]]:
+    """Successful deployments with a sha, once each however many sinks they were fanned out to."""
+    unique = {
+        (e.service, e.environment, e.sha, e.deployment_id, to_db(e.happened_at)): None
+        for e in events
+        if e.status is Status.SUCCESS and e.sha
+    }
+    return [(service, env, sha or "", dep, at) for service, env, sha, dep, at in unique]
+
+
+def _filters(*, sink: str | None, state: RowState | None) -> tuple[str, tuple[str, ...]]:
+    """A WHERE clause (always present, so callers can append ``AND …``) and its parameters."""
+    clauses = ["1 = 1"]
+    params: list[str] = []
+    if sink is not None:
+        clauses.append("sink = ?")
+        params.append(sink)
+    if state is not None:
+        clauses.append("state = ?")
+        params.append(state)
+    return " WHERE " + " AND ".join(clauses), tuple(params)
