@@ -1,5 +1,15 @@
-"""Configuration: one YAML file, ``${VAR}`` interpolation, ``*_file`` secrets, ``FETCHER_…`` overrides."""
+"""Configuration: one YAML file, ``${VAR}`` interpolation, ``*_file`` secrets, ``FETCHER_…`` overrides.
 
+:func:`load_config` is the way in; it returns a validated :class:`FetcherConfig` or raises one
+:class:`~deploy_fetcher.errors.ConfigError` naming the YAML path of every problem. Plugins build
+their entry models on :class:`SourceConfig` / :class:`SinkConfig` with the value types
+:data:`Duration`, :data:`Url` and ``SecretStr``.
+"""
+
+from pydantic import SecretStr
+
+from deploy_fetcher.config._digest import config_digest
+from deploy_fetcher.config._loader import CONFIG_ENV, load_config, parse_config
 from deploy_fetcher.config._models import (
     Defaults,
     FetcherConfig,
@@ -13,9 +23,10 @@ from deploy_fetcher.config._models import (
     SourceConfig,
     StateConfig,
 )
-from deploy_fetcher.config._types import Duration, parse_duration
+from deploy_fetcher.config._types import Duration, Url, format_duration, parse_duration
 
 __all__ = [
+    "CONFIG_ENV",
     "Defaults",
     "Duration",
     "FetcherConfig",
@@ -23,10 +34,16 @@ __all__ = [
     "LogConfig",
     "NameRule",
     "RulesConfig",
+    "SecretStr",
     "Section",
     "ServerConfig",
     "SinkConfig",
     "SourceConfig",
     "StateConfig",
+    "Url",
+    "config_digest",
+    "format_duration",
+    "load_config",
+    "parse_config",
     "parse_duration",
 ]

@@ -4,6 +4,13 @@ Every section forbids unknown keys (a typo must fail at start-up, not be ignored
 and sinks are polymorphic: the core models below hold what every source or sink shares, and each
 provider/sink plugin subclasses them with its own keys (``repos`` for GitHub, ``url`` for a webhook…).
 The loader picks the subclass from the entry's ``provider`` / ``type`` key.
+
+Field docstrings are the field descriptions (``use_attribute_docstrings``): the configuration
+reference in ``docs/configuration.md`` is generated from them.
+
+Validators that find problems below their own level (a duplicate name in ``sources[3].name``) raise a
+``config_problems`` error whose context carries each problem's location relative to the model, so the
+loader can report every one of them at its own YAML path.
 """
 
 from __future__ import annotations
@@ -11,9 +18,10 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,11 +29,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
-from deploy_fetcher.config._types import Duration
+from deploy_fetcher.config._problems import Loc, format_path
+from deploy_fetcher.config._types import Duration, is_secret_annotation
 from deploy_fetcher.model import Status
 
 __all__ = [
+    "MAX_SECRET_FILE_BYTES",
     "Defaults",
     "FetcherConfig",
     "Filter",
@@ -37,9 +48,56 @@ __all__ = [
     "SinkConfig",
     "SourceConfig",
     "StateConfig",
+    "config_problems",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+#: A secret file larger than this is certainly not a token or a key: most likely a wrong path.
+MAX_SECRET_FILE_BYTES: Final = 64 * 1024
+
+
+def config_problems(problems: list[tuple[Loc, str]]) -> PydanticCustomError:
+    """An error carrying several problems, each at a location relative to the validated model."""
+    summary = "; ".join(f"{format_path(loc)}: {message}" for loc, message in problems)
+    return PydanticCustomError(
+        "config_problems", "{summary}", {"summary": summary, "problems": tuple(problems)}
+    )
+
+
+def _secret_file_error(key: str, message: str, **context: str) -> PydanticCustomError:
+    # The loader reports ``secret_file`` errors at ``<model path>.<key>``, i.e. at the ``_file`` key.
+    return PydanticCustomError("secret_file", message, {"key": key, **context})
+
+
+def _read_secret_file(key: str, raw: object) -> str:
+    if not isinstance(raw, str | Path) or not str(raw).strip():
+        raise _secret_file_error(key, "must be the path of a file holding the secret")
+    path = str(raw)
+    try:
+        with Path(path).open("rb") as handle:
+            data = handle.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise _secret_file_error(
+            key, "cannot read {file}: {reason}", file=path, reason=reason
+        ) from None
+    except ValueError:  # an embedded NUL byte in the path
+        raise _secret_file_error(key, "not a usable file path") from None
+    if len(data) > MAX_SECRET_FILE_BYTES:
+        raise _secret_file_error(
+            key,
+            "{file} is larger than {limit} KiB, which no token or key is",
+            file=path,
+            limit=str(MAX_SECRET_FILE_BYTES // 1024),
+        )
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise _secret_file_error(key, "{file} is not UTF-8 text", file=path) from None
+    if not text:
+        raise _secret_file_error(key, "{file} is empty", file=path)
+    return text
 
 
 class Section(BaseModel):
@@ -49,7 +107,7 @@ class Section(BaseModel):
     Kubernetes secrets); the file's content, stripped of surrounding whitespace, becomes the value.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -62,17 +120,13 @@ class Section(BaseModel):
                 continue
             target = key.removesuffix("_file")
             field = cls.model_fields.get(target)
-            if field is None or "SecretStr" not in repr(field.annotation):
+            if field is None or not is_secret_annotation(field.annotation):
                 continue
             if out.get(target) not in (None, ""):
-                msg = f"give either {target} or {key}, not both"
-                raise ValueError(msg)
-            raw = out.pop(key)
-            try:
-                out[target] = Path(str(raw)).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                msg = f"cannot read {key} {raw!r}: {exc.strerror or exc}"
-                raise ValueError(msg) from None
+                raise _secret_file_error(
+                    key, "give either {target} or {key}, not both", target=target
+                )
+            out[target] = _read_secret_file(key, out.pop(key))
         return out
 
 
@@ -80,39 +134,48 @@ class StateConfig(Section):
     """Where cursors and the outbox live."""
 
     backend: Literal["sqlite"] = "sqlite"
+    """Storage engine of the state store."""
     path: Path = Path("fetcher-state.db")
-    #: How long delivered rows are kept as the dedup ledger before they are pruned.
+    """The SQLite file (created on first start; relative paths start in the working directory)."""
     delivered_retention: Duration = timedelta(days=30)
+    """How long delivered rows are kept as the dedup ledger before they are pruned."""
 
 
 class ServerConfig(Section):
-    """The health and metrics HTTP server."""
+    """The health and metrics HTTP server (``/healthz``, ``/readyz``, ``/metrics``)."""
 
     enabled: bool = True
+    """Serve the endpoints at all."""
     host: str = "127.0.0.1"
+    """Address to listen on (``0.0.0.0`` in a container)."""
     port: int = Field(default=8080, ge=0, le=65535)
+    """TCP port to listen on (0 picks a free one)."""
 
 
 class LogConfig(Section):
     """Logging: JSON lines when not on a TTY, human-readable otherwise."""
 
     level: Literal["debug", "info", "warning", "error"] = "info"
+    """The least severe level written."""
     format: Literal["auto", "json", "console"] = "auto"
+    """``auto`` writes JSON lines unless standard error is a terminal."""
 
 
 class Defaults(Section):
     """Polling defaults every source inherits unless it sets its own."""
 
     interval: Duration = timedelta(seconds=60)
+    """Time between two polls of a source (at least 1s)."""
     jitter: Duration = timedelta(seconds=10)
-    #: Where the very first poll of a source starts (never at the repository's genesis).
+    """Random delay added to each poll so sources do not all hit an API at the same instant."""
     lookback: Duration = timedelta(days=7)
-    #: How far behind its high-water mark each poll re-reads (clock skew, eventual consistency).
+    """Where the very first poll of a source starts (never at the repository's genesis)."""
     overlap: Duration = timedelta(minutes=5)
-    #: How often wildcard targets (``owner/*``, ``group/*``) are listed again.
+    """How far behind its high-water mark each poll re-reads (clock skew, eventual consistency)."""
     discovery_interval: Duration = timedelta(hours=1)
-    #: HTTP timeout for calls to CI systems.
+    """How often wildcard targets (``owner/*``, ``group/*``) are listed again."""
     timeout: Duration = timedelta(seconds=30)
+    """HTTP timeout for calls to CI systems."""
 
     @field_validator("interval")
     @classmethod
@@ -127,8 +190,11 @@ class Filter(Section):
     """Glob patterns (``fnmatch``, case-sensitive); an empty list matches everything."""
 
     services: list[str] = []
+    """Service name patterns, e.g. ``["api", "web-*"]``."""
     environments: list[str] = []
+    """Environment name patterns, e.g. ``["prod*"]``."""
     statuses: list[Status] = []
+    """Statuses, e.g. ``["success", "failure"]``."""
 
 
 class NameRule(Section):
@@ -139,77 +205,153 @@ class NameRule(Section):
     """
 
     rename: dict[str, str] = {}
+    """Exact old name → new name."""
     template: str | None = None
+    """A ``str.format`` template over the event's fields and metadata, applied after ``rename``."""
+
+
+def _promotion_order(value: list[str]) -> list[str]:
+    if not value:
+        msg = "a promotion order needs at least one environment"
+        raise ValueError(msg)
+    seen: set[str] = set()
+    for environment in value:
+        if environment in seen:
+            msg = f"environment {environment!r} appears twice in the promotion order"
+            raise ValueError(msg)
+        seen.add(environment)
+    return value
 
 
 class RulesConfig(Section):
     """Provider-agnostic mapping rules, applied to every event before it reaches the outbox."""
 
     service: NameRule = NameRule()
+    """How service names are rewritten."""
     environment: NameRule = NameRule()
+    """How environment names are rewritten."""
     include: Filter | None = None
+    """Only events matching this filter are kept (after the renames)."""
     exclude: Filter | None = None
-    #: Promotion order per service pattern, e.g. ``{"*": ["dev", "staging", "prod"]}``: when an
-    #: adapter gives no parents, the latest successful deployment of the same service and sha in the
-    #: previous environment becomes the parent.
-    promotion: dict[str, list[str]] = {}
+    """Events matching this filter are dropped (after the renames)."""
+    promotion: dict[str, Annotated[list[str], AfterValidator(_promotion_order)]] = {}
+    """Promotion order per service pattern, e.g. ``{"*": ["dev", "staging", "prod"]}``: when an
+    adapter gives no parents, the latest successful deployment of the same service and sha in the
+    previous environment becomes the parent."""
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        msg = "must be 1-64 characters of letters, digits, '_', '.', '-'"
+        raise ValueError(msg)
+    return value
+
+
+#: Source and sink names: they end up in cursor keys, metric labels and log lines.
+_Name = Annotated[str, AfterValidator(_check_name)]
 
 
 class SourceConfig(Section):
     """What every configured source shares; providers subclass it with their own keys."""
 
-    name: str
-    provider: str
-    enabled: bool = True
-    interval: Duration | None = None
-    jitter: Duration | None = None
-    lookback: Duration | None = None
-    overlap: Duration | None = None
-    #: Names of the sinks this source feeds; all sinks when absent.
-    sinks: list[str] | None = None
+    #: Keys that do not change which deployments a source reads: :func:`config_digest` leaves them
+    #: out, so editing them does not look like a new scope to an adapter. Subclasses may extend it.
+    unscoped_keys: ClassVar[frozenset[str]] = frozenset(
+        {"name", "enabled", "interval", "jitter", "lookback", "overlap", "sinks"}
+    )
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            msg = "must be 1-64 characters of letters, digits, '_', '.', '-'"
-            raise ValueError(msg)
-        return value
+    name: _Name
+    """Unique name of the source; part of every cursor key, so renaming it starts afresh."""
+    provider: str
+    """Which provider plugin reads this source (``github``, ``gitlab``, ``azure-devops``…)."""
+    enabled: bool = True
+    """A disabled source is validated but never polled."""
+    interval: Duration | None = None
+    """Overrides ``defaults.interval``."""
+    jitter: Duration | None = None
+    """Overrides ``defaults.jitter``."""
+    lookback: Duration | None = None
+    """Overrides ``defaults.lookback``."""
+    overlap: Duration | None = None
+    """Overrides ``defaults.overlap``."""
+    sinks: list[str] | None = None
+    """Names of the sinks this source feeds; all sinks when absent."""
 
 
 class SinkConfig(Section):
     """What every configured sink shares; sinks subclass it with their own keys."""
 
-    name: str
+    name: _Name
+    """Unique name of the sink; sources refer to it in their ``sinks`` list."""
     type: str
+    """Which sink plugin delivers (``deployment-dashboard``, ``webhook``, ``jsonl``…)."""
     enabled: bool = True
+    """A disabled sink receives nothing; events for it are not queued."""
     include: Filter | None = None
+    """Only events matching this filter are delivered to this sink."""
     exclude: Filter | None = None
-    #: Per-sink renames of service / environment names.
+    """Events matching this filter are not delivered to this sink."""
     rename: dict[Literal["services", "environments"], dict[str, str]] = {}
+    """Per-sink renames of service / environment names."""
     timeout: Duration = timedelta(seconds=10)
-    #: Attempts before a retryable failure is dead-lettered; absent = retry until it succeeds.
+    """Timeout of one delivery attempt."""
     max_attempts: int | None = Field(default=None, ge=1)
+    """Attempts before a retryable failure is dead-lettered; absent = retry until it succeeds."""
+    backoff_initial: Duration = timedelta(seconds=1)
+    """First wait after a retryable failure; doubles per failure, with full jitter."""
+    backoff_max: Duration = timedelta(minutes=5)
+    """Longest wait between two attempts (a server's Retry-After may ask for more, up to 1 h)."""
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            msg = "must be 1-64 characters of letters, digits, '_', '.', '-'"
-            raise ValueError(msg)
-        return value
+
+def _duplicate(kind: str, index: int, name: str, first: dict[str, int]) -> list[tuple[Loc, str]]:
+    """A problem when ``name`` was already used by an earlier entry (recording it otherwise)."""
+    if name not in first:
+        first[name] = index
+        return []
+    where = format_path((f"{kind}s", first[name]))
+    return [((f"{kind}s", index, "name"), f"duplicate {kind} name {name!r} (also used by {where})")]
 
 
 class FetcherConfig(Section):
     """The whole validated configuration."""
 
     state: StateConfig = StateConfig()
+    """Where cursors and the outbox live."""
     server: ServerConfig = ServerConfig()
+    """The health and metrics HTTP server."""
     log: LogConfig = LogConfig()
+    """Logging level and format."""
     defaults: Defaults = Defaults()
+    """Polling defaults of every source."""
     rules: RulesConfig = RulesConfig()
+    """Mapping rules applied to every event."""
     sinks: list[SerializeAsAny[SinkConfig]] = []
+    """Where events are delivered."""
     sources: list[SerializeAsAny[SourceConfig]] = []
+    """Where deployments are read."""
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> FetcherConfig:
+        problems: list[tuple[Loc, str]] = []
+        first: dict[str, int] = {}
+        for index, sink in enumerate(self.sinks):
+            problems += _duplicate("sink", index, sink.name, first)
+        sink_names = set(first)
+        known = ", ".join(sorted(sink_names)) or "none"
+        first = {}
+        for index, source in enumerate(self.sources):
+            problems += _duplicate("source", index, source.name, first)
+            listed: set[str] = set()
+            for position, name in enumerate(source.sinks or []):
+                loc = ("sources", index, "sinks", position)
+                if name not in sink_names:
+                    problems.append((loc, f"no sink is named {name!r} (configured: {known})"))
+                elif name in listed:
+                    problems.append((loc, f"sink {name!r} is listed twice"))
+                listed.add(name)
+        if problems:
+            raise config_problems(problems)
+        return self
 
     def source(self, name: str) -> SourceConfig:
         """Return the source called ``name`` (KeyError when there is none)."""

@@ -1,14 +1,22 @@
-"""Value types shared by every configuration model: durations, secrets, patterns."""
+"""Value types shared by every configuration model: durations and URLs."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, get_args
+from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, PlainSerializer, SecretStr
 
-__all__ = ["Duration", "parse_duration"]
+__all__ = [
+    "Duration",
+    "Url",
+    "check_url",
+    "format_duration",
+    "is_secret_annotation",
+    "parse_duration",
+]
 
 _UNITS: Final = {
     "ms": 0.001,
@@ -77,3 +85,49 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
 ]
+
+
+def check_url(value: Any) -> str:
+    """Accept an absolute ``http://`` or ``https://`` URL and return it exactly as written.
+
+    The text is kept rather than normalised (no trailing slash added or removed) because adapters join
+    API paths onto it and must get what the admin wrote. Credentials inside the URL are refused: URLs
+    end up in logs and error messages, secrets must not. The value never appears in the error, for the
+    same reason.
+    """
+    if not isinstance(value, str):
+        msg = "not an http(s) URL"
+        raise ValueError(msg)  # noqa: TRY004 - pydantic wants ValueError to report it
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+        parts = urlsplit("")
+    if (
+        not port_ok
+        or parts.scheme.lower() not in {"http", "https"}
+        or not parts.hostname
+        or any(char.isspace() or not char.isprintable() for char in text)
+    ):
+        msg = "not an http(s) URL"
+        raise ValueError(msg)
+    if parts.username is not None or parts.password is not None:
+        msg = "credentials inside a URL are not allowed (they would end up in logs); use the token key"
+        raise ValueError(msg)
+    return text
+
+
+#: An absolute http(s) URL, kept as the text the admin wrote (adapters append API paths to it).
+Url = Annotated[str, BeforeValidator(check_url)]
+
+
+def is_secret_annotation(annotation: Any) -> bool:
+    """Whether a field's type holds a ``SecretStr`` (``SecretStr``, ``SecretStr | None``, …).
+
+    Secret fields get ``<name>_file`` support, are left out of digests and are scrubbed from errors.
+    """
+    if annotation is SecretStr:
+        return True
+    return any(is_secret_annotation(arg) for arg in get_args(annotation))
