@@ -75,7 +75,7 @@ def test_unauthorized_pauses_the_sink_and_keeps_the_events(store):
     """A 401 keeps every row, reports the sink as not ready, and a later success resumes it."""
     _queue(store, make_event(1), make_event(2))
     health = Health()
-    worker, sink = _worker(store, [Unauthorized("401", 401)], health=health)
+    worker, _ = _worker(store, [Unauthorized("401", 401)], health=health)
     assert FAST.pause_probe == worker.drain_once()
     assert store.pending_count("dash") == 2
     assert any("sink dash: credentials rejected" in p for p in health.problems())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Sequence
@@ -12,11 +13,18 @@ from deploy_fetcher._logging import configure_logging, register_secrets_in
 from deploy_fetcher.config import FetcherConfig, load_config, parse_duration
 from deploy_fetcher.model import parse_timestamp, utc_now
 
-__all__ = ["UsageError", "load", "parse_when", "print_table"]
+__all__ = ["UsageError", "config_option", "load", "parse_when", "print_table"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+
+
+def config_option() -> argparse.ArgumentParser:
+    """A parent parser adding ``--config`` to a (sub)command, so it may come after the action."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--config", help="YAML file (default: $FETCHER_CONFIG)")
+    return parent
 
 
 class UsageError(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from deploy_fetcher.cli._common import EXIT_OK, UsageError, load, print_table
+from deploy_fetcher.cli._common import EXIT_OK, UsageError, config_option, load, print_table
 from deploy_fetcher.model import format_rfc3339
 from deploy_fetcher.store import open_store
 
@@ -15,25 +15,26 @@ __all__ = ["register"]
 def register(commands: Any) -> None:
     """Add the subcommands."""
     outbox = commands.add_parser("outbox", help="inspect, retry or purge queued and dead events")
-    outbox.add_argument("--config", help="YAML file (default: $FETCHER_CONFIG)")
     sub = outbox.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    lst = sub.add_parser("list", help="rows, newest first (dead letters by default)")
+    lst = sub.add_parser(
+        "list", parents=[config_option()], help="rows, newest first (dead letters by default)"
+    )
     lst.add_argument("--sink")
     lst.add_argument("--state", choices=["pending", "delivered", "dead", "all"], default="dead")
     lst.add_argument("--limit", type=int, default=50)
     lst.set_defaults(handler=_list)
 
-    stats = sub.add_parser("stats", help="counts per sink")
+    stats = sub.add_parser("stats", parents=[config_option()], help="counts per sink")
     stats.set_defaults(handler=_stats)
 
-    retry = sub.add_parser("retry", help="queue dead letters again")
+    retry = sub.add_parser("retry", parents=[config_option()], help="queue dead letters again")
     retry.add_argument("ids", nargs="*", type=int)
     retry.add_argument("--sink")
     retry.add_argument("--all", action="store_true", help="every dead letter (of --sink)")
     retry.set_defaults(handler=_retry)
 
-    purge = sub.add_parser("purge", help="delete dead letters for good")
+    purge = sub.add_parser("purge", parents=[config_option()], help="delete dead letters for good")
     purge.add_argument("ids", nargs="*", type=int)
     purge.add_argument("--sink")
     purge.add_argument("--all", action="store_true", help="every dead letter (of --sink)")

@@ -6,7 +6,14 @@ import argparse
 import json
 from typing import Any
 
-from deploy_fetcher.cli._common import EXIT_FAILED, EXIT_OK, UsageError, load, print_table
+from deploy_fetcher.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    config_option,
+    load,
+    print_table,
+)
 from deploy_fetcher.store import open_store
 
 __all__ = ["register"]
@@ -15,14 +22,17 @@ __all__ = ["register"]
 def register(commands: Any) -> None:
     """Add the subcommands."""
     state = commands.add_parser("state", help="inspect or reset the sources' cursors")
-    state.add_argument("--config", help="YAML file (default: $FETCHER_CONFIG)")
     sub = state.add_subparsers(dest="action", metavar="ACTION", required=True)
-    sub.add_parser("list", help="every stored cursor").set_defaults(handler=_list)
-    show = sub.add_parser("show", help="one cursor as JSON")
+    sub.add_parser("list", parents=[config_option()], help="every stored cursor").set_defaults(
+        handler=_list
+    )
+    show = sub.add_parser("show", parents=[config_option()], help="one cursor as JSON")
     show.add_argument("key", help="source or source/target, as `state list` prints it")
     show.set_defaults(handler=_show)
     reset = sub.add_parser(
-        "reset", help="forget cursors: the next poll starts again at now - lookback"
+        "reset",
+        parents=[config_option()],
+        help="forget cursors: the next poll starts again at now - lookback",
     )
     reset.add_argument("keys", nargs="*", help="keys to reset")
     reset.add_argument("--source", help="reset every target of this source")
