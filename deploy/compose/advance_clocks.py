@@ -55,7 +55,7 @@ def run(
     answer is reported once per outage and advanced by the whole missed time when it is back, so no
     emulator falls behind.
     """
-    last = {url: clock() for url in urls}
+    last = dict.fromkeys(urls, clock())
     failing: set[str] = set()
     done = 0
     while not stop.wait(every):
