@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from deploy_fetcher._version import __version__
-from deploy_fetcher.cli import _check, _outbox, _run, _state, _sync
+from deploy_fetcher.cli import _check, _demo, _outbox, _run, _state, _sync
 from deploy_fetcher.cli._common import EXIT_FAILED, EXIT_USAGE, UsageError
 from deploy_fetcher.errors import ConfigError, FetcherError, PluginError
 
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"deploy-fetcher {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (_run, _sync, _check, _state, _outbox):
+    for module in (_run, _sync, _check, _state, _outbox, _demo):
         module.register(commands)
     return parser
 

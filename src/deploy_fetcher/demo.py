@@ -1,0 +1,228 @@
+"""The offline demo: bundled CI emulators → the real daemon → the dashboard emulator.
+
+Everything a production run does happens here — the same config loader, the same :class:`Daemon`,
+the same adapters over real HTTP — only the URLs point at emulators on 127.0.0.1. The emulators'
+clocks are advanced while it runs, so new deployments and status changes keep appearing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+import yaml
+
+from deploy_fetcher._logging import configure_logging
+from deploy_fetcher.config import load_config
+from deploy_fetcher.daemon import Daemon
+from deploy_fetcher.emulators._server import EmulatorServer
+from deploy_fetcher.emulators.dashboard import DashboardEmulator
+
+__all__ = ["Demo", "provider_of"]
+
+_log = structlog.get_logger(__name__)
+
+API_KEY = "demo-dashboard-key"
+
+#: (label, emulator module) of every bundled CI emulator; each module offers ``Emulator`` and
+#: ``demo_source(base_url)``.
+PROVIDERS: tuple[tuple[str, str], ...] = (
+    ("github", "deploy_fetcher.emulators.github"),
+    ("gitlab", "deploy_fetcher.emulators.gitlab"),
+    ("azure-devops", "deploy_fetcher.emulators.azure_devops"),
+)
+
+_PREFIXES = {"gh-": "github", "gl-": "gitlab", "ado-": "azure-devops"}
+
+
+def provider_of(deployment_id: str) -> str:
+    """Which CI system a dashboard row came from, by its deployment_id prefix."""
+    for prefix, name in _PREFIXES.items():
+        if deployment_id.startswith(prefix):
+            return name
+    return "other"
+
+
+@dataclass
+class Demo:
+    """Starts the emulators and the daemon, advances time, reports what reached the dashboard."""
+
+    workdir: Path
+    interval: float = 3.0
+    advance_every: float = 2.0
+    advance_by: float = 120.0
+    dashboard: DashboardEmulator = field(init=False)
+    emulators: dict[str, EmulatorServer] = field(default_factory=dict, init=False)
+    daemon: Daemon | None = field(default=None, init=False)
+
+    def start(self) -> None:
+        """Start every emulator on a free port, write the config, start the real daemon."""
+        self.dashboard = DashboardEmulator(api_key=API_KEY)
+        self.dashboard.start()
+        sources = []
+        for label, module_name in PROVIDERS:
+            module = importlib.import_module(module_name)
+            emulator: EmulatorServer = module.Emulator()
+            url = emulator.start()
+            self.emulators[label] = emulator
+            source = module.demo_source(url)
+            source.setdefault("interval", f"{self.interval:g}s")
+            source.setdefault("jitter", "1s")
+            sources.append(source)
+        config_path = self.workdir / "config.yaml"
+        config_path.write_text(
+            yaml.safe_dump(
+                {
+                    "state": {"path": str(self.workdir / "state.db")},
+                    "server": {"port": 0},
+                    "defaults": {"lookback": "2d"},
+                    "sinks": [
+                        {
+                            "name": "dashboard",
+                            "type": "deployment-dashboard",
+                            "url": self.dashboard.url(),
+                            "api_key": API_KEY,
+                            "backoff_max": "5s",
+                        }
+                    ],
+                    "sources": sources,
+                },
+                sort_keys=False,
+            ),
+            encoding="utf-8",
+        )
+        config = load_config(config_path, environ={})
+        self.daemon = Daemon(config, grace=5.0)
+        self.daemon.start()
+
+    def advance(self) -> None:
+        """Move every CI emulator's clock forward: deployments start, finish and appear."""
+        for emulator in self.emulators.values():
+            emulator.advance(self.advance_by)
+
+    def stop(self) -> None:
+        """Stop the daemon (it flushes what it can), then the emulators."""
+        if self.daemon is not None:
+            self.daemon.stop()
+        for emulator in self.emulators.values():
+            emulator.stop()
+        self.dashboard.stop()
+
+    def counts(self) -> Counter[str]:
+        """Rows at the dashboard per CI system."""
+        return Counter(provider_of(row["deployment_id"]) for row in self.dashboard.rows())
+
+
+def run_demo(duration: float | None, *, interactive: bool | None = None) -> int:
+    """Run until Ctrl-C or ``duration`` seconds; exit 0 when every CI system delivered events."""
+    interactive = sys.stdout.isatty() if interactive is None else interactive
+    configure_logging("warning", "console" if interactive else "json")
+    with tempfile.TemporaryDirectory(prefix="fetcher-demo-") as tmp:
+        demo = Demo(Path(tmp))
+        demo.start()
+        stop = threading.Event()
+        try:
+            _drive(demo, duration, stop, _live_view(demo) if interactive else _line_view(demo))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            demo.stop()
+        counts = demo.counts()
+    print("\nEvents delivered to the dashboard emulator:")  # noqa: T201
+    for label, _ in PROVIDERS:
+        print(f"  {label:<14} {counts.get(label, 0)}")  # noqa: T201
+    missing = [label for label, _ in PROVIDERS if not counts.get(label)]
+    if missing:
+        print(f"no events arrived from: {', '.join(missing)}", file=sys.stderr)  # noqa: T201
+        return 1
+    return 0
+
+
+def _drive(
+    demo: Demo, duration: float | None, stop: threading.Event, render: Callable[[], None]
+) -> None:
+    started = time.monotonic()
+    next_advance = started + demo.advance_every
+    while not stop.is_set():
+        now = time.monotonic()
+        if duration is not None and now - started >= duration:
+            return
+        if now >= next_advance:
+            demo.advance()
+            next_advance = now + demo.advance_every
+        render()
+        time.sleep(0.25)
+
+
+def _line_view(demo: Demo) -> Callable[[], None]:
+    """Plain lines, one per new dashboard row (for logs and pipes)."""
+    shown = 0
+
+    def render() -> None:
+        nonlocal shown
+        rows = demo.dashboard.rows()
+        for row in rows[shown:]:
+            print(  # noqa: T201
+                f"{row['happened_at']}  {provider_of(row['deployment_id']):<13} "
+                f"{row['service']}/{row['environment']:<10} {row['status']:<12} "
+                f"{row.get('version') or '-':<12} {row['deployment_id']}",
+                flush=True,
+            )
+        shown = len(rows)
+
+    return render
+
+
+def _live_view(demo: Demo) -> Callable[[], None]:
+    """A live table of the dashboard's matrix on a terminal."""
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+
+    console = Console()
+    live = Live(console=console, refresh_per_second=4, transient=False)
+    live.start()
+
+    def build() -> Table:
+        counts = demo.counts()
+        title = "Deployment Dashboard (emulator) — " + ", ".join(
+            f"{label}: {counts.get(label, 0)}" for label, _ in PROVIDERS
+        )
+        table = Table(title=title, caption="Ctrl-C to stop")
+        for column in ("service", "environment", "status", "version", "from", "happened_at"):
+            table.add_column(column)
+        styles = {
+            "success": "green",
+            "failure": "red",
+            "in-progress": "yellow",
+            "waiting": "magenta",
+        }
+        for cell in demo.dashboard.matrix():
+            row: dict[str, Any] = cell["deployment"]
+            status = row["status"]
+            table.add_row(
+                cell["service"],
+                cell["environment"],
+                f"[{styles.get(status, 'white')}]{status}[/]",
+                row.get("version") or "-",
+                provider_of(row["deployment_id"]),
+                row["happened_at"],
+            )
+        return table
+
+    def render() -> None:
+        live.update(build())
+
+    import atexit
+
+    atexit.register(live.stop)
+    return render

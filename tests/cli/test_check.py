@@ -1,0 +1,98 @@
+"""`fetcher check` on good and broken configurations, as a real subprocess."""
+
+from __future__ import annotations
+
+import pytest
+from tests.support import run_cli
+
+GOOD = """\
+state: {path: STATE}
+defaults: {interval: 30s}
+sinks:
+  - name: dashboard
+    type: deployment-dashboard
+    url: http://127.0.0.1:9/
+    api_key: ${DASH_KEY}
+sources:
+  - name: scripted
+    provider: scripted
+    script: SCRIPT
+"""
+
+
+@pytest.fixture
+def write(tmp_path):
+    def _write(text: str):
+        path = tmp_path / "config.yaml"
+        path.write_text(
+            text.replace("STATE", str(tmp_path / "s.db")).replace(
+                "SCRIPT", str(tmp_path / "e.jsonl")
+            ),
+            encoding="utf-8",
+        )
+        return path
+
+    return _write
+
+
+def test_a_good_config_passes_offline(write):
+    """A valid configuration is reported ok and exits 0 without any request."""
+    result = run_cli("check", "--offline", "--config", str(write(GOOD)), env={"DASH_KEY": "k1234"})
+    assert (0, "configuration ok: 1 sources, 1 sinks") == (result.returncode, result.stdout.strip())
+
+
+@pytest.mark.parametrize(
+    ("mutation", "path", "words"),
+    [
+        (
+            ("defaults: {interval: 30s}", "defaults: {interval: 30s, intervall: 1m}"),
+            "defaults.intervall",
+            "unknown key",
+        ),
+        (
+            ("defaults: {interval: 30s}", "defaults: {interval: 30 sec}"),
+            "defaults.interval",
+            "duration",
+        ),
+        (
+            ("api_key: ${DASH_KEY}", "api_key: ${NOT_SET_ANYWHERE}"),
+            "sinks[0].api_key",
+            "NOT_SET_ANYWHERE",
+        ),
+        (("url: http://127.0.0.1:9/", "url: ftp//nowhere"), "sinks[0].url", "URL"),
+        (("provider: scripted", "provider: jenkins"), "sources[0].provider", "jenkins"),
+    ],
+)
+def test_broken_configs_exit_2_with_one_line_naming_the_yaml_path(write, mutation, path, words):
+    """Each broken config exits 2, prints no traceback, and names the YAML path of the problem."""
+    text = GOOD.replace(*mutation)
+    result = run_cli("check", "--offline", "--config", str(write(text)), env={"DASH_KEY": "k1234"})
+    first = result.stderr.strip().splitlines()[0]
+    assert 2 == result.returncode
+    assert "Traceback" not in result.stderr
+    assert path in first
+    assert words.lower() in result.stderr.lower()
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    """A config path that does not exist exits 2 naming the file."""
+    result = run_cli("check", "--config", str(tmp_path / "nope.yaml"))
+    assert 2 == result.returncode
+    assert "nope.yaml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_online_check_reports_an_unreachable_sink(write):
+    """Without --offline the dashboard is contacted; a closed port makes the check fail with exit 1."""
+    result = run_cli("check", "--config", str(write(GOOD)), env={"DASH_KEY": "k1234"})
+    assert 1 == result.returncode
+    assert "sink dashboard" in result.stdout
+    assert "k1234" not in result.stdout + result.stderr
+
+
+def test_version_flag():
+    """`fetcher --version` prints the package version."""
+    from deploy_fetcher import __version__
+
+    result = run_cli("--version")
+    assert (0, f"deploy-fetcher {__version__}") == (result.returncode, result.stdout.strip())
