@@ -26,17 +26,16 @@ def dashboard():
 @pytest.fixture
 def setup(tmp_path, dashboard):
     script = tmp_path / "events.jsonl"
-    lines = []
-    for day in range(10):
-        lines.append(
-            {
-                "deployment_id": f"d{day}",
-                "service": "api",
-                "environment": "prod",
-                "status": "success",
-                "happened_at": (T0 + timedelta(days=day)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            }
-        )
+    lines = [
+        {
+            "deployment_id": f"d{day}",
+            "service": "api",
+            "environment": "prod",
+            "status": "success",
+            "happened_at": (T0 + timedelta(days=day)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        for day in range(10)
+    ]
     script.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     config = write_config(
         tmp_path / "config.yaml",
