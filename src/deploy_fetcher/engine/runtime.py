@@ -7,12 +7,12 @@ The daemon, ``fetcher sync`` and the tests all build a :class:`Runtime`; only th
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 
 from deploy_fetcher._version import __version__
-from deploy_fetcher.config import FetcherConfig
+from deploy_fetcher.config import FetcherConfig, SinkConfig, SourceConfig
 from deploy_fetcher.engine.delivery import DeliveryPolicy, DeliveryWorker
 from deploy_fetcher.engine.health import Health
 from deploy_fetcher.engine.poller import Poller
@@ -28,6 +28,10 @@ _log = structlog.get_logger(__name__)
 
 USER_AGENT = f"deploy-fetcher/{__version__}"
 
+#: What a plugin resolver returns: the plugin class, or any callable building an instance (tests).
+ProviderFactory = Callable[[SourceConfig, ProviderContext], Provider]
+SinkFactory = Callable[[SinkConfig, SinkContext], Sink]
+
 
 class Runtime:
     """Store, providers, sinks, poller and delivery workers of one process."""
@@ -40,6 +44,8 @@ class Runtime:
         metrics: Metrics | None = None,
         policy: DeliveryPolicy | None = None,
         sources: Sequence[str] | None = None,
+        provider_resolver: Callable[[str], ProviderFactory] = load_provider,
+        sink_resolver: Callable[[str], SinkFactory] = load_sink,
     ) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
@@ -51,11 +57,11 @@ class Runtime:
         )
         chosen = [s for s in config.sources if s.enabled and (sources is None or s.name in sources)]
         self.providers: dict[str, Provider] = {
-            s.name: load_provider(s.provider)(s, self.context) for s in chosen
+            s.name: provider_resolver(s.provider)(s, self.context) for s in chosen
         }
         sink_context = SinkContext(metrics=self.metrics, user_agent=USER_AGENT)
         self.sinks: dict[str, Sink] = {
-            c.name: load_sink(c.type)(c, sink_context) for c in config.sinks if c.enabled
+            c.name: sink_resolver(c.type)(c, sink_context) for c in config.sinks if c.enabled
         }
         self.workers: dict[str, DeliveryWorker] = {
             name: DeliveryWorker(

@@ -1,0 +1,57 @@
+"""Secrets are redacted from every log line, by key and by value."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import structlog
+from pydantic import SecretStr
+
+from deploy_fetcher._logging import (
+    configure_logging,
+    redact_text,
+    register_secret,
+    register_secrets_in,
+)
+from deploy_fetcher.config import FetcherConfig
+
+
+def _capture(monkeypatch, emit):
+    buffer = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", buffer)
+    configure_logging("debug", "json")
+    try:
+        emit(structlog.get_logger("t"))
+    finally:
+        structlog.reset_defaults()
+    return [json.loads(line) for line in buffer.getvalue().splitlines()]
+
+
+def test_registered_secret_values_are_masked_anywhere(monkeypatch):
+    """A token quoted inside an error message is replaced by ***."""
+    register_secret("tok-abcdef123456")
+    [line] = _capture(
+        monkeypatch, lambda log: log.warning("x", error="GET https://h/?t=tok-abcdef123456 failed")
+    )
+    assert "GET https://h/?t=*** failed" == line["error"]
+
+
+def test_sensitive_keys_are_masked(monkeypatch):
+    """Values under keys like api_key or Authorization never reach the output."""
+    [line] = _capture(
+        monkeypatch,
+        lambda log: log.info(
+            "x", api_key="k-1", headers={"Authorization": "Bearer abc", "Accept": "json"}
+        ),
+    )
+    assert "***" == line["api_key"]
+    assert {"Authorization": "***", "Accept": "json"} == line["headers"]
+
+
+def test_secrets_in_a_config_are_registered():
+    """Every SecretStr in the validated config is registered for redaction."""
+    config = FetcherConfig.model_validate({"sinks": [], "sources": []})
+    register_secrets_in([config, {"nested": SecretStr("nested-secret-value")}])
+    assert "x *** y" == redact_text("x nested-secret-value y")

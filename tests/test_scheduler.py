@@ -1,0 +1,101 @@
+"""The scheduler: one job per target, no overlapping runs, discovery adds and removes targets."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from deploy_fetcher.config import FetcherConfig, SourceConfig
+from deploy_fetcher.engine import Runtime
+from deploy_fetcher.providers import Page, Provider
+from deploy_fetcher.scheduler import Scheduler
+from tests.support import wait_until
+
+
+class SlowProvider(Provider):
+    """Takes longer than its interval and records how many of its runs overlap."""
+
+    name = "slow"
+    config_model = SourceConfig
+
+    def __init__(self, config, context, targets=("a",), seconds=0.6):
+        super().__init__(config, context)
+        self._targets = list(targets)
+        self.seconds = seconds
+        self.running: dict[str, int] = {}
+        self.max_parallel: dict[str, int] = {}
+        self.runs: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def targets(self):
+        return list(self._targets)
+
+    def poll(self, target, cursor):
+        with self.lock:
+            self.running[target] = self.running.get(target, 0) + 1
+            self.max_parallel[target] = max(self.max_parallel.get(target, 0), self.running[target])
+            self.runs[target] = self.runs.get(target, 0) + 1
+        time.sleep(self.seconds)
+        with self.lock:
+            self.running[target] -= 1
+        yield Page([], {"n": self.runs[target]})
+
+    def backfill(self, target, since, until):
+        return iter(())
+
+
+def _runtime(tmp_path, provider_targets=("a", "b")):
+    config = FetcherConfig.model_validate(
+        {
+            "state": {"path": str(tmp_path / "s.db")},
+            "defaults": {"interval": "1s", "jitter": "0s", "discovery_interval": "1s"},
+        }
+    )
+    config = config.model_copy(
+        update={"sources": [SourceConfig(name="slow", provider="slow", interval=1)]}
+    )
+    made = []
+
+    def factory(source, context):
+        made.append(SlowProvider(source, context, provider_targets, seconds=1.3))
+        return made[-1]
+
+    runtime = Runtime(config, provider_resolver=lambda _name: factory)
+    return runtime, made[0]
+
+
+def test_runs_of_one_target_never_overlap_and_targets_run_in_parallel(tmp_path):
+    """A 1.3 s poll on a 1 s interval never runs twice at once; two targets do run side by side."""
+    runtime, provider = _runtime(tmp_path)
+    scheduler = Scheduler(runtime, max_workers=4)
+    scheduler.start()
+    try:
+        wait_until(
+            lambda: min(provider.runs.get("a", 0), provider.runs.get("b", 0)) >= 2, timeout=15
+        )
+    finally:
+        runtime.stop.set()
+        scheduler.shutdown()
+        runtime.close()
+    assert {"a": 1, "b": 1} == provider.max_parallel
+    assert {"slow/a", "slow/b"} == set(runtime.health.snapshot())
+
+
+def test_discovery_adds_and_removes_targets(tmp_path):
+    """A target that disappears from targets() loses its job; a new one gets one."""
+    runtime, provider = _runtime(tmp_path, ("a",))
+    provider.seconds = 0.0
+    scheduler = Scheduler(runtime, max_workers=2)
+    scheduler.start()
+    try:
+        wait_until(lambda: provider.runs.get("a", 0) >= 1)
+        provider._targets = ["b"]
+        wait_until(lambda: provider.runs.get("b", 0) >= 1, timeout=10)
+        runs_of_a = provider.runs["a"]
+        time.sleep(2.5)
+        assert runs_of_a == provider.runs["a"]
+    finally:
+        runtime.stop.set()
+        scheduler.shutdown()
+        runtime.close()
+    assert {"slow/b"} == set(runtime.health.snapshot())
