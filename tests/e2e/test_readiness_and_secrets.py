@@ -64,7 +64,7 @@ def test_rejected_credentials_make_readiness_503_and_keep_the_events(tmp_path):
     log = tmp_path / "fetcher.log"
     try:
         proc = FetcherProcess(config, port, log).start()
-        status, body = wait_until(
+        _, body = wait_until(
             lambda: (r := proc.get("/readyz"))[0] == 503 and "credentials rejected" in r[1] and r,
             timeout=20,
         )
