@@ -10,6 +10,7 @@ from deploy_fetcher.sinks._base import (
     SinkContext,
     Unauthorized,
 )
+from deploy_fetcher.sinks._select import select
 
 __all__ = [
     "CheckResult",
@@ -20,4 +21,5 @@ __all__ = [
     "Sink",
     "SinkContext",
     "Unauthorized",
+    "select",
 ]

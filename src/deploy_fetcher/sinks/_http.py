@@ -1,0 +1,297 @@
+"""The HTTP layer every HTTP sink shares: one keep-alive client, and one way to read an answer.
+
+A sink is a body builder (a pure function), a few headers, and this layer. Reading the answer lives
+here once, so every destination gets the same behaviour from the delivery worker:
+
+=====================================  ==========================================================
+answer                                 outcome
+=====================================  ==========================================================
+2xx                                    :class:`Delivered`
+408, 425, 429, 5xx                     :class:`Retry`, ``after`` from ``Retry-After`` (capped)
+401, 403                               :class:`Unauthorized` (the credential is broken, not the event)
+other 4xx                              :class:`Rejected`, the response body as the reason
+1xx, 3xx                               :class:`Retry` (a redirect means the ``url`` is wrong; the
+                                       events are kept until it is fixed)
+timeout, refused, reset, bad framing   :class:`Retry` with the failure named
+=====================================  ==========================================================
+
+Reasons end up in dead letters, logs and the CLI, so they never carry the request's headers or URL
+(a webhook URL often is the secret), and every secret of the sink's configuration is masked in them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import ssl
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import httpx
+from pydantic import AfterValidator, BaseModel, SecretStr
+
+from deploy_fetcher.config import SinkConfig
+from deploy_fetcher.sinks._base import (
+    CheckResult,
+    Delivered,
+    Delivery,
+    Rejected,
+    Retry,
+    SinkContext,
+    Unauthorized,
+)
+
+__all__ = [
+    "MAX_REASON_BYTES",
+    "MAX_RETRY_AFTER",
+    "HttpSinkConfig",
+    "HttpUrl",
+    "SinkHttpClient",
+    "check_url",
+    "classify",
+    "display_url",
+    "parse_retry_after",
+    "redact",
+    "secret_values",
+    "transport_failure",
+]
+
+#: The longest wait a server can ask for; beyond this the delivery worker's own backoff takes over.
+MAX_RETRY_AFTER: Final = 3600.0
+#: How much of a response body is kept as a reason (enough for a problem+json errors[] array).
+MAX_REASON_BYTES: Final = 4096
+_RETRYABLE_4XX: Final = frozenset({408, 425, 429})
+_MASK: Final = "***"
+
+
+def check_url(value: str) -> str:
+    """Validate an absolute http(s) URL (surrounding whitespace dropped)."""
+    value = value.strip()
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL as exc:
+        msg = f"not a valid URL: {exc}"
+        raise ValueError(msg) from None
+    if url.scheme not in {"http", "https"} or not url.host:
+        msg = "must be an absolute http:// or https:// URL"
+        raise ValueError(msg)
+    return value
+
+
+def _base_url(value: str) -> str:
+    return check_url(value).rstrip("/")
+
+
+def display_url(url: str, *, with_path: bool = True) -> str:
+    """A URL fit for messages: scheme, host, port (and path); no user info, query or fragment."""
+    parsed = httpx.URL(url)
+    port = f":{parsed.port}" if parsed.port else ""
+    path = parsed.path if with_path else ""
+    return f"{parsed.scheme}://{parsed.host}{port}{path}".rstrip("/")
+
+
+#: An absolute http(s) URL, kept as text without its trailing slash (paths are appended to it).
+HttpUrl = Annotated[str, AfterValidator(_base_url)]
+
+
+class HttpSinkConfig(SinkConfig):
+    """What every HTTP sink shares besides its URL and credential: TLS settings."""
+
+    #: Verify the server's certificate (turn off only for a lab dashboard with a self-signed one).
+    tls_verify: bool = True
+    #: A PEM bundle of extra certificate authorities (a company CA in front of the dashboard).
+    ca_bundle: Path | None = None
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or None.
+
+    A date in the past means "now" (0); anything beyond :data:`MAX_RETRY_AFTER` is capped, because a
+    misconfigured proxy must not park a sink for a week. Garbage is ignored rather than guessed at.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        seconds = float(text)
+    else:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _body_excerpt(response: httpx.Response) -> str:
+    return response.content[:MAX_REASON_BYTES].decode("utf-8", errors="replace").strip()
+
+
+def _describe(response: httpx.Response) -> str:
+    head = f"HTTP {response.status_code}"
+    if response.reason_phrase:
+        head += f" {response.reason_phrase}"
+    body = _body_excerpt(response)
+    return f"{head}: {body}" if body else head
+
+
+def classify(response: httpx.Response) -> Delivery:
+    """Turn a destination's answer into the delivery outcome the worker acts on (see module table)."""
+    code = response.status_code
+    if 200 <= code < 300:  # noqa: PLR2004 - the 2xx range
+        return Delivered(status_code=code)
+    reason = _describe(response)
+    if code in {401, 403}:
+        return Unauthorized(reason=reason, status_code=code)
+    if code in _RETRYABLE_4XX or code >= 500:  # noqa: PLR2004 - the 5xx range
+        after = parse_retry_after(response.headers.get("Retry-After"))
+        return Retry(reason=reason, after=after, status_code=code)
+    if 400 <= code < 500:  # noqa: PLR2004 - the 4xx range
+        return Rejected(reason=reason, status_code=code)
+    location = response.headers.get("Location", "").split("?", 1)[0]
+    hint = f" to {location}" if location else ""
+    return Retry(
+        reason=f"{reason} (redirected{hint}; set the sink's url to the final address)",
+        status_code=code,
+    )
+
+
+_TRANSPORT_NAMES: Final[tuple[tuple[type[httpx.TransportError], str], ...]] = (
+    (httpx.ConnectTimeout, "connect timeout"),
+    (httpx.ReadTimeout, "read timeout"),
+    (httpx.WriteTimeout, "write timeout"),
+    (httpx.PoolTimeout, "connection pool timeout"),
+    (httpx.ConnectError, "connection failed"),
+    (httpx.ReadError, "connection broken while reading"),
+    (httpx.WriteError, "connection broken while writing"),
+    (httpx.RemoteProtocolError, "malformed answer"),
+    (httpx.ProxyError, "proxy error"),
+)
+
+
+def transport_failure(exc: httpx.TransportError, *, timeout: float | None = None) -> Retry:
+    """Name a network failure (timeout, refused, reset, bad framing) as a retryable outcome."""
+    what = next((name for cls, name in _TRANSPORT_NAMES if isinstance(exc, cls)), "network error")
+    if isinstance(exc, httpx.TimeoutException) and timeout is not None:
+        what += f" after {timeout:g}s"
+    detail = str(exc).strip()
+    return Retry(reason=f"{what}: {detail}" if detail else what)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Mask every occurrence of each secret (longest first, so a prefix cannot leave a tail)."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, _MASK)
+    return text
+
+
+def secret_values(obj: Any) -> list[str]:
+    """Every ``SecretStr`` value inside a (nested) config model, so no sink can forget one."""
+    found: list[str] = []
+    if isinstance(obj, SecretStr):
+        found.append(obj.get_secret_value())
+    elif isinstance(obj, BaseModel):
+        for name in type(obj).model_fields:
+            found += secret_values(getattr(obj, name))
+    elif isinstance(obj, Mapping):
+        for value in obj.values():
+            found += secret_values(value)
+    elif isinstance(obj, list | tuple):
+        for value in obj:
+            found += secret_values(value)
+    return found
+
+
+def _with_reason(outcome: Delivery, secrets: list[str]) -> Delivery:
+    if isinstance(outcome, Delivered):
+        return outcome
+    return replace(outcome, reason=redact(outcome.reason, secrets))
+
+
+class SinkHttpClient:
+    """One keep-alive ``httpx.Client`` per sink instance, with the sink's timeout and TLS settings.
+
+    ``transport`` is for tests (an ``httpx.MockTransport``); production uses httpx's default pool.
+    """
+
+    def __init__(
+        self,
+        config: HttpSinkConfig,
+        context: SinkContext,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.timeout = config.timeout.total_seconds()
+        self._secrets = secret_values(config)
+        verify: bool | ssl.SSLContext = config.tls_verify
+        if config.tls_verify and config.ca_bundle is not None:
+            verify = ssl.create_default_context(cafile=str(config.ca_bundle))
+        self._client = httpx.Client(
+            timeout=self.timeout,
+            headers={"User-Agent": context.user_agent},
+            verify=verify,
+            follow_redirects=False,
+            transport=transport,
+        )
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        content: bytes | None = None,
+    ) -> Delivery:
+        """Send one request and classify its outcome; never raises for HTTP or network trouble."""
+        try:
+            response = self._client.request(method, url, headers=dict(headers), content=content)
+        except httpx.TransportError as exc:
+            return _with_reason(transport_failure(exc, timeout=self.timeout), self._secrets)
+        return _with_reason(classify(response), self._secrets)
+
+    def get(self, url: str, *, headers: Mapping[str, str]) -> httpx.Response | Retry:
+        """A GET whose response the caller reads itself (``check()``), or the network failure."""
+        try:
+            return self._client.get(url, headers=dict(headers))
+        except httpx.TransportError as exc:
+            failure = transport_failure(exc, timeout=self.timeout)
+            return Retry(reason=redact(failure.reason, self._secrets))
+
+    def probe(self, url: str, *, what: str) -> CheckResult:
+        """Check that ``url`` answers at all, for destinations whose credential cannot be tested.
+
+        A HEAD request creates nothing; any HTTP answer proves the name resolves and TLS works.
+        """
+        try:
+            response = self._client.head(url)
+        except httpx.TransportError as exc:
+            failure = transport_failure(exc, timeout=self.timeout)
+            return CheckResult(
+                ok=False, message=f"cannot reach {what}: {redact(failure.reason, self._secrets)}"
+            )
+        return CheckResult(
+            ok=True,
+            verified=False,
+            message=(
+                f"{what} answers (HTTP {response.status_code}); "
+                "the credential cannot be verified without writing"
+            ),
+        )
+
+    def redact(self, text: str) -> str:
+        """Mask this sink's secrets in a text."""
+        return redact(text, self._secrets)
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._client.close()
