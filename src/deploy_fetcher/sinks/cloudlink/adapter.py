@@ -1,0 +1,50 @@
+"""Delivering deploy records to Cloudlink."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from deploy_fetcher.config import SinkConfig
+from deploy_fetcher.model import DeployEvent
+from deploy_fetcher.sinks._base import CheckResult, Delivery, Sink, SinkContext
+from deploy_fetcher.sinks._config import expect_config
+from deploy_fetcher.sinks._document import dumps
+from deploy_fetcher.sinks._http import SinkHttpClient, display_url
+from deploy_fetcher.sinks.cloudlink import mapping
+from deploy_fetcher.sinks.cloudlink.config import CloudlinkConfig
+
+__all__ = ["CloudlinkSink"]
+
+
+class CloudlinkSink(Sink):
+    """``POST {url}/deploys`` with ``Authorization: Bearer``."""
+
+    name: ClassVar[str] = "cloudlink"
+    config_model: ClassVar[type[SinkConfig]] = CloudlinkConfig
+
+    def __init__(self, config: SinkConfig, context: SinkContext) -> None:
+        super().__init__(config, context)
+        self.settings = expect_config(config, CloudlinkConfig)
+        self.http = SinkHttpClient(self.settings, context)
+
+    def send(self, event: DeployEvent) -> Delivery:
+        """Post one deploy record."""
+        return self.http.send(
+            "POST",
+            self.settings.url + "/deploys",
+            headers={
+                "Authorization": f"Bearer {self.settings.api_key.get_secret_value()}",
+                "Content-Type": "application/json",
+            },
+            content=dumps(mapping.body(event, self.settings.status_map)),
+        )
+
+    def check(self) -> CheckResult:
+        """Cloudlink offers no read-only call for a key: only reachability is checked."""
+        return self.http.probe(
+            self.settings.url, what=f"Cloudlink at {display_url(self.settings.url)}"
+        )
+
+    def close(self) -> None:
+        """Close the keep-alive connections."""
+        self.http.close()

@@ -1,0 +1,56 @@
+"""Delivering deployment events to CTO.ai."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from deploy_fetcher.config import SinkConfig
+from deploy_fetcher.model import DeployEvent
+from deploy_fetcher.sinks._base import CheckResult, Delivery, Sink, SinkContext
+from deploy_fetcher.sinks._config import expect_config
+from deploy_fetcher.sinks._document import dumps
+from deploy_fetcher.sinks._http import SinkHttpClient, display_url
+from deploy_fetcher.sinks.ctoai import mapping
+from deploy_fetcher.sinks.ctoai.config import CtoAiConfig
+
+__all__ = ["CtoAiSink"]
+
+
+class CtoAiSink(Sink):
+    """``POST {url}/`` with ``Authorization: Bearer``."""
+
+    name: ClassVar[str] = "ctoai"
+    config_model: ClassVar[type[SinkConfig]] = CtoAiConfig
+
+    def __init__(self, config: SinkConfig, context: SinkContext) -> None:
+        super().__init__(config, context)
+        self.settings = expect_config(config, CtoAiConfig)
+        self.http = SinkHttpClient(self.settings, context)
+
+    def send(self, event: DeployEvent) -> Delivery:
+        """Post one deployment event."""
+        payload = mapping.body(
+            event,
+            team_id=self.settings.team_id,
+            image=self.settings.image,
+            overrides=self.settings.status_map,
+        )
+        return self.http.send(
+            "POST",
+            self.settings.url + "/",
+            headers={
+                "Authorization": f"Bearer {self.settings.api_key.get_secret_value()}",
+                "Content-Type": "application/json",
+            },
+            content=dumps(payload),
+        )
+
+    def check(self) -> CheckResult:
+        """The events API has no read-only call for a token: only reachability is checked."""
+        return self.http.probe(
+            self.settings.url + "/", what=f"CTO.ai at {display_url(self.settings.url)}"
+        )
+
+    def close(self) -> None:
+        """Close the keep-alive connections."""
+        self.http.close()

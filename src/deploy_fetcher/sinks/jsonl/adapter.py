@@ -1,0 +1,77 @@
+"""Appending events to a JSON Lines file."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from typing import ClassVar
+
+from deploy_fetcher.config import SinkConfig
+from deploy_fetcher.model import DeployEvent
+from deploy_fetcher.sinks._base import CheckResult, Delivered, Delivery, Retry, Sink, SinkContext
+from deploy_fetcher.sinks._config import expect_config
+from deploy_fetcher.sinks._document import document, dumps
+from deploy_fetcher.sinks.jsonl.config import JsonlConfig
+from deploy_fetcher.sinks.jsonl.rotation import needs_rotation, rotate
+
+__all__ = ["JsonlSink"]
+
+
+class JsonlSink(Sink):
+    """One line per event; a failed write (disk full, permissions) is retried, never lost.
+
+    A lock file next to the log (``<path>.lock``) serialises rotation and appends between processes
+    (the daemon and a ``fetcher sync`` writing the same file).
+    """
+
+    name: ClassVar[str] = "jsonl"
+    config_model: ClassVar[type[SinkConfig]] = JsonlConfig
+
+    def __init__(self, config: SinkConfig, context: SinkContext) -> None:
+        super().__init__(config, context)
+        self.settings = expect_config(config, JsonlConfig)
+        self.path = self.settings.path
+        self._lock_path = self.path.with_name(self.path.name + ".lock")
+
+    def send(self, event: DeployEvent) -> Delivery:
+        """Append one line (and fsync it), rotating first when the file is full."""
+        line = dumps(document(event, self.settings.fields)) + b"\n"
+        try:
+            self._append(line)
+        except OSError as exc:
+            return Retry(reason=f"cannot write {self.path}: {exc.strerror or exc}")
+        return Delivered()
+
+    def _append(self, line: bytes) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            size = self.path.stat().st_size if self.path.exists() else 0
+            if needs_rotation(size, len(line), self.settings.max_bytes):
+                rotate(self.path, self.settings.backups)
+            with self.path.open("ab") as out:
+                out.write(line)
+                out.flush()
+                if self.settings.fsync:
+                    os.fsync(out.fileno())
+
+    def check(self) -> CheckResult:
+        """The file, or the directory it will be created in, must be writable."""
+        if self.path.exists():
+            if self.path.is_dir():
+                return CheckResult(ok=False, message=f"{self.path} is a directory, not a file")
+            if os.access(self.path, os.W_OK):
+                return CheckResult(ok=True, message=f"{self.path} is writable")
+            return CheckResult(ok=False, message=f"{self.path} is not writable")
+        ancestor = self.path.parent
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            return CheckResult(
+                ok=False, message=f"cannot create {self.path}: {ancestor} is not a directory"
+            )
+        if os.access(ancestor, os.W_OK | os.X_OK):
+            return CheckResult(ok=True, message=f"{self.path} can be created")
+        return CheckResult(
+            ok=False, message=f"cannot create {self.path}: {ancestor} is not writable"
+        )
