@@ -1,0 +1,419 @@
+"""The GitLab provider: projects' deployments (or pipelines) as pages of canonical events.
+
+One poll of a project is one ordered walk over the objects updated since the cursor's mark minus the
+overlap. In ``deployments`` mode nothing else is requested; in ``pipelines`` mode a pipeline's details
+(its start and finish times) are fetched once per change, and its jobs once when ``job_pattern`` is
+set. An idle project therefore costs one small request per cycle in either mode.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+import structlog
+
+from deploy_fetcher.config import SourceConfig
+from deploy_fetcher.errors import AuthError, RateLimited, TargetNotFound, TransientError
+from deploy_fetcher.model import DeployEvent, format_rfc3339
+from deploy_fetcher.providers import Cursor, Page, Provider, ProviderContext
+from deploy_fetcher.providers.gitlab.client import GitLabClient, encode_id, shared_client
+from deploy_fetcher.providers.gitlab.config import GitLabSourceConfig, ProjectEntry
+from deploy_fetcher.providers.gitlab.cursor import (
+    DeploymentsState,
+    PipelineMemory,
+    PipelinesState,
+    decode_deployments,
+    decode_pipelines,
+)
+from deploy_fetcher.providers.gitlab.mapping import (
+    Malformed,
+    PipelineView,
+    ProjectInfo,
+    Rendering,
+    deployment_events,
+    derive_parents,
+    list_key,
+    matches_any,
+    parse_deployment,
+    parse_pipeline,
+    pipeline_events,
+    pipeline_needs_detail,
+    sibling_of,
+)
+from deploy_fetcher.providers.gitlab.paging import PagingError, UpdatedAtWalker
+from deploy_fetcher.providers.gitlab.projects import (
+    ProjectSettings,
+    assign_targets,
+    entry_for,
+    settings_for,
+    single_literal,
+)
+
+__all__ = ["GitLabProvider"]
+
+_log = structlog.get_logger(__name__)
+
+
+def _iso(value: datetime) -> str:
+    return format_rfc3339(value)
+
+
+class GitLabProvider(Provider):
+    """Reads deployments (or pipelines) of GitLab projects through python-gitlab."""
+
+    name: ClassVar[str] = "gitlab"
+    config_model: ClassVar[type[SourceConfig]] = GitLabSourceConfig
+
+    def __init__(self, config: SourceConfig, context: ProviderContext) -> None:
+        if not isinstance(config, GitLabSourceConfig):
+            msg = f"the gitlab provider needs a GitLabSourceConfig, got {type(config).__name__}"
+            raise TypeError(msg)
+        super().__init__(config, context)
+        self.source_config = config
+        self.client: GitLabClient = shared_client(config, context)
+        self._log = _log.bind(source=config.name)
+        self._lock = threading.Lock()
+        self._targets: dict[str, ProjectEntry] = {}
+        self._groups: dict[str, list[tuple[int, str]]] = {}
+        self._projects: dict[str, ProjectInfo] = {}
+        self._auth_problem: str | None = None
+        self._limited: tuple[datetime, str] | None = None
+
+    # -- the Provider interface -----------------------------------------------------------------------
+    def targets(self) -> Sequence[str]:
+        """Every configured project, ``group/*`` entries expanded (subgroups included)."""
+        for entry in self.source_config.projects:
+            if entry.is_group:
+                self._discover(entry.group)
+        with self._lock:
+            self._targets = assign_targets(self.source_config.projects, self._groups)
+            return list(self._targets)
+
+    def poll(self, target: str, cursor: Cursor | None) -> Iterator[Page]:
+        """What changed in one project since ``cursor`` (None: since ``now - lookback``)."""
+        try:
+            settings, rendering = self._resolve(target)
+            if settings.mode == "deployments":
+                yield from self._poll_deployments(target, settings, rendering, cursor)
+            else:
+                yield from self._poll_pipelines(target, settings, rendering, cursor)
+        except (AuthError, RateLimited) as exc:
+            self._note(exc)
+            raise
+        self._auth_problem = None
+
+    def backfill(self, target: str, since: datetime, until: datetime) -> Iterator[Page]:
+        """Every event of one project dated in ``[since, until)``, read by ``updated_at`` windows."""
+        try:
+            settings, rendering = self._resolve(target)
+            if settings.mode == "deployments":
+                state = DeploymentsState(since, PipelineMemory())
+                pages = self._deployment_pages(target, settings, rendering, state, until=until)
+            else:
+                pstate = PipelinesState(since)
+                pages = self._pipeline_pages(target, settings, rendering, pstate, until=until)
+            for events in pages:
+                kept = [e for e in events if since <= e.happened_at < until]
+                if kept:
+                    yield Page(kept)
+        except (AuthError, RateLimited) as exc:
+            self._note(exc)
+            raise
+
+    def ready_problems(self) -> list[str]:
+        """A rejected token, or a quota spent until a time still ahead."""
+        problems = []
+        if self._auth_problem:
+            problems.append(self._auth_problem)
+        if self._limited is not None and self._limited[0] > self.context.clock():
+            problems.append(f"{self._limited[1]} (until {_iso(self._limited[0])})")
+        return problems
+
+    # -- deployments mode -----------------------------------------------------------------------------
+    def _poll_deployments(
+        self, target: str, settings: ProjectSettings, rendering: Rendering, cursor: Cursor | None
+    ) -> Iterator[Page]:
+        scope = settings.scope()
+        state = self._decode(target, cursor, scope, decode_deployments)
+        fresh = state is None
+        if state is None:
+            state = DeploymentsState(self.context.clock() - self._lookback())
+        start = state.mark if fresh else state.mark - self._overlap()
+        yielded = False
+        for events in self._deployment_pages(target, settings, rendering, state, start=start):
+            yield Page(events, state.encode(scope))
+            yielded = True
+        if fresh and not yielded:
+            yield Page([], state.encode(scope))
+
+    def _deployment_pages(
+        self,
+        target: str,
+        settings: ProjectSettings,
+        rendering: Rendering,
+        state: DeploymentsState,
+        *,
+        start: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[list[DeployEvent]]:
+        path = f"/projects/{encode_id(target)}/deployments"
+        query: dict[str, Any] = {"order_by": "updated_at", "sort": "asc"}
+        environment = single_literal(settings.environments)
+        if environment is not None:
+            query["environment"] = environment
+        if until is not None:
+            query["updated_before"] = _iso(until)
+        for items in self._walk(path, query, start or state.mark):
+            views = []
+            for raw in items:
+                try:
+                    view = parse_deployment(raw)
+                except Malformed as exc:
+                    self._malformed(target, path, raw, exc)
+                    continue
+                state.advance(view.updated_at)
+                sibling = sibling_of(view)
+                if sibling is not None and view.pipeline_id is not None:
+                    state.memory.add(view.pipeline_id, sibling)
+                views.append(view)
+            events: list[DeployEvent] = []
+            for view in views:
+                if not matches_any(settings.environments, view.environment):
+                    continue
+                siblings = state.memory.siblings(view.pipeline_id) if view.pipeline_id else []
+                try:
+                    events.extend(
+                        deployment_events(view, rendering, derive_parents(view, siblings))
+                    )
+                except ValueError as exc:  # Malformed, or a value the event model refuses
+                    self._malformed(target, path, {"id": view.id}, exc)
+            yield events
+
+    # -- pipelines mode -------------------------------------------------------------------------------
+    def _poll_pipelines(
+        self, target: str, settings: ProjectSettings, rendering: Rendering, cursor: Cursor | None
+    ) -> Iterator[Page]:
+        scope = settings.scope()
+        state = self._decode(target, cursor, scope, decode_pipelines)
+        fresh = state is None
+        if state is None:
+            state = PipelinesState(self.context.clock() - self._lookback())
+        start = state.mark if fresh else state.mark - self._overlap()
+        yielded = False
+        for events in self._pipeline_pages(target, settings, rendering, state, start=start):
+            state.prune(self._overlap())
+            yield Page(events, state.encode(scope))
+            yielded = True
+        if fresh and not yielded:
+            yield Page([], state.encode(scope))
+
+    def _pipeline_pages(
+        self,
+        target: str,
+        settings: ProjectSettings,
+        rendering: Rendering,
+        state: PipelinesState,
+        *,
+        start: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[list[DeployEvent]]:
+        path = f"/projects/{encode_id(target)}/pipelines"
+        wanted = settings.pipelines
+        query: dict[str, Any] = {"order_by": "updated_at", "sort": "asc"}
+        ref = single_literal(wanted.refs)
+        if ref is not None:
+            query["ref"] = ref
+        if len(wanted.sources) == 1:
+            query["source"] = wanted.sources[0]
+        if until is not None:
+            query["updated_before"] = _iso(until)
+        for items in self._walk(path, query, start or state.mark):
+            events: list[DeployEvent] = []
+            for raw in items:
+                events.extend(
+                    self._pipeline_item(
+                        target, path, raw, settings=settings, rendering=rendering, state=state
+                    )
+                )
+            yield events
+
+    def _pipeline_item(
+        self,
+        target: str,
+        path: str,
+        raw: Any,
+        *,
+        settings: ProjectSettings,
+        rendering: Rendering,
+        state: PipelinesState,
+    ) -> list[DeployEvent]:
+        """The events of one listed pipeline (details fetched only when its times are needed)."""
+        try:
+            view = parse_pipeline(raw)
+        except Malformed as exc:
+            self._malformed(target, path, raw, exc)
+            return []
+        state.advance(view.updated_at)
+        if state.is_done(view.id, view.updated_at):
+            return []
+        events: list[DeployEvent] = []
+        if self._pipeline_wanted(path, view, settings, state):
+            try:
+                if pipeline_needs_detail(view):
+                    detail = self.client.get(f"{path}/{view.id}")
+                    view = replace(parse_pipeline(raw, detail), updated_at=view.updated_at)
+                events = pipeline_events(view, rendering)
+            except ValueError as exc:  # Malformed, or a value the event model refuses
+                self._malformed(target, f"{path}/{view.id}", raw, exc)
+        state.done[view.id] = view.updated_at
+        return events
+
+    def _pipeline_wanted(
+        self, path: str, view: PipelineView, settings: ProjectSettings, state: PipelinesState
+    ) -> bool:
+        """Whether a pipeline passes the ref, source and job-name selection."""
+        wanted = settings.pipelines
+        if not matches_any(wanted.refs, view.ref):
+            return False
+        if wanted.sources and view.source not in wanted.sources:
+            return False
+        if wanted.job_pattern is None:
+            return True
+        pipeline_id = view.id
+        hit = state.matches.get(pipeline_id)
+        if hit is None:
+            pattern = wanted.job_pattern
+            jobs = self.client.iterate(f"{path}/{pipeline_id}/jobs", {}, per_page=100)
+            hit = any(
+                isinstance(job, dict) and fnmatch.fnmatchcase(str(job.get("name", "")), pattern)
+                for job in jobs
+            )
+            state.matches[pipeline_id] = hit
+        return hit
+
+    # -- shared steps ---------------------------------------------------------------------------------
+    def _walk(self, path: str, query: dict[str, Any], start: datetime) -> Iterator[list[Any]]:
+        per_page = self.source_config.per_page
+
+        def fetch(after: datetime, page: int) -> list[Any]:
+            return self.client.page(
+                path, {**query, "updated_after": _iso(after)}, page=page, per_page=per_page
+            )
+
+        walker = UpdatedAtWalker(fetch=fetch, key=list_key, start=start, per_page=per_page)
+        try:
+            yield from walker
+        except PagingError as exc:
+            msg = f"GET {path}: {exc}"
+            raise TransientError(msg) from None
+
+    def _resolve(self, target: str) -> tuple[ProjectSettings, Rendering]:
+        with self._lock:
+            entry = self._targets.get(target)
+        if entry is None:
+            entry = entry_for(self.source_config.projects, target)
+        if entry is None:
+            msg = f"{target}: not covered by the projects of source {self.source_config.name}"
+            raise TargetNotFound(msg)
+        settings = settings_for(self.source_config, entry)
+        project = self._project(target)
+        rendering = Rendering(
+            source=self.source_config.name,
+            project=project,
+            service=settings.service,
+            service_name=self.source_config.services.get(project.path),
+            version=settings.version,
+            environment=settings.pipelines.environment,
+        )
+        return settings, rendering
+
+    def _project(self, target: str) -> ProjectInfo:
+        """Path and web address of a project; a numeric id is looked up once."""
+        known = self._projects.get(target)
+        if known is not None:
+            return known
+        if not target.isdigit():
+            info = ProjectInfo(target, f"{self.client.url}/{target}")
+        else:
+            raw = self.client.get(f"/projects/{target}")
+            path = raw.get("path_with_namespace") if isinstance(raw, dict) else None
+            web_url = raw.get("web_url") if isinstance(raw, dict) else None
+            if not isinstance(path, str) or not path:
+                msg = f"GET /projects/{target}: no path_with_namespace in the answer"
+                raise TransientError(msg)
+            info = ProjectInfo(
+                path, web_url if isinstance(web_url, str) else f"{self.client.url}/{path}"
+            )
+        self._projects[target] = info
+        return info
+
+    def _discover(self, group: str) -> None:
+        """List a group's projects (subgroups included); keep the last good answer on failure."""
+        path = f"/groups/{encode_id(group)}/projects"
+        query = {"include_subgroups": "true", "archived": "false", "with_shared": "false"}
+        try:
+            members = [
+                (item["id"], item["path_with_namespace"])
+                for item in self.client.iterate(path, {**query, "simple": "true"}, per_page=100)
+                if isinstance(item, dict)
+                and isinstance(item.get("id"), int)
+                and isinstance(item.get("path_with_namespace"), str)
+            ]
+        except TargetNotFound as exc:
+            self._log.warning("gitlab.group_not_found", group=group, error=str(exc))
+            members = []
+        except (TransientError, RateLimited) as exc:
+            self._log.warning("gitlab.discovery_failed", group=group, error=str(exc))
+            return
+        with self._lock:
+            self._groups[group] = members
+
+    def _decode(
+        self,
+        target: str,
+        cursor: Cursor | None,
+        scope: str,
+        decode: Callable[[Cursor | None, str], Any],
+    ) -> Any:
+        if cursor is None:
+            return None
+        try:
+            state = decode(cursor, scope)
+        except (TypeError, ValueError, KeyError) as exc:
+            self._log.warning("gitlab.cursor_unreadable", target=target, error=str(exc))
+            return None
+        if state is None:
+            self._log.info(
+                "gitlab.cursor_restart",
+                target=target,
+                reason="the selection, mode or cursor format changed",
+            )
+        return state
+
+    def _malformed(self, target: str, path: str, raw: Any, exc: Exception) -> None:
+        item = raw.get("id") if isinstance(raw, dict) else None
+        self._log.warning(
+            "gitlab.malformed_item",
+            target=target,
+            url=f"{self.client.url}/api/v4{path}",
+            item=item,
+            reason=str(exc).splitlines()[0][:300],
+        )
+
+    def _lookback(self) -> timedelta:
+        return self.source_config.lookback or self.context.defaults.lookback
+
+    def _overlap(self) -> timedelta:
+        return self.source_config.overlap or self.context.defaults.overlap
+
+    def _note(self, exc: AuthError | RateLimited) -> None:
+        """Keep what readiness reports: a rejected token, a quota spent until some time."""
+        if isinstance(exc, AuthError):
+            self._auth_problem = str(exc)
+        elif exc.retry_at is not None:
+            self._limited = (exc.retry_at, str(exc))

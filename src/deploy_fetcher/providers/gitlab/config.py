@@ -1,0 +1,229 @@
+"""Configuration of a GitLab source: the instance, the token, the projects and how to read them.
+
+Every knob that decides *what* a project yields (mode, environment filter, pipeline selection, service,
+version) can be set once for the source and overridden per ``projects[]`` entry, so one source can mix
+projects that use GitLab environments with projects that only run pipelines. Templates are checked at
+load time against the fields their mode offers: a typo fails ``fetcher check``, not the first poll.
+"""
+
+from __future__ import annotations
+
+import string
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from deploy_fetcher.config import Duration, Section, SourceConfig
+
+__all__ = [
+    "DEPLOYMENT_FIELDS",
+    "PIPELINE_FIELDS",
+    "GitLabSourceConfig",
+    "Mode",
+    "PipelineSettings",
+    "ProjectEntry",
+    "VersionFrom",
+    "template_fields",
+]
+
+Mode = Literal["deployments", "pipelines"]
+VersionFrom = Literal["short_sha", "sha", "ref", "tag", "pipeline_iid"]
+
+#: Fields every template can use.
+_PROJECT_FIELDS: Final = frozenset({"project", "project_path", "namespace"})
+#: Fields of a service template in ``deployments`` mode.
+DEPLOYMENT_FIELDS: Final = _PROJECT_FIELDS | {"environment", "job", "stage", "ref"}
+#: Fields of a service or environment template in ``pipelines`` mode.
+PIPELINE_FIELDS: Final = _PROJECT_FIELDS | {"ref", "source", "pipeline_name"}
+
+
+def template_fields(template: str) -> set[str]:
+    """Names a ``str.format`` template refers to (ValueError when it does not parse)."""
+    names: set[str] = set()
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name is None:
+            continue
+        if not name or not name.isidentifier():
+            msg = f"template {template!r}: use named fields like {{project_path}}, not {{{name}}}"
+            raise ValueError(msg)
+        names.add(name)
+    return names
+
+
+def _check_template(template: str, allowed: frozenset[str], what: str) -> None:
+    unknown = template_fields(template) - allowed
+    if unknown:
+        msg = (
+            f"{what} template {template!r} uses unknown field(s) {sorted(unknown)}; "
+            f"available: {sorted(allowed)}"
+        )
+        raise ValueError(msg)
+
+
+class PipelineSettings(Section):
+    """How ``pipelines`` mode picks pipelines and names the environment they deploy to."""
+
+    #: Glob patterns on the pipeline's ref (``main``, ``release/*``, ``v*``); empty = every ref.
+    refs: list[str] = []
+    #: Pipeline sources to keep (``push``, ``web``, ``schedule``, ``api``, ``trigger``, ``pipeline``,
+    #: ``merge_request_event`` …); empty = every source.
+    sources: list[str] = []
+    #: Keep only pipelines with at least one job whose name matches this glob (``deploy*``).
+    job_pattern: str | None = None
+    #: The environment every kept pipeline deploys to: a name or a template (``"{ref}"``).
+    environment: str = "production"
+
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, value: str) -> str:
+        if not value.strip():
+            msg = "must not be empty"
+            raise ValueError(msg)
+        _check_template(value, PIPELINE_FIELDS, "environment")
+        return value
+
+
+class _Overridable(Section):
+    """Keys a source sets for all its projects and a ``projects[]`` entry may override."""
+
+    mode: Mode | None = None
+    #: ``deployments`` mode: glob patterns on environment names; empty = every environment.
+    environments: list[str] | None = None
+    #: Service name template (see DEPLOYMENT_FIELDS / PIPELINE_FIELDS), e.g. ``"{project_path}"``.
+    service: str | None = None
+    version: VersionFrom | None = None
+    pipelines: PipelineSettings | None = None
+
+
+class ProjectEntry(_Overridable):
+    """One ``projects[]`` entry: a path (``group/sub/api``), a numeric id, or ``group/*``."""
+
+    project: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, bool):
+            return data  # let pydantic reject it
+        if isinstance(data, int | str):
+            return {"project": str(data)}
+        if isinstance(data, dict) and isinstance(data.get("project"), int):
+            return {**data, "project": str(data["project"])}
+        return data
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        text = value.strip().strip("/")
+        if not text:
+            msg = "must be a project path, a numeric id or group/*"
+            raise ValueError(msg)
+        if "*" in text and (not text.endswith("/*") or "*" in text[:-2] or text == "*"):
+            msg = "a wildcard must be a whole last segment: group/* or group/sub/*"
+            raise ValueError(msg)
+        if " " in text:
+            msg = "project paths have no spaces (use the path, not the display name)"
+            raise ValueError(msg)
+        return text
+
+    @property
+    def is_group(self) -> bool:
+        """Whether the entry stands for every project of a group (subgroups included)."""
+        return self.project.endswith("/*")
+
+    @property
+    def group(self) -> str:
+        """The group path of a ``group/*`` entry."""
+        return self.project.removesuffix("/*")
+
+
+class GitLabSourceConfig(SourceConfig):
+    """A GitLab instance (gitlab.com or self-managed) and the projects to read from it."""
+
+    provider: Literal["gitlab"] = "gitlab"
+    #: The instance's address, with its path prefix when it has one (``https://host/gitlab``).
+    url: str = "https://gitlab.com"
+    #: A personal, project or group access token (``read_api`` scope), or an OAuth token.
+    token: SecretStr
+    token_type: Literal["private", "oauth"] = "private"  # noqa: S105 - a kind, not a secret
+    #: PEM bundle of the CA that signed a self-managed instance's certificate.
+    ca_bundle: Path | None = None
+    #: Turn TLS verification off (a lab instance); prefer ``ca_bundle``.
+    verify_tls: bool = True
+    projects: list[ProjectEntry] = Field(min_length=1)
+
+    mode: Mode = "deployments"
+    environments: list[str] = []
+    service: str = "{project_path}"
+    #: Exact project path → service name; wins over the ``service`` template.
+    services: dict[str, str] = {}
+    version: VersionFrom = "short_sha"
+    pipelines: PipelineSettings = PipelineSettings()
+
+    #: Items per request (GitLab caps it at 100).
+    per_page: int = Field(default=100, ge=1, le=100)
+    #: Extra attempts of a request after a 5xx, a timeout or a 429.
+    max_retries: int = Field(default=3, ge=0, le=10)
+    #: Longest wait inside a cycle for a 429 or a spent budget; anything longer ends the cycle
+    #: (RateLimited) and the next cycle tries again.
+    max_wait: Duration = timedelta(seconds=30)
+    #: At most this many requests per minute to this instance, shared by every source using it.
+    request_budget: int | None = Field(default=None, ge=1)
+    #: Stop sending when ``RateLimit-Remaining`` falls to this (leaves room for people and other tools).
+    min_remaining: int = Field(default=0, ge=0)
+    #: HTTP timeout; ``defaults.timeout`` when absent.
+    timeout: Duration | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        text = value.strip().rstrip("/")
+        parts = urlsplit(text)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            msg = "must be the instance's http(s) address, e.g. https://gitlab.example.com"
+            raise ValueError(msg)
+        if parts.username or parts.password:
+            msg = "credentials inside the URL are not allowed; use token"
+            raise ValueError(msg)
+        if parts.query or parts.fragment:
+            msg = "must not carry a query or a fragment"
+            raise ValueError(msg)
+        if parts.path.rstrip("/").endswith("/api/v4"):
+            msg = "give the instance's address without /api/v4 (it is added for you)"
+            raise ValueError(msg)
+        return text
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            msg = "must not be empty"
+            raise ValueError(msg)
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            msg = f"CA bundle {str(value)!r} is not a readable file"
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _templates(self) -> GitLabSourceConfig:
+        for index, entry in enumerate([None, *self.projects]):
+            where = "" if entry is None else f"projects[{index - 1}]: "
+            mode = (entry.mode if entry else None) or self.mode
+            service = (entry.service if entry else None) or self.service
+            allowed = DEPLOYMENT_FIELDS if mode == "deployments" else PIPELINE_FIELDS
+            try:
+                _check_template(service, allowed, "service")
+            except ValueError as exc:
+                raise ValueError(f"{where}{exc} (mode {mode})") from None
+        if self.ca_bundle is not None and not self.verify_tls:
+            msg = "give either ca_bundle or verify_tls: false, not both"
+            raise ValueError(msg)
+        return self
