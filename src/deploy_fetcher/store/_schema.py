@@ -41,7 +41,8 @@ def _v1_initial(conn: sqlite3.Connection) -> None:
 
     The claim index puts ``happened_at`` before ``next_attempt_at`` so a claim walks the index in
     delivery order and stops after ``limit`` due rows, instead of sorting the whole due backlog of a
-    sink that was down for a day.
+    sink that was down for a day. The partial indexes stay small: only delivered rows waiting to be
+    pruned, only rows under a claim.
     """
     statements = (
         """
@@ -75,6 +76,7 @@ def _v1_initial(conn: sqlite3.Connection) -> None:
         "CREATE UNIQUE INDEX outbox_dedup ON outbox (sink, deployment_id, status, happened_at)",
         "CREATE INDEX outbox_claim ON outbox (sink, state, happened_at, next_attempt_at)",
         "CREATE INDEX outbox_delivered ON outbox (delivered_at) WHERE state = 'delivered'",
+        "CREATE INDEX outbox_claimed ON outbox (claimed_by) WHERE claimed_by IS NOT NULL",
         """
         CREATE TABLE successes (
             service       TEXT NOT NULL,

@@ -9,9 +9,7 @@ and prunes are bounded by a limit or done in batches.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
-import socket
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +20,7 @@ import structlog
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.model import DeployEvent, Status, utc_now
 from deploy_fetcher.store._base import CursorRecord, OutboxRow, OutboxStats, RowState
+from deploy_fetcher.store._claims import is_orphaned, new_token
 from deploy_fetcher.store._codec import dump_cursor, from_db, load_cursor, to_db
 from deploy_fetcher.store._connections import Connections
 from deploy_fetcher.store._schema import check_file, ensure_schema
@@ -61,11 +60,6 @@ class _RollBack(Exception):
     """Raised inside a write transaction to undo it."""
 
 
-def _claim_token() -> str:
-    """Who holds a claim: host and pid for the operator, random so a reused pid is not the same."""
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
-
-
 class SqliteStore:
     """A :class:`~deploy_fetcher.store.StateStore` in one SQLite file, shared by threads and processes.
 
@@ -94,6 +88,7 @@ class SqliteStore:
         except BaseException:
             self._db.close()
             raise
+        self._release_orphaned_claims()
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -103,7 +98,7 @@ class SqliteStore:
         """This process's claim owner id (a new one after ``fork()``)."""
         pid = os.getpid()
         if pid != self._token_pid:
-            self._token, self._token_pid = _claim_token(), pid
+            self._token, self._token_pid = new_token(), pid
         return self._token
 
     # -- cursors ---------------------------------------------------------------------------------
@@ -287,6 +282,33 @@ class SqliteStore:
                 """,
                 [(row_id, token) for row_id in row_ids],
             )
+
+    def _release_orphaned_claims(self) -> None:
+        """Free, on open, the claims of processes on this host that died holding them.
+
+        Best effort: a store opened read-only (``fetcher outbox list`` on a copy) must still open,
+        and those rows are freed anyway when their lease runs out.
+        """
+        try:
+            with self._db.read("looking for orphaned claims") as conn:
+                owners = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT DISTINCT claimed_by FROM outbox WHERE claimed_by IS NOT NULL"
+                    )
+                ]
+            orphaned = [(owner,) for owner in owners if is_orphaned(owner, self.claim_token)]
+            if not orphaned:
+                return
+            with self._db.write("releasing orphaned claims") as conn:
+                released = conn.executemany(
+                    "UPDATE outbox SET claimed_by = NULL, claim_until = NULL WHERE claimed_by = ?",
+                    orphaned,
+                ).rowcount
+        except StoreError as exc:
+            _log.warning("store.orphaned_claims_kept", path=str(self.path), error=str(exc))
+            return
+        _log.info("store.orphaned_claims_released", path=str(self.path), rows=released)
 
     def pending_count(self, sink: str) -> int:
         """Rows of ``sink`` not yet delivered nor dead."""
