@@ -101,3 +101,18 @@ def test_opening_frees_rows_claimed_by_dead_local_processes(
         restarted.close()
 
     assert ["run-0", "run-3"] == [row.event.deployment_id for row in rows]
+
+
+def test_a_second_store_in_the_same_process_keeps_the_first_ones_claims(
+    store: SqliteStore, db_path: Path, clock: FakeClock
+) -> None:
+    """Stores opened by one process share its claim owner: opening another frees nothing."""
+    store.commit_page("gh/octo/api", None, [("dash", make_event())])
+    store.claim("dash", limit=1, lease_seconds=LEASE, now=T0)
+
+    second = SqliteStore(db_path, clock=clock)
+    try:
+        assert [] == second.claim("dash", limit=1, lease_seconds=LEASE, now=T0)
+        assert store.claim_token == second.claim_token
+    finally:
+        second.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import subprocess
@@ -101,3 +102,18 @@ def test_a_forked_child_uses_its_own_connection_and_claim_token(store: SqliteSto
     assert 1 == len(ids)
     assert store.claim_token != token
     assert 98 == len(store.claim("dash", limit=200, lease_seconds=600, now=T0))
+
+
+def test_a_finished_threads_connection_is_closed(store: SqliteStore) -> None:
+    """Connections do not pile up when short-lived threads use the store: only the opener's is left."""
+
+    def read() -> None:
+        store.get_cursor("gh/octo/api")
+
+    for _ in range(20):
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join(timeout=30)
+    gc.collect()
+
+    assert 1 == len(store._db._all)

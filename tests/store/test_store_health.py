@@ -151,3 +151,10 @@ def test_naive_datetimes_are_refused(store: SqliteStore) -> None:
 def test_repr_names_the_file_and_nothing_else(store: SqliteStore, db_path: Path) -> None:
     """The store's repr is its path (it holds no secrets, and says no more)."""
     assert f"SqliteStore({str(db_path)!r})" == repr(store)
+
+
+def test_a_deleted_file_is_reported(store: SqliteStore, db_path: Path) -> None:
+    """A state file removed under a running store is reported: its writes would be lost."""
+    db_path.unlink()
+
+    assert f"state file {db_path}: the file was deleted or moved away" == store.check_writable()

@@ -18,7 +18,9 @@ import socket
 from functools import cache
 from pathlib import Path
 
-__all__ = ["is_orphaned", "new_token"]
+__all__ = ["is_orphaned", "new_token", "process_token"]
+
+_tokens: dict[int, str] = {}
 
 
 @cache
@@ -33,6 +35,19 @@ def _pid_namespace() -> str:
 def new_token() -> str:
     """A claim owner id for this process."""
     return f"{socket.gethostname()}-{_pid_namespace()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def process_token() -> str:
+    """This process's claim owner id, shared by every store it opens; a fresh one after fork().
+
+    Per process, not per store object: otherwise a second store opened by the same process would
+    take the first one's claims for those of a dead predecessor with the same pid.
+    """
+    pid = os.getpid()
+    token = _tokens.get(pid)
+    if token is None:
+        token = _tokens.setdefault(pid, new_token())
+    return token
 
 
 def is_orphaned(owner: str, own_token: str) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -47,6 +48,10 @@ def describe_error(exc: sqlite3.Error, path: Path, action: str, busy_timeout: fl
     return f"state file {path}: {reason} while {action}"
 
 
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (the built-in class cannot)."""
+
+
 class Connections:
     """One SQLite connection per thread (and per process) to one file.
 
@@ -68,7 +73,9 @@ class Connections:
         # After fork() the parent's connections belong to the parent: forget them, never close them.
         self._pid = pid
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        # Weak, so a connection closes with the thread that used it (short-lived threads would
+        # otherwise pile up open files); close() reaches the ones still alive.
+        self._all: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
 
     def get(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
@@ -84,7 +91,7 @@ class Connections:
             conn = self._open()
             self._local.conn = conn
             with self._lock:
-                self._all.append(conn)
+                self._all.add(conn)
         return conn
 
     def _open(self) -> sqlite3.Connection:
@@ -96,6 +103,7 @@ class Connections:
                 timeout=self.busy_timeout,
                 isolation_level=None,
                 check_same_thread=False,
+                factory=_Connection,
             )
             try:
                 conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
@@ -141,7 +149,8 @@ class Connections:
         """Close every thread's connection; later use raises StoreError."""
         with self._lock:
             self._closed = True
-            connections, self._all = self._all, []
+            connections = list(self._all)
+            self._all = weakref.WeakSet()
         for conn in connections:
             with suppress(sqlite3.Error):
                 conn.close()

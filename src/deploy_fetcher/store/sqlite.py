@@ -20,7 +20,7 @@ import structlog
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.model import DeployEvent, Status, utc_now
 from deploy_fetcher.store._base import CursorRecord, OutboxRow, OutboxStats, RowState
-from deploy_fetcher.store._claims import is_orphaned, new_token
+from deploy_fetcher.store._claims import is_orphaned, process_token
 from deploy_fetcher.store._codec import dump_cursor, from_db, load_cursor, to_db
 from deploy_fetcher.store._connections import Connections
 from deploy_fetcher.store._schema import check_file, ensure_schema
@@ -79,8 +79,6 @@ class SqliteStore:
         self.path = Path(path)
         self._clock = clock
         self._min_free_bytes = min_free_bytes
-        self._token_pid = -1
-        self._token = ""
         check_file(self.path)
         self._db = Connections(self.path, busy_timeout=busy_timeout)
         try:
@@ -96,10 +94,7 @@ class SqliteStore:
     @property
     def claim_token(self) -> str:
         """This process's claim owner id (a new one after ``fork()``)."""
-        pid = os.getpid()
-        if pid != self._token_pid:
-            self._token, self._token_pid = new_token(), pid
-        return self._token
+        return process_token()
 
     # -- cursors ---------------------------------------------------------------------------------
     def get_cursor(self, key: str) -> dict[str, Any] | None:
@@ -211,9 +206,10 @@ class SqliteStore:
                     poisoned.append((row, at, record[0]))
                 else:
                     claimed.append(row)
+            token = self.claim_token
             conn.executemany(
                 "UPDATE outbox SET claimed_by = ?, claim_until = ? WHERE id = ?",
-                [(self.claim_token, until, row.id) for row in claimed],
+                [(token, until, row.id) for row in claimed],
             )
             conn.executemany(
                 """
@@ -463,6 +459,9 @@ class SqliteStore:
         one), and a real write that is rolled back (locks, and whatever SQLite itself refuses).
         """
         directory = self.path.parent
+        if not self.path.exists():
+            # Open connections write on into the unlinked file; all of it is lost at the restart.
+            return f"state file {self.path}: the file was deleted or moved away"
         if not os.access(directory, os.W_OK):
             return f"state file {self.path}: the directory {directory} is read-only"
         if not os.access(self.path, os.W_OK):
