@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -216,4 +217,35 @@ def test_base_url_loses_its_trailing_slash() -> None:
     assert (
         "https://dash.example.test/base"
         == _Config(name="s", type="t", url=" https://dash.example.test/base/ ", api_key=KEY).url
+    )
+
+
+def test_only_the_start_of_a_huge_error_body_is_kept(context: SinkContext) -> None:
+    """A giant error page becomes a reason of its first few KiB."""
+    client = _client(context)
+    with respx.mock() as mock:
+        mock.post(URL).mock(return_value=httpx.Response(400, content=b"e" * 5_000_000))
+        outcome = client.send("POST", URL, headers={}, content=b"{}")
+    client.close()
+    assert (
+        Rejected(reason="HTTP 400 Bad Request: " + "e" * MAX_REASON_BYTES, status_code=400)
+        == outcome
+    )
+
+
+def test_compressed_error_body_is_decoded(context: SinkContext) -> None:
+    """A gzip-encoded problem body reads as text in the reason."""
+    body = b'{"errors":[{"field":"status"}]}'
+    client = _client(context)
+    with respx.mock() as mock:
+        mock.post(URL).mock(
+            return_value=httpx.Response(
+                422, content=gzip.compress(body), headers={"Content-Encoding": "gzip"}
+            )
+        )
+        outcome = client.send("POST", URL, headers={}, content=b"{}")
+    client.close()
+    assert (
+        Rejected(reason="HTTP 422 Unprocessable Entity: " + body.decode(), status_code=422)
+        == outcome
     )

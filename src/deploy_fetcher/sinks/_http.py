@@ -66,6 +66,8 @@ MAX_RETRY_AFTER: Final = 3600.0
 MAX_REASON_BYTES: Final = 4096
 _RETRYABLE_4XX: Final = frozenset({408, 425, 429})
 _MASK: Final = "***"
+#: The headers classify() reads; the rest (and the body's encoding) stay with the wire response.
+_KEPT_HEADERS: Final = frozenset({"retry-after", "location", "content-type"})
 
 
 def check_url(value: str) -> str:
@@ -254,10 +256,26 @@ class SinkHttpClient:
     ) -> Delivery:
         """Send one request and classify its outcome; never raises for HTTP or network trouble."""
         try:
-            response = self._client.request(method, url, headers=dict(headers), content=content)
+            response = self._exchange(method, url, headers=headers, content=content)
         except httpx.TransportError as exc:
             return _with_reason(transport_failure(exc, timeout=self.timeout), self._secrets)
         return _with_reason(classify(response), self._secrets)
+
+    def _exchange(
+        self, method: str, url: str, *, headers: Mapping[str, str], content: bytes | None
+    ) -> httpx.Response:
+        """The answer with at most :data:`MAX_REASON_BYTES` of its body read.
+
+        Nothing but a reason is ever taken from a body, so a 50 MB error page costs 4 KiB of memory.
+        """
+        with self._client.stream(method, url, headers=dict(headers), content=content) as response:
+            body = b""
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) >= MAX_REASON_BYTES:
+                    break
+            kept = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
+            return httpx.Response(response.status_code, headers=kept, content=body)
 
     def get(self, url: str, *, headers: Mapping[str, str]) -> httpx.Response | Retry:
         """A GET whose response the caller reads itself (``check()``), or the network failure."""
