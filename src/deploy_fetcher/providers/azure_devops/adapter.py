@@ -1,0 +1,235 @@
+"""The Azure DevOps provider: one instance per ``sources[]`` entry, one target per project.
+
+It wires the pieces together — credential, HTTP client, cached catalog, and the walker of the
+configured mode — and turns each walk into :class:`~deploy_fetcher.providers.Page` objects: one page
+of events per environment / run / list page (cursor None), then one page with the new cursor, so the
+cursor is only stored once everything it covers is stored too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, TypeVar
+
+import structlog
+
+from deploy_fetcher.errors import PluginError
+from deploy_fetcher.providers import Cursor, Page, Provider, ProviderContext
+from deploy_fetcher.providers.azure_devops.auth import BearerFileAuth, Credential, PatAuth
+from deploy_fetcher.providers.azure_devops.catalog import Catalog
+from deploy_fetcher.providers.azure_devops.client import PROVIDER, AzureDevOpsClient
+from deploy_fetcher.providers.azure_devops.config import AzureDevOpsConfig
+from deploy_fetcher.providers.azure_devops.cursor import (
+    CursorMismatch,
+    EnvironmentsCursor,
+    ReleasesCursor,
+    RunsState,
+    StagesCursor,
+    scope_digest,
+)
+from deploy_fetcher.providers.azure_devops.environments import EnvironmentWalker
+from deploy_fetcher.providers.azure_devops.mapping import Naming
+from deploy_fetcher.providers.azure_devops.releases import ReleaseWalker
+from deploy_fetcher.providers.azure_devops.runs import RunWalk, RunWalker
+from deploy_fetcher.providers.azure_devops.selection import PipelineFilter, StageResolver
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from datetime import datetime, timedelta
+
+    import httpx
+
+    from deploy_fetcher.config import SourceConfig
+    from deploy_fetcher.model import DeployEvent
+
+__all__ = ["AzureDevOpsProvider"]
+
+_log = structlog.get_logger(__name__)
+
+C = TypeVar("C", EnvironmentsCursor, StagesCursor, ReleasesCursor)
+
+
+def _credential(config: AzureDevOpsConfig) -> Credential:
+    if config.pat is not None:
+        return PatAuth(config.pat.get_secret_value())
+    if config.bearer_token_file is None:  # the config model already refuses this
+        msg = "no credential configured"
+        raise PluginError(msg)
+    return BearerFileAuth(config.bearer_token_file)
+
+
+class AzureDevOpsProvider(Provider):
+    """Deployments from Azure DevOps Services or Server: environments, stages or classic releases."""
+
+    name: ClassVar[str] = PROVIDER
+    config_model: ClassVar[type[SourceConfig]] = AzureDevOpsConfig
+
+    def __init__(
+        self,
+        config: SourceConfig,
+        context: ProviderContext,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not isinstance(config, AzureDevOpsConfig):
+            msg = f"{type(self).__name__} needs an AzureDevOpsConfig, got {type(config).__name__}"
+            raise PluginError(msg)
+        super().__init__(config, context)
+        self.settings = config
+        defaults = context.defaults
+        verify: bool | str = str(config.ca_bundle) if config.ca_bundle else config.verify_tls
+        self.client = AzureDevOpsClient(
+            organization_url=config.organization_url,
+            release_url=config.effective_release_url,
+            credential=_credential(config),
+            api_version=config.api_version,
+            timeout=(config.timeout or defaults.timeout).total_seconds(),
+            verify=verify,
+            retries=config.retries,
+            max_rate_limit_wait=config.max_rate_limit_wait.total_seconds(),
+            low_water=config.rate_limit_low_water,
+            metrics=context.metrics,
+            credential_label=config.name,
+            sleep=context.sleep,
+            clock=context.clock,
+            transport=transport,
+        )
+        self.catalog = Catalog(
+            self.client,
+            ttl=config.discovery_interval or defaults.discovery_interval,
+            clock=context.clock,
+            page_size=config.page_size,
+            max_pages=config.max_pages,
+        )
+        self._runs = RunWalker(
+            self.client,
+            page_size=config.page_size,
+            max_pages=config.max_pages,
+            open_max=config.open_max,
+            open_max_age=config.open_max_age,
+        )
+        self._environments = EnvironmentWalker(self.client, self.catalog, self._runs, config)
+        self._releases = ReleaseWalker(self.client, config)
+        self._scope = scope_digest(config.scope_key())
+        self._log = _log.bind(source=config.name)
+
+    # -- effective settings ------------------------------------------------------------------------
+    def _setting(self, key: str) -> timedelta:
+        value = getattr(self.settings, key)
+        return value if value is not None else getattr(self.context.defaults, key)  # type: ignore[no-any-return]
+
+    def _naming(self, project: str) -> Naming:
+        config = self.settings
+        return Naming(
+            source=config.name,
+            organization=config.organization,
+            organization_url=config.organization_url,
+            project=project,
+            service_map=config.service_map,
+            service_template=config.service_template,
+            version_from=config.effective_version_from,
+            run_number_from=config.run_number_from,
+        )
+
+    def _load(self, kind: type[C], raw: Cursor | None, target: str) -> C | None:
+        if raw is None:
+            return None
+        try:
+            return kind.from_json(raw, scope=self._scope)
+        except CursorMismatch as exc:
+            self._log.info("azure_devops.cursor_reset", target=target, reason=str(exc))
+            return None
+
+    def _stage_walk(self, project: str, naming: Naming) -> RunWalk:
+        config = self.settings
+        resolver = StageResolver(
+            mapping=config.stage_environments,
+            pattern=config.stage_pattern,
+            environments=config.environments,
+        )
+        return RunWalk(
+            project=project,
+            naming=naming,
+            resolver=resolver.for_definition,
+            definitions=self.catalog.definition_ids(
+                project, PipelineFilter.parse(config.pipelines)
+            ),
+            parents=config.stage_parents == "order",
+        )
+
+    # -- Provider ----------------------------------------------------------------------------------
+    def targets(self) -> Sequence[str]:
+        """The configured projects; ``"*"`` adds every project the credential can see."""
+        named = [p for p in self.settings.projects if p != "*"]
+        if len(named) == len(self.settings.projects):
+            return named
+        found: list[str] = []
+        for page in self.client.projects(
+            page_size=self.settings.page_size, max_pages=self.settings.max_pages
+        ):
+            found += [str(item["name"]) for item in page.items if isinstance(item.get("name"), str)]
+        return sorted(set(named) | set(found))
+
+    def poll(self, target: str, cursor: Cursor | None) -> Iterator[Page]:
+        """One cycle of one project: pages of events, then the new cursor."""
+        now = self.context.clock()
+        overlap = self._setting("overlap")
+        start = now - self._setting("lookback")
+        naming = self._naming(target)
+        mode = self.settings.mode
+        if mode == "environments":
+            env_cursor = self._load(EnvironmentsCursor, cursor, target) or EnvironmentsCursor(
+                scope=self._scope, start=start
+            )
+            walk = self._environments.poll(
+                target, env_cursor, naming=naming, now=now, overlap=overlap
+            )
+            yield from self._pages(walk)
+            yield Page((), env_cursor.to_json())
+        elif mode == "stages":
+            stage_cursor = self._load(StagesCursor, cursor, target) or StagesCursor(
+                scope=self._scope, runs=RunsState(mark=start)
+            )
+            walk = self._runs.poll(
+                self._stage_walk(target, naming), stage_cursor.runs, now=now, overlap=overlap
+            )
+            yield from self._pages(walk)
+            yield Page((), stage_cursor.to_json())
+        else:
+            release_cursor = self._load(ReleasesCursor, cursor, target) or ReleasesCursor(
+                scope=self._scope, mark=start
+            )
+            walk = self._releases.poll(target, release_cursor, naming=naming, overlap=overlap)
+            yield from self._pages(walk)
+            yield Page((), release_cursor.to_json())
+
+    def backfill(self, target: str, since: datetime, until: datetime) -> Iterator[Page]:
+        """Every event in ``[since, until)`` through each mode's own time filter; no cursor."""
+        naming = self._naming(target)
+        mode = self.settings.mode
+        if mode == "environments":
+            walk = self._environments.backfill(target, naming=naming, since=since, until=until)
+        elif mode == "stages":
+            walk = self._runs.backfill(self._stage_walk(target, naming), since=since, until=until)
+        else:
+            walk = self._releases.backfill(target, naming=naming, since=since, until=until)
+        yield from self._pages(walk)
+
+    @staticmethod
+    def _pages(walk: Iterator[list[DeployEvent]]) -> Iterator[Page]:
+        for events in walk:
+            if events:
+                yield Page(sorted(events, key=lambda e: (e.happened_at, e.deployment_id)))
+
+    def ready_problems(self) -> list[str]:
+        """A quota that Azure DevOps said is spent."""
+        until = self.client.rate_limited_until
+        if until is not None and until > self.context.clock():
+            return [f"Azure DevOps rate limit: waiting until {until.isoformat()}"]
+        return []
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self.client.close()
+
+    def __repr__(self) -> str:
+        return f"AzureDevOpsProvider(source={self.settings.name!r}, mode={self.settings.mode!r})"

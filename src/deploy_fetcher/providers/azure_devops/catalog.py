@@ -1,0 +1,129 @@
+"""Slow-changing lists read once and reused, so an idle cycle does not pay for them again.
+
+Environments and definitions are kept for ``discovery_interval`` (a renamed environment shows up within
+it); a build's number, commit, branch and requester never change, so builds are kept until the cache
+is full.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog
+
+from deploy_fetcher.providers.azure_devops.mapping import build_index
+from deploy_fetcher.providers.azure_devops.selection import PipelineFilter, match_environment
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from datetime import datetime, timedelta
+
+    from deploy_fetcher.providers.azure_devops.client import AzureDevOpsClient
+
+__all__ = ["Catalog", "Environment"]
+
+_BUILD_CACHE: Final = 2000
+#: Build ids per ``buildIds=`` request: keeps the URL short.
+_IDS_PER_REQUEST: Final = 100
+
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One environment of a project."""
+
+    id: int
+    name: str
+
+
+class Catalog:
+    """Cached reads of one source's slow-changing lists, per project."""
+
+    def __init__(
+        self,
+        client: AzureDevOpsClient,
+        *,
+        ttl: timedelta,
+        clock: Callable[[], datetime],
+        page_size: int,
+        max_pages: int,
+    ) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._clock = clock
+        self._page_size = page_size
+        self._max_pages = max_pages
+        self._environments: dict[str, tuple[datetime, list[Environment]]] = {}
+        self._definitions: dict[str, tuple[datetime, list[tuple[int, str]]]] = {}
+        self._builds: OrderedDict[int, Mapping[str, Any]] = OrderedDict()
+
+    def _fresh(self, stamp: datetime) -> bool:
+        return self._clock() - stamp < self._ttl
+
+    def environments(self, project: str, patterns: Sequence[str]) -> list[Environment]:
+        """The project's environments whose names pass ``patterns``."""
+        cached = self._environments.get(project)
+        if cached is None or not self._fresh(cached[0]):
+            found: list[Environment] = []
+            for page in self._client.environments(
+                project, page_size=self._page_size, max_pages=self._max_pages
+            ):
+                for item in page.items:
+                    env_id, name = item.get("id"), item.get("name")
+                    if isinstance(env_id, int) and isinstance(name, str) and name:
+                        found.append(Environment(env_id, name))
+                    else:
+                        _log.warning(
+                            "azure_devops.malformed_item", url=page.url, item=repr(item)[:200]
+                        )
+            cached = (self._clock(), found)
+            self._environments[project] = cached
+        return [env for env in cached[1] if match_environment(patterns, env.name)]
+
+    def definition_ids(self, project: str, selection: PipelineFilter) -> list[int] | None:
+        """Ids of the selected pipeline definitions; None when every definition is selected."""
+        if selection.everything:
+            return None
+        if selection.ids_only:
+            return sorted(selection.ids)
+        cached = self._definitions.get(project)
+        if cached is None or not self._fresh(cached[0]):
+            found: list[tuple[int, str]] = []
+            for page in self._client.definitions(
+                project, page_size=self._page_size, max_pages=self._max_pages
+            ):
+                for item in page.items:
+                    def_id, name = item.get("id"), item.get("name")
+                    if isinstance(def_id, int) and isinstance(name, str):
+                        found.append((def_id, name))
+            cached = (self._clock(), found)
+            self._definitions[project] = cached
+        return sorted({d for d, name in cached[1] if selection.matches(d, name)})
+
+    def builds(self, project: str, build_ids: Iterable[int]) -> dict[int, Mapping[str, Any]]:
+        """Builds by id, from the cache or in batches of ``buildIds=`` requests."""
+        wanted = sorted(set(build_ids))
+        missing = [b for b in wanted if b not in self._builds]
+        for start in range(0, len(missing), _IDS_PER_REQUEST):
+            chunk = missing[start : start + _IDS_PER_REQUEST]
+            pager = self._client.builds(
+                project,
+                build_ids=chunk,
+                query_order="queueTimeDescending",
+                page_size=len(chunk),
+                max_pages=self._max_pages,
+            )
+            for page in pager:
+                for build_id, build in build_index(page.items).items():
+                    self.remember_build(build_id, build)
+        return {b: self._builds[b] for b in wanted if b in self._builds}
+
+    def remember_build(self, build_id: int, build: Mapping[str, Any]) -> None:
+        """Keep a build's immutable facts (number, commit, branch, requester)."""
+        self._builds[build_id] = build
+        self._builds.move_to_end(build_id)
+        while len(self._builds) > _BUILD_CACHE:
+            self._builds.popitem(last=False)

@@ -1,0 +1,321 @@
+"""Mode ``environments``: each environment's deployment records, plus the approvals they cannot show.
+
+Deployment records have no time filter and come newest first, so each environment is paged until
+the walk passes both its high-water record id (and every open record) and the overlap window behind
+its newest record time. A record can be listed late (Azure DevOps may list a job's record only when
+its run ends), which is why the overlap is also applied to time and why ids inside it are remembered.
+Records never show a stage that waited for an approval or was rejected before a job ran: those come
+from the run timelines of the pipelines the records revealed (see :mod:`.runs`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog
+
+from deploy_fetcher.model import parse_timestamp
+from deploy_fetcher.providers.azure_devops.cursor import EnvironmentsCursor, EnvMark, RunsState
+from deploy_fetcher.providers.azure_devops.mapping import (
+    Naming,
+    Skip,
+    record_events,
+)
+from deploy_fetcher.providers.azure_devops.runs import RunWalk, RunWalker
+from deploy_fetcher.providers.azure_devops.selection import PipelineFilter, StageResolver
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from deploy_fetcher.model import DeployEvent
+    from deploy_fetcher.providers.azure_devops.catalog import Catalog, Environment
+    from deploy_fetcher.providers.azure_devops.client import AzureDevOpsClient
+    from deploy_fetcher.providers.azure_devops.config import AzureDevOpsConfig
+
+__all__ = ["EnvironmentWalker"]
+
+#: Ids of records inside the overlap window remembered per environment (to not emit them again).
+_MAX_RECENT: Final = 500
+#: Azure DevOps writes ``0001-01-01T00:00:00`` for "never".
+_FIRST_REAL_YEAR: Final = 1971
+
+_log = structlog.get_logger(__name__)
+
+
+def _time(record: Mapping[str, Any], key: str) -> datetime | None:
+    value = record.get(key)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = parse_timestamp(value)
+    except ValueError:
+        return None
+    return parsed if parsed.year >= _FIRST_REAL_YEAR else None
+
+
+def record_time(record: Mapping[str, Any]) -> datetime | None:
+    """When a record last changed: its finish, else start, else queue time."""
+    return _time(record, "finishTime") or _time(record, "startTime") or _time(record, "queueTime")
+
+
+@dataclass
+class _EnvWalk:
+    """One environment's walk: the records to map and the new mark."""
+
+    env: Environment
+    mark: EnvMark
+    records: list[tuple[Mapping[str, Any], str]] = field(default_factory=list)
+
+
+class _Window:
+    """Which records of a newest-first walk are new, and when the walk has gone deep enough."""
+
+    def __init__(
+        self, mark: EnvMark, *, open_ids: set[int], start: datetime, overlap: timedelta
+    ) -> None:
+        self.first = mark.hwm == 0
+        self.hwm = mark.hwm
+        self.open_ids = open_ids
+        self.recent = set(mark.recent)
+        self.start = start
+        self.floor = min([mark.hwm, *open_ids])
+        self.since = mark.seen_at - overlap if mark.seen_at is not None else start
+
+    def keep(self, record_id: int, when: datetime | None) -> bool:
+        """New since the mark, still open, or listed late inside the overlap window."""
+        if self.first:
+            return when is not None and when >= self.start
+        late = when is not None and when >= self.since and record_id not in self.recent
+        return record_id > self.hwm or record_id in self.open_ids or late
+
+    def passed(self, page: list[tuple[int, datetime | None]]) -> bool:
+        """Whether a page reached below both the known ids and the time window."""
+        times = [when for _, when in page if when is not None]
+        oldest = min(times) if times else None
+        if self.first:
+            return oldest is not None and oldest < self.start
+        ids = [record_id for record_id, _ in page]
+        return bool(ids) and min(ids) <= self.floor and (oldest is None or oldest < self.since)
+
+
+class EnvironmentWalker:
+    """Polls and backfills one project in mode ``environments``."""
+
+    def __init__(
+        self,
+        client: AzureDevOpsClient,
+        catalog: Catalog,
+        runs: RunWalker,
+        config: AzureDevOpsConfig,
+    ) -> None:
+        self._client = client
+        self._catalog = catalog
+        self._runs = runs
+        self._config = config
+        self._pipelines = PipelineFilter.parse(config.pipelines)
+
+    # -- records -----------------------------------------------------------------------------------
+    def _keep_pipeline(self, record: Mapping[str, Any]) -> bool:
+        definition = record.get("definition")
+        if not isinstance(definition, dict):
+            return True  # malformed: let the mapping report it
+        def_id, name = definition.get("id"), definition.get("name")
+        return self._pipelines.matches(
+            def_id if isinstance(def_id, int) else None, name if isinstance(name, str) else None
+        )
+
+    def _walk(
+        self,
+        project: str,
+        env: Environment,
+        mark: EnvMark,
+        *,
+        open_ids: set[int],
+        start: datetime,
+        overlap: timedelta,
+    ) -> _EnvWalk:
+        """Page one environment's records down to what the mark already covers."""
+        window = _Window(mark, open_ids=open_ids, start=start, overlap=overlap)
+        walk = _EnvWalk(env, EnvMark(mark.hwm, mark.seen_at))
+        read: list[tuple[int, datetime | None]] = []
+        pager = self._client.environment_records(
+            project, env.id, page_size=self._config.page_size, max_pages=self._config.max_pages
+        )
+        for page in pager:
+            page_read: list[tuple[int, datetime | None]] = []
+            for record in page.items:
+                record_id, when = record.get("id"), record_time(record)
+                if not isinstance(record_id, int):
+                    _log.warning(
+                        "azure_devops.malformed_item", url=page.url, item=repr(record)[:200]
+                    )
+                    continue
+                page_read.append((record_id, when))
+                walk.mark.advance(record_id, when)
+                if window.keep(record_id, when) and self._keep_pipeline(record):
+                    walk.records.append((record, page.url))
+            read += page_read
+            if window.passed(page_read):
+                break
+        if pager.truncated:
+            _log.warning(
+                "azure_devops.walk_truncated",
+                project=project,
+                environment=env.name,
+                pages=pager.pages,
+            )
+        if walk.mark.seen_at is not None:
+            horizon = walk.mark.seen_at - overlap
+            recent = sorted(rid for rid, when in read if when is not None and when >= horizon)
+            walk.mark.recent = recent[-_MAX_RECENT:]
+        return walk
+
+    def _map(
+        self,
+        project: str,
+        walks: list[_EnvWalk],
+        naming: Naming,
+        cursor: EnvironmentsCursor,
+        now: datetime,
+    ) -> Iterator[list[DeployEvent]]:
+        """Map the walked records (enriched with their runs) into events, one list per environment."""
+        owners = set()
+        for walk in walks:
+            for record, _url in walk.records:
+                owner = record.get("owner")
+                if isinstance(owner, dict) and isinstance(owner.get("id"), int):
+                    owners.add(owner["id"])
+        builds = self._catalog.builds(project, owners) if owners else {}
+        for walk in walks:
+            events: list[DeployEvent] = []
+            for record, url in walk.records:
+                owner = record.get("owner")
+                owner_id = owner.get("id") if isinstance(owner, dict) else None
+                build = builds.get(owner_id) if isinstance(owner_id, int) else None
+                mapped = record_events(
+                    record, environment=walk.env.name, naming=naming, build=build
+                )
+                if isinstance(mapped, Skip):
+                    if mapped.malformed:
+                        _log.warning("azure_devops.malformed_item", url=url, reason=mapped.reason)
+                    continue
+                events.extend(mapped)
+                self._learn(cursor, walk.env, record, now)
+            yield events
+
+    def _learn(
+        self,
+        cursor: EnvironmentsCursor,
+        env: Environment,
+        record: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        definition = record.get("definition")
+        def_id = definition.get("id") if isinstance(definition, dict) else None
+        stage = record.get("stageName")
+        if isinstance(def_id, int) and isinstance(stage, str) and stage:
+            cursor.learn(def_id, stage, env.id)
+        key = f"{env.id}:{record.get('id')}"
+        if record.get("result"):
+            cursor.open.discard(key)
+        else:
+            cursor.open.add(key, now)
+
+    # -- gates -------------------------------------------------------------------------------------
+    def _resolver(self, project: str, learned: Mapping[str, int]) -> StageResolver:
+        every = self._catalog.environments(project, [])
+        return StageResolver(
+            mapping=self._config.stage_environments,
+            pattern=self._config.stage_pattern,
+            environments=self._config.environments,
+            learned=learned,
+            environment_ids={env.name: env.id for env in every},
+        )
+
+    # -- entry points ------------------------------------------------------------------------------
+    def poll(
+        self,
+        project: str,
+        cursor: EnvironmentsCursor,
+        *,
+        naming: Naming,
+        now: datetime,
+        overlap: timedelta,
+    ) -> Iterator[list[DeployEvent]]:
+        """Yield events per environment, then the gates', updating ``cursor`` in place."""
+        envs = self._catalog.environments(project, self._config.environments)
+        walks = []
+        for env in envs:
+            prefix = f"{env.id}:"
+            open_ids = {
+                int(key[len(prefix) :])
+                for key in cursor.open.oldest_first()
+                if key.startswith(prefix) and key[len(prefix) :].isdigit()
+            }
+            mark = cursor.envs.get(str(env.id), EnvMark())
+            walks.append(
+                self._walk(
+                    project,
+                    env,
+                    mark,
+                    open_ids=open_ids,
+                    start=cursor.start,
+                    overlap=overlap,
+                )
+            )
+        yield from self._map(project, walks, naming, cursor, now)
+        for walk in walks:
+            cursor.envs[str(walk.env.id)] = walk.mark
+        for dropped in cursor.open.prune(
+            now, max_size=self._config.open_max, max_age=self._config.open_max_age
+        ):
+            _log.warning("azure_devops.open_set_dropped", project=project, record=dropped)
+        if self._config.gates and cursor.definitions:
+            runs = cursor.runs or RunsState(mark=cursor.start)
+            gates = RunWalk(
+                project=project,
+                naming=naming,
+                resolver=self._resolver(project, cursor.stage_envs).for_definition,
+                definitions=sorted(cursor.definitions),
+                gates_only=True,
+                parents=False,
+                # Runs that ended since the last poll; on the first poll, since the lookback start.
+                completed_after=(
+                    cursor.polled_at - overlap if cursor.polled_at is not None else cursor.start
+                ),
+            )
+            yield from self._runs.poll(gates, runs, now=now, overlap=overlap)
+            cursor.runs = runs
+        cursor.polled_at = now
+
+    def backfill(
+        self, project: str, *, naming: Naming, since: datetime, until: datetime
+    ) -> Iterator[list[DeployEvent]]:
+        """Events of the records (and gates) in ``[since, until)``."""
+        scratch = EnvironmentsCursor(scope="", start=since)
+        walks = [
+            self._walk(
+                project,
+                env,
+                EnvMark(),
+                open_ids=set(),
+                start=since,
+                overlap=timedelta(0),
+            )
+            for env in self._catalog.environments(project, self._config.environments)
+        ]
+        for events in self._map(project, walks, naming, scratch, until):
+            yield [e for e in events if since <= e.happened_at < until]
+        if self._config.gates and scratch.definitions:
+            gates = RunWalk(
+                project=project,
+                naming=naming,
+                resolver=self._resolver(project, scratch.stage_envs).for_definition,
+                definitions=sorted(scratch.definitions),
+                gates_only=True,
+                parents=False,
+            )
+            for events in self._runs.backfill(gates, since=since, until=until):
+                yield [e for e in events if since <= e.happened_at < until]
