@@ -70,7 +70,7 @@ class Connections:
         self._reset_for(os.getpid())
 
     def _reset_for(self, pid: int) -> None:
-        # After fork() the parent's connections belong to the parent: forget them, never close them.
+        # After fork() the parent's connections belong to the parent: the child never uses them.
         self._pid = pid
         self._local = threading.local()
         # Weak, so a connection closes with the thread that used it (short-lived threads would
