@@ -1,0 +1,158 @@
+"""The GitHub Actions provider: repositories → canonical deployment events.
+
+One instance per ``sources[]`` entry. Targets are repositories (``owner/name``); ``owner/*`` is
+expanded by listing the organisation's (or user's, or App installation's) repositories, re-validated
+with ``If-None-Match`` so a periodic discovery costs nothing while the list is unchanged. The
+PyGithub session and the quota budget are shared per credential (several sources may use one token);
+everything repository-specific lives in one poller per repository (:mod:`.deployments`,
+:mod:`.runs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+import structlog
+
+from deploy_fetcher.config import SourceConfig
+from deploy_fetcher.errors import ConfigError, TransientError
+from deploy_fetcher.providers._base import Cursor, Page, Provider, ProviderContext
+from deploy_fetcher.providers.github.auth import InstallationTokenAuth
+from deploy_fetcher.providers.github.client import (
+    GitHubClient,
+    MalformedResponse,
+    NotFound,
+    credential_for,
+)
+from deploy_fetcher.providers.github.config import GitHubConfig
+from deploy_fetcher.providers.github.deployments import DeploymentsPoller
+from deploy_fetcher.providers.github.lookups import Lookups
+from deploy_fetcher.providers.github.mapping import Repo, web_base
+from deploy_fetcher.providers.github.runs import RunsPoller
+
+__all__ = ["GitHubProvider"]
+
+_log = structlog.get_logger(__name__)
+
+
+class GitHubProvider(Provider):
+    """Deployments and workflow runs of GitHub (github.com or Enterprise Server) repositories."""
+
+    name: ClassVar[str] = "github"
+    config_model: ClassVar[type[SourceConfig]] = GitHubConfig
+
+    def __init__(self, config: SourceConfig, context: ProviderContext) -> None:
+        if not isinstance(config, GitHubConfig):
+            msg = f"the github provider needs a GitHubConfig, got {type(config).__name__}"
+            raise ConfigError(msg, path=f"sources[{config.name}]")
+        super().__init__(config, context)
+        self.gh_config: GitHubConfig = config
+        self.credential = credential_for(config, context)
+        self.client = GitHubClient(self.credential, context, max_wait=config.max_rate_limit_wait)
+        self.lookups = Lookups(self.client)
+        self._web = web_base(config.base_url)
+        self._pollers: dict[str, DeploymentsPoller | RunsPoller] = {}
+        self._owner_lists: dict[str, tuple[str | None, list[str]]] = {}
+        self._log = _log.bind(source=config.name)
+
+    # -- targets -----------------------------------------------------------------------------------
+    def targets(self) -> Sequence[str]:
+        """Explicit repositories plus every repository of each ``owner/*`` (deduplicated, sorted)."""
+        found: dict[str, str] = {r.lower(): r for r in self.gh_config.explicit_repos}
+        for owner in self.gh_config.wildcard_owners:
+            for repo in self._expand(owner):
+                found.setdefault(repo.lower(), repo)
+        return sorted(found.values(), key=str.lower)
+
+    def _expand(self, owner: str) -> list[str]:
+        previous = self._owner_lists.get(owner.lower())
+        try:
+            if isinstance(self.credential.auth, InstallationTokenAuth):
+                repos = self._list_repos(owner, "/installation/repositories", key="repositories")
+            else:
+                try:
+                    repos = self._list_repos(owner, f"/orgs/{owner}/repos", key=None)
+                except NotFound:
+                    repos = self._list_repos(owner, f"/users/{owner}/repos", key=None)
+        except NotFound as exc:
+            self._log.warning("github.owner_not_found", owner=owner, url=exc.url, status=exc.status)
+            return []
+        except (TransientError, MalformedResponse) as exc:
+            if previous is None:
+                raise
+            self._log.info(
+                "github.discovery_failed", owner=owner, reason=str(exc), kept=len(previous[1])
+            )
+            return previous[1]
+        return repos
+
+    def _list_repos(self, owner: str, url: str, *, key: str | None) -> list[str]:
+        cache_key = f"{owner.lower()} {url}"
+        cached = self._owner_lists.get(cache_key)
+        names: list[str] = []
+        etag = cached[0] if cached else None
+        for index, page in enumerate(self.client.pages(url, {"per_page": 100}, etag=etag)):
+            if page.not_modified and cached is not None:
+                return cached[1]
+            if index == 0:
+                etag = page.etag
+            items: Any = page.data.get(key) if key and isinstance(page.data, Mapping) else page.data
+            if not isinstance(items, list):
+                msg = f"GitHub sent a repository list that is not a list: {page.url}"
+                raise MalformedResponse(msg, url=page.url)
+            for repo in items:
+                if not isinstance(repo, Mapping) or not isinstance(repo.get("full_name"), str):
+                    self._log.warning(
+                        "github.malformed_item", url=page.url, reason="repository without full_name"
+                    )
+                    continue
+                if repo["full_name"].split("/", 1)[0].lower() != owner.lower():
+                    continue
+                if self.gh_config.skip_archived and repo.get("archived") is True:
+                    continue
+                names.append(repo["full_name"])
+        self._owner_lists[cache_key] = (etag, names)
+        self._owner_lists[owner.lower()] = (etag, names)
+        return names
+
+    # -- polling -----------------------------------------------------------------------------------
+    def _poller(self, target: str) -> DeploymentsPoller | RunsPoller:
+        poller = self._pollers.get(target)
+        if poller is not None:
+            return poller
+        settings = self.gh_config.settings_for(target)
+        repo = Repo(full_name=target, web_url=self._web)
+        common: dict[str, Any] = {
+            "repo": repo,
+            "source": self.config.name,
+            "settings": settings,
+            "max_open": self.gh_config.max_open,
+            "open_max_age": self.gh_config.open_max_age,
+        }
+        if settings.mode == "workflow_runs":
+            poller = RunsPoller(self.client, self.lookups, **common)
+        else:
+            poller = DeploymentsPoller(
+                self.client, self.lookups, use_graphql=self.gh_config.graphql, **common
+            )
+        self._pollers[target] = poller
+        return poller
+
+    def poll(self, target: str, cursor: Cursor | None) -> Iterator[Page]:
+        """One cycle of a repository, from its stored cursor."""
+        lookback = self.config.lookback or self.context.defaults.lookback
+        overlap = self.config.overlap or self.context.defaults.overlap
+        yield from self._poller(target).poll(
+            cursor, now=self.context.clock(), lookback=lookback, overlap=overlap
+        )
+
+    def backfill(self, target: str, since: datetime, until: datetime) -> Iterator[Page]:
+        """Everything in ``[since, until)``: listed newest-first down to ``since``, emitted oldest-first."""
+        yield from self._poller(target).backfill(since, until)
+
+    def ready_problems(self) -> list[str]:
+        """The credential's quota state when it blocks polling."""
+        problem = self.credential.budget.problem()
+        return [problem] if problem else []

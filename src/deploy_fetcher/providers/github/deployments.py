@@ -1,0 +1,439 @@
+"""Deployments mode: the Deployments API and each deployment's statuses, for one repository.
+
+One cycle, cheapest first:
+
+1. page 1 of ``GET /repos/{repo}/deployments`` with ``If-None-Match`` — a ``304`` (free) means no new
+   deployment; otherwise pages are read newest-first until ``created_at`` falls behind
+   ``mark − overlap``;
+2. the statuses of new deployments: one GraphQL query per 50 of them when there are several, else
+   one REST list each;
+3. the statuses of open deployments with ``If-None-Match`` (free while unchanged); finished ones are
+   never read again;
+4. for Actions deployments, the linked run (cached; re-validated only while unfinished), its review
+   log when a failure may be a rejection, and its workflow file for parents (cached per commit).
+
+So an idle repository costs one ``304`` per cycle, plus one per open deployment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import structlog
+
+from deploy_fetcher.errors import TransientError
+from deploy_fetcher.model import DeployEvent, parse_timestamp
+from deploy_fetcher.providers._base import Cursor, Page
+from deploy_fetcher.providers.github.client import GitHubClient, MalformedResponse, NotFound
+from deploy_fetcher.providers.github.config import RepoSettings, scope_hash
+from deploy_fetcher.providers.github.cursor import DeploymentsCursor, OpenDeployment
+from deploy_fetcher.providers.github.lookups import LRU, Lookups
+from deploy_fetcher.providers.github.mapping import (
+    Repo,
+    deployment_events,
+    deployment_problem,
+    run_id_of_statuses,
+    snapshot_deployment,
+    sorted_statuses,
+)
+
+__all__ = ["GRAPHQL_STATUSES", "DeploymentsPoller", "chunk_pages"]
+
+_log = structlog.get_logger(__name__)
+
+PAGE_EVENTS: Final = 100
+_GRAPHQL_BATCH: Final = 50
+_SUCCEEDED: Final = frozenset({"success", "inactive"})
+
+#: Statuses of many deployments at once, by their node ids.
+GRAPHQL_STATUSES: Final = """
+query DeploymentStatuses($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    ... on Deployment {
+      databaseId
+      statuses(first: 100) {
+        pageInfo { hasNextPage }
+        nodes {
+          state
+          createdAt
+          updatedAt
+          description
+          logUrl
+          environmentUrl
+          creator { login }
+        }
+      }
+    }
+  }
+}
+""".strip()
+
+
+def chunk_pages(events: Sequence[DeployEvent], cursor: Cursor | None) -> Iterator[Page]:
+    """Events oldest first in pages; only the last page carries the cursor (it covers them all)."""
+    ordered = sorted(events, key=lambda e: (e.happened_at, e.deployment_id, e.status.value))
+    if not ordered:
+        if cursor is not None:
+            yield Page([], cursor)
+        return
+    for start in range(0, len(ordered), PAGE_EVENTS):
+        last = start + PAGE_EVENTS >= len(ordered)
+        yield Page(ordered[start : start + PAGE_EVENTS], cursor if last else None)
+
+
+@dataclass
+class _Item:
+    """A deployment being processed this cycle."""
+
+    deployment: dict[str, Any]
+    statuses: list[dict[str, Any]] | None = None
+    etag: str | None = None
+    statuses_url: str = ""
+    previous: OpenDeployment | None = None
+
+
+def _graphql_status(node: Mapping[str, Any]) -> dict[str, Any]:
+    """A GraphQL DeploymentStatus in the REST shape the mapping reads."""
+    state = node.get("state")
+    creator = node.get("creator")
+    return {
+        "state": state.lower() if isinstance(state, str) else state,
+        "created_at": node.get("createdAt"),
+        "updated_at": node.get("updatedAt"),
+        "description": node.get("description"),
+        "log_url": node.get("logUrl"),
+        "target_url": node.get("logUrl"),
+        "environment_url": node.get("environmentUrl"),
+        "creator": {"login": creator.get("login")} if isinstance(creator, Mapping) else None,
+    }
+
+
+class DeploymentsPoller:
+    """Polls one repository in deployments mode; kept across cycles for its caches."""
+
+    def __init__(
+        self,
+        client: GitHubClient,
+        lookups: Lookups,
+        *,
+        repo: Repo,
+        source: str,
+        settings: RepoSettings,
+        use_graphql: bool,
+        max_open: int,
+        open_max_age: timedelta,
+    ) -> None:
+        self.client = client
+        self.lookups = lookups
+        self.repo = repo
+        self.source = source
+        self.settings = settings
+        self.use_graphql = use_graphql
+        self.max_open = max_open
+        self.open_max_age = open_max_age
+        self.scope = scope_hash(settings)
+        self._log = _log.bind(source=source, target=repo.full_name)
+        #: Statuses last read per deployment with their ETag, so a 304 can still be mapped.
+        self._statuses: LRU[int, tuple[str, list[dict[str, Any]]]] = LRU(2000)
+
+    # -- the cycle ---------------------------------------------------------------------------------
+    def poll(
+        self, cursor: Cursor | None, *, now: datetime, lookback: timedelta, overlap: timedelta
+    ) -> Iterator[Page]:
+        """One incremental cycle (see the module docstring)."""
+        try:
+            state = DeploymentsCursor.from_json(cursor, scope=self.scope, start=now - lookback)
+        except ValueError as exc:
+            self._log.warning("github.cursor_reset", reason=str(exc))
+            state = DeploymentsCursor(scope=self.scope, mark=now - lookback)
+        floor = state.mark - overlap
+        items: dict[int, _Item] = {}
+        list_etag = state.etag
+        url = f"/repos/{self.repo.full_name}/deployments"
+        for index, page in enumerate(self.client.pages(url, {"per_page": 100}, etag=state.etag)):
+            if page.not_modified:
+                break
+            if index == 0:
+                list_etag = page.etag
+            older = self._collect(
+                page.data, page.url, floor, items, skip=set(state.open) | set(state.done)
+            )
+            if older:
+                break
+        self._fetch_new_statuses([i for i in items.values() if i.statuses is None])
+        for dep_id, entry in state.open.items():
+            item = self._recheck(dep_id, entry)
+            if item is not None:
+                items[dep_id] = item
+        events = self._process(items, state, hold=True)
+        if items:
+            newest = max(parse_timestamp(i.deployment["created_at"]) for i in items.values())
+            state.mark = max(state.mark, newest)
+        state.etag = list_etag
+        for dropped in state.prune(
+            now=now, overlap=overlap, max_open=self.max_open, max_age=self.open_max_age
+        ):
+            self._log.info(
+                "github.open_deployment_dropped", deployment=dropped, reason="too old or too many"
+            )
+        new_cursor = state.to_json()
+        yield from chunk_pages(events, None if new_cursor == cursor else new_cursor)
+
+    def backfill(self, since: datetime, until: datetime) -> Iterator[Page]:
+        """Every event of deployments created in ``[since, until)``, oldest first, without cursor."""
+        items: dict[int, _Item] = {}
+        url = f"/repos/{self.repo.full_name}/deployments"
+        for page in self.client.pages(url, {"per_page": 100}):
+            kept: dict[int, _Item] = {}
+            older = self._collect(page.data, page.url, since, kept, skip=set())
+            items.update(
+                {
+                    k: v
+                    for k, v in kept.items()
+                    if parse_timestamp(v.deployment["created_at"]) < until
+                }
+            )
+            if older:
+                break
+        self._fetch_new_statuses(list(items.values()))
+        scratch = DeploymentsCursor(scope=self.scope, mark=since)
+        events = [
+            e for e in self._process(items, scratch, hold=True) if since <= e.happened_at < until
+        ]
+        yield from chunk_pages(events, None)
+
+    # -- steps -------------------------------------------------------------------------------------
+    def _collect(
+        self, data: Any, url: str, floor: datetime, items: dict[int, _Item], *, skip: set[int]
+    ) -> bool:
+        """Take the page's deployments at or after ``floor``; True once an older one was met."""
+        if not isinstance(data, list):
+            self._log.warning(
+                "github.malformed_response", url=url, reason="deployments is not a list"
+            )
+            msg = f"GitHub sent a deployments page that is not a list: {url}"
+            raise MalformedResponse(msg, url=url)
+        for raw in data:
+            problem = deployment_problem(raw)
+            if problem:
+                self._log.warning("github.malformed_item", url=url, reason=f"deployment: {problem}")
+                continue
+            if parse_timestamp(raw["created_at"]) < floor:
+                return True
+            if raw["id"] in skip or raw["id"] in items:
+                continue
+            items[raw["id"]] = _Item(deployment=raw)
+        return False
+
+    def _statuses_url(self, dep_id: int) -> str:
+        return f"/repos/{self.repo.full_name}/deployments/{dep_id}/statuses"
+
+    def _fetch_new_statuses(self, items: list[_Item]) -> None:
+        """Statuses of deployments read for the first time: batched over GraphQL when worth it."""
+        if self.use_graphql and len(items) >= 2:  # noqa: PLR2004 - one REST call is as cheap as GraphQL
+            with_node = [i for i in items if isinstance(i.deployment.get("node_id"), str)]
+            for start in range(0, len(with_node), _GRAPHQL_BATCH):
+                self._graphql_statuses(with_node[start : start + _GRAPHQL_BATCH])
+        for item in items:
+            if item.statuses is None:
+                self._rest_statuses(item, etag=None)
+
+    def _graphql_statuses(self, batch: list[_Item]) -> None:
+        ids = [i.deployment["node_id"] for i in batch]
+        try:
+            response = self.client.graphql(GRAPHQL_STATUSES, {"ids": ids})
+        except (NotFound, MalformedResponse, TransientError) as exc:
+            self._log.info("github.graphql_unavailable", reason=str(exc), fallback="rest")
+            if isinstance(exc, NotFound):
+                self.use_graphql = False
+            return
+        data = response.data.get("data") if isinstance(response.data, Mapping) else None
+        nodes = data.get("nodes") if isinstance(data, Mapping) else None
+        if not isinstance(nodes, list) or len(nodes) != len(batch):
+            errors = response.data.get("errors") if isinstance(response.data, Mapping) else None
+            self._log.info(
+                "github.graphql_unusable",
+                url=response.url,
+                errors=str(errors)[:300],
+                fallback="rest",
+            )
+            return
+        for item, node in zip(batch, nodes, strict=True):
+            if not isinstance(node, Mapping) or node.get("databaseId") != item.deployment["id"]:
+                continue
+            statuses = node.get("statuses")
+            if not isinstance(statuses, Mapping) or not isinstance(statuses.get("nodes"), list):
+                continue
+            page_info = statuses.get("pageInfo")
+            if isinstance(page_info, Mapping) and page_info.get("hasNextPage"):
+                continue  # more than a page of statuses: REST reads them all
+            item.statuses = [
+                _graphql_status(n) for n in statuses["nodes"] if isinstance(n, Mapping)
+            ]
+            item.statuses_url = response.url
+
+    def _rest_statuses(self, item: _Item, *, etag: str | None) -> bool:
+        """Read all statuses over REST; False when unchanged (304) or unreadable."""
+        url = self._statuses_url(item.deployment["id"])
+        collected: list[dict[str, Any]] = []
+        try:
+            for index, page in enumerate(self.client.pages(url, {"per_page": 100}, etag=etag)):
+                if page.not_modified:
+                    cached = self._statuses.get(item.deployment["id"])
+                    if cached is not None and cached[0] == etag:
+                        item.statuses = cached[1]
+                    return False
+                if index == 0:
+                    item.etag = page.etag
+                    item.statuses_url = page.url
+                if not isinstance(page.data, list):
+                    self._log.warning(
+                        "github.malformed_item", url=page.url, reason="statuses is not a list"
+                    )
+                    return False
+                collected += [s for s in page.data if isinstance(s, dict)]
+        except NotFound as exc:
+            self._log.info("github.deployment_gone", url=exc.url, status=exc.status)
+            item.statuses = None
+            return False
+        except MalformedResponse as exc:
+            self._log.warning(
+                "github.malformed_item", url=exc.url, reason="statuses body is not JSON"
+            )
+            return False
+        item.statuses = collected
+        if item.etag:
+            self._statuses.put(item.deployment["id"], (item.etag, collected))
+        return True
+
+    def _recheck(self, dep_id: int, entry: OpenDeployment) -> _Item | None:
+        """Re-read an open deployment; None when nothing changed (and its run did not finish)."""
+        deployment = dict(entry.deployment)
+        item = _Item(deployment=deployment, previous=entry, etag=entry.etag)
+        changed = self._rest_statuses(item, etag=entry.etag)
+        if changed:
+            return item
+        if item.statuses is None and entry.etag is None:
+            return None
+        if entry.run_id is None:
+            return None
+        # Statuses unchanged: only the run's end can still change this deployment's outcome.
+        run = self.lookups.run(self.repo.full_name, entry.run_id)
+        if run is None or run.get("status") != "completed":
+            return None
+        if item.statuses is None:
+            # Known only by its ETag (e.g. after a restart): read the statuses once more.
+            self._rest_statuses(item, etag=None)
+        return item if item.statuses is not None else None
+
+    def _process(
+        self, items: dict[int, _Item], state: DeploymentsCursor, *, hold: bool
+    ) -> list[DeployEvent]:
+        """Map every item with statuses; update the open and done sets."""
+        repo = self.repo.full_name
+        run_ids: dict[int, int] = {}
+        for dep_id, item in items.items():
+            if item.statuses is None:
+                if item.previous is None:
+                    # Unreadable this time: keep it open so the next cycle tries again.
+                    state.open[dep_id] = OpenDeployment(
+                        created_at=item.deployment["created_at"],
+                        deployment=snapshot_deployment(item.deployment, self.settings),
+                    )
+                continue
+            run_id = run_id_of_statuses(item.statuses) or (
+                item.previous.run_id if item.previous else None
+            )
+            if run_id is not None:
+                run_ids[dep_id] = run_id
+                envs = self.lookups.run_environments.get((repo, run_id)) or {}
+                envs[str(item.deployment["environment"]).strip().lower()] = dep_id
+                self.lookups.run_environments.put((repo, run_id), envs)
+        if run_ids:
+            oldest = min(parse_timestamp(items[d].deployment["created_at"]) for d in run_ids)
+            self.lookups.prefetch_runs(repo, run_ids.values(), oldest - timedelta(hours=6))
+            if self.settings.parents and self.use_graphql:
+                runs = [self.lookups.cached_run(repo, r) for r in set(run_ids.values())]
+                self.use_graphql = self.lookups.prefetch_graphs(repo, [r for r in runs if r])
+        events: list[DeployEvent] = []
+        for dep_id, item in items.items():
+            if item.statuses is None:
+                continue
+            events += self._map(dep_id, item, run_ids.get(dep_id), state, hold=hold)
+        return events
+
+    def _map(
+        self, dep_id: int, item: _Item, run_id: int | None, state: DeploymentsCursor, *, hold: bool
+    ) -> list[DeployEvent]:
+        repo = self.repo.full_name
+        statuses = item.statuses or []
+        run = self.lookups.run(repo, run_id) if run_id is not None else None
+        environment = str(item.deployment["environment"]).strip()
+        ordered = sorted_statuses([s for s in statuses if _dated(s)])
+        last = str(ordered[-1].get("state", "")).lower() if ordered else ""
+        rejected = False
+        if (
+            run is not None
+            and run.get("status") == "completed"
+            and run.get("conclusion") in ("failure", "cancelled")
+            and last not in _SUCCEEDED
+        ):
+            # Only a deployment that did not succeed can have been rejected by a reviewer.
+            rejected = environment.lower() in self.lookups.rejected_environments(repo, run)
+        parents = self._parents(item, run, environment) if run is not None else []
+        outcome = deployment_events(
+            item.deployment,
+            statuses,
+            repo=self.repo,
+            source=self.source,
+            settings=self.settings,
+            run=run,
+            rejected=rejected,
+            parents=parents,
+            hold_unfinished_run=hold,
+        )
+        for problem in outcome.problems:
+            self._log.warning("github.malformed_item", url=item.statuses_url, reason=problem)
+        if outcome.terminal:
+            state.open.pop(dep_id, None)
+            state.done[dep_id] = item.deployment["created_at"]
+        else:
+            state.open[dep_id] = OpenDeployment(
+                created_at=item.deployment["created_at"],
+                deployment=snapshot_deployment(item.deployment, self.settings),
+                etag=item.etag,
+                run_id=run_id,
+                awaiting_run=outcome.awaiting_run,
+                waited=outcome.waited,
+            )
+        return outcome.events
+
+    def _parents(self, item: _Item, run: Mapping[str, Any], environment: str) -> list[str]:
+        if not self.settings.parents:
+            return []
+        graph = self.lookups.graph(self.repo.full_name, run)
+        if not graph:
+            return []
+        parents: list[str] = []
+        sha = item.deployment.get("sha")
+        created = parse_timestamp(item.deployment["created_at"])
+        for parent_env in sorted(graph.get(environment.lower(), frozenset())):
+            if not isinstance(sha, str):
+                break
+            parent = self.lookups.parent_deployment(
+                self.repo.full_name, run=run, environment=parent_env, sha=sha, before=created
+            )
+            if parent is not None and parent != item.deployment["id"]:
+                parents.append(f"gh-deploy-{parent}")
+        return parents
+
+
+def _dated(status: Mapping[str, Any]) -> bool:
+    try:
+        parse_timestamp(status["created_at"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return isinstance(status.get("state"), str)

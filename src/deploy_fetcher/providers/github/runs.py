@@ -1,0 +1,344 @@
+"""Workflow-runs mode: each run attempt of the selected workflows is one deployment.
+
+For repositories whose deploy workflows use no GitHub environments (so no Deployments API objects
+exist). One cycle:
+
+1. the workflow list (``If-None-Match``; free while unchanged) resolves the configured file names and
+   name patterns to workflow ids and YAML names;
+2. per selected workflow, ``GET …/workflows/{id}/runs?created=>=W`` with ``If-None-Match``, where ``W``
+   is ``mark − rerun_window``: the URL stays the same while nothing new happens, so an idle workflow
+   answers ``304``; within the window a re-run (``run_attempt`` + 1) of a recent run is seen;
+3. open runs that fell out of the window: ``GET …/runs/{id}`` with ``If-None-Match``.
+
+A filtered run listing stops at 1 000 results; a window with more is split in halves until each
+half fits.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import structlog
+
+from deploy_fetcher.model import DeployEvent, format_rfc3339, parse_timestamp
+from deploy_fetcher.providers._base import Cursor, Page
+from deploy_fetcher.providers.github.client import GitHubClient, MalformedResponse, NotFound
+from deploy_fetcher.providers.github.config import RepoSettings, scope_hash
+from deploy_fetcher.providers.github.cursor import OpenRun, RunsCursor
+from deploy_fetcher.providers.github.deployments import chunk_pages
+from deploy_fetcher.providers.github.lookups import Lookups
+from deploy_fetcher.providers.github.mapping import Repo, run_events, run_problem
+
+__all__ = ["RunsPoller", "Workflow", "select_workflows"]
+
+_log = structlog.get_logger(__name__)
+
+_LIST_CAP: Final = 1000
+_MAX_SPLITS: Final = 8
+#: Earlier attempts of a re-run read at most this far back (each costs a request).
+_MAX_PREVIOUS_ATTEMPTS: Final = 3
+
+Workflow = tuple[int, str, str]  # id, YAML name, path
+
+
+def select_workflows(workflows: list[Workflow], patterns: list[str]) -> list[Workflow]:
+    """Workflows matching a file name (``deploy.yml``) or a glob over the YAML name; all if none."""
+    if not patterns:
+        return list(workflows)
+    chosen: list[Workflow] = []
+    for wf in workflows:
+        file_name = wf[2].rsplit("/", 1)[-1]
+        for pattern in patterns:
+            if pattern.endswith((".yml", ".yaml")):
+                if fnmatch.fnmatchcase(file_name, pattern) or fnmatch.fnmatchcase(wf[2], pattern):
+                    chosen.append(wf)
+                    break
+            elif fnmatch.fnmatchcase(wf[1], pattern):
+                chosen.append(wf)
+                break
+    return chosen
+
+
+class RunsPoller:
+    """Polls one repository in workflow-runs mode; kept across cycles for its caches."""
+
+    def __init__(
+        self,
+        client: GitHubClient,
+        lookups: Lookups,
+        *,
+        repo: Repo,
+        source: str,
+        settings: RepoSettings,
+        max_open: int,
+        open_max_age: timedelta,
+    ) -> None:
+        self.client = client
+        self.lookups = lookups
+        self.repo = repo
+        self.source = source
+        self.settings = settings
+        self.max_open = max_open
+        self.open_max_age = open_max_age
+        self.scope = scope_hash(settings)
+        self._workflows_etag: str | None = None
+        self._workflows: list[Workflow] = []
+        self._log = _log.bind(source=source, target=repo.full_name)
+
+    # -- workflows ---------------------------------------------------------------------------------
+    def workflows(self) -> list[Workflow]:
+        """The selected workflows (the list is re-validated each cycle, free while unchanged)."""
+        url = f"/repos/{self.repo.full_name}/actions/workflows"
+        found: list[Workflow] = []
+        etag = self._workflows_etag
+        for index, page in enumerate(self.client.pages(url, {"per_page": 100}, etag=etag)):
+            if page.not_modified:
+                return select_workflows(self._workflows, self.settings.workflows)
+            if index == 0:
+                etag = page.etag
+            items = page.data.get("workflows") if isinstance(page.data, Mapping) else None
+            if not isinstance(items, list):
+                msg = f"GitHub sent a workflow list without workflows: {page.url}"
+                raise MalformedResponse(msg, url=page.url)
+            found.extend(
+                (wf["id"], str(wf.get("name") or wf.get("path")), str(wf.get("path") or ""))
+                for wf in items
+                if isinstance(wf, Mapping) and isinstance(wf.get("id"), int)
+            )
+        self._workflows, self._workflows_etag = found, etag
+        return select_workflows(found, self.settings.workflows)
+
+    # -- the cycle ---------------------------------------------------------------------------------
+    def poll(
+        self, cursor: Cursor | None, *, now: datetime, lookback: timedelta, overlap: timedelta
+    ) -> Iterator[Page]:
+        """One incremental cycle (see the module docstring)."""
+        try:
+            state = RunsCursor.from_json(cursor, scope=self.scope, start=now - lookback)
+        except ValueError as exc:
+            self._log.warning("github.cursor_reset", reason=str(exc))
+            state = RunsCursor(scope=self.scope, mark=now - lookback)
+        fresh = not (
+            cursor and cursor.get("scope") == self.scope and cursor.get("mode") == "workflow_runs"
+        )
+        reach = overlap if fresh else max(overlap, self.settings.rerun_window)
+        runs, names = self._gather(state, state.mark - reach)
+        events: list[DeployEvent] = []
+        for run in sorted(runs.values(), key=lambda r: (r["created_at"], r["id"])):
+            events += self._process(run, state, names)
+        state.mark = max([state.mark, *(parse_timestamp(r["created_at"]) for r in runs.values())])
+        for dropped in state.prune(
+            now=now, window=reach, max_open=self.max_open, max_age=self.open_max_age
+        ):
+            self._log.info("github.open_run_dropped", run=dropped, reason="too old or too many")
+        new_cursor = state.to_json()
+        yield from chunk_pages(events, None if new_cursor == cursor else new_cursor)
+
+    def _gather(
+        self, state: RunsCursor, window: datetime
+    ) -> tuple[dict[int, dict[str, Any]], dict[int, str]]:
+        """Runs listed since ``window`` (per workflow, conditionally) plus open runs re-read."""
+        names: dict[int, str] = {}
+        runs: dict[int, dict[str, Any]] = {}
+        etags: dict[str, str] = {}
+        for wf_id, wf_name, _path in self.workflows():
+            names[wf_id] = wf_name
+            key = f"{wf_id}|{format_rfc3339(window)}"
+            listed, etag = self._list(wf_id, window, None, etag=state.etags.get(key))
+            if etag:
+                etags[key] = etag
+            runs.update((run["id"], run) for run in listed)
+        for run_id, entry in list(state.open.items()):
+            if run_id not in runs:
+                reread = self._reread(run_id, entry)
+                if reread is not None:
+                    runs[run_id] = reread
+        state.etags = etags
+        return runs, names
+
+    def backfill(self, since: datetime, until: datetime) -> Iterator[Page]:
+        """Every event of runs created in ``[since, until)``, oldest first, without cursor."""
+        names: dict[int, str] = {}
+        runs: dict[int, dict[str, Any]] = {}
+        for wf_id, wf_name, _path in self.workflows():
+            names[wf_id] = wf_name
+            listed, _ = self._list(wf_id, since, until, etag=None)
+            runs.update({r["id"]: r for r in listed})
+        scratch = RunsCursor(scope=self.scope, mark=since)
+        events: list[DeployEvent] = []
+        for run in sorted(runs.values(), key=lambda r: (r["created_at"], r["id"])):
+            events += self._process(run, scratch, names, previous=False)
+        yield from chunk_pages([e for e in events if since <= e.happened_at < until], None)
+
+    # -- steps -------------------------------------------------------------------------------------
+    def _list(
+        self, wf_id: int, start: datetime, end: datetime | None, *, etag: str | None, depth: int = 0
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Runs of one workflow created in ``[start, end]``; ``([], etag)`` when unchanged (304)."""
+        created = (
+            f">={format_rfc3339(start)}"
+            if end is None
+            else f"{format_rfc3339(start)}..{format_rfc3339(end)}"
+        )
+        params: dict[str, Any] = {"per_page": 100, "created": created}
+        branches = self.settings.branches
+        if len(branches) == 1 and not any(c in branches[0] for c in "*?["):
+            params["branch"] = branches[0]
+        url = f"/repos/{self.repo.full_name}/actions/workflows/{wf_id}/runs"
+        out: list[dict[str, Any]] = []
+        first_etag: str | None = None
+        for index, page in enumerate(self.client.pages(url, params, etag=etag)):
+            if page.not_modified:
+                return [], etag
+            data = page.data if isinstance(page.data, Mapping) else {}
+            items = data.get("workflow_runs")
+            if not isinstance(items, list):
+                msg = f"GitHub sent a run list without workflow_runs: {page.url}"
+                raise MalformedResponse(msg, url=page.url)
+            if index == 0:
+                first_etag = page.etag
+                total = data.get("total_count")
+                if isinstance(total, int) and total > _LIST_CAP and depth < _MAX_SPLITS:
+                    return self._split(wf_id, start, end, depth), None
+            for run in items:
+                problem = run_problem(run)
+                if problem:
+                    self._log.warning(
+                        "github.malformed_item", url=page.url, reason=f"run: {problem}"
+                    )
+                    continue
+                if self._branch_selected(run):
+                    out.append(run)
+        return out, first_etag
+
+    def _split(
+        self, wf_id: int, start: datetime, end: datetime | None, depth: int
+    ) -> list[dict[str, Any]]:
+        stop = end or self.client.context.clock()
+        middle = start + (stop - start) / 2
+        self._log.info(
+            "github.run_window_split", start=format_rfc3339(start), end=format_rfc3339(stop)
+        )
+        first, _ = self._list(wf_id, start, middle, etag=None, depth=depth + 1)
+        second, _ = self._list(
+            wf_id, middle + timedelta(seconds=1), end, etag=None, depth=depth + 1
+        )
+        return first + second
+
+    def _branch_selected(self, run: Mapping[str, Any]) -> bool:
+        if not self.settings.branches:
+            return True
+        branch = run.get("head_branch")
+        return isinstance(branch, str) and any(
+            fnmatch.fnmatchcase(branch, p) for p in self.settings.branches
+        )
+
+    def _reread(self, run_id: int, entry: OpenRun) -> dict[str, Any] | None:
+        """An open run outside the window, re-validated with its ETag (None when unchanged)."""
+        url = f"/repos/{self.repo.full_name}/actions/runs/{run_id}"
+        try:
+            response = self.client.get(url, etag=entry.etag)
+        except NotFound as exc:
+            self._log.info("github.run_gone", url=exc.url, status=exc.status)
+            return None
+        except MalformedResponse as exc:
+            self._log.warning("github.malformed_item", url=exc.url, reason="run body is not JSON")
+            return None
+        if response.not_modified:
+            return None
+        problem = run_problem(response.data)
+        if problem:
+            self._log.warning("github.malformed_item", url=response.url, reason=f"run: {problem}")
+            return None
+        entry.etag = response.etag
+        return dict(response.data)
+
+    def _attempt(self, run_id: int, attempt: int) -> dict[str, Any] | None:
+        url = f"/repos/{self.repo.full_name}/actions/runs/{run_id}/attempts/{attempt}"
+        try:
+            response = self.client.get(url)
+        except (NotFound, MalformedResponse) as exc:
+            self._log.info(
+                "github.attempt_unavailable", url=getattr(exc, "url", url), reason=str(exc)
+            )
+            return None
+        problem = run_problem(response.data)
+        if problem:
+            self._log.warning(
+                "github.malformed_item", url=response.url, reason=f"attempt: {problem}"
+            )
+            return None
+        return dict(response.data)
+
+    def _process(
+        self,
+        run: dict[str, Any],
+        state: RunsCursor,
+        names: Mapping[int, str],
+        *,
+        previous: bool = True,
+    ) -> list[DeployEvent]:
+        run_id = int(run["id"])
+        attempt: int = run["run_attempt"] if isinstance(run.get("run_attempt"), int) else 1
+        done = state.done.get(run_id)
+        if done is not None and done[0] >= attempt:
+            return []
+        entry = state.open.get(run_id)
+        events: list[DeployEvent] = []
+        if previous and attempt > 1:
+            known = (
+                entry.attempt - 1
+                if entry
+                else (done[0] if done else max(0, attempt - 1 - _MAX_PREVIOUS_ATTEMPTS))
+            )
+            for number in range(max(1, known + 1), attempt):
+                old = self._attempt(run_id, number)
+                if old is not None:
+                    same = entry if entry and entry.attempt == number else None
+                    events += self._map(old, names, same).events
+        current = entry if entry and entry.attempt == attempt else None
+        outcome = self._map(run, names, current)
+        events += outcome.events
+        if outcome.terminal:
+            state.open.pop(run_id, None)
+            state.done[run_id] = (attempt, str(run["created_at"]))
+        else:
+            state.open[run_id] = OpenRun(
+                attempt=attempt,
+                created_at=str(run["created_at"]),
+                etag=current.etag if current else None,
+                waiting_since=outcome.waiting_since,
+                resumed_at=outcome.resumed_at,
+            )
+        return events
+
+    def _map(self, run: Mapping[str, Any], names: Mapping[int, str], entry: OpenRun | None) -> Any:
+        rejected = False
+        waited = entry is not None and entry.waiting_since is not None
+        if (
+            waited
+            and run.get("status") == "completed"
+            and run.get("conclusion") in ("failure", "cancelled")
+        ):
+            rejected = bool(self.lookups.rejected_environments(self.repo.full_name, run))
+        workflow_id = run.get("workflow_id")
+        outcome = run_events(
+            run,
+            repo=self.repo,
+            source=self.source,
+            settings=self.settings,
+            workflow=names.get(workflow_id) if isinstance(workflow_id, int) else None,
+            rejected=rejected,
+            waiting_since=entry.waiting_since if entry else None,
+            resumed_at=entry.resumed_at if entry else None,
+        )
+        for problem in outcome.problems:
+            self._log.warning(
+                "github.malformed_item",
+                url=self.client.display(f"/repos/{self.repo.full_name}/actions/runs/{run['id']}"),
+                reason=problem,
+            )
+        return outcome
