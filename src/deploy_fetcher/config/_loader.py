@@ -28,10 +28,13 @@ from deploy_fetcher.config._yaml import ConfigFileError, parse_yaml, read_text
 from deploy_fetcher.errors import ConfigError, PluginError
 from deploy_fetcher.plugins import load_provider, load_sink
 
-__all__ = ["CONFIG_ENV", "load_config", "parse_config"]
+__all__ = ["CONFIG_ENV", "EXTENSION_PREFIX", "load_config", "parse_config"]
 
 #: The environment variable naming the configuration file when no path is given.
 CONFIG_ENV: Final = "FETCHER_CONFIG"
+
+#: Top-level keys starting with this are ignored: room for YAML anchors and the admin's notes.
+EXTENSION_PREFIX: Final = "x-"
 
 _SECTIONS: Final = tuple(FetcherConfig.model_fields)
 
@@ -137,8 +140,14 @@ def _build(
     provider_resolver: ProviderResolver,
     sink_resolver: SinkResolver,
 ) -> FetcherConfig:
-    # An empty section (``sources:`` with every entry commented out) means "the defaults".
-    tree = {key: value for key, value in tree.items() if not (key in _SECTIONS and value is None)}
+    # An empty section (``sources:`` with every entry commented out) means "the defaults"; top-level
+    # ``x-…`` keys are the admin's own, e.g. anchors shared by several sources (as in Compose files).
+    tree = {
+        key: value
+        for key, value in tree.items()
+        if not (key in _SECTIONS and value is None)
+        and not (isinstance(key, str) and key.startswith(EXTENSION_PREFIX))
+    }
     overrides, env_problems = read_overrides(environ)
     tree = overrides.apply(tree)
 

@@ -32,8 +32,8 @@ def format_path(loc: Iterable[object]) -> str:
             out += f"[{part}]"
         elif isinstance(part, str) and _PLAIN_KEY.match(part):
             out += f".{part}" if out else part
-        elif isinstance(part, str):
-            out += f"[{json.dumps(part, ensure_ascii=False)}]"
+        elif isinstance(part, str):  # non-printable characters escaped: a path is one line
+            out += f"[{json.dumps(part, ensure_ascii=not part.isprintable())}]"
         else:
             out += f"[{part!r}]"
     return out

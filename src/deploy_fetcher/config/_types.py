@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Final, get_args
@@ -10,12 +11,14 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, PlainSerializer, SecretStr
 
 __all__ = [
+    "MAX_DURATION",
     "Duration",
     "Url",
     "check_url",
     "format_duration",
     "is_secret_annotation",
     "parse_duration",
+    "quote_value",
 ]
 
 _UNITS: Final = {
@@ -27,6 +30,35 @@ _UNITS: Final = {
     "w": 7 * 86400,
 }
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+#: Longer is certainly a typo (and would overflow ``timedelta`` soon after).
+MAX_DURATION: Final = timedelta(days=100 * 365)
+_SHOWN: Final = 40
+
+
+def quote_value(value: Any) -> str:
+    """A value as error messages quote it: its repr, cut short (a whole YAML list is no help).
+
+    The loader redacts secrets from messages by looking for exactly this form.
+    """
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        return "a number with thousands of digits"
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
+def _bounded(seconds: float, value: Any) -> timedelta:
+    # Compared before any conversion: an int beyond float range must not overflow on the way.
+    if isinstance(seconds, float) and math.isnan(seconds):
+        msg = f"not a duration: {quote_value(value)}"
+        raise ValueError(msg)
+    if seconds < 0:
+        msg = f"a duration cannot be negative: {quote_value(value)}"
+        raise ValueError(msg)
+    if seconds > MAX_DURATION.total_seconds():
+        msg = f"a duration cannot be longer than 100 years: {quote_value(value)}"
+        raise ValueError(msg)
+    return timedelta(seconds=seconds)
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -37,15 +69,12 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool):
-        msg = f"not a duration: {value!r}"
+        msg = f"not a duration: {quote_value(value)}"
         raise ValueError(msg)  # noqa: TRY004 - pydantic wants ValueError to report it
     if isinstance(value, int | float):
-        if value < 0:
-            msg = f"a duration cannot be negative: {value!r}"
-            raise ValueError(msg)
-        return timedelta(seconds=value)
+        return _bounded(value, value)
     if not isinstance(value, str):
-        msg = f"not a duration: {value!r}"
+        msg = f"not a duration: {quote_value(value)}"
         raise ValueError(msg)  # noqa: TRY004
     text = value.strip().lower().replace(" ", "")
     if not text:
@@ -59,9 +88,9 @@ def parse_duration(value: Any) -> timedelta:
         seconds += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if pos != len(text):
-        msg = f"not a duration: {value!r} (use e.g. 30s, 5m, 2h, 7d)"
+        msg = f"not a duration: {quote_value(value)} (use e.g. 30s, 5m, 2h, 7d)"
         raise ValueError(msg)
-    return timedelta(seconds=seconds)
+    return _bounded(seconds, value)
 
 
 def format_duration(value: timedelta) -> str:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from deploy_fetcher.config._problems import Loc, Problem, format_path
-from deploy_fetcher.config._types import is_secret_annotation
+from deploy_fetcher.config._types import is_secret_annotation, quote_value
 
 __all__ = ["REDACTED", "kind_of", "problems_from", "secret_values"]
 
@@ -167,7 +167,11 @@ def _message(error: ErrorDetails, model: type[BaseModel], loc: Loc) -> str:
     if error["type"] == "extra_forbidden":
         return _unknown_key(model, loc)
     if error["type"] in _SHAPES:
-        return _SHAPES[error["type"]].format(kind=kind_of(error.get("input")))
+        value = error.get("input")
+        message = _SHAPES[error["type"]].format(kind=kind_of(value))
+        if error["type"] == "string_type" and isinstance(value, bool):
+            message += " (YAML reads unquoted yes/no/on/off/true/false as booleans: quote it)"
+        return message
     message = error["msg"]
     for prefix in _PREFIXES:
         message = message.removeprefix(prefix)
@@ -180,6 +184,7 @@ def _redact(message: str, secrets: Collection[str]) -> str:
     for secret in sorted(secrets, key=len, reverse=True):
         if not secret:
             continue
+        message = message.replace(quote_value(secret), repr(REDACTED))
         message = message.replace(repr(secret), repr(REDACTED))
         if len(secret) >= _MIN_BARE_SECRET:
             message = message.replace(secret, REDACTED)
