@@ -98,6 +98,15 @@ def test_minimal_event_sends_only_required_fields(
     ] == [_stored(row) for row in dashboard.rows()]
 
 
+def test_events_share_one_keep_alive_connection(
+    dashboard: DashboardEmulator, sink: DashboardSink, make_event: Make
+) -> None:
+    """A sink reuses its connection instead of opening one per event."""
+    for number in range(5):
+        assert Delivered(201) == sink.send(make_event(deployment_id=f"gh-{number}"))
+    assert 1 == dashboard.connections_opened
+
+
 def test_reporter_without_provider_is_the_product_name(make_event: Make) -> None:
     """An event of unknown origin is still attributed to the fetcher."""
     assert "deploy-fetcher" == mapping.headers(make_event(provider=""), "k")["X-Progress-Reporter"]

@@ -121,6 +121,8 @@ class DashboardEmulator(EmulatorServer):
         self._next_id = 1
         self._generation = 0
         self._connections: set[socket.socket] = set()
+        #: TCP connections accepted so far (tests check that clients keep theirs alive).
+        self.connections_opened = 0
         self.route("POST", "/api/deployments", self._post_deployment)
         self.route("GET", "/api/deployments", self._list_deployments)
         self.route("GET", "/api/deployments/{id}", self._get_deployment)
@@ -404,6 +406,7 @@ class DashboardEmulator(EmulatorServer):
         """Remember an open client connection (see :meth:`stop`)."""
         with self._lock:
             self._connections.add(connection)
+            self.connections_opened += 1
 
     def untrack(self, connection: socket.socket) -> None:
         """Forget a closed client connection."""
