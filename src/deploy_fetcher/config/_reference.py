@@ -281,7 +281,7 @@ def _lines() -> Iterator[str]:
     )
     yield ""
     yield (
-        "deploy-fetcher reads one YAML file: the one given on the command line or, failing that, "
+        "deploy-fetcher reads one YAML file: the one given with `--config` or, failing that, "
         f"the one named by the `{CONFIG_ENV}` environment variable. Every key is optional unless "
         "marked **required**, and an empty file runs with every default. Unknown keys are errors, "
         "never ignored: a typo fails at start-up instead of silently falling back to a default. "
