@@ -1,5 +1,6 @@
 """The docker compose file: a local trial on the emulators by default, the real thing as a profile."""
 
+import importlib
 import importlib.util
 import re
 from pathlib import PurePosixPath
@@ -135,7 +136,7 @@ def test_the_grace_period_of_docker_outlasts_the_daemons_drain(services):
 
 
 def test_the_trial_config_points_every_source_and_sink_at_an_emulator(services):
-    """URLs name compose services on their ``--port``; credentials are what the emulators accept."""
+    """Each source is its emulator's ``demo_source()`` for the compose address; the sink is the dashboard."""
     config = yaml.safe_load(_config_text(services["fetcher"]))
     fetcher_env = _environment(services["fetcher"])
     (sink,) = config["sinks"]
@@ -146,28 +147,35 @@ def test_the_trial_config_points_every_source_and_sink_at_an_emulator(services):
     seen = set()
     for source in config["sources"]:
         urls = [v for v in source.values() if isinstance(v, str) and v.startswith("http://")]
-        (url,) = urls
-        host = urlsplit(url)
-        emulator = services[host.hostname]
-        assert str(host.port) == _arg(emulator, "--port"), source["name"]
+        hosts = {urlsplit(url).hostname for url in urls}
+        (service_name,) = hosts
+        emulator = services[service_name]
+        module = importlib.import_module(emulator["entrypoint"][-1])
+        address = f"http://{service_name}:{_arg(emulator, '--port')}"
+        assert module.demo_source(address, name=source["name"]) == source
         assert _arg(emulator, "--token") in source.values(), source["name"]
-        seen.add(host.hostname)
+        seen.add(service_name)
     assert EMULATORS - {"dashboard"} == seen
     depends = services["fetcher"]["depends_on"]
     assert {name: {"condition": "service_healthy"} for name in EMULATORS} == depends
 
 
-def test_the_clock_advances_every_ci_emulator(services):
-    """The clock service runs the mounted script against each CI emulator's URL."""
+def test_every_ci_emulator_clock_moves_once(services):
+    """Each CI emulator's clock is driven by the clock service or by its own ``--speed``, not both."""
     clock = services["clock"]
     script = clock["entrypoint"][-1]
     assert (COMPOSE_FILE.parent / _mounts(clock)[script]).is_file()
-    urls = [arg for arg in clock["command"] if arg.startswith("http://")]
-    expected = {
-        f"http://{name}:{_arg(services[name], '--port')}" for name in EMULATORS - {"dashboard"}
+    by_clock = {urlsplit(arg).hostname for arg in clock["command"] if arg.startswith("http://")}
+    for name in by_clock:
+        assert f"http://{name}:{_arg(services[name], '--port')}" in clock["command"]
+    by_itself = {
+        name
+        for name in EMULATORS - {"dashboard"}
+        if "--speed" in services[name]["command"] and float(_arg(services[name], "--speed")) > 0
     }
-    assert expected == set(urls)
-    assert set(clock["depends_on"]) == EMULATORS - {"dashboard"}
+    assert set() == by_clock & by_itself
+    assert EMULATORS - {"dashboard"} == by_clock | by_itself
+    assert by_clock == set(clock["depends_on"])
 
 
 def test_the_trial_config_loads_through_the_real_loader(tmp_path, services):
