@@ -267,23 +267,23 @@ class Pipeline:
         return self.created_at <= when
 
     def status(self, when: datetime) -> str:  # noqa: PLR0911 - GitLab's composite status
-        """GitLab's composite status of the jobs, simplified."""
+        """The composite status of the jobs, in the order ``Gitlab::Ci::Status::Composite`` checks."""
         states = {job.status(when) for job in self.jobs if not job.allow_failure} - {None}
-        if not states or states == {"created"}:
+        if not states or states <= {"created"}:
             return "created"
-        if "running" in states:
-            return "running"
-        if states & {"pending", "preparing", "waiting_for_resource"}:
+        if states <= {"skipped"}:
+            return "skipped"
+        if states <= {"success", "skipped"}:
+            return "success"
+        if states <= {"canceled", "success", "skipped"}:
+            return "canceled"
+        if states <= {"pending", "created", "skipped"}:
             return "pending"
+        if states & {"running", "pending"}:
+            return "running"
         if "manual" in states:
             return "manual"
-        if states <= JOB_TERMINAL:
-            if states == {"skipped"}:
-                return "skipped"
-            if "failed" in states:
-                return "failed"
-            return "canceled" if "canceled" in states else "success"
-        return "running"  # between stages: some jobs done, the next ones not started yet
+        return "running" if "created" in states else "failed"
 
     def updated_at(self, when: datetime) -> datetime:
         """The latest passed step of any job."""

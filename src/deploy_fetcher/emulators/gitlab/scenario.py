@@ -375,8 +375,11 @@ def _run_job(
 def skip_rest(pipeline: Pipeline, index: int, at: datetime) -> None:
     """Mark the jobs from ``index`` on skipped (their deployments too)."""
     for job in pipeline.jobs[index:]:
+        deployment = deployment_of(job)
         job.timeline.cut(at)
-        step(job, deployment_of(job), at, "skipped")
+        if deployment is not None:
+            deployment.timeline.cut(at)
+        step(job, deployment, at, "skipped")
 
 
 def _squeeze(pipeline: Pipeline, start: datetime, deadline: datetime) -> None:

@@ -178,16 +178,18 @@ class GitLabClient:
     # -- pacing and counting --------------------------------------------------------------------------
     def _gate(self) -> None:
         """Wait until the quota and the budget let a request go (or raise RateLimited)."""
-        for _ in range(100):
-            wait = self.quota.wait_needed(self.settings.min_remaining)
-            reason = "server rate limit"
-            if wait <= 0 and self.budget is not None:
-                wait = self.budget.take()
-                reason = "request budget"
+        wait = self.quota.wait_needed(self.settings.min_remaining)
+        if wait > 0:
+            self._wait(wait, "server rate limit")
+            self.quota.waited()
+        if self.budget is None:
+            return
+        for _ in range(3):
+            wait = self.budget.take()
             if wait <= 0:
                 return
-            self._wait(wait, reason)
-        msg = f"GitLab at {self.url}: no request slot after repeated waits"
+            self._wait(wait, "request budget")
+        msg = f"GitLab at {self.url}: no slot in the request budget after waiting"
         raise RateLimited(msg, retry_at=self._clock() + timedelta(seconds=self.settings.max_wait))
 
     def _wait(self, seconds: float, reason: str) -> None:

@@ -125,3 +125,11 @@ class QuotaState:
             ):
                 return self._reset_at - now
         return 0.0
+
+    def waited(self) -> None:
+        """The wait the server asked for is over: lift the block, forget the spent figure."""
+        with self._lock:
+            self._blocked_until = None
+            if self._reset_at is not None:
+                self.remaining = None
+                self._reset_at = None
