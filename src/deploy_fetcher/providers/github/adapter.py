@@ -55,6 +55,8 @@ class GitHubProvider(Provider):
         self._web = web_base(config.base_url)
         self._pollers: dict[str, DeploymentsPoller | RunsPoller] = {}
         self._owner_lists: dict[str, tuple[str | None, list[str]]] = {}
+        #: Owners found to be users, not organisations (their list lives elsewhere).
+        self._owner_kinds: dict[str, str] = {}
         self._log = _log.bind(source=config.name)
 
     # -- targets -----------------------------------------------------------------------------------
@@ -71,11 +73,14 @@ class GitHubProvider(Provider):
         try:
             if isinstance(self.credential.auth, InstallationTokenAuth):
                 repos = self._list_repos(owner, "/installation/repositories", key="repositories")
+            elif self._owner_kinds.get(owner.lower()) == "users":
+                repos = self._list_repos(owner, f"/users/{owner}/repos", key=None)
             else:
                 try:
                     repos = self._list_repos(owner, f"/orgs/{owner}/repos", key=None)
                 except NotFound:
                     repos = self._list_repos(owner, f"/users/{owner}/repos", key=None)
+                    self._owner_kinds[owner.lower()] = "users"
         except NotFound as exc:
             self._log.warning("github.owner_not_found", owner=owner, url=exc.url, status=exc.status)
             return []

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
+from urllib.parse import urlencode
 
 import requests
 import structlog
@@ -63,6 +64,9 @@ _SERVER_ERROR: Final = 500
 _GONE_CODES: Final = frozenset({403, 404, 410, 451})
 #: GitHub's advice for a secondary limit without ``retry-after``: wait at least a minute.
 _SECONDARY_DEFAULT_WAIT: Final = 60.0
+#: Short waits slept through per request before giving the cycle up (a clock that does not move
+#: must not spin forever).
+_MAX_WAITS: Final = 3
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,12 @@ class GitHubClient:
         """An absolute URL for logs and messages (never carries credentials)."""
         return url if url.startswith("http") else f"{self.base_url}{url}"
 
+    def _shown(self, url: str, params: Mapping[str, Any]) -> str:
+        shown = self.display(url)
+        if not params:
+            return shown
+        return f"{shown}{'&' if '?' in shown else '?'}{urlencode(sorted(params.items()))}"
+
     # -- public calls ------------------------------------------------------------------------------
     def get(
         self, url: str, params: Mapping[str, Any] | None = None, *, etag: str | None = None
@@ -244,7 +254,7 @@ class GitHubClient:
 
     # -- the loop ----------------------------------------------------------------------------------
     def _wait_for_budget(self, resource: str, url: str) -> None:
-        while True:
+        for _ in range(_MAX_WAITS):
             blocked = self.budget.check(resource)
             if blocked is None:
                 return
@@ -265,6 +275,10 @@ class GitHubClient:
             if not self.context.sleep(max(wait, 0.0) + 0.01):
                 msg = "stopping while waiting for the GitHub rate limit"
                 raise TransientError(msg)
+        blocked = self.budget.check(resource)
+        if blocked is not None:
+            msg = f"GitHub {blocked.reason} for credential {self.budget.label}; still blocked after waiting"
+            raise RateLimited(msg, retry_at=blocked.until)
 
     def _backoff(self, attempt: int, what: str, url: str) -> None:
         delay = self.backoff * (2**attempt)
@@ -307,7 +321,9 @@ class GitHubClient:
             self.budget.observe(
                 response_headers, charged=status != _NOT_MODIFIED, default_resource=resource
             )
-            outcome = self.classify(status, response_headers, text, url=url, resource=resource)
+            outcome = self.classify(
+                status, response_headers, text, url=self._shown(url, params), resource=resource
+            )
             if isinstance(outcome, Response):
                 return outcome
             last = outcome

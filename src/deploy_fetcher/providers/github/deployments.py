@@ -45,6 +45,8 @@ __all__ = ["GRAPHQL_STATUSES", "DeploymentsPoller", "chunk_pages"]
 _log = structlog.get_logger(__name__)
 
 PAGE_EVENTS: Final = 100
+#: New deployments handled (and committed) per step of a cycle.
+_CHUNK: Final = 100
 _GRAPHQL_BATCH: Final = 50
 _SUCCEEDED: Final = frozenset({"success", "inactive"})
 
@@ -150,37 +152,64 @@ class DeploymentsPoller:
             self._log.warning("github.cursor_reset", reason=str(exc))
             state = DeploymentsCursor(scope=self.scope, mark=now - lookback)
         floor = state.mark - overlap
+        new_items, list_etag = self._discover(state, floor)
+        # Open deployments first: one page whose cursor keeps the old mark and list ETag.
+        rechecked: dict[int, _Item] = {}
+        for dep_id, entry in list(state.open.items()):
+            item = self._recheck(dep_id, entry)
+            if item is not None:
+                rechecked[dep_id] = item
+        events = self._process(rechecked, state, hold=True)
+        if not new_items:
+            state.etag = list_etag
+        self._prune(state, now=now, overlap=overlap)
+        written = cursor
+        current = state.to_json()
+        if events or current != written:
+            yield from chunk_pages(events, current)
+            written = current
+        # New deployments oldest first, in chunks: each page's cursor covers that chunk, so a cycle
+        # cut short (quota, shutdown) resumes after the last chunk it stored.
+        ordered = sorted(
+            new_items.values(), key=lambda i: (i.deployment["created_at"], i.deployment["id"])
+        )
+        for start in range(0, len(ordered), _CHUNK):
+            chunk = ordered[start : start + _CHUNK]
+            self._fetch_new_statuses(chunk)
+            events = self._process({i.deployment["id"]: i for i in chunk}, state, hold=True)
+            newest = max(parse_timestamp(i.deployment["created_at"]) for i in chunk)
+            state.mark = max(state.mark, newest)
+            if start + _CHUNK >= len(ordered):
+                state.etag = list_etag
+            self._prune(state, now=now, overlap=overlap)
+            current = state.to_json()
+            yield from chunk_pages(events, None if current == written else current)
+            written = current
+
+    def _discover(
+        self, state: DeploymentsCursor, floor: datetime
+    ) -> tuple[dict[int, _Item], str | None]:
+        """New deployments since ``floor`` (page 1 conditional) and the list's new ETag."""
         items: dict[int, _Item] = {}
         list_etag = state.etag
         url = f"/repos/{self.repo.full_name}/deployments"
+        known = set(state.open) | set(state.done)
         for index, page in enumerate(self.client.pages(url, {"per_page": 100}, etag=state.etag)):
             if page.not_modified:
                 break
             if index == 0:
                 list_etag = page.etag
-            older = self._collect(
-                page.data, page.url, floor, items, skip=set(state.open) | set(state.done)
-            )
-            if older:
+            if self._collect(page.data, page.url, floor, items, skip=known):
                 break
-        self._fetch_new_statuses([i for i in items.values() if i.statuses is None])
-        for dep_id, entry in state.open.items():
-            item = self._recheck(dep_id, entry)
-            if item is not None:
-                items[dep_id] = item
-        events = self._process(items, state, hold=True)
-        if items:
-            newest = max(parse_timestamp(i.deployment["created_at"]) for i in items.values())
-            state.mark = max(state.mark, newest)
-        state.etag = list_etag
+        return items, list_etag
+
+    def _prune(self, state: DeploymentsCursor, *, now: datetime, overlap: timedelta) -> None:
         for dropped in state.prune(
             now=now, overlap=overlap, max_open=self.max_open, max_age=self.open_max_age
         ):
             self._log.info(
                 "github.open_deployment_dropped", deployment=dropped, reason="too old or too many"
             )
-        new_cursor = state.to_json()
-        yield from chunk_pages(events, None if new_cursor == cursor else new_cursor)
 
     def backfill(self, since: datetime, until: datetime) -> Iterator[Page]:
         """Every event of deployments created in ``[since, until)``, oldest first, without cursor."""

@@ -1,0 +1,280 @@
+"""Small pieces tested alone: workflow graphs, Link paging, cursors, the quota budget, the config."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from deploy_fetcher.metrics import Metrics
+from deploy_fetcher.providers.github.config import GitHubConfig, scope_hash
+from deploy_fetcher.providers.github.cursor import (
+    DeploymentsCursor,
+    OpenDeployment,
+    OpenRun,
+    RunsCursor,
+)
+from deploy_fetcher.providers.github.graph import parse_workflow
+from deploy_fetcher.providers.github.paging import LinkPaginator, PaginationLoop, parse_link_header
+from deploy_fetcher.providers.github.quota import QuotaBudget
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+CHAIN = """
+name: Deploy API
+on: push
+jobs:
+  build:
+    runs-on: ubuntu-latest
+  deploy-dev:
+    needs: build
+    environment: dev
+  smoke:
+    needs: [deploy-dev]
+  lint:
+    runs-on: ubuntu-latest
+  deploy-staging:
+    needs: [smoke, lint]
+    environment: Staging
+  deploy-prod:
+    needs: deploy-staging
+    environment:
+      name: prod
+      url: https://example.com
+  deploy-dynamic:
+    needs: deploy-staging
+    environment: ${{ inputs.target }}
+  after-dynamic:
+    needs: deploy-dynamic
+    environment: canary
+"""
+
+
+# -- graph ----------------------------------------------------------------------------------------
+def test_graph_looks_through_jobs_without_environment():
+    """Each environment's parents are the nearest environment jobs up the needs graph."""
+    assert {
+        "dev": frozenset(),
+        "staging": frozenset({"dev"}),
+        "prod": frozenset({"staging"}),
+        "canary": frozenset(),
+    } == parse_workflow(CHAIN)
+
+
+@pytest.mark.parametrize("text", ["jobs: [1, 2]", "name: x", ": : :\n  - ["])
+def test_graph_refuses_what_is_not_a_workflow(text):
+    """Text without a jobs mapping (or not YAML at all) is a ValueError, never a crash."""
+    with pytest.raises(ValueError, match="workflow file"):
+        parse_workflow(text)
+
+
+# -- paging ---------------------------------------------------------------------------------------
+def test_link_header_is_parsed_by_rel():
+    """Every rel of a Link header maps to its URL."""
+    header = '<https://api.github.com/r?page=2>; rel="next", <https://api.github.com/r?page=5>; rel="last"'
+    assert {
+        "next": "https://api.github.com/r?page=2",
+        "last": "https://api.github.com/r?page=5",
+    } == parse_link_header(header)
+
+
+def test_paginator_refuses_a_page_it_already_read():
+    """A next link back to a read page stops the walk instead of looping."""
+    paginator = LinkPaginator("https://x/r?page=1")
+    assert "https://x/r?page=2" == paginator.next_url('<https://x/r?page=2>; rel="next"')
+    with pytest.raises(PaginationLoop, match="already read"):
+        paginator.next_url('<https://x/r?page=1>; rel="next"')
+
+
+def test_paginator_stops_at_its_page_limit():
+    """The walk ends after max_pages pages even if links keep coming."""
+    paginator = LinkPaginator("p0", max_pages=2)
+    paginator.next_url('<p1>; rel="next"')
+    with pytest.raises(PaginationLoop, match="after 2 pages"):
+        paginator.next_url('<p2>; rel="next"')
+
+
+# -- cursors --------------------------------------------------------------------------------------
+def test_deployments_cursor_round_trips():
+    """A cursor read back from its JSON equals what was written."""
+    cursor = DeploymentsCursor(
+        scope="s1",
+        mark=T0,
+        etag='W/"abc"',
+        open={
+            7: OpenDeployment(
+                "2026-03-02T08:00:00Z",
+                {"id": 7, "environment": "dev"},
+                'W/"e"',
+                42,
+                awaiting_run=True,
+                waited=True,
+            )
+        },
+        done={5: "2026-03-02T08:59:00Z"},
+    )
+    assert cursor == DeploymentsCursor.from_json(
+        cursor.to_json(), scope="s1", start=T0 - timedelta(days=7)
+    )
+
+
+def test_cursor_of_another_scope_starts_over():
+    """A cursor written for other settings is ignored: the new scope starts at the lookback."""
+    cursor = DeploymentsCursor(scope="old", mark=T0).to_json()
+    fresh = DeploymentsCursor.from_json(cursor, scope="new", start=T0 - timedelta(days=7))
+    assert (T0 - timedelta(days=7), {}) == (fresh.mark, fresh.open)
+
+
+def test_unreadable_cursor_is_a_value_error():
+    """A damaged cursor of the right scope is reported, not silently half-read."""
+    damaged = {**DeploymentsCursor(scope="s", mark=T0).to_json(), "open": {"1": {"c": "yesterday"}}}
+    with pytest.raises(ValueError, match="unreadable"):
+        DeploymentsCursor.from_json(damaged, scope="s", start=T0)
+
+
+def test_prune_drops_old_and_excess_open_items_and_done_behind_the_window():
+    """Open items expire by age and count; finished ones are forgotten behind mark - overlap."""
+    cursor = DeploymentsCursor(
+        scope="s",
+        mark=T0,
+        open={i: OpenDeployment(f"2026-03-0{i}T00:00:00Z", {}) for i in range(1, 3)}
+        | {3: OpenDeployment("2026-02-01T00:00:00Z", {})},
+        done={8: "2026-03-02T08:58:00Z", 9: "2026-03-02T07:00:00Z"},
+    )
+    dropped = cursor.prune(
+        now=T0, overlap=timedelta(minutes=5), max_open=1, max_age=timedelta(days=3)
+    )
+    assert ([3, 1], [2], [8]) == (dropped, list(cursor.open), list(cursor.done))
+
+
+def test_runs_cursor_round_trips():
+    """Runs cursors keep ETags per list, open attempts with their wait times, and done attempts."""
+    cursor = RunsCursor(
+        scope="s",
+        mark=T0,
+        etags={"1|x": 'W/"a"'},
+        open={4: OpenRun(2, "2026-03-02T08:00:00Z", 'W/"r"', "2026-03-02T08:01:00Z", None)},
+        done={3: (1, "2026-03-02T07:00:00Z")},
+    )
+    assert cursor == RunsCursor.from_json(cursor.to_json(), scope="s", start=T0)
+
+
+# -- quota ----------------------------------------------------------------------------------------
+def headers(
+    remaining: int,
+    limit: int = 100,
+    reset: datetime = T0 + timedelta(hours=1),
+    resource: str = "core",
+):
+    return {
+        "x-ratelimit-limit": str(limit),
+        "x-ratelimit-remaining": str(remaining),
+        "x-ratelimit-reset": str(int(reset.timestamp())),
+        "x-ratelimit-resource": resource,
+    }
+
+
+def test_budget_blocks_once_its_share_is_spent_until_reset():
+    """With a 50% share of 100, the 50th charged request blocks the credential until the reset."""
+    now = [T0]
+    metrics = Metrics()
+    budget = QuotaBudget(share=0.5, label="gh", metrics=metrics, clock=lambda: now[0])
+    for spent in range(50):
+        assert budget.check("core") is None
+        budget.observe(headers(99 - spent), charged=True, default_resource="core")
+    blocked = budget.check("core")
+    assert (T0 + timedelta(hours=1), "core budget spent (50 of 50% of 100)") == (
+        blocked.until,
+        blocked.reason,
+    )
+    assert 50.0 == metrics.registry.get_sample_value(
+        "fetcher_ci_rate_limit_remaining", {"provider": "github", "credential": "gh"}
+    )
+    now[0] = T0 + timedelta(hours=1, seconds=1)
+    assert budget.check("core") is None
+
+
+def test_free_answers_do_not_spend_the_budget():
+    """304 answers are recorded without spending anything."""
+    budget = QuotaBudget(share=0.01, label="gh", metrics=Metrics(), clock=lambda: T0)
+    for _ in range(10):
+        budget.observe(headers(100), charged=False, default_resource="core")
+    assert (None, 0) == (budget.check("core"), budget.state().spent)
+
+
+def test_secondary_block_and_unknown_limits():
+    """A retry-after blocks every request for its time; without headers nothing else is enforced."""
+    now = [T0]
+    budget = QuotaBudget(share=0.5, label="gh", metrics=Metrics(), clock=lambda: now[0])
+    for _ in range(1000):
+        budget.observe({}, charged=True, default_resource="core")
+    assert budget.check("core") is None
+    until = budget.block(30, "secondary rate limit")
+    assert until == budget.check("graphql").until
+    assert (
+        "GitHub credential gh: secondary rate limit until 2026-03-02T09:00:30Z" == budget.problem()
+    )
+    now[0] = until
+    assert (None, None) == (budget.check("core"), budget.problem())
+
+
+# -- config ---------------------------------------------------------------------------------------
+def config(**kw):
+    base = {"name": "gh", "provider": "github", "token": "t0ken-value", "repos": ["octo/api"]}
+    return GitHubConfig.model_validate(base | kw)
+
+
+def test_config_needs_exactly_one_credential(tmp_path: Path):
+    """A token or an App, not both and not neither; the App key may come from a file."""
+    key = tmp_path / "app.pem"
+    key.write_text("-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n")
+    app = {"app_id": 1, "private_key_file": str(key), "installation_id": 2}
+    with pytest.raises(ValidationError, match="exactly one of token"):
+        config(app=app)
+    with pytest.raises(ValidationError, match="exactly one of token"):
+        config(token=None)
+    made = config(token=None, app=app)
+    assert ("app-1-2", "MIIE" in made.app.private_key.get_secret_value()) == (
+        made.credential_label,
+        True,
+    )
+    assert "t0ken-value" not in repr(config())
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("repos", ["octo"], "owner/name or owner/"),
+        ("repos", [], "at least 1"),
+        ("version", "tag", "sha7, sha, ref"),
+        ("service", "{workflow}-{colour}", "unknown template field"),
+        ("base_url", "ftp://ghe", "must start with https://"),
+        ("quota_share", 0, "greater than 0"),
+    ],
+)
+def test_config_refuses_bad_values(key, value, message):
+    """Bad values fail loudly at start-up with a message naming the problem."""
+    with pytest.raises(ValidationError, match=message):
+        config(**{key: value})
+
+
+def test_settings_resolve_explicit_entry_before_wildcard():
+    """An explicit repo entry wins over a matching owner/*; source settings fill the rest."""
+    made = config(
+        service="{repo_name}",
+        repos=[
+            "octo/*",
+            {"repo": "octo/legacy", "mode": "workflow_runs", "workflows": ["release.yml"]},
+        ],
+    )
+    legacy, api = made.settings_for("Octo/Legacy"), made.settings_for("octo/api")
+    assert ("workflow_runs", ["release.yml"], "{repo_name}") == (
+        legacy.mode,
+        legacy.workflows,
+        legacy.service,
+    )
+    assert ("deployments", "{repo_name}") == (api.mode, api.service)
+    assert (["octo/legacy"], ["octo"]) == (made.explicit_repos, made.wildcard_owners)
+    assert scope_hash(legacy) != scope_hash(api)
