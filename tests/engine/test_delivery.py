@@ -114,3 +114,24 @@ def test_delivered_rows_count_in_metrics(store):
     worker, _ = _worker(store, [Delivered(201)])
     worker.drain_once()
     assert worker.metrics.deliveries.labels("dash", "delivered")._value.get() == 1.0
+
+
+def test_a_slow_sink_hands_back_its_batch_before_the_claim_can_expire(store):
+    """After half the lease the rest of the batch is released, never held past its claim."""
+    _queue(store, *(make_event(n) for n in range(5)))
+    config = SinkConfig(name="dash", type="x", timeout=0.05)
+    sink = ProgrammedSink(config)
+    slow_send = sink.send
+
+    def send(event):
+        time.sleep(0.1)
+        return slow_send(event)
+
+    sink.send = send
+    policy = DeliveryPolicy(batch=5, lease_floor=0.1, idle_poll=0.01)
+    worker = DeliveryWorker(sink=sink, store=store, metrics=Metrics(), health=Health(), policy=policy)
+    assert 0 == worker.drain_once()
+    sent = [e.deployment_id for e in sink.received]
+    assert 1 <= len(sent) < 5  # 0.1 s of a 0.2 s lease allows at most one or two 0.1 s sends
+    again = store.claim("dash", limit=10, lease_seconds=1, now=store.list_rows()[0].created_at)
+    assert [f"d{n}" for n in range(len(sent), 5)] == [r.event.deployment_id for r in again]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -25,7 +26,11 @@ def register(commands: Any) -> None:
     health = commands.add_parser(
         "healthcheck", help="probe a running daemon's /readyz (or /healthz); exit 0 when healthy"
     )
-    health.add_argument("--url", default=None, help="default http://127.0.0.1:8080/readyz")
+    health.add_argument(
+        "--url",
+        default=None,
+        help="default http://127.0.0.1:$FETCHER_SERVER__PORT/readyz (port 8080 when unset)",
+    )
     health.add_argument("--live", action="store_true", help="probe /healthz (liveness) instead")
     health.add_argument("--timeout", type=float, default=5.0)
     health.set_defaults(handler=_healthcheck)
@@ -39,7 +44,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _healthcheck(args: argparse.Namespace) -> int:
-    url = args.url or f"http://127.0.0.1:8080/{'healthz' if args.live else 'readyz'}"
+    port = os.environ.get("FETCHER_SERVER__PORT", "8080")
+    url = args.url or f"http://127.0.0.1:{port}/{'healthz' if args.live else 'readyz'}"
     try:
         with urllib.request.urlopen(url, timeout=args.timeout) as response:  # noqa: S310 - local probe
             ok = response.status == 200  # noqa: PLR2004

@@ -241,6 +241,8 @@ class EmulatorServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Without TCP_NODELAY every keep-alive request waits ~40 ms on Nagle + delayed ACK.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 """Silence the default stderr access log."""

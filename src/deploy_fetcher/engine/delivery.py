@@ -122,8 +122,12 @@ class DeliveryWorker:
                 self._wake.clear()
 
     def _lease(self) -> float:
-        timeout = self.sink.config.timeout.total_seconds()
-        return max(self.policy.lease_floor, self.policy.batch * (timeout + 1) * 1.5)
+        """How long a claim holds: short, because a crashed claimer's rows wait that long.
+
+        A batch is never worked on for more than half the lease (see :meth:`drain_once`), so one
+        send (at most the sink's timeout) always ends before the claim can expire.
+        """
+        return self.policy.lease_floor + 2 * self.sink.config.timeout.total_seconds()
 
     def drain_once(self) -> float:
         """Send one claimed batch; return how long to wait before the next (0 = go on at once)."""
@@ -132,14 +136,15 @@ class DeliveryWorker:
             # New rows woke us, but the sink is backing off or paused: they wait their turn.
             return backing_off
         now = utc_now()
-        rows = self.store.claim(
-            self.name, limit=self.policy.batch, lease_seconds=self._lease(), now=now
-        )
+        lease = self._lease()
+        rows = self.store.claim(self.name, limit=self.policy.batch, lease_seconds=lease, now=now)
         if not rows:
             self._update_depth()
             return self.policy.idle_poll
+        claimed_at = time.monotonic()
         for index, row in enumerate(rows):
-            if self.stop_event.is_set():
+            if self.stop_event.is_set() or time.monotonic() - claimed_at > lease / 2:
+                # Stopping, or a slow sink used half the lease: hand the rest back, claim afresh.
                 self.store.release([r.id for r in rows[index:]])
                 return 0
             wait = self._send(row)
