@@ -66,7 +66,8 @@ def _when(value: Any) -> datetime:
     try:
         return parse_timestamp(value)
     except ValueError as exc:
-        raise CursorMismatch(str(exc)) from None
+        msg = f"not a timestamp: {value!r} ({exc})"
+        raise CursorMismatch(msg) from None
 
 
 @dataclass
@@ -233,6 +234,10 @@ class EnvironmentsCursor:
     definitions: list[int] = field(default_factory=list)
     runs: RunsState | None = None
     polled_at: datetime | None = None
+    #: Runs that ended recently after being seen running: their records may be listed late.
+    late: dict[str, datetime] = field(default_factory=dict)
+    #: When each of ``late`` was seen ending (they are forgotten an overlap later).
+    late_seen: OpenSet = field(default_factory=OpenSet)
 
     MODE: ClassVar[str] = "environments"
 
@@ -262,7 +267,20 @@ class EnvironmentsCursor:
             out["runs"] = self.runs.to_json()
         if self.polled_at is not None:
             out["polled_at"] = format_rfc3339(self.polled_at)
+        if self.late:
+            out["late"] = {k: format_rfc3339(v) for k, v in sorted(self.late.items())}
+            out["late_seen"] = self.late_seen.to_json()
         return out
+
+    def note_ended(self, run_id: int, queued: datetime, now: datetime) -> None:
+        """A run seen running has ended: look for its records for a while."""
+        self.late[str(run_id)] = queued
+        self.late_seen.add(str(run_id), now)
+
+    def forget_ended(self, now: datetime, keep: timedelta) -> None:
+        """Stop looking for late records of runs that ended more than ``keep`` ago."""
+        for key in self.late_seen.prune(now, max_size=_MAX_STAGE_ENVS, max_age=keep):
+            self.late.pop(key, None)
 
     @classmethod
     def from_json(cls, data: Any, *, scope: str) -> EnvironmentsCursor:
@@ -282,7 +300,10 @@ class EnvironmentsCursor:
         if not all(isinstance(v, int) for v in stage_envs.values()):
             msg = "stage_envs values are not environment ids"
             raise CursorMismatch(msg)
-        runs, polled_at = data.get("runs"), data.get("polled_at")
+        runs, polled_at, late = data.get("runs"), data.get("polled_at"), data.get("late", {})
+        if not isinstance(late, dict):
+            msg = "late is not an object"
+            raise CursorMismatch(msg)
         return cls(
             scope=scope,
             start=_when(data.get("start")),
@@ -292,6 +313,8 @@ class EnvironmentsCursor:
             definitions=list(definitions),
             runs=RunsState.from_json(runs) if runs is not None else None,
             polled_at=_when(polled_at) if polled_at is not None else None,
+            late={str(k): _when(v) for k, v in late.items()},
+            late_seen=OpenSet.from_json(data.get("late_seen", {})),
         )
 
 

@@ -69,26 +69,49 @@ class _EnvWalk:
     records: list[tuple[Mapping[str, Any], str]] = field(default_factory=list)
 
 
+def _owner(record: Mapping[str, Any]) -> int | None:
+    owner = record.get("owner")
+    value = owner.get("id") if isinstance(owner, dict) else None
+    return value if isinstance(value, int) else None
+
+
 class _Window:
-    """Which records of a newest-first walk are new, and when the walk has gone deep enough."""
+    """Which records of a newest-first walk are new, and when the walk has gone deep enough.
+
+    New: above the high-water id, still open, of a run that ended late (``late``: run id → queue
+    time), or inside the overlap window behind the newest record time and not emitted yet.
+    """
 
     def __init__(
-        self, mark: EnvMark, *, open_ids: set[int], start: datetime, overlap: timedelta
+        self,
+        mark: EnvMark,
+        *,
+        open_ids: set[int],
+        start: datetime,
+        overlap: timedelta,
+        late: Mapping[int, datetime] | None = None,
     ) -> None:
         self.first = mark.hwm == 0
         self.hwm = mark.hwm
         self.open_ids = open_ids
         self.recent = set(mark.recent)
         self.start = start
+        self.overlap = overlap
+        self.late = dict(late or {})
         self.floor = min([mark.hwm, *open_ids])
         self.since = mark.seen_at - overlap if mark.seen_at is not None else start
+        if self.late:
+            self.since = min(self.since, *self.late.values())
 
-    def keep(self, record_id: int, when: datetime | None) -> bool:
-        """New since the mark, still open, or listed late inside the overlap window."""
+    def keep(self, record_id: int, when: datetime | None, owner: int | None) -> bool:
+        """Whether a record is new (see the class docstring)."""
         if self.first:
             return when is not None and when >= self.start
-        late = when is not None and when >= self.since and record_id not in self.recent
-        return record_id > self.hwm or record_id in self.open_ids or late
+        if record_id > self.hwm or record_id in self.open_ids:
+            return True
+        if owner is not None and owner in self.late and record_id not in self.recent:
+            return True
+        return when is not None and when >= self.since and record_id not in self.recent
 
     def passed(self, page: list[tuple[int, datetime | None]]) -> bool:
         """Whether a page reached below both the known ids and the time window."""
@@ -126,18 +149,8 @@ class EnvironmentWalker:
             def_id if isinstance(def_id, int) else None, name if isinstance(name, str) else None
         )
 
-    def _walk(
-        self,
-        project: str,
-        env: Environment,
-        mark: EnvMark,
-        *,
-        open_ids: set[int],
-        start: datetime,
-        overlap: timedelta,
-    ) -> _EnvWalk:
+    def _walk(self, project: str, env: Environment, mark: EnvMark, window: _Window) -> _EnvWalk:
         """Page one environment's records down to what the mark already covers."""
-        window = _Window(mark, open_ids=open_ids, start=start, overlap=overlap)
         walk = _EnvWalk(env, EnvMark(mark.hwm, mark.seen_at))
         read: list[tuple[int, datetime | None]] = []
         pager = self._client.environment_records(
@@ -154,7 +167,7 @@ class EnvironmentWalker:
                     continue
                 page_read.append((record_id, when))
                 walk.mark.advance(record_id, when)
-                if window.keep(record_id, when) and self._keep_pipeline(record):
+                if window.keep(record_id, when, _owner(record)) and self._keep_pipeline(record):
                     walk.records.append((record, page.url))
             read += page_read
             if window.passed(page_read):
@@ -167,7 +180,7 @@ class EnvironmentWalker:
                 pages=pager.pages,
             )
         if walk.mark.seen_at is not None:
-            horizon = walk.mark.seen_at - overlap
+            horizon = walk.mark.seen_at - window.overlap
             recent = sorted(rid for rid, when in read if when is not None and when >= horizon)
             walk.mark.recent = recent[-_MAX_RECENT:]
         return walk
@@ -244,10 +257,17 @@ class EnvironmentWalker:
         now: datetime,
         overlap: timedelta,
     ) -> Iterator[list[DeployEvent]]:
-        """Yield events per environment, then the gates', updating ``cursor`` in place."""
-        envs = self._catalog.environments(project, self._config.environments)
+        """Yield the gates' events, then events per environment, updating ``cursor`` in place.
+
+        Runs go first: a run seen running that has ended may only now have its records listed,
+        below the high-water id, so the record walks look for them (see the module docstring).
+        """
+        tracked = bool(cursor.definitions)
+        if tracked:
+            yield from self._track_runs(project, cursor, naming=naming, now=now, overlap=overlap)
+        late = {int(k): v for k, v in cursor.late.items() if k.isdigit()}
         walks = []
-        for env in envs:
+        for env in self._catalog.environments(project, self._config.environments):
             prefix = f"{env.id}:"
             open_ids = {
                 int(key[len(prefix) :])
@@ -255,16 +275,10 @@ class EnvironmentWalker:
                 if key.startswith(prefix) and key[len(prefix) :].isdigit()
             }
             mark = cursor.envs.get(str(env.id), EnvMark())
-            walks.append(
-                self._walk(
-                    project,
-                    env,
-                    mark,
-                    open_ids=open_ids,
-                    start=cursor.start,
-                    overlap=overlap,
-                )
+            window = _Window(
+                mark, open_ids=open_ids, start=cursor.start, overlap=overlap, late=late
             )
+            walks.append(self._walk(project, env, mark, window))
         yield from self._map(project, walks, naming, cursor, now)
         for walk in walks:
             cursor.envs[str(walk.env.id)] = walk.mark
@@ -272,23 +286,40 @@ class EnvironmentWalker:
             now, max_size=self._config.open_max, max_age=self._config.open_max_age
         ):
             _log.warning("azure_devops.open_set_dropped", project=project, record=dropped)
-        if self._config.gates and cursor.definitions:
-            runs = cursor.runs or RunsState(mark=cursor.start)
-            gates = RunWalk(
-                project=project,
-                naming=naming,
-                resolver=self._resolver(project, cursor.stage_envs).for_definition,
-                definitions=sorted(cursor.definitions),
-                gates_only=True,
-                parents=False,
-                # Runs that ended since the last poll; on the first poll, since the lookback start.
-                completed_after=(
-                    cursor.polled_at - overlap if cursor.polled_at is not None else cursor.start
-                ),
-            )
-            yield from self._runs.poll(gates, runs, now=now, overlap=overlap)
-            cursor.runs = runs
+        if not tracked and cursor.definitions:
+            # The first poll learned from the records which pipelines deploy here.
+            yield from self._track_runs(project, cursor, naming=naming, now=now, overlap=overlap)
+        cursor.forget_ended(now, overlap)
         cursor.polled_at = now
+
+    def _track_runs(
+        self,
+        project: str,
+        cursor: EnvironmentsCursor,
+        *,
+        naming: Naming,
+        now: datetime,
+        overlap: timedelta,
+    ) -> Iterator[list[DeployEvent]]:
+        """Follow the runs of the pipelines that deploy here: gates' events, and runs that ended."""
+        runs = cursor.runs or RunsState(mark=cursor.start)
+        gates = RunWalk(
+            project=project,
+            naming=naming,
+            resolver=self._resolver(project, cursor.stage_envs).for_definition,
+            definitions=sorted(cursor.definitions),
+            gates_only=True,
+            parents=False,
+            # Runs that ended since the last poll; on the first poll, since the lookback start.
+            completed_after=(
+                cursor.polled_at - overlap if cursor.polled_at is not None else cursor.start
+            ),
+            timelines=self._config.gates,
+        )
+        yield from self._runs.poll(gates, runs, now=now, overlap=overlap)
+        cursor.runs = runs
+        for run_id, queued in gates.completed.items():
+            cursor.note_ended(run_id, queued, now)
 
     def backfill(
         self, project: str, *, naming: Naming, since: datetime, until: datetime
@@ -300,9 +331,7 @@ class EnvironmentWalker:
                 project,
                 env,
                 EnvMark(),
-                open_ids=set(),
-                start=since,
-                overlap=timedelta(0),
+                _Window(EnvMark(), open_ids=set(), start=since, overlap=timedelta(0)),
             )
             for env in self._catalog.environments(project, self._config.environments)
         ]

@@ -443,13 +443,14 @@ def _stages(records: Sequence[Mapping[str, Any]]) -> list[_Stage]:
     return sorted(stages.values(), key=lambda s: (s.order, s.identifier))
 
 
-def _stage_lifecycle(stage: _Stage) -> list[tuple[Status, datetime]]:
-    """The dated transitions of one stage, oldest first (empty for a skipped stage)."""
+def _stage_start(stage: _Stage) -> list[tuple[Status, datetime]]:
+    """Waiting, queued and in-progress of a stage that has started.
+
+    Waiting: from the checkpoint's start, when an approval is involved or checks still hold it.
+    Queued: from the stage's start (or the end of its checks) while its jobs wait for an agent.
+    In-progress: from the first job's start; a stage without job records runs from its own start.
+    """
     record = stage.record
-    state = record.get("state")
-    result = record.get("result")
-    if state == "completed" and result == "skipped":
-        return []
     steps: list[tuple[Status, datetime]] = []
     checkpoint = stage.checkpoint
     checkpoint_open = checkpoint is not None and checkpoint.get("state") != "completed"
@@ -458,16 +459,33 @@ def _stage_lifecycle(stage: _Stage) -> list[tuple[Status, datetime]]:
         waited_at = _time(record.get("startTime"))
     if waited_at is not None and (stage.approvals or checkpoint_open):
         steps.append((Status.WAITING, waited_at))
+    if stage.jobs and not checkpoint_open:
+        cleared = _time(_dig(checkpoint, "finishTime")) if checkpoint is not None else None
+        queued_at = cleared or _time(record.get("startTime"))
+        if queued_at is not None:
+            steps.append((Status.QUEUED, queued_at))
     job_starts = [t for t in (_time(job.get("startTime")) for job in stage.jobs) if t is not None]
-    started = min(job_starts) if job_starts else None
-    if started is None and state in ("inProgress", "completed") and not checkpoint_open:
-        started = _time(record.get("startTime")) if checkpoint is None else None
-    if started is not None:
-        steps.append((Status.IN_PROGRESS, started))
-    if state != "completed":
-        return steps
+    if job_starts:
+        steps.append((Status.IN_PROGRESS, min(job_starts)))
+    elif (
+        not stage.jobs and checkpoint is None and record.get("state") in ("inProgress", "completed")
+    ):
+        started = _time(record.get("startTime"))
+        if started is not None:
+            steps.append((Status.IN_PROGRESS, started))
+    return steps
+
+
+def _stage_lifecycle(stage: _Stage) -> list[tuple[Status, datetime]]:
+    """The dated transitions of one stage, oldest first (empty for a skipped stage)."""
+    record = stage.record
+    state = record.get("state")
+    result = record.get("result")
+    if state == "completed" and result == "skipped":
+        return []
+    steps = _stage_start(stage)
     status = STAGE_RESULT.get(result) if isinstance(result, str) else None
-    if status is None:
+    if state != "completed" or status is None:
         return steps
     rejected = [a for a in stage.approvals if a.get("result") in _REJECTED_APPROVAL]
     if status in (Status.FAILURE, Status.CANCELLED) and rejected:
@@ -477,8 +495,7 @@ def _stage_lifecycle(stage: _Stage) -> list[tuple[Status, datetime]]:
         _time(record.get("finishTime"))
         or (max(decided) if decided else None)
         or _time(record.get("lastModified"))
-        or started
-        or waited_at
+        or (steps[-1][1] if steps else None)
     )
     if finished is not None:
         steps.append((status, finished))
@@ -510,8 +527,9 @@ def stage_events(
     """Events of the deployment stages of one run, from its timeline.
 
     ``resolve(identifier, display name)`` says which stages deploy where (None: not a deployment).
-    A stage waiting on an approval or a check is ``waiting`` from the checkpoint's start; its first
-    job's start is ``in-progress``; a completed stage maps by :data:`STAGE_RESULT`, except that a
+    A stage waiting on an approval or a check is ``waiting`` from the checkpoint's start, ``queued``
+    once it started (or its checks cleared) until its first job starts (``in-progress``); a
+    completed stage maps by :data:`STAGE_RESULT`, except that a
     rejected (or timed-out) approval makes a failed or canceled stage ``rejected``.
     ``gates_only`` (mode environments) keeps only what deployment records cannot show: the waiting,
     and its end when no job ran after it (rejected, or cancelled while waiting). With ``parents``, a stage's parent is the nearest earlier
@@ -650,17 +668,19 @@ def _release_steps(
         for t in (_time(a.get("modifiedOn")) for a in approvals if a.get("status") == "rejected")
         if t is not None
     ]
+    ran = deployment.get("deploymentStatus") in _RAN
     steps: list[tuple[Status, datetime | None]] = [
         (Status.QUEUED, _time(deployment.get("queuedOn")))
     ]
     if asked:
         steps.append((Status.WAITING, min(asked)))
-    elif current == Status.WAITING:
-        steps.append((Status.WAITING, modified))
-    if deployment.get("deploymentStatus") in _RAN:
+    if ran:
         steps.append(
             (Status.IN_PROGRESS, started or (modified if current == Status.IN_PROGRESS else None))
         )
+    if current == Status.WAITING and (ran or not asked):
+        # Gates, or a manual intervention in the middle of the deployment: waiting since the change.
+        steps.append((Status.WAITING, modified))
     if current.is_terminal:
         when = max(rejected) if current == Status.REJECTED and rejected else None
         steps.append((current, when or _time(deployment.get("completedOn")) or modified))
@@ -670,9 +690,10 @@ def _release_steps(
 def release_events(deployment: Mapping[str, Any], *, naming: Naming) -> list[DeployEvent] | Skip:
     """Events of one classic release deployment (one attempt on one release environment).
 
-    queued at ``queuedOn``; waiting from the first manual pre-deployment approval's creation (or at
-    ``lastModifiedOn`` while the status is waiting); in-progress at ``startedOn`` once it really ran;
-    the end at ``completedOn`` (a rejection at the rejecting approval's time).
+    queued at ``queuedOn``; waiting from the first manual pre-deployment approval's creation;
+    in-progress at ``startedOn`` once it really ran; waiting again at ``lastModifiedOn`` while gates
+    or a manual intervention hold it; the end at ``completedOn`` (a rejection at the rejecting
+    approval's time).
     """
     deployment_id = _int(deployment.get("id"))
     definition = _text(_dig(deployment, "releaseDefinition", "name"))

@@ -9,7 +9,7 @@ open cost a timeline request.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -57,6 +57,10 @@ class RunWalk:
     parents: bool = True
     #: Mode environments: completed runs found by discovery are read only if they finished after this.
     completed_after: datetime | None = None
+    #: False: track runs (open / done) without reading timelines; no events.
+    timelines: bool = True
+    #: Filled by a poll: runs seen open before that completed now, with their queue times.
+    completed: dict[int, datetime] = field(default_factory=dict)
 
 
 class RunWalker:
@@ -174,7 +178,7 @@ class RunWalker:
             state.open.add(build_id, now)
             return []
         finished = _time(build.get("finishTime"))
-        skip = (
+        skip = not walk.timelines or (
             walk.gates_only
             and completed
             and not tracked
@@ -184,6 +188,8 @@ class RunWalker:
         )
         events = [] if skip else self._events(walk, build)
         if completed:
+            if tracked:
+                walk.completed[int(build_id)] = queued
             state.remember_done(build_id, queued)
         else:
             state.open.add(build_id, now)
