@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import parse_qs
 
+import requests
 from tests.providers.gitlab.support import START, TOKEN, Harness, make_provider
 
 from deploy_fetcher.emulators.gitlab import GitLabEmulator, Scenario
@@ -117,13 +118,34 @@ def test_self_managed_instance_behind_a_path_prefix():
 
 
 def test_idle_project_costs_one_small_request_per_cycle(emulator):
-    """After the first poll, an idle project costs exactly one request per cycle and no events."""
+    """After the first poll, an idle project costs one request per cycle and yields no page."""
+    emulator.add_pipeline("acme/api", ago=120)
+    provider = make_provider(emulator)
+    cursor = next(iter(provider.poll("acme/api", None))).cursor
+    emulator.reset_log()
+    pages = [list(provider.poll("acme/api", cursor)) for _ in range(10)]
+    assert ([[]] * 10, 10) == (pages, len(emulator.log))
+
+
+def test_overlap_window_is_reread_but_not_reemitted(emulator):
+    """Items inside the overlap are fetched again and skipped: no repeat of an emitted event."""
     emulator.add_pipeline("acme/api", ago=3600)
     harness = Harness(make_provider(emulator))
     harness.cycle("acme/api")
-    emulator.reset_log()
-    new = [harness.cycle("acme/api") for _ in range(10)]
-    assert ([[]] * 10, 10) == (new, len(emulator.log))
+    harness.cycle("acme/api")
+    query = parse_qs(emulator.log[-1].query)
+    mark = parse_timestamp(harness.cursors["acme/api"]["mark"])
+    reread = requests.get(
+        emulator.url("/api/v4/projects/acme%2Fapi/deployments"),
+        headers={"PRIVATE-TOKEN": TOKEN},
+        params={k: v[0] for k, v in query.items()},
+        timeout=5,
+    ).json()
+    assert ([format_rfc3339(mark - timedelta(minutes=5))], True, []) == (
+        query["updated_after"],
+        len(reread) > 0,
+        harness.emitted,
+    )
 
 
 def test_environment_filter_keeps_only_matching_environments(emulator):

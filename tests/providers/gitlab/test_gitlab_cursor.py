@@ -19,17 +19,19 @@ from deploy_fetcher.providers.gitlab.cursor import (
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
-def test_deployments_cursor_round_trips_mark_and_memory():
-    """Encoding then decoding gives back the mark and the remembered siblings."""
+def test_deployments_cursor_round_trips_mark_done_and_memory():
+    """Encoding then decoding gives back the mark, the handled items and the siblings."""
     state = DeploymentsState(T0)
     state.memory.add(36, Sibling(41, 657, "staging", "staging", "success"))
     state.advance(T0 + timedelta(seconds=5))
+    state.done[41] = T0 + timedelta(seconds=5)
     decoded = decode_deployments(state.encode("s1"), "s1")
     assert decoded is not None
-    assert (T0 + timedelta(seconds=5), [Sibling(41, 657, "staging", "staging", "success")]) == (
-        decoded.mark,
-        decoded.memory.siblings(36),
-    )
+    assert (
+        T0 + timedelta(seconds=5),
+        True,
+        [Sibling(41, 657, "staging", "staging", "success")],
+    ) == (decoded.mark, decoded.is_done(41, T0 + timedelta(seconds=5)), decoded.memory.siblings(36))
 
 
 def test_mark_never_moves_back():

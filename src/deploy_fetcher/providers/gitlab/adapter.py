@@ -31,6 +31,7 @@ from deploy_fetcher.providers.gitlab.cursor import (
     decode_pipelines,
 )
 from deploy_fetcher.providers.gitlab.mapping import (
+    DeploymentView,
     Malformed,
     PipelineView,
     ProjectInfo,
@@ -112,7 +113,7 @@ class GitLabProvider(Provider):
         try:
             settings, rendering = self._resolve(target)
             if settings.mode == "deployments":
-                state = DeploymentsState(since, PipelineMemory())
+                state = DeploymentsState(since, memory=PipelineMemory())
                 pages = self._deployment_pages(target, settings, rendering, state, until=until)
             else:
                 pstate = PipelinesState(since)
@@ -140,16 +141,32 @@ class GitLabProvider(Provider):
     ) -> Iterator[Page]:
         scope = settings.scope()
         state = self._decode(target, cursor, scope, decode_deployments)
-        fresh = state is None
         if state is None:
             state = DeploymentsState(self.context.clock() - self._lookback())
-        start = state.mark if fresh else state.mark - self._overlap()
-        yielded = False
-        for events in self._deployment_pages(target, settings, rendering, state, start=start):
-            yield Page(events, state.encode(scope))
-            yielded = True
-        if fresh and not yielded:
-            yield Page([], state.encode(scope))
+            start = state.mark
+        else:
+            start = state.mark - self._overlap()
+        pages = self._deployment_pages(target, settings, rendering, state, start=start)
+        yield from self._changed(pages, state, scope, cursor)
+
+    def _changed(
+        self,
+        pages: Iterator[list[DeployEvent]],
+        state: DeploymentsState | PipelinesState,
+        scope: str,
+        cursor: Cursor | None,
+    ) -> Iterator[Page]:
+        """Pages that carry events or move the cursor; a fresh target always gets its cursor."""
+        last = cursor
+        for events in pages:
+            state.prune(self._overlap())
+            encoded = state.encode(scope)
+            if events or encoded != last:
+                yield Page(events, encoded)
+                last = encoded
+        encoded = state.encode(scope)
+        if encoded != last:
+            yield Page([], encoded)
 
     def _deployment_pages(
         self,
@@ -169,20 +186,10 @@ class GitLabProvider(Provider):
         if until is not None:
             query["updated_before"] = _iso(until)
         for items in self._walk(path, query, start or state.mark):
-            views = []
-            for raw in items:
-                try:
-                    view = parse_deployment(raw)
-                except Malformed as exc:
-                    self._malformed(target, path, raw, exc)
-                    continue
-                state.advance(view.updated_at)
-                sibling = sibling_of(view)
-                if sibling is not None and view.pipeline_id is not None:
-                    state.memory.add(view.pipeline_id, sibling)
-                views.append(view)
+            views = self._read_deployments(target, path, items, state)
             events: list[DeployEvent] = []
             for view in views:
+                state.done[view.id] = view.updated_at
                 if not matches_any(settings.environments, view.environment):
                     continue
                 siblings = state.memory.siblings(view.pipeline_id) if view.pipeline_id else []
@@ -194,23 +201,42 @@ class GitLabProvider(Provider):
                     self._malformed(target, path, {"id": view.id}, exc)
             yield events
 
+    def _read_deployments(
+        self, target: str, path: str, items: list[Any], state: DeploymentsState
+    ) -> list[DeploymentView]:
+        """Parse a page; move the mark and the pipeline memory; keep what is not handled yet.
+
+        Every sibling is remembered before any event is built, so a deployment finds parents that
+        come later in the same page.
+        """
+        views = []
+        for raw in items:
+            try:
+                view = parse_deployment(raw)
+            except Malformed as exc:
+                self._malformed(target, path, raw, exc)
+                continue
+            state.advance(view.updated_at)
+            sibling = sibling_of(view)
+            if sibling is not None and view.pipeline_id is not None:
+                state.memory.add(view.pipeline_id, sibling)
+            if not state.is_done(view.id, view.updated_at):
+                views.append(view)
+        return views
+
     # -- pipelines mode -------------------------------------------------------------------------------
     def _poll_pipelines(
         self, target: str, settings: ProjectSettings, rendering: Rendering, cursor: Cursor | None
     ) -> Iterator[Page]:
         scope = settings.scope()
         state = self._decode(target, cursor, scope, decode_pipelines)
-        fresh = state is None
         if state is None:
             state = PipelinesState(self.context.clock() - self._lookback())
-        start = state.mark if fresh else state.mark - self._overlap()
-        yielded = False
-        for events in self._pipeline_pages(target, settings, rendering, state, start=start):
-            state.prune(self._overlap())
-            yield Page(events, state.encode(scope))
-            yielded = True
-        if fresh and not yielded:
-            yield Page([], state.encode(scope))
+            start = state.mark
+        else:
+            start = state.mark - self._overlap()
+        pages = self._pipeline_pages(target, settings, rendering, state, start=start)
+        yield from self._changed(pages, state, scope, cursor)
 
     def _pipeline_pages(
         self,

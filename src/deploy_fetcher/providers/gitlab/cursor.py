@@ -7,10 +7,12 @@ the store's dedup ledger makes that free.
 
 What else is kept, bounded:
 
+* both modes: which (object, ``updated_at``) pairs inside the overlap window were already turned into
+  events, so re-reading the window emits nothing again (and costs no detail request in ``pipelines``
+  mode): an idle cycle yields no page at all;
 * ``deployments`` mode: the deployments seen per pipeline (:class:`PipelineMemory`), so a production
   deployment that starts an hour after its staging sibling still finds its parent;
-* ``pipelines`` mode: which (pipeline, ``updated_at``) pairs were already turned into events, so the
-  overlap re-read costs no detail requests, and whether a pipeline has a job matching ``job_pattern``.
+* ``pipelines`` mode: whether a pipeline has a job matching ``job_pattern``.
 
 A cursor written for another mode, another selection (``scope``) or another format is ignored: the
 source starts again at ``now - lookback``, as a new source would (re-emitted events are deduplicated).
@@ -123,15 +125,35 @@ class PipelineMemory:
 
 
 @dataclass
-class DeploymentsState:
-    """Cursor of ``deployments`` mode."""
+class _Marked:
+    """A high-water mark and the (id, ``updated_at``) pairs already handled inside the overlap."""
 
     mark: datetime
-    memory: PipelineMemory = field(default_factory=PipelineMemory)
+    #: Object id -> the ``updated_at`` already turned into events.
+    done: dict[int, datetime] = field(default_factory=dict)
 
     def advance(self, updated_at: datetime) -> None:
         """Move the mark forward (never back) to an item's ``updated_at``."""
         self.mark = max(self.mark, updated_at)
+
+    def is_done(self, object_id: int, updated_at: datetime) -> bool:
+        """Whether this version of the object was already handled."""
+        return self.done.get(object_id) == updated_at
+
+    def prune(self, overlap: timedelta) -> None:
+        """Forget what the next poll cannot return any more (older than ``mark - overlap``)."""
+        horizon = self.mark - overlap
+        self.done = {oid: at for oid, at in self.done.items() if at >= horizon}
+
+    def _done_json(self) -> dict[str, str]:
+        return {str(oid): format_rfc3339(at) for oid, at in sorted(self.done.items())}
+
+
+@dataclass
+class DeploymentsState(_Marked):
+    """Cursor of ``deployments`` mode."""
+
+    memory: PipelineMemory = field(default_factory=PipelineMemory)
 
     def encode(self, scope: str) -> Cursor:
         """The JSON object the store keeps."""
@@ -140,32 +162,21 @@ class DeploymentsState:
             "mode": "deployments",
             "scope": scope,
             "mark": format_rfc3339(self.mark),
+            "done": self._done_json(),
             "pipelines": self.memory.to_json(),
         }
 
 
 @dataclass
-class PipelinesState:
+class PipelinesState(_Marked):
     """Cursor of ``pipelines`` mode."""
 
-    mark: datetime
-    #: Pipeline id → the ``updated_at`` already turned into events.
-    done: dict[int, datetime] = field(default_factory=dict)
-    #: Pipeline id → whether it has a job matching ``job_pattern``.
+    #: Pipeline id -> whether it has a job matching ``job_pattern``.
     matches: dict[int, bool] = field(default_factory=dict)
 
-    def advance(self, updated_at: datetime) -> None:
-        """Move the mark forward (never back) to an item's ``updated_at``."""
-        self.mark = max(self.mark, updated_at)
-
-    def is_done(self, pipeline_id: int, updated_at: datetime) -> bool:
-        """Whether this version of the pipeline was already handled."""
-        return self.done.get(pipeline_id) == updated_at
-
     def prune(self, overlap: timedelta) -> None:
-        """Forget what the next poll cannot return any more (older than ``mark - overlap``)."""
-        horizon = self.mark - overlap
-        self.done = {pid: at for pid, at in self.done.items() if at >= horizon}
+        """Forget what the next poll cannot return, job-match verdicts included."""
+        super().prune(overlap)
         self.matches = {pid: hit for pid, hit in self.matches.items() if pid in self.done}
 
     def encode(self, scope: str) -> Cursor:
@@ -175,9 +186,17 @@ class PipelinesState:
             "mode": "pipelines",
             "scope": scope,
             "mark": format_rfc3339(self.mark),
-            "done": {str(pid): format_rfc3339(at) for pid, at in sorted(self.done.items())},
+            "done": self._done_json(),
             "matches": {str(pid): hit for pid, hit in sorted(self.matches.items())},
         }
+
+
+def _done(cursor: Cursor) -> dict[int, datetime]:
+    raw = cursor.get("done", {})
+    if not isinstance(raw, dict):
+        msg = "cursor: done must be an object"
+        raise TypeError(msg)
+    return {int(oid): parse_timestamp(str(at)) for oid, at in raw.items()}
 
 
 def _header(cursor: Cursor | None, mode: str, scope: str) -> datetime | None:
@@ -203,7 +222,8 @@ def decode_deployments(cursor: Cursor | None, scope: str) -> DeploymentsState | 
     mark = _header(cursor, "deployments", scope)
     if mark is None or cursor is None:
         return None
-    return DeploymentsState(mark, PipelineMemory.from_json(cursor.get("pipelines", [])))
+    memory = PipelineMemory.from_json(cursor.get("pipelines", []))
+    return DeploymentsState(mark, _done(cursor), memory)
 
 
 def decode_pipelines(cursor: Cursor | None, scope: str) -> PipelinesState | None:
@@ -211,11 +231,9 @@ def decode_pipelines(cursor: Cursor | None, scope: str) -> PipelinesState | None
     mark = _header(cursor, "pipelines", scope)
     if mark is None or cursor is None:
         return None
-    done_raw = cursor.get("done", {})
     matches_raw = cursor.get("matches", {})
-    if not (isinstance(done_raw, dict) and isinstance(matches_raw, dict)):
-        msg = "pipelines cursor: done/matches must be objects"
+    if not isinstance(matches_raw, dict):
+        msg = "pipelines cursor: matches must be an object"
         raise TypeError(msg)
-    done = {int(pid): parse_timestamp(str(at)) for pid, at in done_raw.items()}
     matches = {int(pid): bool(hit) for pid, hit in matches_raw.items()}
-    return PipelinesState(mark, done, matches)
+    return PipelinesState(mark, _done(cursor), matches)
