@@ -57,12 +57,16 @@ class Harness:
         return set(self.seen)
 
     def by_deployment(self) -> dict[str, list[tuple[str, str]]]:
-        """Each deployment's (status, time) list in time order."""
+        """Each deployment's (status, time) list in time order (lifecycle order at equal times)."""
         out: dict[str, list[tuple[str, str]]] = {}
-        for dep, status, at in sorted(self.seen, key=lambda k: (k[2], k[0])):
+        for dep, status, at in sorted(self.seen, key=lambda k: (k[2], _RANK[k[1]], k[0])):
             out.setdefault(dep, []).append((status, at))
         return out
 
+
+_RANK = {
+    s: i for i, s in enumerate(("pending", "queued", "waiting", "in-progress"))
+} | dict.fromkeys(("success", "failure", "cancelled", "rejected"), 9)
 
 _MAP = {
     "pending": Status.PENDING,

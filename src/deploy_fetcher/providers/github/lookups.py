@@ -67,8 +67,9 @@ class Lookups:
         self._runs: LRU[tuple[str, int], tuple[str | None, dict[str, Any]]] = LRU(size)
         self._rejections: LRU[tuple[str, int], frozenset[str]] = LRU(size)
         self._graphs: LRU[tuple[str, str, str], EnvironmentGraph | None] = LRU(size)
-        #: (repo, run id) → environment (lower-case) → deployment id, learned from what was read.
-        self.run_environments: LRU[tuple[str, int], dict[str, int]] = LRU(size)
+        #: (repo, run id) → environment (lower-case) → deployment id, learned from what was read
+        #: (None: asked, and the run made no deployment there).
+        self.run_environments: LRU[tuple[str, int], dict[str, int | None]] = LRU(size)
 
     # -- runs --------------------------------------------------------------------------------------
     def cached_run(self, repo: str, run_id: int) -> dict[str, Any] | None:
@@ -291,10 +292,9 @@ class Lookups:
                 continue
             if best is None or created > best[0]:
                 best = (created, item["id"])
-        if best is None:
-            return None
-        self.run_environments.put((repo, run_id), {**envs, environment: best[1]})
-        return best[1]
+        found = best[1] if best is not None else None
+        self.run_environments.put((repo, run_id), {**envs, environment: found})
+        return found
 
 
 def _file_text(data: Any) -> str:

@@ -1,0 +1,145 @@
+"""The adapter in workflow-runs mode, through PyGithub against the emulator."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.providers.github.github_harness import Harness
+from tests.providers.github.test_github_deployments import START
+
+from deploy_fetcher.emulators.github import Pipeline, WorkflowSpec, start_pipeline
+
+RELEASE = WorkflowSpec("Release", "release.yml", ())
+CI = WorkflowSpec("CI", "ci.yml", ())
+
+
+def runs_provider(make_provider, emulator, **kw):
+    entry = {"repo": "octo/legacy", "mode": "workflow_runs", "workflows": ["release.yml"]} | kw
+    return make_provider(emulator, repos=[entry])[0]
+
+
+def test_run_lifecycle_is_rebuilt_from_its_timestamps(make_emulator, make_provider):
+    """A release run seen queued, then running, then done gives its three states at the run's times."""
+    emulator = make_emulator(start=START)
+    emulator.add_workflow("octo/legacy", "CI", "ci.yml")
+    run_id = start_pipeline(
+        emulator, "octo/legacy", RELEASE, at=START + timedelta(seconds=30), sha="a" * 40
+    )
+    start_pipeline(emulator, "octo/legacy", CI, at=START + timedelta(seconds=30), sha="a" * 40)
+    harness = Harness(runs_provider(make_provider, emulator, environment="{branch}-env"))
+    harness.cycle()
+    for _ in range(4):
+        emulator.advance(31)
+        harness.cycle()
+    assert {
+        f"gh-run-{run_id}-1": [
+            ("queued", "2026-03-02T12:00:30Z"),
+            ("in-progress", "2026-03-02T12:00:30Z"),
+            ("success", "2026-03-02T12:01:35Z"),
+        ]
+    } == harness.by_deployment()
+    event = next(iter(harness.seen.values()))
+    assert ("Release", "main-env", "aaaaaaa", 1) == (
+        event.service,
+        event.environment,
+        event.version,
+        event.run_number,
+    )
+
+
+def test_rerun_is_a_new_deployment_and_closes_the_first_attempt(make_emulator, make_provider):
+    """A re-run (attempt 2) is gh-run-{id}-2; the failed attempt 1 keeps its own events."""
+    emulator = make_emulator(start=START)
+    run_id = start_pipeline(
+        emulator, "octo/legacy", RELEASE, at=START, sha="b" * 40, plan=Pipeline("failure")
+    )
+    emulator.advance(120)
+    harness = Harness(runs_provider(make_provider, emulator))
+    harness.cycle()
+    emulator.rerun("octo/legacy", run_id)
+    harness.cycle()
+    emulator.advance(60)
+    emulator.set_run("octo/legacy", run_id, status="completed", conclusion="success")
+    harness.cycle()
+    assert {
+        f"gh-run-{run_id}-1": [
+            ("queued", "2026-03-02T12:00:00Z"),
+            ("in-progress", "2026-03-02T12:00:00Z"),
+            ("failure", "2026-03-02T12:01:05Z"),
+        ],
+        f"gh-run-{run_id}-2": [
+            ("queued", "2026-03-02T12:02:00Z"),
+            ("in-progress", "2026-03-02T12:02:00Z"),
+            ("success", "2026-03-02T12:03:00Z"),
+        ],
+    } == harness.by_deployment()
+
+
+def test_rerun_found_after_a_restart_reads_the_earlier_attempt(make_emulator, make_provider):
+    """An attempt that was open when a re-run began is completed from the attempts API."""
+    emulator = make_emulator(start=START)
+    run_id = start_pipeline(emulator, "octo/legacy", RELEASE, at=START, sha="c" * 40)
+    emulator.advance(10)
+    first = Harness(runs_provider(make_provider, emulator))
+    first.cycle()
+    emulator.set_run("octo/legacy", run_id, status="completed", conclusion="cancelled")
+    emulator.advance(30)
+    emulator.rerun("octo/legacy", run_id)
+    second = Harness(runs_provider(make_provider, emulator), cursors=dict(first.cursors))
+    second.cycle()
+    steps = second.by_deployment()
+    assert ("cancelled", "queued") == (
+        steps[f"gh-run-{run_id}-1"][-1][0],
+        steps[f"gh-run-{run_id}-2"][-1][0],
+    )
+
+
+def test_idle_workflows_cost_no_quota(make_emulator, make_provider):
+    """Once runs are read, each cycle costs only 304s (workflow list and run list per workflow)."""
+    emulator = make_emulator(start=START)
+    start_pipeline(emulator, "octo/legacy", RELEASE, at=START - timedelta(hours=1), sha="d" * 40)
+    emulator.advance(1)
+    harness = Harness(runs_provider(make_provider, emulator))
+    harness.cycle()
+    harness.cycle()
+    emulator.reset_log()
+    for _ in range(10):
+        assert [] == harness.cycle()
+        emulator.advance(60)
+    assert ([], {304}) == (emulator.charged(), {r.status for r in emulator.log})
+
+
+def test_branch_and_workflow_name_patterns_select_runs(make_emulator, make_provider):
+    """Only runs of matching workflows (by YAML name pattern) on matching branches are deployments."""
+    emulator = make_emulator(start=START)
+    keep = start_pipeline(
+        emulator, "octo/legacy", RELEASE, at=START, sha="e" * 40, branch="release/1.2"
+    )
+    start_pipeline(emulator, "octo/legacy", RELEASE, at=START, sha="f" * 40, branch="feature/x")
+    start_pipeline(emulator, "octo/legacy", CI, at=START, sha="f" * 40, branch="release/1.2")
+    emulator.advance(120)
+    provider = runs_provider(make_provider, emulator, workflows=["Rel*"], branches=["release/*"])
+    harness = Harness(provider)
+    harness.cycle()
+    assert {f"gh-run-{keep}-1"} == set(harness.by_deployment())
+
+
+def test_runs_backfill_is_windowed_and_oldest_first(make_emulator, make_provider):
+    """A backfill lists each workflow's runs created in the window and emits them oldest first."""
+    emulator = make_emulator(start=START)
+    ids = [
+        start_pipeline(
+            emulator, "octo/legacy", RELEASE, at=START - timedelta(hours=h), sha=f"{h:040x}"
+        )
+        for h in (5, 3, 1)
+    ]
+    emulator.run_due()
+    provider = runs_provider(make_provider, emulator)
+    pages = list(
+        provider.backfill("octo/legacy", START - timedelta(hours=4), START - timedelta(minutes=30))
+    )
+    events = [e for p in pages for e in p.events]
+    assert [f"gh-run-{ids[1]}-1"] * 3 + [f"gh-run-{ids[2]}-1"] * 3 == [
+        e.deployment_id for e in events
+    ]
+    assert [None] == [p.cursor for p in pages]
