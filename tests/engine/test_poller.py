@@ -101,3 +101,20 @@ def test_unexpected_adapter_errors_do_not_escape(store, context):
     assert result.outcome == "error"
     assert "poll.unexpected_error" in [log["event"] for log in logs]
     assert metrics.poll_cycles.labels("src", "error")._value.get() == 1.0
+
+
+def test_promotion_ledger_uses_canonical_names_even_when_a_sink_renames(store, context):
+    """A dev success renamed by a sink still links the later prod deployment of the same sha."""
+    from deploy_fetcher.config import RulesConfig
+
+    sink = SinkConfig(name="dash", type="x", rename={"environments": {"dev": "development"}})
+    config = make_config(sink).model_copy(
+        update={"rules": RulesConfig(promotion={"*": ["dev", "prod"]})}
+    )
+    poller = _poller(config, store)
+    dev = make_event(1, env="dev", sha="abc")
+    prod = make_event(2, env="prod", sha="abc", status="in-progress")
+    poller.run_target(ListProvider(config.sources[0], context, [Page([dev], {"m": 1})]), "src")
+    poller.run_target(ListProvider(config.sources[0], context, [Page([prod], {"m": 2})]), "src")
+    [row] = [r for r in store.list_rows(sink="dash") if r.event.deployment_id == "d2"]
+    assert ("d1",) == row.event.parent_deployments

@@ -15,6 +15,7 @@ loader can report every one of them at its own YAML path.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -33,7 +34,7 @@ from pydantic_core import PydanticCustomError
 
 from deploy_fetcher.config._problems import Loc, format_path
 from deploy_fetcher.config._types import Duration, is_secret_annotation
-from deploy_fetcher.model import Status
+from deploy_fetcher.model import DeployEvent, Status
 
 __all__ = [
     "MAX_SECRET_FILE_BYTES",
@@ -195,6 +196,25 @@ class Filter(Section):
     """Environment name patterns, e.g. ``["prod*"]``."""
     statuses: list[Status] = []
     """Statuses, e.g. ``["success", "failure"]``."""
+
+    def matches(self, event: DeployEvent) -> bool:
+        """Whether an event meets every criterion this filter sets (an empty filter matches all).
+
+        The one definition of filter semantics, shared by the global rules and every sink.
+        """
+        if self.services and not _any_glob(self.services, event.service):
+            return False
+        if self.environments and not _any_glob(self.environments, event.environment):
+            return False
+        return not (self.statuses and event.status not in self.statuses)
+
+    def excludes(self, event: DeployEvent) -> bool:
+        """Used as ``exclude``: drop an event when this filter sets criteria and it meets them all."""
+        return bool(self.services or self.environments or self.statuses) and self.matches(event)
+
+
+def _any_glob(patterns: list[str], value: str) -> bool:
+    return any(fnmatch.fnmatchcase(value, pattern) for pattern in patterns)
 
 
 class NameRule(Section):

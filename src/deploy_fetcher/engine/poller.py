@@ -85,8 +85,12 @@ class Poller:
     # -- the fan-out -----------------------------------------------------------------------------
     def prepare(
         self, source: SourceConfig, events: Sequence[DeployEvent]
-    ) -> list[tuple[str, DeployEvent]]:
-        """Apply the rules, fill promotion parents, and fan out to the sinks that want each event."""
+    ) -> tuple[list[tuple[str, DeployEvent]], list[DeployEvent]]:
+        """Apply the rules, fill promotion parents, and fan out to the sinks that want each event.
+
+        Returns the ``(sink, event)`` rows and the events after the rules (canonical names, which
+        the promotion ledger is keyed on).
+        """
         kept = [e for e in (apply_rules(e, self.config.rules) for e in events) if e is not None]
         kept = fill_parents(
             kept,
@@ -99,12 +103,12 @@ class Poller:
         for sink_name in self.config.sink_names_for(source):
             sink = self._sinks[sink_name]
             rows += [(sink_name, e) for e in (select(sink, ev) for ev in kept) if e is not None]
-        return rows
+        return rows, kept
 
     def commit(self, source: SourceConfig, key: str, page: Page) -> int:
         """Store one page's rows and cursor atomically; wake the sinks that got rows."""
-        rows = self.prepare(source, page.events)
-        inserted = self.store.commit_page(key, page.cursor, rows)
+        rows, kept = self.prepare(source, page.events)
+        inserted = self.store.commit_page(key, page.cursor, rows, successes=kept)
         for event in page.events:
             self.metrics.events.labels(source.name, event.status.value).inc()
         if inserted:

@@ -13,10 +13,11 @@ from typing import Any
 
 import structlog
 
-from deploy_fetcher.config import Filter, NameRule, RulesConfig
+from deploy_fetcher.config import NameRule, RulesConfig
 from deploy_fetcher.model import DeployEvent, Status
+from deploy_fetcher.sinks._select import rename
 
-__all__ = ["apply_rules", "fill_parents", "matches_filter", "promotion_order"]
+__all__ = ["apply_rules", "fill_parents", "promotion_order"]
 
 _log = structlog.get_logger(__name__)
 
@@ -56,30 +57,10 @@ def _render(template: str, event: DeployEvent, current: str, what: str) -> str:
 
 
 def _rename(rule: NameRule, event: DeployEvent, value: str, what: str) -> str:
-    value = rule.rename.get(value, value)
+    value = rename(rule.rename, value)
     if rule.template:
         value = _render(rule.template, event, value, what)
     return value
-
-
-def _any(patterns: Sequence[str], value: str) -> bool:
-    return any(fnmatch.fnmatchcase(value, pattern) for pattern in patterns)
-
-
-def matches_filter(flt: Filter, event: DeployEvent) -> bool:
-    """Whether an event passes every non-empty criterion of a filter."""
-    if flt.services and not _any(flt.services, event.service):
-        return False
-    if flt.environments and not _any(flt.environments, event.environment):
-        return False
-    return not (flt.statuses and event.status not in flt.statuses)
-
-
-def _excluded(flt: Filter, event: DeployEvent) -> bool:
-    """An exclude filter drops an event when every criterion it sets matches."""
-    if not (flt.services or flt.environments or flt.statuses):
-        return False
-    return matches_filter(flt, event)
 
 
 def apply_rules(event: DeployEvent, rules: RulesConfig) -> DeployEvent | None:
@@ -93,9 +74,9 @@ def apply_rules(event: DeployEvent, rules: RulesConfig) -> DeployEvent | None:
             )
         except ValueError:
             return event
-    if rules.include is not None and not matches_filter(rules.include, event):
+    if rules.include is not None and not rules.include.matches(event):
         return None
-    if rules.exclude is not None and _excluded(rules.exclude, event):
+    if rules.exclude is not None and rules.exclude.excludes(event):
         return None
     return event
 

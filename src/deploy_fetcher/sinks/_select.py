@@ -12,36 +12,19 @@ are those of the global rules: ``include`` keeps an event when every criterion i
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Final
 
 import structlog
 
-from deploy_fetcher.config import Filter, SinkConfig
+from deploy_fetcher.config import SinkConfig
 from deploy_fetcher.model import DeployEvent
 
-__all__ = ["matches", "rename", "select"]
+__all__ = ["rename", "select"]
 
 _log = structlog.get_logger(__name__)
 _GLOB_CHARS: Final = frozenset("*?[")
 _LIMITS: Final = {"service": 128, "environment": 64}
-
-
-def _any(patterns: Sequence[str], value: str) -> bool:
-    return any(fnmatch.fnmatchcase(value, pattern) for pattern in patterns)
-
-
-def matches(flt: Filter, event: DeployEvent) -> bool:
-    """Whether an event meets every criterion a filter sets (globs are case-sensitive)."""
-    if flt.services and not _any(flt.services, event.service):
-        return False
-    if flt.environments and not _any(flt.environments, event.environment):
-        return False
-    return not (flt.statuses and event.status not in flt.statuses)
-
-
-def _is_empty(flt: Filter) -> bool:
-    return not (flt.services or flt.environments or flt.statuses)
 
 
 def rename(table: Mapping[str, str], value: str) -> str:
@@ -68,10 +51,9 @@ def _renamed(field: str, table: Mapping[str, str], value: str) -> str:
 
 def select(config: SinkConfig, event: DeployEvent) -> DeployEvent | None:
     """The event as this sink should receive it, or None when its filters leave it out."""
-    if config.include is not None and not matches(config.include, event):
+    if config.include is not None and not config.include.matches(event):
         return None
-    exclude = config.exclude
-    if exclude is not None and not _is_empty(exclude) and matches(exclude, event):
+    if config.exclude is not None and config.exclude.excludes(event):
         return None
     service = _renamed("service", config.rename.get("services", {}), event.service)
     environment = _renamed("environment", config.rename.get("environments", {}), event.environment)

@@ -80,11 +80,15 @@ class StateStore(Protocol):
         key: str,
         cursor: dict[str, Any] | None,
         rows: Sequence[tuple[str, DeployEvent]],
+        *,
+        successes: Sequence[DeployEvent] | None = None,
     ) -> int:
         """Store ``(sink name, event)`` rows (duplicates by dedup key ignored) and the cursor, atomically.
 
-        ``cursor`` None leaves the stored cursor as it is. Successful events with a sha are also
-        recorded for :meth:`latest_success`. Returns the number of rows actually inserted.
+        ``cursor`` None leaves the stored cursor as it is. Successful events with a sha among
+        ``successes`` (the page's events under their canonical names, before any sink's filter or
+        rename; the rows' events when None) are recorded for :meth:`latest_success`. Returns the
+        number of rows actually inserted.
         """
         ...
 

@@ -132,22 +132,29 @@ class SqliteStore:
         key: str,
         cursor: dict[str, Any] | None,
         rows: Sequence[tuple[str, DeployEvent]],
+        *,
+        successes: Sequence[DeployEvent] | None = None,
     ) -> int:
         """Store ``(sink name, event)`` rows (duplicates by dedup key ignored) and the cursor, atomically.
+
+        ``successes`` are the page's events under their canonical names (before any sink's filter or
+        rename) for :meth:`latest_success`; when None, the rows' events are used.
 
         Everything is serialised before the transaction starts, so the write lock is held only for
         the inserts; a cursor that JSON cannot carry raises ValueError and nothing is stored.
         """
-        if cursor is None and not rows:
+        if cursor is None and not rows and not successes:
             return 0
         now = to_db(self._clock())
         cursor_json = None if cursor is None else dump_cursor(key, cursor)
         outbox = list(self._outbox_params(rows, now))
-        successes = _success_params(event for _, event in rows)
+        ledger = _success_params(
+            (event for _, event in rows) if successes is None else successes
+        )
         with self._db.write(f"committing a page for {key!r}") as conn:
             inserted = conn.executemany(_INSERT_ROW, outbox).rowcount if outbox else 0
-            if successes:
-                conn.executemany(_UPSERT_SUCCESS, successes)
+            if ledger:
+                conn.executemany(_UPSERT_SUCCESS, ledger)
             if cursor_json is not None:
                 conn.execute(_UPSERT_CURSOR, (key, cursor_json, now))
         return max(inserted, 0)
