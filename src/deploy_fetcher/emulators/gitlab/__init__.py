@@ -7,7 +7,10 @@ from typing import Any
 from deploy_fetcher.emulators.gitlab.scenario import SCENARIOS, Scenario
 from deploy_fetcher.emulators.gitlab.server import GitLabEmulator
 
-__all__ = ["SCENARIOS", "GitLabEmulator", "Scenario", "demo_source"]
+__all__ = ["SCENARIOS", "Emulator", "GitLabEmulator", "Scenario", "demo_source"]
+
+#: The name every bundled emulator module offers (the demo starts ``module.Emulator()``).
+Emulator = GitLabEmulator
 
 #: The token the emulator accepts unless told otherwise.
 DEMO_TOKEN = "emulator-token"  # noqa: S105 - the emulator's public demo credential
