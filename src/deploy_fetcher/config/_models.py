@@ -220,12 +220,12 @@ def _any_glob(patterns: list[str], value: str) -> bool:
 class NameRule(Section):
     """How a service or environment name is rewritten.
 
-    ``rename`` maps exact names; ``template`` (applied after the rename) is a ``str.format`` string
+    ``rename`` maps names (an exact key first, then the first matching glob key); ``template`` (applied after the rename) is a ``str.format`` string
     over the event's fields and metadata, e.g. ``"{repo_name}-{service}"``.
     """
 
     rename: dict[str, str] = {}
-    """Exact old name → new name."""
+    """Old name → new name; exact keys first, then glob keys such as ``"prod-*"``."""
     template: str | None = None
     """A ``str.format`` template over the event's fields and metadata, applied after ``rename``."""
 
@@ -312,7 +312,7 @@ class SinkConfig(Section):
     exclude: Filter | None = None
     """Events matching this filter are not delivered to this sink."""
     rename: dict[Literal["services", "environments"], dict[str, str]] = {}
-    """Per-sink renames of service / environment names."""
+    """Per-sink renames of service / environment names (exact keys first, then glob keys)."""
     timeout: Duration = timedelta(seconds=10)
     """Timeout of one delivery attempt."""
     max_attempts: int | None = Field(default=None, ge=1)
