@@ -7,7 +7,6 @@ clocks are advanced while it runs, so new deployments and status changes keep ap
 
 from __future__ import annotations
 
-import importlib
 import sys
 import tempfile
 import threading
@@ -25,7 +24,13 @@ from deploy_fetcher._logging import configure_logging
 from deploy_fetcher.config import load_config
 from deploy_fetcher.daemon import Daemon
 from deploy_fetcher.emulators._server import EmulatorServer
+from deploy_fetcher.emulators.azure_devops import AzureDevOpsEmulator
+from deploy_fetcher.emulators.azure_devops import demo_source as azure_source
 from deploy_fetcher.emulators.dashboard import DashboardEmulator
+from deploy_fetcher.emulators.github import GitHubEmulator
+from deploy_fetcher.emulators.github import demo_source as github_source
+from deploy_fetcher.emulators.gitlab import GitLabEmulator
+from deploy_fetcher.emulators.gitlab import demo_source as gitlab_source
 
 __all__ = ["Demo", "provider_of"]
 
@@ -33,12 +38,11 @@ _log = structlog.get_logger(__name__)
 
 API_KEY = "demo-dashboard-key"
 
-#: (label, emulator module) of every bundled CI emulator; each module offers ``Emulator`` and
-#: ``demo_source(base_url)``.
-PROVIDERS: tuple[tuple[str, str], ...] = (
-    ("github", "deploy_fetcher.emulators.github"),
-    ("gitlab", "deploy_fetcher.emulators.gitlab"),
-    ("azure-devops", "deploy_fetcher.emulators.azure_devops"),
+#: Every bundled CI emulator: (label, emulator class, the ``sources[]`` entry pointing at it).
+PROVIDERS: tuple[tuple[str, type[EmulatorServer], Callable[[str], dict[str, Any]]], ...] = (
+    ("github", GitHubEmulator, github_source),
+    ("gitlab", GitLabEmulator, gitlab_source),
+    ("azure-devops", AzureDevOpsEmulator, azure_source),
 )
 
 _PREFIXES = {"gh-": "github", "gl-": "gitlab", "ado-": "azure-devops"}
@@ -69,12 +73,11 @@ class Demo:
         self.dashboard = DashboardEmulator(api_key=API_KEY)
         self.dashboard.start()
         sources = []
-        for label, module_name in PROVIDERS:
-            module = importlib.import_module(module_name)
-            emulator: EmulatorServer = module.Emulator()
+        for label, emulator_class, demo_source in PROVIDERS:
+            emulator = emulator_class()
             url = emulator.start()
             self.emulators[label] = emulator
-            source = module.demo_source(url)
+            source = demo_source(url)
             source.setdefault("interval", f"{self.interval:g}s")
             source.setdefault("jitter", "1s")
             sources.append(source)
@@ -138,9 +141,9 @@ def run_demo(duration: float | None, *, interactive: bool | None = None) -> int:
             demo.stop()
         counts = demo.counts()
     print("\nEvents delivered to the dashboard emulator:")  # noqa: T201
-    for label, _ in PROVIDERS:
+    for label, *_ in PROVIDERS:
         print(f"  {label:<14} {counts.get(label, 0)}")  # noqa: T201
-    missing = [label for label, _ in PROVIDERS if not counts.get(label)]
+    missing = [label for label, *_ in PROVIDERS if not counts.get(label)]
     if missing:
         print(f"no events arrived from: {', '.join(missing)}", file=sys.stderr)  # noqa: T201
         return 1
@@ -195,7 +198,7 @@ def _live_view(demo: Demo) -> Callable[[], None]:
     def build() -> Table:
         counts = demo.counts()
         title = "Deployment Dashboard (emulator) — " + ", ".join(
-            f"{label}: {counts.get(label, 0)}" for label, _ in PROVIDERS
+            f"{label}: {counts.get(label, 0)}" for label, *_ in PROVIDERS
         )
         table = Table(title=title, caption="Ctrl-C to stop")
         for column in ("service", "environment", "status", "version", "from", "happened_at"):
