@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from tests.providers.github.github_harness import Harness, expected_deployment_keys
 
 from deploy_fetcher.emulators.github import (
@@ -218,3 +219,27 @@ def test_open_deployment_is_rechecked_for_free_until_it_ends(make_emulator, make
         emulator.charged(),
         [r.path for r in emulator.log],
     )
+
+
+@pytest.mark.parametrize(
+    ("states", "expected"),
+    [
+        (["pending"], ["pending"]),
+        (["queued"], ["queued"]),
+        (["in_progress"], ["in-progress"]),
+        (["waiting"], ["waiting"]),
+        (["queued", "success"], ["queued", "success"]),
+        (["in_progress", "failure"], ["in-progress", "failure"]),
+        (["in_progress", "error"], ["in-progress", "failure"]),
+        (["success", "inactive"], ["success"]),
+    ],
+)
+def test_status_mapping_table_end_to_end(make_emulator, make_provider, states, expected):
+    """Each GitHub status, read through PyGithub from the emulator, maps to the documented status."""
+    emulator = make_emulator(start=START)
+    at = START - timedelta(minutes=10)
+    statuses = [(state, at + timedelta(minutes=n)) for n, state in enumerate(states)]
+    emulator.add_deployment("octo/api", "prod", sha="5" * 40, at=at, statuses=statuses)
+    harness = Harness(make_provider(emulator)[0])
+    harness.cycle()
+    assert expected == [status for steps in harness.by_deployment().values() for status, _ in steps]

@@ -49,6 +49,4 @@ def demo_source(
                 "environment": "production",
             },
         ],
-        "interval": "5s",
-        "lookback": "1d",
     }
