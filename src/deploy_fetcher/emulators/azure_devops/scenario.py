@@ -634,7 +634,8 @@ class Scenario:
     ) -> Scenario:
         """``pipelines`` × ``environments`` with finished history and nothing new.
 
-        For counting what a first backfill and idle cycles cost.
+        Each pipeline has a classic release definition through the same environments too. For
+        counting what a first backfill and idle cycles cost.
         """
         names = tuple(f"env{i + 1}" for i in range(environments))
         scenario = cls.empty(
@@ -644,16 +645,19 @@ class Scenario:
             seed=seed,
         )
         scenario.failure_rate = scenario.reject_rate = scenario.cancel_rate = 0.0
-        definition = ReleaseDefinition(
-            21,
-            "billing-classic",
-            tuple(ReleaseEnvSpec(name, 301 + i) for i, name in enumerate(names)),
-        )
-        scenario.release_definitions = [definition]
+        scenario.release_definitions = [
+            ReleaseDefinition(
+                101 + i,
+                f"{pipeline.name}-classic",
+                tuple(ReleaseEnvSpec(name, 301 + n) for n, name in enumerate(names)),
+            )
+            for i, pipeline in enumerate(scenario.pipelines)
+        ]
         for n in range(runs_per_pipeline):
             for offset, pipeline in enumerate(scenario.pipelines):
                 queued = start - timedelta(hours=20 - 3 * n, minutes=offset)
                 scenario.random_run(pipeline, queued)
-        for n in range(runs_per_pipeline):
-            scenario.random_release(definition, start - timedelta(hours=20 - 3 * n))
+            for offset, definition in enumerate(scenario.release_definitions):
+                created = start - timedelta(hours=20 - 3 * n, minutes=offset)
+                scenario.random_release(definition, created)
         return scenario

@@ -20,7 +20,6 @@ environment deployment records and release deployments are handed out in the ord
 from __future__ import annotations
 
 import base64
-import socket
 import uuid
 from collections import deque
 from dataclasses import dataclass
@@ -183,18 +182,6 @@ class AzureDevOpsEmulator(EmulatorServer):
         self.route(
             "GET", RELEASE_PREFIX + org + "/{project}/_apis/release/deployments", self._deployments
         )
-
-    def start(self) -> str:
-        """Start serving; accepted connections send small writes at once.
-
-        The base server writes a response's head and body separately; with Nagle's algorithm on
-        and the client's delayed ACK, every keep-alive request would then wait ~40 ms. Linux hands
-        ``TCP_NODELAY`` from the listening socket down to accepted ones.
-        """
-        url = super().start()
-        if self._server is not None:
-            self._server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return url
 
     # -- clock and scenario helpers -----------------------------------------------------------------
     def now(self) -> datetime:
