@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import parse_qs
 
+import pytest
 from tests.providers.gitlab.support import START, TOKEN, Harness, make_provider
 
 from deploy_fetcher.emulators._server import Fault
 from deploy_fetcher.emulators.gitlab import GitLabEmulator
+from deploy_fetcher.errors import TransientError
 from deploy_fetcher.model import format_rfc3339
 
 
@@ -63,6 +65,14 @@ def test_discovery_failure_keeps_the_last_known_projects():
         server.inject(Fault(match=r"/groups/", status=503))
         after = list(provider.targets())
     assert before == after
+
+
+def test_first_discovery_failure_is_raised_not_hidden():
+    """Without a previous list, a failed group listing raises so check and health can show it."""
+    with GitLabEmulator(token=TOKEN, scenario="demo", start=START) as server:
+        server.inject(Fault(match=r"/groups/", status=503))
+        with pytest.raises(TransientError, match="503"):
+            make_provider(server, projects=["acme/*"], max_retries=0).targets()
 
 
 def test_numeric_project_id_is_resolved_to_its_path_once(emulator):

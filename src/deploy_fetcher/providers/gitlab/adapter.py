@@ -379,7 +379,12 @@ class GitLabProvider(Provider):
         return info
 
     def _discover(self, group: str) -> None:
-        """List a group's projects (subgroups included); keep the last good answer on failure."""
+        """List a group's projects (subgroups included).
+
+        A group that does not exist is logged and contributes nothing. A transient failure keeps
+        the list found last time; without one it is raised, so ``fetcher check`` and the scheduler
+        see that discovery failed rather than a source that silently lost a group.
+        """
         path = f"/groups/{encode_id(group)}/projects"
         query = {"include_subgroups": "true", "archived": "false", "with_shared": "false"}
         try:
@@ -394,6 +399,10 @@ class GitLabProvider(Provider):
             self._log.warning("gitlab.group_not_found", group=group, error=str(exc))
             members = []
         except (TransientError, RateLimited) as exc:
+            with self._lock:
+                known = group in self._groups
+            if not known:
+                raise
             self._log.warning("gitlab.discovery_failed", group=group, error=str(exc))
             return
         with self._lock:
