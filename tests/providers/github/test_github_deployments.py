@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -243,3 +244,28 @@ def test_status_mapping_table_end_to_end(make_emulator, make_provider, states, e
     harness = Harness(make_provider(emulator)[0])
     harness.cycle()
     assert expected == [status for steps in harness.by_deployment().values() for status, _ in steps]
+
+
+def test_repositories_polled_in_parallel_threads_share_the_provider_safely(
+    make_emulator, make_provider
+):
+    """The scheduler polls targets of one source at once: both repositories come out complete."""
+    emulator = make_emulator(scenario=scenario(), start=START)
+    provider, _ = make_provider(emulator, repos=["octo/api", "octo/web"])
+    results: dict[str, set[tuple[str, str, str]]] = {}
+    barrier = threading.Barrier(2)
+
+    def poll(target: str) -> None:
+        barrier.wait(timeout=10)
+        results[target] = {e.dedup_key for page in provider.poll(target, None) for e in page.events}
+
+    threads = [threading.Thread(target=poll, args=(t,)) for t in ("octo/api", "octo/web")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    since = START - timedelta(days=7)
+    assert {
+        "octo/api": expected_deployment_keys(emulator, "octo/api", since),
+        "octo/web": expected_deployment_keys(emulator, "octo/web", since),
+    } == results

@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import jwt
@@ -47,6 +47,9 @@ from deploy_fetcher.emulators.github._state import (
     iso,
 )
 from deploy_fetcher.model import parse_timestamp
+
+if TYPE_CHECKING:
+    from deploy_fetcher.emulators.github.scenario import Scenario
 
 __all__ = ["ChargedRequest", "GitHubEmulator"]
 
@@ -126,7 +129,7 @@ class GitHubEmulator(EmulatorServer):
         port: int = 0,
         *,
         token: str = "emulator-token",  # noqa: S107 - the emulator's well-known test token
-        scenario: Any = "demo",
+        scenario: str | Scenario | None = "demo",
         seed: int = 0,
         start: datetime | None = None,
         rate_limit: int = 5000,

@@ -10,6 +10,7 @@ everything repository-specific lives in one poller per repository (:mod:`.deploy
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -53,7 +54,9 @@ class GitHubProvider(Provider):
         self.client = GitHubClient(self.credential, context, max_wait=config.max_rate_limit_wait)
         self.lookups = Lookups(self.client)
         self._web = web_base(config.base_url)
+        #: One poller per repository; the scheduler polls repositories of a source in parallel.
         self._pollers: dict[str, DeploymentsPoller | RunsPoller] = {}
+        self._pollers_lock = threading.Lock()
         self._owner_lists: dict[str, tuple[str | None, list[str]]] = {}
         #: Owners found to be users, not organisations (their list lives elsewhere).
         self._owner_kinds: dict[str, str] = {}
@@ -124,9 +127,13 @@ class GitHubProvider(Provider):
 
     # -- polling -----------------------------------------------------------------------------------
     def _poller(self, target: str) -> DeploymentsPoller | RunsPoller:
-        poller = self._pollers.get(target)
-        if poller is not None:
+        with self._pollers_lock:
+            poller = self._pollers.get(target)
+            if poller is None:
+                poller = self._pollers[target] = self._new_poller(target)
             return poller
+
+    def _new_poller(self, target: str) -> DeploymentsPoller | RunsPoller:
         settings = self.gh_config.settings_for(target)
         repo = Repo(full_name=target, web_url=self._web)
         common: dict[str, Any] = {
@@ -137,13 +144,10 @@ class GitHubProvider(Provider):
             "open_max_age": self.gh_config.open_max_age,
         }
         if settings.mode == "workflow_runs":
-            poller = RunsPoller(self.client, self.lookups, **common)
-        else:
-            poller = DeploymentsPoller(
-                self.client, self.lookups, use_graphql=self.gh_config.graphql, **common
-            )
-        self._pollers[target] = poller
-        return poller
+            return RunsPoller(self.client, self.lookups, **common)
+        return DeploymentsPoller(
+            self.client, self.lookups, use_graphql=self.gh_config.graphql, **common
+        )
 
     def poll(self, target: str, cursor: Cursor | None) -> Iterator[Page]:
         """One cycle of a repository, from its stored cursor."""

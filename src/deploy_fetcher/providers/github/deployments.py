@@ -345,8 +345,6 @@ class DeploymentsPoller:
         changed = self._rest_statuses(item, etag=entry.etag)
         if changed:
             return item
-        if item.statuses is None and entry.etag is None:
-            return None
         if entry.run_id is None:
             return None
         # Statuses unchanged: only the run's end can still change this deployment's outcome.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -18,7 +19,6 @@ from urllib.parse import quote
 
 import structlog
 
-from deploy_fetcher.errors import TransientError
 from deploy_fetcher.model import format_rfc3339, parse_timestamp
 from deploy_fetcher.providers.github.client import GitHubClient, MalformedResponse, NotFound
 from deploy_fetcher.providers.github.graph import EnvironmentGraph, parse_workflow
@@ -35,28 +35,36 @@ V = TypeVar("V")
 
 
 class LRU(Generic[K, V]):
-    """A small least-recently-used map (caches must not grow for months)."""
+    """A small thread-safe least-recently-used map (caches must not grow for months).
+
+    Thread-safe because the scheduler polls the targets of one source in parallel and they share
+    the provider's caches.
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, key: K) -> V | None:
         """The value under ``key`` (refreshing its age), None when absent."""
-        if key not in self._items:
-            return None
-        self._items.move_to_end(key)
-        return self._items[key]
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
 
     def __contains__(self, key: object) -> bool:
-        return key in self._items
+        with self._lock:
+            return key in self._items
 
     def put(self, key: K, value: V) -> None:
         """Store ``value``, evicting the oldest entry beyond ``size``."""
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
 
 
 class Lookups:
@@ -249,8 +257,6 @@ class Lookups:
                 url=self.client.display(url),
                 reason=f"workflow file: {exc}",
             )
-        except TransientError:
-            raise
         self._graphs.put(key, graph)
         return graph
 

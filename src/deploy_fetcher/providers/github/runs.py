@@ -30,7 +30,7 @@ from deploy_fetcher.providers.github.config import RepoSettings, scope_hash
 from deploy_fetcher.providers.github.cursor import OpenRun, RunsCursor
 from deploy_fetcher.providers.github.deployments import chunk_pages
 from deploy_fetcher.providers.github.lookups import Lookups
-from deploy_fetcher.providers.github.mapping import Repo, run_events, run_problem
+from deploy_fetcher.providers.github.mapping import Repo, RunOutcome, run_events, run_problem
 
 __all__ = ["RunsPoller", "Workflow", "select_workflows"]
 
@@ -315,7 +315,9 @@ class RunsPoller:
             )
         return events
 
-    def _map(self, run: Mapping[str, Any], names: Mapping[int, str], entry: OpenRun | None) -> Any:
+    def _map(
+        self, run: Mapping[str, Any], names: Mapping[int, str], entry: OpenRun | None
+    ) -> RunOutcome:
         rejected = False
         waited = entry is not None and entry.waiting_since is not None
         if (
