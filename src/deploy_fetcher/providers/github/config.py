@@ -132,7 +132,7 @@ class GitHubConfig(SourceConfig, RepoSettings):
     #: ``https://api.github.com``, or ``https://HOST/api/v3`` for GitHub Enterprise Server.
     base_url: str = "https://api.github.com"
     #: ``owner/name`` or ``owner/*`` strings, or entries with per-repository overrides.
-    repos: list[str | RepoEntry] = Field(min_length=1)
+    repos: list[RepoEntry] = Field(min_length=1)
     #: Skip archived repositories found through ``owner/*``.
     skip_archived: bool = True
     #: Share of the hourly quota of the credential this fetcher may spend (all repos together).
@@ -164,13 +164,12 @@ class GitHubConfig(SourceConfig, RepoSettings):
             raise ValueError(msg)
         return value
 
-    @field_validator("repos")
+    @field_validator("repos", mode="before")
     @classmethod
-    def _repos(cls, value: list[str | RepoEntry]) -> list[str | RepoEntry]:
-        for item in value:
-            if isinstance(item, str) and not _REPO.match(item):
-                msg = f"{item!r} must be owner/name or owner/*"
-                raise ValueError(msg)
+    def _repos(cls, value: object) -> object:
+        """A plain ``owner/name`` string is an entry without overrides."""
+        if isinstance(value, list):
+            return [{"repo": item} if isinstance(item, str) else item for item in value]
         return value
 
     @model_validator(mode="after")
@@ -183,17 +182,12 @@ class GitHubConfig(SourceConfig, RepoSettings):
     # -- resolution --------------------------------------------------------------------------
     @property
     def entries(self) -> list[RepoEntry]:
-        """Every ``repos[]`` item as an entry (plain strings inherit the source's settings)."""
+        """Every ``repos[]`` entry, its unset keys filled from the source's settings."""
         base = {key: getattr(self, key) for key in _SETTING_KEYS}
-        out: list[RepoEntry] = []
-        for item in self.repos:
-            if isinstance(item, str):
-                out.append(RepoEntry(repo=item, **base))
-            else:
-                merged = {**base, **{k: getattr(item, k) for k in item.model_fields_set}}
-                merged["repo"] = item.repo
-                out.append(RepoEntry(**merged))
-        return out
+        return [
+            RepoEntry(**{**base, **{k: getattr(item, k) for k in item.model_fields_set}})
+            for item in self.repos
+        ]
 
     @property
     def explicit_repos(self) -> list[str]:
