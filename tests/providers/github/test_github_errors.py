@@ -299,3 +299,17 @@ def test_pipeline_started_after_polling_began_is_seen(make_emulator, make_provid
         harness.cycle()
     finals = [steps[-1][0] for steps in harness.by_deployment().values()]
     assert ["success", "success", "success"] == finals
+
+
+def test_quota_spent_by_someone_else_blocks_until_githubs_reset(make_emulator, make_provider):
+    """GitHub's own 403 'rate limit exceeded' (remaining 0) stops the credential until x-ratelimit-reset."""
+    emulator = make_emulator(scenario=scenario(), start=START, rate_limit=5)
+    provider, _ = make_provider(emulator, repos=["octo/api"])
+    other, _ = make_provider(
+        emulator, repos=["octo/web"], name="other", quota_share=1.0, graphql=False
+    )
+    with pytest.raises(RateLimited):
+        Harness(other).cycle()
+    with pytest.raises(RateLimited) as caught:
+        Harness(provider).cycle()
+    assert (START + timedelta(hours=1), 403) == (caught.value.retry_at, emulator.log[-1].status)
