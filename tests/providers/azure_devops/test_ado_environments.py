@@ -244,3 +244,8 @@ def test_records_listed_only_when_the_run_ends_are_not_missed(emulator, provider
         harness.statuses(_ids(slow.id)["dev"]),
         harness.statuses(_ids(fast.id)["dev"]),
     )
+
+
+def test_wildcard_lists_every_visible_project(emulator, providers):
+    """projects: ["*"] becomes the projects the credential can see."""
+    assert ["shop"] == list(providers(projects=["*"]).targets())

@@ -2,11 +2,12 @@
 
 Environments and definitions are kept for ``discovery_interval`` (a renamed environment shows up within
 it); a build's number, commit, branch and requester never change, so builds are kept until the cache
-is full.
+is full. The scheduler polls a source's projects in parallel threads, so the caches take a lock.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -59,12 +60,17 @@ class Catalog:
         self._environments: dict[str, tuple[datetime, list[Environment]]] = {}
         self._definitions: dict[str, tuple[datetime, list[tuple[int, str]]]] = {}
         self._builds: OrderedDict[int, Mapping[str, Any]] = OrderedDict()
+        self._lock = threading.RLock()
 
     def _fresh(self, stamp: datetime) -> bool:
         return self._clock() - stamp < self._ttl
 
     def environments(self, project: str, patterns: Sequence[str]) -> list[Environment]:
         """The project's environments whose names pass ``patterns``."""
+        with self._lock:
+            return self._environments_locked(project, patterns)
+
+    def _environments_locked(self, project: str, patterns: Sequence[str]) -> list[Environment]:
         cached = self._environments.get(project)
         if cached is None or not self._fresh(cached[0]):
             found: list[Environment] = []
@@ -89,6 +95,10 @@ class Catalog:
             return None
         if selection.ids_only:
             return sorted(selection.ids)
+        with self._lock:
+            return self._definition_ids_locked(project, selection)
+
+    def _definition_ids_locked(self, project: str, selection: PipelineFilter) -> list[int]:
         cached = self._definitions.get(project)
         if cached is None or not self._fresh(cached[0]):
             found: list[tuple[int, str]] = []
@@ -106,7 +116,8 @@ class Catalog:
     def builds(self, project: str, build_ids: Iterable[int]) -> dict[int, Mapping[str, Any]]:
         """Builds by id, from the cache or in batches of ``buildIds=`` requests."""
         wanted = sorted(set(build_ids))
-        missing = [b for b in wanted if b not in self._builds]
+        with self._lock:
+            missing = [b for b in wanted if b not in self._builds]
         for start in range(0, len(missing), _IDS_PER_REQUEST):
             chunk = missing[start : start + _IDS_PER_REQUEST]
             pager = self._client.builds(
@@ -119,11 +130,13 @@ class Catalog:
             for page in pager:
                 for build_id, build in build_index(page.items).items():
                     self.remember_build(build_id, build)
-        return {b: self._builds[b] for b in wanted if b in self._builds}
+        with self._lock:
+            return {b: self._builds[b] for b in wanted if b in self._builds}
 
     def remember_build(self, build_id: int, build: Mapping[str, Any]) -> None:
         """Keep a build's immutable facts (number, commit, branch, requester)."""
-        self._builds[build_id] = build
-        self._builds.move_to_end(build_id)
-        while len(self._builds) > _BUILD_CACHE:
-            self._builds.popitem(last=False)
+        with self._lock:
+            self._builds[build_id] = build
+            self._builds.move_to_end(build_id)
+            while len(self._builds) > _BUILD_CACHE:
+                self._builds.popitem(last=False)
