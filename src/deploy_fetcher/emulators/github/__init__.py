@@ -49,4 +49,6 @@ def demo_source(
                 "environment": "production",
             },
         ],
+        "interval": "5s",
+        "lookback": "1d",
     }
