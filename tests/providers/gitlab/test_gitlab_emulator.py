@@ -215,8 +215,7 @@ def test_demo_source_is_a_valid_gitlab_source():
     )
 
 
-@pytest.mark.parametrize("name", ["nope"])
-def test_unknown_scenario_is_refused(name):
+def test_unknown_scenario_is_refused():
     """An unknown scenario name fails with the list of known ones."""
     with pytest.raises(ValueError, match="benchmark"):
-        GitLabEmulator(scenario=name)
+        GitLabEmulator(scenario="nope")

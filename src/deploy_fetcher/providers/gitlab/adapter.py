@@ -25,7 +25,6 @@ from deploy_fetcher.providers.gitlab.client import GitLabClient, encode_id, shar
 from deploy_fetcher.providers.gitlab.config import GitLabSourceConfig, ProjectEntry
 from deploy_fetcher.providers.gitlab.cursor import (
     DeploymentsState,
-    PipelineMemory,
     PipelinesState,
     decode_deployments,
     decode_pipelines,
@@ -88,9 +87,13 @@ class GitLabProvider(Provider):
     # -- the Provider interface -----------------------------------------------------------------------
     def targets(self) -> Sequence[str]:
         """Every configured project, ``group/*`` entries expanded (subgroups included)."""
-        for entry in self.source_config.projects:
-            if entry.is_group:
-                self._discover(entry.group)
+        try:
+            for entry in self.source_config.projects:
+                if entry.is_group:
+                    self._discover(entry.group)
+        except (AuthError, RateLimited) as exc:
+            self._note(exc)
+            raise
         with self._lock:
             self._targets = assign_targets(self.source_config.projects, self._groups)
             return list(self._targets)
@@ -113,7 +116,7 @@ class GitLabProvider(Provider):
         try:
             settings, rendering = self._resolve(target)
             if settings.mode == "deployments":
-                state = DeploymentsState(since, memory=PipelineMemory())
+                state = DeploymentsState(since)
                 pages = self._deployment_pages(target, settings, rendering, state, until=until)
             else:
                 pstate = PipelinesState(since)
