@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from urllib.parse import parse_qs
 
@@ -106,3 +107,15 @@ def test_backfill_reads_an_updated_window_and_keeps_only_events_inside_it(emulat
         query["updated_after"],
         query["updated_before"],
     )
+
+
+def test_projects_of_one_source_can_be_polled_in_parallel():
+    """The scheduler polls a source's projects on several threads; they share one client safely."""
+    with GitLabEmulator(token=TOKEN, scenario="benchmark", start=START) as server:
+        provider = make_provider(server, projects=["bench/*"])
+        targets = list(provider.targets())
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            counts = list(
+                pool.map(lambda t: sum(len(p.events) for p in provider.poll(t, None)), targets)
+            )
+    assert [180] * 20 == counts
