@@ -121,8 +121,17 @@ class Scheduler:
     def _poll(self, source_name: str, target: str) -> None:
         if self.runtime.stop.is_set():
             return
+        if not self._current(source_name, target):
+            return  # removed by discovery after this run was submitted
         provider = self.runtime.providers[source_name]
         self.runtime.poller.run_target(provider, target)
+        if not self._current(source_name, target):
+            # Discovery dropped the target while it ran: its health entry must not linger.
+            self.runtime.health.forget_target(target_key(source_name, target))
+
+    def _current(self, source_name: str, target: str) -> bool:
+        with self._lock:
+            return target in self._targets.get(source_name, set())
 
     def _housekeeping(self) -> None:
         runtime = self.runtime
