@@ -180,10 +180,8 @@ class AzureDevOpsClient:
                 return after
         return float(min(self._max_wait, 0.5 * 2**attempt))
 
-    def _send(
-        self, url: str, query: dict[str, str]
-    ) -> tuple[httpx.Response | None, TransientError]:
-        """One GET; a network failure comes back as the error to raise if retries run out."""
+    def _send(self, url: str, query: dict[str, str]) -> httpx.Response | TransientError:
+        """One GET: the response, or the network failure to raise if retries run out."""
         if self._pause > 0:
             self._wait(self._pause, "rate limit low", url)
             self._pause = 0.0
@@ -192,12 +190,11 @@ class AzureDevOpsClient:
                 url, params=query, headers={"Authorization": self._credential.header()}
             )
         except httpx.TimeoutException as exc:
-            return None, TransientError(f"timeout calling {url}: {type(exc).__name__}")
+            return TransientError(f"timeout calling {url}: {type(exc).__name__}")
         except httpx.TransportError as exc:
-            return None, TransientError(f"network error calling {url}: {type(exc).__name__}")
+            return TransientError(f"network error calling {url}: {type(exc).__name__}")
         self._observe(response)
-        status = response.status_code
-        return response, TransientError(f"HTTP {status} from {url}: {_error_message(response)}")
+        return response
 
     def _throttled(self, url: str, response: httpx.Response, attempt: int) -> None:
         """Wait out a 429 when the wait is short and retries remain; else raise RateLimited."""
@@ -218,7 +215,9 @@ class AzureDevOpsClient:
         refreshed = False
         attempt = 0
         while True:
-            response, failure = self._send(url, query)
+            sent = self._send(url, query)
+            response = sent if isinstance(sent, httpx.Response) else None
+            failure = sent if isinstance(sent, TransientError) else None
             if response is not None:
                 status = response.status_code
                 if (
@@ -238,7 +237,8 @@ class AzureDevOpsClient:
                 ):
                     self.rate_limited_until = None
                     return self._accept(url, response), response.headers
-            if attempt >= self._retries:
+                failure = TransientError(f"HTTP {status} from {url}: {_error_message(response)}")
+            if attempt >= self._retries and failure is not None:
                 raise failure
             self._wait(self._backoff(attempt, response), "retry after failure", url)
             attempt += 1

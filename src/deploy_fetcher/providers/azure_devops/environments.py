@@ -2,10 +2,12 @@
 
 Deployment records have no time filter and come newest first, so each environment is paged until
 the walk passes both its high-water record id (and every open record) and the overlap window behind
-its newest record time. A record can be listed late (Azure DevOps may list a job's record only when
-its run ends), which is why the overlap is also applied to time and why ids inside it are remembered.
-Records never show a stage that waited for an approval or was rejected before a job ran: those come
-from the run timelines of the pipelines the records revealed (see :mod:`.runs`).
+its newest record time; the ids inside that window are remembered so they are not emitted twice.
+Azure DevOps may list a job's record only when its whole run ends, with an id below the high-water
+mark: so the runs of the pipelines the records revealed are followed too (see :mod:`.runs`), and when
+one seen running ends, the walk reaches back to its queue time for its records. Those run timelines
+also give what records never show: a stage that waited for an approval, or was rejected before a
+job ran.
 """
 
 from __future__ import annotations
@@ -100,8 +102,8 @@ class _Window:
         self.late = dict(late or {})
         self.floor = min([mark.hwm, *open_ids])
         self.since = mark.seen_at - overlap if mark.seen_at is not None else start
-        if self.late:
-            self.since = min(self.since, *self.late.values())
+        #: How far back the walk goes: the overlap window, or the queue time of a run that ended.
+        self.depth = min([self.since, *self.late.values()])
 
     def keep(self, record_id: int, when: datetime | None, owner: int | None) -> bool:
         """Whether a record is new (see the class docstring)."""
@@ -120,7 +122,7 @@ class _Window:
         if self.first:
             return oldest is not None and oldest < self.start
         ids = [record_id for record_id, _ in page]
-        return bool(ids) and min(ids) <= self.floor and (oldest is None or oldest < self.since)
+        return bool(ids) and min(ids) <= self.floor and (oldest is None or oldest < self.depth)
 
 
 class EnvironmentWalker:
