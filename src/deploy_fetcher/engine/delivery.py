@@ -10,6 +10,9 @@ Decisions come from the sink's :data:`~deploy_fetcher.sinks.Delivery` value alon
   probe again every ``pause_probe`` seconds so a fixed secret resumes delivery without a restart;
 * ``Rejected`` → dead-letter the row with the reason and go on.
 
+Delivery can also be *held* from outside (the dashboard announced a reset): the worker finishes the
+event in hand, gives back its claims and sends nothing until it is let go; rows stay queued.
+
 A worker is woken as soon as the poller commits rows for its sink, not on the next tick.
 """
 
@@ -36,6 +39,9 @@ from deploy_fetcher.store import OutboxRow, StateStore
 __all__ = ["DeliveryPolicy", "DeliveryWorker"]
 
 _log = structlog.get_logger(__name__)
+
+
+DEPTH_REFRESH_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -72,8 +78,11 @@ class DeliveryWorker:
         self._wake = threading.Event()
         self._failures = 0
         self._resume_at = 0.0  # monotonic time before which the sink is left alone
+        self._depth_at = -DEPTH_REFRESH_SECONDS
         self._wait = _backoff(self.sink.config)
         self._thread: threading.Thread | None = None
+        self._held = threading.Event()
+        self._busy = threading.Lock()  # taken while a batch is worked on
         self._log = _log.bind(sink=self.name)
         self.delivered = 0
         self.dead = 0
@@ -95,6 +104,27 @@ class DeliveryWorker:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def hold(self) -> None:
+        """Send nothing from now on (after the event in hand) until :meth:`unhold`."""
+        self._held.set()
+
+    def unhold(self) -> None:
+        """Let a held worker deliver again, at once."""
+        self._held.clear()
+        self._wake.set()
+
+    @property
+    def held(self) -> bool:
+        """Whether delivery is held."""
+        return self._held.is_set()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no batch is being worked on; False when ``timeout`` passed first."""
+        if not self._busy.acquire(timeout=timeout):
+            return False
+        self._busy.release()
+        return True
+
     @property
     def backing_off(self) -> float:
         """Seconds until the sink may be tried again (0 when it may be tried now)."""
@@ -109,14 +139,15 @@ class DeliveryWorker:
     def run(self) -> None:
         """Loop until stopped: claim a batch, send it, sleep until woken or something is due."""
         while not self.stop_event.is_set():
-            try:
-                pause = self.drain_once()
-            except StoreError as exc:
-                self.health.set_store_problem(str(exc))
-                pause = self.policy.idle_poll
-            except Exception:
-                self._log.exception("delivery.unexpected_error")
-                pause = self.policy.idle_poll
+            with self._busy:
+                try:
+                    pause = self.drain_once()
+                except StoreError as exc:
+                    self.health.set_store_problem(str(exc))
+                    pause = self.policy.idle_poll
+                except Exception:
+                    self._log.exception("delivery.unexpected_error")
+                    pause = self.policy.idle_poll
             if pause > 0 and not self.stop_event.is_set():
                 self._wake.wait(pause)
                 self._wake.clear()
@@ -131,6 +162,8 @@ class DeliveryWorker:
 
     def drain_once(self) -> float:
         """Send one claimed batch; return how long to wait before the next (0 = go on at once)."""
+        if self._held.is_set():
+            return self.policy.idle_poll  # unhold() wakes the worker
         backing_off = self._resume_at - time.monotonic()
         if backing_off > 0:
             # New rows woke us, but the sink is backing off or paused: they wait their turn.
@@ -143,8 +176,12 @@ class DeliveryWorker:
             return self.policy.idle_poll
         claimed_at = time.monotonic()
         for index, row in enumerate(rows):
-            if self.stop_event.is_set() or time.monotonic() - claimed_at > lease / 2:
-                # Stopping, or a slow sink used half the lease: hand the rest back, claim afresh.
+            if (
+                self.stop_event.is_set()
+                or self._held.is_set()
+                or time.monotonic() - claimed_at > lease / 2
+            ):
+                # Stopping, held, or a slow sink used half the lease: hand the rest back.
                 self.store.release([r.id for r in rows[index:]])
                 return 0
             wait = self._send(row)
@@ -221,6 +258,11 @@ class DeliveryWorker:
         return delay
 
     def _update_depth(self) -> None:
+        # Counting a large backlog costs a scan of its index: at most once a second, not per batch.
+        now = time.monotonic()
+        if now - self._depth_at < DEPTH_REFRESH_SECONDS:
+            return
+        self._depth_at = now
         self.metrics.outbox_depth.labels(self.name).set(self.store.pending_count(self.name))
         if self.name not in self.health.paused_sinks:
             self.metrics.sink_paused.labels(self.name).set(0)
