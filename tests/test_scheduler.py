@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 from deploy_fetcher.config import FetcherConfig, SourceConfig
 from deploy_fetcher.engine import Runtime
@@ -99,3 +100,36 @@ def test_discovery_adds_and_removes_targets(tmp_path):
         scheduler.shutdown()
         runtime.close()
     assert {"slow/b"} == set(runtime.health.snapshot())
+
+
+def test_a_failed_discovery_is_retried_after_one_poll_interval(tmp_path):
+    """A first listing that fails is retried on the poll interval, not after the discovery interval."""
+    runtime, provider = _runtime(tmp_path, ("a",))
+    runtime.config = runtime.config.model_copy(
+        update={
+            "defaults": runtime.config.defaults.model_copy(
+                update={"discovery_interval": timedelta(hours=1)}
+            )
+        }
+    )
+    provider.seconds = 0.0
+    calls = []
+    targets = provider.targets
+
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("group listing failed")
+        return targets()
+
+    provider.targets = flaky
+    scheduler = Scheduler(runtime, max_workers=2)
+    scheduler.start()
+    try:
+        wait_until(lambda: provider.runs.get("a", 0) >= 1, timeout=10)
+    finally:
+        runtime.stop.set()
+        scheduler.shutdown()
+        runtime.close()
+    assert 2 == len(calls)
+    assert {"slow/a"} == set(runtime.health.snapshot())

@@ -3,7 +3,9 @@
 * never two runs of one target at once (``max_instances=1``), missed runs coalesced into one;
 * jitter spreads hundreds of targets over the interval instead of a thundering herd on the CI API;
 * targets are discovered again every ``discovery_interval`` (``owner/*`` gains and loses repositories);
-* housekeeping refreshes gauges, checks the store is writable and prunes the dedup ledger.
+* housekeeping refreshes gauges, checks the store is writable and prunes the dedup ledger;
+* sources can be paused (the dashboard's reset choreography): their runs are skipped, and
+  :meth:`Scheduler.wait_sources_idle` waits for the runs already in flight.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 import structlog
@@ -19,7 +23,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from deploy_fetcher.engine import Runtime, target_key
+from deploy_fetcher.engine import CycleResult, Runtime, target_key
 from deploy_fetcher.model import utc_now
 from deploy_fetcher.providers import Provider
 
@@ -45,6 +49,11 @@ class Scheduler:
         self._lock = threading.Lock()
         self._last_prune = 0.0
         self.misfires = 0
+        self._activity = threading.Condition()
+        self._paused: dict[str, frozenset[str]] = {}
+        self._running: Counter[str] = Counter()
+        #: Called with each finished cycle's result, in the scheduler's thread; must not block.
+        self.cycle_listeners: list[Callable[[CycleResult], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -75,6 +84,25 @@ class Scheduler:
     def _on_missed(self, _event: object) -> None:
         self.misfires += 1
 
+    # -- pausing ---------------------------------------------------------------------------------
+    def pause_sources(self, reason: str, sources: Iterable[str]) -> None:
+        """Skip the runs of ``sources`` until :meth:`resume_sources` is called with ``reason``."""
+        with self._activity:
+            self._paused[reason] = frozenset(sources)
+
+    def resume_sources(self, reason: str) -> None:
+        """Lift the pause taken under ``reason`` (sources paused for another reason stay paused)."""
+        with self._activity:
+            self._paused.pop(reason, None)
+
+    def wait_sources_idle(self, sources: Iterable[str], timeout: float) -> bool:
+        """Wait until no run of ``sources`` is in flight; False when ``timeout`` passed first."""
+        names = frozenset(sources)
+        with self._activity:
+            return self._activity.wait_for(
+                lambda: not any(self._running[name] for name in names), timeout
+            )
+
     # -- jobs ------------------------------------------------------------------------------------
     def _discover(self, source_name: str) -> None:
         provider = self.runtime.providers[source_name]
@@ -82,8 +110,12 @@ class Scheduler:
             targets = set(provider.targets())
         except Exception as exc:
             self.runtime.health.target_failed(source_name, "discovery_error", str(exc))
-            _log.debug("discovery.failed", source=source_name, error=str(exc))
+            # Try again after one poll interval, not a whole discovery interval (an hour by
+            # default): a source whose first listing failed has no job at all until then.
+            retry = self.runtime.config.effective(provider.config, "interval")
+            self._scheduler.modify_job(f"discover:{source_name}", next_run_time=utc_now() + retry)
             return
+        self.runtime.health.forget_target(source_name)
         with self._lock:
             known = self._targets.get(source_name, set())
             for target in sorted(targets - known):
@@ -123,11 +155,25 @@ class Scheduler:
             return
         if not self._current(source_name, target):
             return  # removed by discovery after this run was submitted
-        provider = self.runtime.providers[source_name]
-        self.runtime.poller.run_target(provider, target)
+        with self._activity:
+            if any(source_name in paused for paused in self._paused.values()):
+                return
+            self._running[source_name] += 1
+        try:
+            provider = self.runtime.providers[source_name]
+            result = self.runtime.poller.run_target(provider, target)
+        finally:
+            with self._activity:
+                self._running[source_name] -= 1
+                self._activity.notify_all()
         if not self._current(source_name, target):
             # Discovery dropped the target while it ran: its health entry must not linger.
             self.runtime.health.forget_target(target_key(source_name, target))
+        for listener in self.cycle_listeners:
+            try:
+                listener(result)
+            except Exception:
+                _log.exception("scheduler.cycle_listener_failed")
 
     def _current(self, source_name: str, target: str) -> bool:
         with self._lock:
