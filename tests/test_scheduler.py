@@ -133,3 +133,26 @@ def test_a_failed_discovery_is_retried_after_one_poll_interval(tmp_path):
         runtime.close()
     assert 2 == len(calls)
     assert {"slow/a"} == set(runtime.health.snapshot())
+
+
+def test_rejected_credentials_during_discovery_show_in_readiness(tmp_path):
+    """An AuthError while listing targets reads as `credentials rejected` in the readiness problems."""
+    from deploy_fetcher.errors import AuthError
+
+    runtime, provider = _runtime(tmp_path, ("a",))
+
+    def rejected():
+        raise AuthError("401 Bad credentials")
+
+    provider.targets = rejected
+    scheduler = Scheduler(runtime, max_workers=1)
+    scheduler.start()
+    try:
+        problems = wait_until(
+            lambda: [p for p in runtime.ready_problems() if "credentials rejected" in p]
+        )
+    finally:
+        runtime.stop.set()
+        scheduler.shutdown()
+        runtime.close()
+    assert ["source slow: credentials rejected"] == problems

@@ -24,6 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from deploy_fetcher.engine import CycleResult, Runtime, target_key
+from deploy_fetcher.errors import AuthError
 from deploy_fetcher.model import utc_now
 from deploy_fetcher.providers import Provider
 
@@ -109,7 +110,9 @@ class Scheduler:
         try:
             targets = set(provider.targets())
         except Exception as exc:
-            self.runtime.health.target_failed(source_name, "discovery_error", str(exc))
+            # A rejected credential reads the same in /readyz whether listing or polling found it.
+            outcome = "auth_error" if isinstance(exc, AuthError) else "discovery_error"
+            self.runtime.health.target_failed(source_name, outcome, str(exc))
             # Try again after one poll interval, not a whole discovery interval (an hour by
             # default): a source whose first listing failed has no job at all until then.
             retry = self.runtime.config.effective(provider.config, "interval")
