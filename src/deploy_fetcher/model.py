@@ -88,7 +88,12 @@ def parse_timestamp(value: str | datetime) -> datetime:
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         msg = f"timestamp without a time zone: {value!r}"
         raise ValueError(msg)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # .NET's "never" (0001-01-01) written with a local offset falls outside what UTC can hold.
+        msg = f"timestamp out of range: {value!r}"
+        raise ValueError(msg) from None
 
 
 def format_rfc3339(value: datetime) -> str:

@@ -169,7 +169,9 @@ def run_problem(raw: Any) -> str | None:
     if not isinstance(raw.get("status"), str):
         return "status missing"
     conclusion = raw.get("conclusion")
-    if raw.get("status") == "completed" and conclusion not in RUN_CONCLUSIONS:
+    if raw.get("status") == "completed" and (
+        not isinstance(conclusion, str) or conclusion not in RUN_CONCLUSIONS
+    ):
         return f"unknown conclusion {conclusion!r}"
     for key in ("created_at", "updated_at"):
         problem = _timestamp_problem(raw, key)
@@ -347,6 +349,12 @@ def _run_value(run: Mapping[str, Any] | None, key: str) -> Any:
     return run.get(key) if run is not None else None
 
 
+def _run_text(run: Mapping[str, Any] | None, key: str) -> str | None:
+    """A text field of the linked run; anything else (a proxy's or a newer API's shape) is absent."""
+    value = _run_value(run, key)
+    return value if isinstance(value, str) and value else None
+
+
 def _deployment_base(
     deployment: Mapping[str, Any],
     ordered: Sequence[Mapping[str, Any]],
@@ -362,9 +370,9 @@ def _deployment_base(
     environment = str(deployment["environment"]).strip()
     ref = deployment.get("ref") if isinstance(deployment.get("ref"), str) else None
     sha = deployment.get("sha") if isinstance(deployment.get("sha"), str) else None
-    workflow = workflow or _run_value(run, "name")
+    workflow = workflow or _run_text(run, "name")
     workflow_file = _workflow_file(_run_value(run, "path"))
-    branch = _run_value(run, "head_branch") or _branch(ref)
+    branch = _run_text(run, "head_branch") or _branch(ref)
     run_number = _run_value(run, "run_number")
     actor = _login(_run_value(run, "triggering_actor")) or _login(_run_value(run, "actor"))
     return {
@@ -381,7 +389,7 @@ def _deployment_base(
         "version": version_of(
             settings, sha=sha, ref=ref, run_number=run_number, payload=deployment.get("payload")
         ),
-        "run_url": _run_value(run, "html_url") or _status_url(ordered),
+        "run_url": _run_text(run, "html_url") or _status_url(ordered),
         "run_number": run_number if isinstance(run_number, int) else None,
         "actor": actor or _login(deployment.get("creator")),
         "ref": ref,
