@@ -189,9 +189,15 @@ def _int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal():
+        # isdecimal, not isdigit: "²" is a digit that int() refuses.
         return int(value.strip())
     return None
+
+
+def _one_of(value: Any, choices: frozenset[str]) -> bool:
+    """Whether a JSON value is one of ``choices`` (a list or an object where text belongs is not)."""
+    return isinstance(value, str) and value in choices
 
 
 def _identity(value: Any) -> str | None:
@@ -438,7 +444,7 @@ def _stages(records: Sequence[Mapping[str, Any]]) -> list[_Stage]:
             owner.checkpoint = record
         elif kind == "Checkpoint.Approval":
             owner.approvals.append(record)
-        elif kind in _JOB_TYPES:
+        elif _one_of(kind, _JOB_TYPES):
             owner.jobs.append(record)
     return sorted(stages.values(), key=lambda s: (s.order, s.identifier))
 
@@ -487,7 +493,7 @@ def _stage_lifecycle(stage: _Stage) -> list[tuple[Status, datetime]]:
     status = STAGE_RESULT.get(result) if isinstance(result, str) else None
     if state != "completed" or status is None:
         return steps
-    rejected = [a for a in stage.approvals if a.get("result") in _REJECTED_APPROVAL]
+    rejected = [a for a in stage.approvals if _one_of(a.get("result"), _REJECTED_APPROVAL)]
     if status in (Status.FAILURE, Status.CANCELLED) and rejected:
         status = Status.REJECTED
     decided = [t for t in (_time(a.get("finishTime")) for a in rejected) if t is not None]
@@ -576,9 +582,8 @@ def stage_events(
             if problem is not None:
                 problems.append(problem)
                 break
-        if (
-            stage.record.get("state") == "completed"
-            and stage.record.get("result") in _SUCCESS_RESULTS
+        if stage.record.get("state") == "completed" and _one_of(
+            stage.record.get("result"), _SUCCESS_RESULTS
         ):
             previous_success = deployment_id
     return events, problems
@@ -657,9 +662,10 @@ def _release_steps(
     """The dated transitions of one release deployment, oldest first."""
     modified = _time(deployment.get("lastModifiedOn"))
     started = _time(deployment.get("startedOn"))
+    listed = deployment.get("preDeployApprovals")
     approvals = [
         a
-        for a in deployment.get("preDeployApprovals") or []
+        for a in (listed if isinstance(listed, list) else [])
         if isinstance(a, dict) and not a.get("isAutomated")
     ]
     asked = [t for t in (_time(a.get("createdOn")) for a in approvals) if t is not None]
@@ -668,7 +674,7 @@ def _release_steps(
         for t in (_time(a.get("modifiedOn")) for a in approvals if a.get("status") == "rejected")
         if t is not None
     ]
-    ran = deployment.get("deploymentStatus") in _RAN
+    ran = _one_of(deployment.get("deploymentStatus"), _RAN)
     steps: list[tuple[Status, datetime | None]] = [
         (Status.QUEUED, _time(deployment.get("queuedOn")))
     ]
