@@ -1,0 +1,257 @@
+"""Properties of every provider's cursor: it survives the store unchanged, and damage is caught.
+
+A cursor goes through the store's codec (compact JSON in SQLite) after every page, so encode → store
+→ decode must give the same cursor back. A cursor the file holds may also be damaged (edited by
+hand, written by another version): decoding it must then fail with the exception the adapter catches
+to start over (logged), never with another one that would fail every cycle of the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.properties.mutations import mutated
+
+from deploy_fetcher.model import format_rfc3339
+from deploy_fetcher.providers.azure_devops.cursor import (
+    CursorMismatch,
+    EnvironmentsCursor,
+    EnvMark,
+    OpenSet,
+    ReleasesCursor,
+    RunsState,
+    StagesCursor,
+)
+from deploy_fetcher.providers.github.cursor import (
+    DeploymentsCursor,
+    OpenDeployment,
+    OpenRun,
+    RunsCursor,
+)
+from deploy_fetcher.providers.gitlab.cursor import (
+    DeploymentsState,
+    PipelineMemory,
+    PipelinesState,
+    Sibling,
+    decode_deployments,
+    decode_pipelines,
+)
+from deploy_fetcher.store._codec import dump_cursor, load_cursor
+
+BOUNDED = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SCOPE = "scope-1"
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+# -- building blocks ------------------------------------------------------------------------------
+#: Instants at millisecond precision: what every cursor keeps.
+TIMES = st.integers(0, 10**11).map(lambda ms: START + timedelta(milliseconds=ms - 5 * 10**10))
+TIME_TEXT = TIMES.map(format_rfc3339)
+IDS = st.integers(1, 2**53)
+TEXT = st.text(min_size=1, max_size=12)
+SMALL = {"max_size": 4}
+
+
+def stored(cursor: dict[str, Any]) -> dict[str, Any]:
+    """The cursor as the store gives it back."""
+    return load_cursor(dump_cursor("source/target", cursor))
+
+
+# -- GitHub -------------------------------------------------------------------------------------
+OPEN_DEPLOYMENTS = st.builds(
+    OpenDeployment,
+    created_at=TIME_TEXT,
+    deployment=st.fixed_dictionaries(
+        {"id": IDS, "environment": TEXT}, optional={"sha": TEXT, "ref": TEXT}
+    ),
+    etag=st.none() | TEXT,
+    run_id=st.none() | IDS,
+    awaiting_run=st.booleans(),
+    waited=st.booleans(),
+)
+GITHUB_DEPLOYMENTS = st.builds(
+    DeploymentsCursor,
+    scope=st.just(SCOPE),
+    mark=TIMES,
+    etag=st.none() | TEXT,
+    open=st.dictionaries(IDS, OPEN_DEPLOYMENTS, **SMALL),
+    done=st.dictionaries(IDS, TIME_TEXT, **SMALL),
+)
+OPEN_RUNS = st.builds(
+    OpenRun,
+    attempt=st.integers(1, 50),
+    created_at=TIME_TEXT,
+    etag=st.none() | TEXT,
+    waiting_since=st.none() | TIME_TEXT,
+    resumed_at=st.none() | TIME_TEXT,
+)
+GITHUB_RUNS = st.builds(
+    RunsCursor,
+    scope=st.just(SCOPE),
+    mark=TIMES,
+    etags=st.dictionaries(TEXT, TEXT, **SMALL),
+    open=st.dictionaries(IDS, OPEN_RUNS, **SMALL),
+    done=st.dictionaries(IDS, st.tuples(st.integers(1, 50), TIME_TEXT), **SMALL),
+)
+
+
+@BOUNDED
+@given(GITHUB_DEPLOYMENTS)
+def test_github_deployments_cursor_round_trips(cursor: DeploymentsCursor) -> None:
+    """A GitHub deployments cursor read back from the store equals the one written."""
+    assert cursor == DeploymentsCursor.from_json(stored(cursor.to_json()), scope=SCOPE, start=START)
+
+
+@BOUNDED
+@given(GITHUB_RUNS)
+def test_github_runs_cursor_round_trips(cursor: RunsCursor) -> None:
+    """A GitHub workflow-runs cursor read back from the store equals the one written."""
+    assert cursor == RunsCursor.from_json(stored(cursor.to_json()), scope=SCOPE, start=START)
+
+
+# -- GitLab -------------------------------------------------------------------------------------
+SIBLINGS = st.builds(Sibling, IDS, IDS, TEXT, TEXT, st.sampled_from(["success", "skipped"]))
+
+
+@st.composite
+def memories(draw: st.DrawFn) -> PipelineMemory:
+    memory = PipelineMemory()
+    for pipeline, sibling in draw(st.lists(st.tuples(IDS, SIBLINGS), max_size=6)):
+        memory.add(pipeline, sibling)
+    return memory
+
+
+GITLAB_DEPLOYMENTS = st.builds(
+    DeploymentsState, TIMES, st.dictionaries(IDS, TIMES, **SMALL), memories()
+)
+GITLAB_PIPELINES = st.builds(
+    PipelinesState,
+    TIMES,
+    st.dictionaries(IDS, TIMES, **SMALL),
+    st.dictionaries(IDS, st.booleans(), **SMALL),
+)
+
+
+@BOUNDED
+@given(GITLAB_DEPLOYMENTS)
+def test_gitlab_deployments_cursor_round_trips(state: DeploymentsState) -> None:
+    """A GitLab deployments cursor read back from the store encodes to the same JSON."""
+    back = decode_deployments(stored(state.encode(SCOPE)), SCOPE)
+    assert back is not None
+    assert state.encode(SCOPE) == back.encode(SCOPE)
+    assert (state.mark, state.done) == (back.mark, back.done)
+
+
+@BOUNDED
+@given(GITLAB_PIPELINES)
+def test_gitlab_pipelines_cursor_round_trips(state: PipelinesState) -> None:
+    """A GitLab pipelines cursor read back from the store equals the one written."""
+    assert state == decode_pipelines(stored(state.encode(SCOPE)), SCOPE)
+
+
+# -- Azure DevOps -------------------------------------------------------------------------------
+OPEN_SETS = st.dictionaries(TEXT, TIMES, **SMALL).map(OpenSet)
+RUN_STATES = st.builds(RunsState, TIMES, OPEN_SETS, st.dictionaries(TEXT, TIMES, **SMALL))
+ENV_MARKS = st.builds(
+    EnvMark,
+    st.integers(0, 2**31),
+    st.none() | TIMES,
+    st.lists(st.integers(0, 2**31), max_size=4, unique=True).map(sorted),
+)
+
+
+@st.composite
+def environment_cursors(draw: st.DrawFn) -> EnvironmentsCursor:
+    late = draw(st.dictionaries(st.integers(1, 10**6).map(str), TIMES, **SMALL))
+    return EnvironmentsCursor(
+        scope=SCOPE,
+        start=draw(TIMES),
+        envs=draw(st.dictionaries(st.integers(1, 999).map(str), ENV_MARKS, **SMALL)),
+        open=draw(OPEN_SETS),
+        stage_envs=draw(st.dictionaries(TEXT, st.integers(1, 999), **SMALL)),
+        definitions=draw(st.lists(st.integers(1, 999), unique=True, max_size=4).map(sorted)),
+        runs=draw(st.none() | RUN_STATES),
+        polled_at=draw(st.none() | TIMES),
+        late=late,
+        late_seen=OpenSet({key: draw(TIMES) for key in late}),
+    )
+
+
+ADO_CURSORS: dict[str, st.SearchStrategy[Any]] = {
+    "environments": environment_cursors(),
+    "stages": st.builds(StagesCursor, st.just(SCOPE), RUN_STATES),
+    "releases": st.builds(
+        ReleasesCursor, st.just(SCOPE), TIMES, st.dictionaries(TEXT, TIMES, **SMALL)
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(ADO_CURSORS))
+@BOUNDED
+@given(data=st.data())
+def test_azure_devops_cursors_round_trip(mode: str, data: st.DataObject) -> None:
+    """Every Azure DevOps cursor mode read back from the store equals the one written."""
+    cursor = data.draw(ADO_CURSORS[mode])
+    assert cursor == type(cursor).from_json(stored(cursor.to_json()), scope=SCOPE)
+
+
+# -- damage -------------------------------------------------------------------------------------
+def _github_deployments(raw: Any) -> object:
+    return DeploymentsCursor.from_json(raw, scope=SCOPE, start=START)
+
+
+def _github_runs(raw: Any) -> object:
+    return RunsCursor.from_json(raw, scope=SCOPE, start=START)
+
+
+#: name → (valid cursors, decoder as the adapter calls it, what the adapter catches to start over)
+DECODERS: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], object], tuple[type, ...]]] = {
+    "github-deployments": (GITHUB_DEPLOYMENTS, _github_deployments, (ValueError,)),
+    "github-runs": (GITHUB_RUNS, _github_runs, (ValueError,)),
+    "gitlab-deployments": (
+        GITLAB_DEPLOYMENTS.map(lambda s: s.encode(SCOPE)),
+        lambda raw: decode_deployments(raw, SCOPE),
+        (TypeError, ValueError, KeyError),
+    ),
+    "gitlab-pipelines": (
+        GITLAB_PIPELINES.map(lambda s: s.encode(SCOPE)),
+        lambda raw: decode_pipelines(raw, SCOPE),
+        (TypeError, ValueError, KeyError),
+    ),
+    **{
+        f"azure-devops-{mode}": (
+            strategy,
+            lambda raw, kind=mode: type_of(kind).from_json(raw, scope=SCOPE),
+            (CursorMismatch,),
+        )
+        for mode, strategy in ADO_CURSORS.items()
+    },
+}
+
+
+def type_of(mode: str) -> Any:
+    return {"environments": EnvironmentsCursor, "stages": StagesCursor}.get(mode, ReleasesCursor)
+
+
+def _to_json(cursor: Any) -> dict[str, Any]:
+    return cursor if isinstance(cursor, dict) else cursor.to_json()
+
+
+@pytest.mark.parametrize("name", sorted(DECODERS))
+@BOUNDED
+@given(data=st.data())
+def test_a_damaged_cursor_is_refused_the_way_the_adapter_catches(
+    name: str, data: st.DataObject
+) -> None:
+    """Decoding a damaged cursor gives a cursor or the exception its adapter catches, no other."""
+    strategy, decode, caught = DECODERS[name]
+    damaged = data.draw(mutated(stored(_to_json(data.draw(strategy))), 4))
+    if not isinstance(damaged, dict):
+        return  # the store refuses a cursor that is not an object before any adapter sees it
+    with contextlib.suppress(caught):
+        decode(damaged)
