@@ -37,6 +37,7 @@ from deploy_fetcher.config._types import Duration, is_secret_annotation
 from deploy_fetcher.model import DeployEvent, Status
 
 __all__ = [
+    "DASHBOARD_SINK_TYPE",
     "MAX_SECRET_FILE_BYTES",
     "Defaults",
     "FetcherConfig",
@@ -53,6 +54,9 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+#: The sink type whose dashboard can hold the cursors (``state.backend: dashboard``).
+DASHBOARD_SINK_TYPE: Final = "deployment-dashboard"
 
 #: A secret file larger than this is certainly not a token or a key: most likely a wrong path.
 MAX_SECRET_FILE_BYTES: Final = 64 * 1024
@@ -132,14 +136,53 @@ class Section(BaseModel):
 
 
 class StateConfig(Section):
-    """Where cursors and the outbox live."""
+    """Where cursors and the outbox live.
 
-    backend: Literal["sqlite"] = "sqlite"
-    """Storage engine of the state store."""
+    ``backend: dashboard`` keeps the cursors in the Deployment Dashboard itself, for a fetcher run
+    without a volume: the outbox then lives in a temporary file for the life of the process, and a
+    cursor is written to the dashboard only once every event it covers has been delivered.
+    """
+
+    backend: Literal["sqlite", "dashboard"] = "sqlite"
+    """Storage engine of the state store: ``sqlite`` (a file at ``path``) or ``dashboard``."""
     path: Path = Path("fetcher-state.db")
-    """The SQLite file (created on first start; relative paths start in the working directory)."""
+    """The SQLite file (created on first start; relative paths start in the working directory); not used by the ``dashboard`` backend."""
     delivered_retention: Duration = timedelta(days=30)
     """How long delivered rows are kept as the dedup ledger before they are pruned."""
+    dashboard_sink: str | None = None
+    """With ``backend: dashboard``: the name of the ``deployment-dashboard`` sink whose dashboard (URL, API key) stores the cursors."""
+    dashboard_slot: str = "deploy-fetcher"
+    """With ``backend: dashboard``: the name of the dashboard's state slot (``/api/fetcher/state/<slot>``); give each fetcher sharing one dashboard its own."""
+
+    @field_validator("dashboard_slot")
+    @classmethod
+    def _slot_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            msg = "must be 1-64 characters of letters, digits, '_', '.', '-'"
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _dashboard_sink_matches_backend(self) -> StateConfig:
+        if self.backend == "dashboard" and self.dashboard_sink is None:
+            raise config_problems(
+                [
+                    (
+                        ("dashboard_sink",),
+                        "backend dashboard needs the name of a deployment-dashboard sink",
+                    )
+                ]
+            )
+        if self.backend != "dashboard" and self.dashboard_sink is not None:
+            raise config_problems(
+                [
+                    (
+                        ("dashboard_sink",),
+                        f"only used with backend dashboard (backend is {self.backend})",
+                    )
+                ]
+            )
+        return self
 
 
 class ServerConfig(Section):
@@ -369,9 +412,30 @@ class FetcherConfig(Section):
                 elif name in listed:
                     problems.append((loc, f"sink {name!r} is listed twice"))
                 listed.add(name)
+        problems += self._check_state_sink()
         if problems:
             raise config_problems(problems)
         return self
+
+    def _check_state_sink(self) -> list[tuple[Loc, str]]:
+        """The dashboard backend must name a configured deployment-dashboard sink."""
+        wanted = self.state.dashboard_sink
+        if wanted is None:
+            return []
+        loc: Loc = ("state", "dashboard_sink")
+        found = next((sink for sink in self.sinks if sink.name == wanted), None)
+        if found is None:
+            known = [s.name for s in self.sinks if s.type == DASHBOARD_SINK_TYPE]
+            listed = ", ".join(sorted(known)) or "none"
+            return [(loc, f"no sink is named {wanted!r} (deployment-dashboard sinks: {listed})")]
+        if found.type != DASHBOARD_SINK_TYPE:
+            return [
+                (
+                    loc,
+                    f"sink {wanted!r} is a {found.type} sink; the cursors need a {DASHBOARD_SINK_TYPE} sink",
+                )
+            ]
+        return []
 
     def source(self, name: str) -> SourceConfig:
         """Return the source called ``name`` (KeyError when there is none)."""
