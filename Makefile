@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test check-wheel lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/fetcher demo $(ARGS)
 
+# Without ARGS (as CI runs it) the wheel is also built and tried in a clean venv, first, so the
+# test runner's summary stays the last line.
 test: $(STAMP)
+	@if [ -z "$(ARGS)" ]; then ./scripts/check-wheel.sh; fi
 	$(BIN)/python -m pytest $(ARGS)
+
+check-wheel: $(STAMP)
+	./scripts/check-wheel.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks deploy
