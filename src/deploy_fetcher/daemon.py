@@ -1,5 +1,8 @@
 """The long-lived process: scheduler + delivery workers + health server, stopped cleanly by a signal.
 
+A dashboard sink with a ``control`` section gets a control channel (its reset choreography pauses
+polling and delivery through the scheduler and the sink's worker).
+
 On SIGTERM/SIGINT: polling stops after the page in hand (its events are committed with its cursor),
 delivery goes on for up to the grace period so queued events get out, unsent claims are released for
 the next start, and the process exits 0.
@@ -16,6 +19,7 @@ import structlog
 
 from deploy_fetcher._version import __version__
 from deploy_fetcher.config import FetcherConfig
+from deploy_fetcher.control import build_channels
 from deploy_fetcher.engine import DeliveryPolicy, Runtime
 from deploy_fetcher.scheduler import Scheduler
 from deploy_fetcher.server import HealthServer
@@ -40,6 +44,7 @@ class Daemon:
         self.grace = grace
         self.runtime = Runtime(config, policy=policy)
         self.scheduler = Scheduler(self.runtime, max_workers=max_workers)
+        self.control = build_channels(self.runtime, self.scheduler)
         self.server: HealthServer | None = None
         if config.server.enabled:
             self.server = HealthServer(
@@ -66,18 +71,23 @@ class Daemon:
         self.runtime.start_delivery()
         port = self.server.start() if self.server else None
         self.scheduler.start()
+        for channel in self.control:
+            channel.start()
+        state = self.config.state
         _log.info(
             "fetcher.started",
             version=__version__,
             sources=sorted(self.runtime.providers),
             sinks=sorted(self.runtime.sinks),
             port=port,
-            state=str(self.config.state.path),
+            state=str(state.path) if state.backend == "sqlite" else repr(self.runtime.store),
         )
 
     def stop(self) -> None:
         """Stop in order: sources, then delivery (within the grace period), then the server."""
         deadline = time.monotonic() + self.grace
+        for channel in self.control:
+            channel.stop(timeout=min(5.0, self.grace))
         self.runtime.stop.set()
         stopper = threading.Thread(
             target=self.scheduler.shutdown, name="scheduler-stop", daemon=True
@@ -101,6 +111,7 @@ class Daemon:
                 name
                 for name, worker in self.runtime.workers.items()
                 if worker.alive
+                and not worker.held
                 and name not in self.runtime.health.paused_sinks
                 and self.runtime.store.pending_count(name) > 0
                 and worker.backing_off <= 0

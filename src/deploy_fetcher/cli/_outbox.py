@@ -6,8 +6,10 @@ import argparse
 from typing import Any
 
 from deploy_fetcher.cli._common import EXIT_OK, UsageError, config_option, load, print_table
+from deploy_fetcher.config import FetcherConfig
+from deploy_fetcher.errors import StoreError
 from deploy_fetcher.model import format_rfc3339
-from deploy_fetcher.store import open_store
+from deploy_fetcher.store import StateStore, open_store
 
 __all__ = ["register"]
 
@@ -41,9 +43,20 @@ def register(commands: Any) -> None:
     purge.set_defaults(handler=_purge)
 
 
+def _open(config: FetcherConfig) -> StateStore:
+    """The store holding the outbox, refused when the outbox is private to the running daemon."""
+    if config.state.backend == "dashboard":
+        msg = (
+            "with state.backend dashboard the outbox is a temporary file inside the running"
+            " daemon, which no other process can read; see the daemon's /metrics and logs"
+        )
+        raise StoreError(msg)
+    return open_store(config)
+
+
 def _list(args: argparse.Namespace) -> int:
     config = load(args.config, log_level="warning")
-    store = open_store(config.state)
+    store = _open(config)
     try:
         rows = store.list_rows(
             sink=args.sink, state=None if args.state == "all" else args.state, limit=args.limit
@@ -71,7 +84,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     config = load(args.config, log_level="warning")
-    store = open_store(config.state)
+    store = _open(config)
     try:
         stats = store.stats()
     finally:
@@ -101,7 +114,7 @@ def _selection(args: argparse.Namespace) -> dict[str, Any]:
 def _retry(args: argparse.Namespace) -> int:
     selection = _selection(args)
     config = load(args.config, log_level="warning")
-    store = open_store(config.state)
+    store = _open(config)
     try:
         count = store.retry_dead(**selection)
     finally:
@@ -113,7 +126,7 @@ def _retry(args: argparse.Namespace) -> int:
 def _purge(args: argparse.Namespace) -> int:
     selection = _selection(args)
     config = load(args.config, log_level="warning")
-    store = open_store(config.state)
+    store = _open(config)
     try:
         count = store.purge(state="dead", **selection)
     finally:

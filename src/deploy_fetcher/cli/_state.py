@@ -42,7 +42,7 @@ def register(commands: Any) -> None:
 
 def _list(args: argparse.Namespace) -> int:
     config = load(args.config, log_level="warning")
-    store = open_store(config.state)
+    store = open_store(config)
     try:
         records = store.list_cursors()
     finally:
@@ -59,7 +59,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     config = load(args.config, log_level="warning")
-    store = open_store(config.state)
+    store = open_store(config)
     try:
         cursor = store.get_cursor(args.key)
     finally:
@@ -75,7 +75,7 @@ def _reset(args: argparse.Namespace) -> int:
     if not (args.keys or args.source or args.all):
         raise UsageError("state reset needs KEY..., --source NAME or --all")
     config = load(args.config, log_level="warning")
-    store = open_store(config.state)
+    store = open_store(config)
     try:
         keys = list(args.keys)
         if args.all or args.source:

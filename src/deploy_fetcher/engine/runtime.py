@@ -51,7 +51,7 @@ class Runtime:
         self.metrics = metrics or Metrics()
         self.health = Health()
         self.stop = threading.Event()
-        self.store = store or open_store(config.state)
+        self.store = store or open_store(config)
         self.context = ProviderContext(
             metrics=self.metrics, defaults=config.defaults, stop=self.stop
         )
