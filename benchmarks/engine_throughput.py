@@ -39,7 +39,15 @@ def run_one(events: int, page_size: int) -> dict[str, float]:
     configure_logging("warning", "json")
     port = _free_port()
     dashboard = subprocess.Popen(
-        [sys.executable, "-m", "deploy_fetcher.emulators.dashboard", "--port", str(port), "--api-key", API_KEY],
+        [
+            sys.executable,
+            "-m",
+            "deploy_fetcher.emulators.dashboard",
+            "--port",
+            str(port),
+            "--api-key",
+            API_KEY,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -59,7 +67,8 @@ def run_one(events: int, page_size: int) -> dict[str, float]:
             started = time.perf_counter()
             result = runtime.poller.run_target(provider, "bench")
             poll_seconds = time.perf_counter() - started
-            assert result.outcome == "ok", result
+            if result.outcome != "ok":
+                raise SystemExit(f"the scripted poll failed: {result}")
             started = time.perf_counter()
             runtime.start_delivery()
             while runtime.store.pending_count("dashboard"):
@@ -67,7 +76,11 @@ def run_one(events: int, page_size: int) -> dict[str, float]:
             deliver_seconds = time.perf_counter() - started
             runtime.stop_delivery(5)
             runtime.close()
-        with urllib.request.urlopen(url + "/_emulator/requests?match=^/api/deployments$", timeout=10) as r:  # noqa: S310
+        # Read the peak before fetching the emulator's request log: that JSON is not the engine's.
+        peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        with urllib.request.urlopen(  # noqa: S310
+            url + "/_emulator/requests?match=^/api/deployments$", timeout=30
+        ) as r:
             posted = json.load(r)["count"]
     finally:
         dashboard.terminate()
@@ -77,11 +90,11 @@ def run_one(events: int, page_size: int) -> dict[str, float]:
         "queued_per_s": events / poll_seconds,
         "delivered_per_s": events / deliver_seconds,
         "posts": posted,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib,
     }
 
 
-def _load(tmp: str, events: int, page_size: int, url: str):  # noqa: ANN202
+def _load(tmp: str, events: int, page_size: int, url: str):
     import yaml
 
     from deploy_fetcher.config import load_config
@@ -93,10 +106,20 @@ def _load(tmp: str, events: int, page_size: int, url: str):  # noqa: ANN202
                 "state": {"path": str(Path(tmp) / "state.db")},
                 "server": {"enabled": False},
                 "sources": [
-                    {"name": "bench", "provider": "scripted", "generate": {"count": events}, "page_size": page_size}
+                    {
+                        "name": "bench",
+                        "provider": "scripted",
+                        "generate": {"count": events},
+                        "page_size": page_size,
+                    }
                 ],
                 "sinks": [
-                    {"name": "dashboard", "type": "deployment-dashboard", "url": url, "api_key": API_KEY}
+                    {
+                        "name": "dashboard",
+                        "type": "deployment-dashboard",
+                        "url": url,
+                        "api_key": API_KEY,
+                    }
                 ],
             }
         ),
@@ -117,7 +140,15 @@ def main() -> None:
     print(f"{'events':>8} {'queued/s':>10} {'delivered/s':>12} {'POSTs':>8} {'peak RSS MiB':>13}")
     for count in args.events:
         out = subprocess.run(
-            [sys.executable, __file__, "--one", "--events", str(count), "--page-size", str(args.page_size)],
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                "--events",
+                str(count),
+                "--page-size",
+                str(args.page_size),
+            ],
             capture_output=True,
             text=True,
             check=True,
