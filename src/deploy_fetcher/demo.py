@@ -88,6 +88,12 @@ class Demo:
                     "state": {"path": str(self.workdir / "state.db")},
                     "server": {"port": 0},
                     "defaults": {"lookback": "2d"},
+                    # The same rules a real installation would use: one vocabulary of
+                    # environments across the three CI systems, and promotion-order parents.
+                    "rules": {
+                        "environment": {"rename": {"production": "prod"}},
+                        "promotion": {"*": ["dev", "staging", "prod"]},
+                    },
                     "sinks": [
                         {
                             "name": "dashboard",
