@@ -227,3 +227,18 @@ def test_a_stream_that_worked_starts_the_backoff_again(sink_config, store) -> No
     assert backoffs[-1] >= 1.6
     assert 0.2 <= after_success <= 0.3
     assert ([("5", "note")], 1) == ([(e.id, e.type) for e in item.events], item.stream.failures)
+
+
+def test_an_answer_that_is_not_a_stream_is_a_failed_attempt(sink_config, store) -> None:
+    """A 200 HTML page (a proxy's login screen) counts as a failure and is backed off."""
+
+    def proxy(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Type": "text/html"}, text="<html>" * 5000)
+
+    item = Running(sink_config(), store, transport=httpx.MockTransport(proxy))
+    try:
+        waits = [item.stream.session() for _ in range(2)]
+    finally:
+        item.close()
+    assert (2, 0, []) == (item.stream.failures, item.stream.connects, item.events)
+    assert all(wait > 0 for wait in waits)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 from tests.store.factories import FakeClock, make_event
 from tests.support import wait_until
 
@@ -316,3 +317,20 @@ def test_close_releases_the_slot_and_repr_names_it(open_store, slot) -> None:
     assert "DashboardStore('the test slot')" == repr(store)
     store.close()
     assert slot.closed
+
+
+def test_an_over_long_document_is_logged_once_while_it_lasts(open_store, slot) -> None:
+    """Growing cursors over the limit log one error, not one per flush; recovery logs once too."""
+    store = open_store()
+    with capture_logs() as logs:
+        for extra in range(3):
+            store.commit_page("huge", {"blob": "x" * (SLOT_MAX_BYTES + extra)}, [])
+            store.flush()
+        store.reset_cursor("huge")
+        store.flush()
+    events = [line["event"] for line in logs if line["event"].startswith("dashboard_state.")]
+    assert [
+        "dashboard_state.loaded",
+        "dashboard_state.too_large",
+        "dashboard_state.saved",
+    ] == events

@@ -26,7 +26,13 @@ from tenacity import wait_exponential_jitter
 from deploy_fetcher.control._sse import SseError, SseEvent, SseParser
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.sinks import Retry, Unauthorized
-from deploy_fetcher.sinks._http import classify, parse_retry_after, redact, transport_failure
+from deploy_fetcher.sinks._http import (
+    MAX_REASON_BYTES,
+    classify,
+    parse_retry_after,
+    redact,
+    transport_failure,
+)
 from deploy_fetcher.sinks.dashboard.config import ControlConfig
 from deploy_fetcher.store import StateStore
 
@@ -35,6 +41,19 @@ __all__ = ["STREAM_PATH", "ControlStream", "last_event_id_key"]
 _log = structlog.get_logger(__name__)
 
 STREAM_PATH: Final = "/api/control/stream"
+_KEPT_HEADERS: Final = frozenset({"retry-after", "content-type", "location"})
+
+
+def _bounded(response: httpx.Response) -> httpx.Response:
+    """A refusal with at most :data:`MAX_REASON_BYTES` of its body read (an error page can be big)."""
+    body = b""
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) >= MAX_REASON_BYTES:
+            break
+    # Only the headers classify() reads: the body is already decoded, its encoding must not follow.
+    kept = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
+    return httpx.Response(response.status_code, headers=kept, content=body[:MAX_REASON_BYTES])
 
 
 def last_event_id_key(sink: str) -> str:
@@ -118,8 +137,7 @@ class ControlStream:
                 if response.status_code != 200 or not content_type.startswith(  # noqa: PLR2004
                     "text/event-stream"
                 ):
-                    response.read()
-                    return self._refused(response)
+                    return self._refused(_bounded(response))
                 self._opened(resumed_from=last)
                 with self._lock:
                     self._response = response

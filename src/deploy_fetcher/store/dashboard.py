@@ -223,6 +223,7 @@ class DashboardStore:
         self._commits: dict[str, deque[_Commit]] = {}
         self._problem: str | None = None
         self._failing = False
+        self._too_large = False
         self._closing = threading.Event()
         self._wake = threading.Event()
         self._flush_interval = flush_interval
@@ -307,6 +308,7 @@ class DashboardStore:
     def _settled(self) -> None:
         """The slot holds what is safe to hold: any earlier problem is over."""
         self._problem = None
+        self._too_large = False
         if self._failing:
             self._failing = False
             _log.info("dashboard_state.saved", slot=self.slot.description, recovered=True)
@@ -317,8 +319,9 @@ class DashboardStore:
             f" bytes {self.slot.description} can hold; it keeps older cursors (a restart re-reads"
             " from them). Use fewer targets per fetcher, or the sqlite backend"
         )
-        if problem != self._problem:
+        if not self._too_large:  # logged when it starts, not on every flush while it lasts
             _log.error("dashboard_state.too_large", slot=self.slot.description, bytes=size)
+        self._too_large = True
         self._problem = problem
         self._failing = True
 
