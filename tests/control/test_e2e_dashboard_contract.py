@@ -252,5 +252,8 @@ def test_the_reset_choreography_end_to_end(
     assert ("running", 1) == (running.body["status"], running.body["cursors_reset"])
     delivered = scenario.delivered()
     assert (scenario.expected(), 10) == (set(delivered), len(delivered))
+    log = proc.log_path.read_text(encoding="utf-8")
+    assert "control.reset_completed" in log
+    assert [] == [key for key in (CONTROL_KEY, API_KEY) if key in log]  # secrets never logged
     periodic = [r.body for r in dashboard.reports() if r.type == "status" and not r.correlation_id]
     assert ("running", True) == (periodic[0]["status"], periodic[0]["cycles"] >= 1)
