@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import SimpleNamespace
@@ -206,7 +207,7 @@ class DeliveryWorker:
             row=row.id, deployment_id=row.event.deployment_id, status=row.event.status.value
         )
         if isinstance(outcome, Delivered):
-            self.store.mark_delivered(row.id, now=now)
+            self._settle(lambda: self.store.mark_delivered(row.id, now=now))
             self.metrics.deliveries.labels(self.name, "delivered").inc()
             self.metrics.delivery_latency.labels(self.name).observe(
                 max(0.0, (now - row.created_at).total_seconds())
@@ -219,7 +220,7 @@ class DeliveryWorker:
             log.debug("delivery.delivered", seconds=round(time.monotonic() - started, 3))
             return None
         if isinstance(outcome, Rejected):
-            self.store.dead_letter(row.id, reason=outcome.reason, now=now)
+            self._settle(lambda: self.store.dead_letter(row.id, reason=outcome.reason, now=now))
             self.metrics.deliveries.labels(self.name, "rejected").inc()
             self.dead += 1
             log.warning(
@@ -238,15 +239,16 @@ class DeliveryWorker:
         max_attempts = self.sink.config.max_attempts
         if max_attempts is not None and row.attempts + 1 >= max_attempts:
             reason = f"gave up after {row.attempts + 1} attempts: {outcome.reason}"
-            self.store.dead_letter(row.id, reason=reason, now=now)
+            self._settle(lambda: self.store.dead_letter(row.id, reason=reason, now=now))
             self.dead += 1
             log.warning("delivery.dead_lettered", reason=reason)
             return None
         delay = float(self._wait(SimpleNamespace(attempt_number=self._failures)))
         if outcome.after is not None:
             delay = max(delay, min(outcome.after, self.policy.retry_after_max))
-        self.store.mark_retry(
-            row.id, next_attempt_at=now + timedelta(seconds=delay), error=outcome.reason
+        retry_at = now + timedelta(seconds=delay)
+        self._settle(
+            lambda: self.store.mark_retry(row.id, next_attempt_at=retry_at, error=outcome.reason)
         )
         if self._failures == 1 or outcome.after is not None:
             log.warning(
@@ -256,6 +258,24 @@ class DeliveryWorker:
                 retry_in=round(delay, 2),
             )
         return delay
+
+    def _settle(self, write: Callable[[], None]) -> None:
+        """Record what the sink answered, waiting out a store that cannot be written.
+
+        The answer already happened: giving up would leave the row (and the rest of its batch)
+        claimed until the lease ends, then send it again after rows that came later — a duplicate
+        and a reordering. So the worker waits here, checking every ``idle_poll`` seconds, and only
+        a shutdown makes it give up (the next start frees the claims of this dead process).
+        """
+        while True:
+            try:
+                write()
+            except StoreError as exc:
+                self.health.set_store_problem(str(exc))
+                if self.stop_event.wait(self.policy.idle_poll):
+                    raise
+            else:
+                return
 
     def _update_depth(self) -> None:
         # Counting a large backlog costs a scan of its index: at most once a second, not per batch.

@@ -88,13 +88,17 @@ class Health:
             _log.info("sink.resumed", sink=sink)
 
     def set_store_problem(self, problem: str | None) -> None:
-        """Record whether the store is writable."""
+        """Record whether the store is writable; log when it stops being so and when it recovers.
+
+        While it stays unwritable the reason may change from one check to the next (the disk's free
+        space, then the commit that failed): readiness shows the latest, the log only the transition.
+        """
         with self._lock:
-            changed = problem != self.store_problem
+            was = self.store_problem
             self.store_problem = problem
-        if changed and problem:
+        if problem and not was:
             _log.error("store.unwritable", problem=problem)
-        elif changed:
+        elif was and not problem:
             _log.info("store.writable")
 
     def problems(self) -> list[str]:
