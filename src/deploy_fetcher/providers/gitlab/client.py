@@ -219,8 +219,8 @@ class GitLabClient:
     def call(self, what: str, fn: Callable[[], T]) -> T:
         """Run one python-gitlab call with bounded retries; errors come out translated.
 
-        ``what`` names the request in messages (``GET /projects/g%2Fapi/deployments``): URLs and
-        paths only, never headers.
+        ``what`` names the request in messages by its full URL, never its headers
+        (``GET https://gitlab.example.com/api/v4/projects/g%2Fapi/deployments``).
         """
         attempts = self.settings.max_retries + 1
         for attempt in range(attempts):
@@ -287,10 +287,14 @@ class GitLabClient:
         return TransientError(f"{what}: {type(exc).__name__}: {message}")
 
     # -- requests -------------------------------------------------------------------------------------
+    def _get(self, path: str) -> str:
+        """How a request is named in errors and logs: with its full URL, so a log line says where."""
+        return f"GET {self.url}/api/v4{path}"
+
     def get(self, path: str, **query: Any) -> Any:
         """``GET`` one object (the parsed JSON)."""
         return self.call(
-            f"GET {path}", lambda: self.gl.http_get(path, query_data=query, **_NO_SDK_RETRY)
+            self._get(path), lambda: self.gl.http_get(path, query_data=query, **_NO_SDK_RETRY)
         )
 
     def page(self, path: str, query: dict[str, Any], *, page: int, per_page: int) -> list[Any]:
@@ -302,11 +306,11 @@ class GitLabClient:
             )
             return list(result)
 
-        return self.call(f"GET {path}", fetch)
+        return self.call(self._get(path), fetch)
 
     def iterate(self, path: str, query: dict[str, Any], *, per_page: int) -> Iterator[Any]:
         """Every item of a list, following GitLab's pages (``iterator=True``: one page at a time)."""
-        what = f"GET {path}"
+        what = self._get(path)
         pages = self.call(
             what,
             lambda: self.gl.http_list(
