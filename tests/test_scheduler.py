@@ -156,3 +156,30 @@ def test_rejected_credentials_during_discovery_show_in_readiness(tmp_path):
         scheduler.shutdown()
         runtime.close()
     assert ["source slow: credentials rejected"] == problems
+
+
+def test_shutdown_while_discovery_is_listing_does_not_deadlock(tmp_path):
+    """A discovery that finishes after shutdown began neither hangs shutdown nor adds jobs."""
+    runtime, provider = _runtime(tmp_path, ("a",))
+    entered, release = threading.Event(), threading.Event()
+    targets = provider.targets
+
+    def slow_targets():
+        entered.set()
+        release.wait(10)
+        return targets()
+
+    provider.targets = slow_targets
+    scheduler = Scheduler(runtime, max_workers=2)
+    scheduler.start()
+    assert entered.wait(10)
+    runtime.stop.set()
+    stopper = threading.Thread(target=scheduler.shutdown)
+    stopper.start()
+    time.sleep(0.3)  # shutdown is now waiting for the discovery job in flight
+    release.set()
+    stopper.join(10)
+    alive = stopper.is_alive()
+    runtime.close()
+    assert not alive
+    assert {} == provider.runs

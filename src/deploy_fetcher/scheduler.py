@@ -14,7 +14,8 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import structlog
@@ -53,6 +54,8 @@ class Scheduler:
         self._activity = threading.Condition()
         self._paused: dict[str, frozenset[str]] = {}
         self._running: Counter[str] = Counter()
+        self._in_flight = 0  # jobs of ours running now (polls and discoveries)
+        self._stopping = False
         #: Called with each finished cycle's result, in the scheduler's thread; must not block.
         self.cycle_listeners: list[Callable[[CycleResult], None]] = []
 
@@ -79,8 +82,29 @@ class Scheduler:
         self._scheduler.start()
 
     def shutdown(self) -> None:
-        """Stop scheduling and wait for running jobs (they stop after the page in hand)."""
-        self._scheduler.shutdown(wait=True)
+        """Stop scheduling and wait for running jobs (they stop after the page in hand).
+
+        APScheduler's ``shutdown(wait=True)`` holds its job-store lock while it waits for running
+        jobs, and a discovery job adding, removing or rescheduling jobs needs that lock: a deadlock.
+        So discovery is told to leave the scheduler alone first, APScheduler stops without waiting,
+        and the jobs in flight are awaited here (the daemon bounds this by its grace period).
+        """
+        with self._lock:
+            self._stopping = True
+        self._scheduler.shutdown(wait=False)
+        with self._activity:
+            self._activity.wait_for(lambda: self._in_flight == 0)
+
+    @contextmanager
+    def _job(self) -> Iterator[None]:
+        with self._activity:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._activity:
+                self._in_flight -= 1
+                self._activity.notify_all()
 
     def _on_missed(self, _event: object) -> None:
         self.misfires += 1
@@ -106,6 +130,10 @@ class Scheduler:
 
     # -- jobs ------------------------------------------------------------------------------------
     def _discover(self, source_name: str) -> None:
+        with self._job():
+            self._discover_now(source_name)
+
+    def _discover_now(self, source_name: str) -> None:
         provider = self.runtime.providers[source_name]
         try:
             targets = set(provider.targets())
@@ -116,10 +144,16 @@ class Scheduler:
             # Try again after one poll interval, not a whole discovery interval (an hour by
             # default): a source whose first listing failed has no job at all until then.
             retry = self.runtime.config.effective(provider.config, "interval")
-            self._scheduler.modify_job(f"discover:{source_name}", next_run_time=utc_now() + retry)
+            with self._lock:
+                if not self._stopping:
+                    self._scheduler.modify_job(
+                        f"discover:{source_name}", next_run_time=utc_now() + retry
+                    )
             return
         self.runtime.health.forget_target(source_name)
         with self._lock:
+            if self._stopping:
+                return
             known = self._targets.get(source_name, set())
             for target in sorted(targets - known):
                 self._add_target(provider, target)
@@ -154,6 +188,10 @@ class Scheduler:
         )
 
     def _poll(self, source_name: str, target: str) -> None:
+        with self._job():
+            self._poll_now(source_name, target)
+
+    def _poll_now(self, source_name: str, target: str) -> None:
         if self.runtime.stop.is_set():
             return
         if not self._current(source_name, target):
