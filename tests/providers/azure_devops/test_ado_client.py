@@ -128,7 +128,17 @@ def test_max_pages_truncates_the_walk():
     """A walk stops after max_pages and says so."""
     respx.get(RECORDS).mock(side_effect=[_page(9, token="a"), _page(8, token="b")])
     pager = _client().environment_records("shop", 3, page_size=1, max_pages=2)
-    assert ([9, 8], True) == (_ids(pager), pager.truncated)
+    assert ([9, 8], True, "b") == (_ids(pager), pager.truncated, pager.next_token)
+
+
+@respx.mock
+def test_a_truncated_walk_resumes_from_its_next_token():
+    """A walk given the token where an earlier one stopped starts on that page."""
+    route = respx.get(RECORDS).mock(side_effect=[_page(7, 6, token="5"), _page(5)])
+    pager = _client().environment_records("shop", 3, page_size=2, max_pages=5, start="7")
+    ids = _ids(pager)
+    tokens = [call.request.url.params.get("continuationToken") for call in route.calls]
+    assert ([7, 6, 5], ["7", "5"], False) == (ids, tokens, pager.truncated)
 
 
 @respx.mock

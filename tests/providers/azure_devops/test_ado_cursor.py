@@ -35,6 +35,22 @@ def test_environments_cursor_round_trips():
     assert cursor == EnvironmentsCursor.from_json(cursor.to_json(), scope="s")
 
 
+def test_a_walk_cut_short_round_trips_with_its_resume_token():
+    """An environment mark keeps where a cut-short walk stopped and the mark read above it."""
+    ahead = EnvMark(4120, T0 + timedelta(minutes=3), [4119, 4120])
+    cursor = EnvironmentsCursor(
+        scope="s", start=T0, envs={"3": EnvMark(4107, T0, [4107], resume="4111", ahead=ahead)}
+    )
+    assert cursor == EnvironmentsCursor.from_json(cursor.to_json(), scope="s")
+
+
+def test_a_resume_token_without_its_mark_is_refused():
+    """A mark with a resume token but no mark above it cannot be continued."""
+    data = {"hwm": 4107, "recent": [], "resume": "4111"}
+    with pytest.raises(CursorMismatch, match="resume"):
+        EnvMark.from_json(data)
+
+
 def test_stages_and_releases_cursors_round_trip():
     """Stages and releases cursors survive JSON."""
     stages = StagesCursor("s", RunsState(T0, OpenSet({"1": T0}), {}))

@@ -249,3 +249,20 @@ def test_records_listed_only_when_the_run_ends_are_not_missed(emulator, provider
 def test_wildcard_lists_every_visible_project(emulator, providers):
     """projects: ["*"] becomes the projects the credential can see."""
     assert ["shop"] == list(providers(projects=["*"]).targets())
+
+
+def test_a_walk_cut_short_at_max_pages_resumes_where_it_stopped(emulator, providers):
+    """More new records than max_pages can read: later cycles read the rest, none is lost."""
+    emulator.add_run("web", ago=7200)
+    harness = Harness(providers(page_size=2, max_pages=2, gates=False))
+    harness.cycle()
+    for ago in range(5400, 3000, -400):
+        emulator.add_run("web", ago=ago)
+    with capture_logs() as logs:
+        for _ in range(4):
+            emulator.advance(60)
+            harness.cycle()
+    truth = Harness(providers(gates=False))
+    truth.cycle()
+    truncated = [e for e in logs if e["event"] == "azure_devops.walk_truncated"]
+    assert (set(truth.seen), True) == (set(harness.seen), len(truncated) >= 3)

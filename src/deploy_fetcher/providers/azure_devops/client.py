@@ -305,11 +305,19 @@ class AzureDevOpsClient:
         return ListPage(items, headers.get(_CONTINUATION) or None, url)
 
     def paginate(
-        self, url: str, params: dict[str, str], *, max_pages: int, resource: str = ""
+        self,
+        url: str,
+        params: dict[str, str],
+        *,
+        max_pages: int,
+        resource: str = "",
+        start: str | None = None,
     ) -> ContinuationPaginator:
-        """All pages of a list, following continuation tokens."""
+        """All pages of a list, following continuation tokens (from ``start`` when given)."""
         return ContinuationPaginator(
-            lambda token: self.list_page(url, params, token, resource=resource), max_pages=max_pages
+            lambda token: self.list_page(url, params, token, resource=resource),
+            max_pages=max_pages,
+            start=start,
         )
 
     # -- endpoints ----------------------------------------------------------------------------
@@ -331,15 +339,26 @@ class AzureDevOpsClient:
         )
 
     def environment_records(
-        self, project: str, environment_id: int, *, page_size: int, max_pages: int
+        self,
+        project: str,
+        environment_id: int,
+        *,
+        page_size: int,
+        max_pages: int,
+        start: str | None = None,
     ) -> ContinuationPaginator:
-        """``GET .../environments/{id}/environmentdeploymentrecords``, newest first (``top``, no ``$``)."""
+        """``GET .../environments/{id}/environmentdeploymentrecords``, newest first (``top``, no ``$``).
+
+        The service's continuation token is the id of the next record (the list resumes at ids at
+        or below it), so a token kept from a walk cut short is still good cycles later.
+        """
         path = f"_apis/distributedtask/environments/{environment_id}/environmentdeploymentrecords"
         return self.paginate(
             self.project(project, path),
             {"top": str(page_size)},
             max_pages=max_pages,
             resource="environmentdeploymentrecords",
+            start=start,
         )
 
     def definitions(self, project: str, *, page_size: int, max_pages: int) -> ContinuationPaginator:

@@ -5,8 +5,8 @@ and re-reads an overlap behind it; modes whose lists cannot show changes to old 
 **open set** of items last seen non-terminal, bounded in size and age so a run that never finishes
 cannot grow the cursor forever:
 
-* ``environments``: per environment the highest deployment record id and the newest record time;
-  open record keys (``{environmentId}:{recordId}``); what was learned about which stage of which
+* ``environments``: per environment the highest deployment record id and the newest record time
+  (and, after a walk cut short at ``max_pages``, where to resume it); open record keys (``{environmentId}:{recordId}``); what was learned about which stage of which
   pipeline deploys to which environment; and the run state below for approvals and checks;
 * ``stages``: the run state — the newest build ``queueTime`` seen, the open builds (not completed),
   and the completed builds inside the overlap window (so they are not fetched again);
@@ -187,11 +187,17 @@ class EnvMark:
 
     ``hwm`` is the highest record id seen, ``seen_at`` the newest record time, ``recent`` the ids of
     the records inside the overlap window behind it (already emitted: not emitted again).
+
+    A walk cut short at ``max_pages`` leaves records between this mark and the page it did not
+    read: ``resume`` is that page's continuation token and ``ahead`` the mark of what the walk did
+    read above it, adopted once the rest has been read (until then this mark stays the floor).
     """
 
     hwm: int = 0
     seen_at: datetime | None = None
     recent: list[int] = field(default_factory=list)
+    resume: str | None = None
+    ahead: EnvMark | None = None
 
     def advance(self, record_id: int, when: datetime | None) -> None:
         """Raise the mark to cover a record."""
@@ -204,6 +210,9 @@ class EnvMark:
         out: dict[str, Any] = {"hwm": self.hwm, "recent": sorted(self.recent)}
         if self.seen_at is not None:
             out["seen_at"] = format_rfc3339(self.seen_at)
+        if self.resume is not None and self.ahead is not None:
+            out["resume"] = self.resume
+            out["ahead"] = self.ahead.to_json()
         return out
 
     @classmethod
@@ -216,9 +225,16 @@ class EnvMark:
         if not isinstance(recent, list) or not all(isinstance(r, int) for r in recent):
             msg = "environment mark with a bad recent list"
             raise CursorMismatch(msg)
-        seen = data.get("seen_at")
+        seen, resume, ahead = data.get("seen_at"), data.get("resume"), data.get("ahead")
+        if resume is not None and (not isinstance(resume, str) or not resume or ahead is None):
+            msg = "environment mark with a bad resume token"
+            raise CursorMismatch(msg)
         return cls(
-            hwm=data["hwm"], seen_at=_when(seen) if seen is not None else None, recent=recent
+            hwm=data["hwm"],
+            seen_at=_when(seen) if seen is not None else None,
+            recent=recent,
+            resume=resume,
+            ahead=cls.from_json(ahead) if resume is not None else None,
         )
 
 

@@ -3,6 +3,9 @@
 Deployment records have no time filter and come newest first, so each environment is paged until
 the walk passes both its high-water record id (and every open record) and the overlap window behind
 its newest record time; the ids inside that window are remembered so they are not emitted twice.
+A walk cut short at ``max_pages`` keeps the old mark as its floor and the token where it stopped:
+the next cycles read on from there before walking from the newest record again, so a backlog
+longer than one walk takes several cycles but loses nothing.
 Azure DevOps may list a job's record only when its whole run ends, with an id below the high-water
 mark: so the runs of the pipelines the records revealed are followed too (see :mod:`.runs`), and when
 one seen running ends, the walk reaches back to its queue time for its records. Those run timelines
@@ -12,8 +15,9 @@ job ran.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import structlog
@@ -29,7 +33,7 @@ from deploy_fetcher.providers.azure_devops.runs import RunWalk, RunWalker
 from deploy_fetcher.providers.azure_devops.selection import PipelineFilter, StageResolver
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
     from deploy_fetcher.model import DeployEvent
     from deploy_fetcher.providers.azure_devops.catalog import Catalog, Environment
@@ -64,11 +68,20 @@ def record_time(record: Mapping[str, Any]) -> datetime | None:
 
 @dataclass
 class _EnvWalk:
-    """One environment's walk: the records to map and the new mark."""
+    """One environment's walk: the records to map, the new mark, and where it was cut short."""
 
     env: Environment
     mark: EnvMark
     records: list[tuple[Mapping[str, Any], str]] = field(default_factory=list)
+    resume: str | None = None
+
+
+def _merged(ahead: EnvMark, behind: EnvMark) -> EnvMark:
+    """The mark once a walk cut short has read on down to its floor: both walks' records."""
+    recent = sorted(set(ahead.recent) | set(behind.recent))[-_MAX_RECENT:]
+    merged = EnvMark(ahead.hwm, ahead.seen_at, recent)
+    merged.advance(behind.hwm, behind.seen_at)
+    return merged
 
 
 def _owner(record: Mapping[str, Any]) -> int | None:
@@ -151,12 +164,24 @@ class EnvironmentWalker:
             def_id if isinstance(def_id, int) else None, name if isinstance(name, str) else None
         )
 
-    def _walk(self, project: str, env: Environment, mark: EnvMark, window: _Window) -> _EnvWalk:
-        """Page one environment's records down to what the mark already covers."""
+    def _walk(
+        self,
+        project: str,
+        env: Environment,
+        mark: EnvMark,
+        window: _Window,
+        *,
+        start: str | None = None,
+    ) -> _EnvWalk:
+        """Page one environment's records (from ``start``) down to what the mark already covers."""
         walk = _EnvWalk(env, EnvMark(mark.hwm, mark.seen_at))
         read: list[tuple[int, datetime | None]] = []
         pager = self._client.environment_records(
-            project, env.id, page_size=self._config.page_size, max_pages=self._config.max_pages
+            project,
+            env.id,
+            page_size=self._config.page_size,
+            max_pages=self._config.max_pages,
+            start=start,
         )
         for page in pager:
             page_read: list[tuple[int, datetime | None]] = []
@@ -175,16 +200,44 @@ class EnvironmentWalker:
             if window.passed(page_read):
                 break
         if pager.truncated:
+            walk.resume = pager.next_token
             _log.warning(
                 "azure_devops.walk_truncated",
                 project=project,
                 environment=env.name,
                 pages=pager.pages,
+                resumed=start is not None,
             )
         if walk.mark.seen_at is not None:
             horizon = walk.mark.seen_at - window.overlap
             recent = sorted(rid for rid, when in read if when is not None and when >= horizon)
             walk.mark.recent = recent[-_MAX_RECENT:]
+        return walk
+
+    def _catch_up(
+        self,
+        project: str,
+        env: Environment,
+        mark: EnvMark,
+        window: Callable[[EnvMark], _Window],
+    ) -> _EnvWalk:
+        """This cycle's walk of one environment, finishing first a walk cut short before.
+
+        Until the rest of a cut-short walk is read down to its floor, the environment is walked
+        from there only; once it is, the marks merge and the walk from the newest record follows.
+        """
+        earlier: list[tuple[Mapping[str, Any], str]] = []
+        if mark.resume is not None and mark.ahead is not None:
+            behind = self._walk(project, env, mark, window(mark), start=mark.resume)
+            if behind.resume is not None:
+                return _EnvWalk(env, replace(mark, resume=behind.resume), behind.records)
+            earlier = behind.records
+            mark = _merged(mark.ahead, behind.mark)
+        walk = self._walk(project, env, mark, window(mark))
+        walk.records = earlier + walk.records
+        if walk.resume is not None:
+            ahead, walk.mark = walk.mark, replace(mark, resume=walk.resume)
+            walk.mark.ahead = ahead
         return walk
 
     def _map(
@@ -277,10 +330,10 @@ class EnvironmentWalker:
                 if key.startswith(prefix) and key[len(prefix) :].isdigit()
             }
             mark = cursor.envs.get(str(env.id), EnvMark())
-            window = _Window(
-                mark, open_ids=open_ids, start=cursor.start, overlap=overlap, late=late
+            window = partial(
+                _Window, open_ids=open_ids, start=cursor.start, overlap=overlap, late=late
             )
-            walks.append(self._walk(project, env, mark, window))
+            walks.append(self._catch_up(project, env, mark, window))
         yield from self._map(project, walks, naming, cursor, now)
         for walk in walks:
             cursor.envs[str(walk.env.id)] = walk.mark
@@ -291,7 +344,9 @@ class EnvironmentWalker:
         if not tracked and cursor.definitions:
             # The first poll learned from the records which pipelines deploy here.
             yield from self._track_runs(project, cursor, naming=naming, now=now, overlap=overlap)
-        cursor.forget_ended(now, overlap)
+        if not any(mark.resume for mark in cursor.envs.values()):
+            # A walk still catching up has yet to look for the records of runs that ended late.
+            cursor.forget_ended(now, overlap)
         cursor.polled_at = now
 
     def _track_runs(

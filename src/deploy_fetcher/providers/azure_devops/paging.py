@@ -4,7 +4,8 @@ A list answers ``{count, value}`` and, when more follows, an ``x-ms-continuation
 value goes back as the ``continuationToken`` query parameter. The paginator follows tokens to the end,
 but never forever: a token the server already handed out means it is going round in circles (the
 cycle fails and is retried, rather than spinning on the API budget), and a walk stops after
-``max_pages`` with ``truncated`` set so the caller can say so and resume later.
+``max_pages`` with ``truncated`` set and the unread page's token in ``next_token``, so the caller
+can say so and resume there later (``start``).
 """
 
 from __future__ import annotations
@@ -32,21 +33,32 @@ class ListPage:
 class ContinuationPaginator:
     """Iterate the pages of one list, following continuation tokens.
 
-    ``fetch(token)`` returns the page for a token (None for the first page).
+    ``fetch(token)`` returns the page for a token (None for the first page); ``start`` is the
+    token of the page to begin with (a ``next_token`` of an earlier walk), None for the first.
     """
 
-    def __init__(self, fetch: Callable[[str | None], ListPage], *, max_pages: int) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[str | None], ListPage],
+        *,
+        max_pages: int,
+        start: str | None = None,
+    ) -> None:
         self._fetch = fetch
         self._max_pages = max_pages
+        self._start = start
         self.pages = 0
         self.truncated = False
+        #: When truncated: the token of the first page not read.
+        self.next_token: str | None = None
 
     def __iter__(self) -> Iterator[ListPage]:
         seen: set[str] = set()
-        token: str | None = None
+        token = self._start
         while True:
             if self.pages >= self._max_pages:
                 self.truncated = True
+                self.next_token = token
                 return
             page = self._fetch(token)
             self.pages += 1
