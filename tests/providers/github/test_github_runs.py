@@ -143,3 +143,17 @@ def test_runs_backfill_is_windowed_and_oldest_first(make_emulator, make_provider
         e.deployment_id for e in events
     ]
     assert [None] == [p.cursor for p in pages]
+
+
+def test_a_window_split_over_the_list_cap_tiles_every_second(make_emulator, make_provider):
+    """A window over 1 000 runs splits in whole-second halves: the second after the middle is read."""
+    emulator = make_emulator(start=START)
+    release = emulator.add_workflow("octo/legacy", "Release", "release.yml")
+    for n in range(999):
+        emulator.add_run("octo/legacy", release, at=START, sha=f"{n:040x}")
+    for offset in (1, 2):
+        emulator.add_run("octo/legacy", release, at=START + timedelta(seconds=offset), sha="f" * 40)
+    provider = runs_provider(make_provider, emulator)
+    pages = list(provider.backfill("octo/legacy", START, START + timedelta(seconds=3)))
+    runs = {e.metadata["run_id"] for p in pages for e in p.events}
+    assert 1001 == len(runs)

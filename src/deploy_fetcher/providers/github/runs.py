@@ -10,8 +10,8 @@ exist). One cycle:
    answers ``304``; within the window a re-run (``run_attempt`` + 1) of a recent run is seen;
 3. open runs that fell out of the window: ``GET …/runs/{id}`` with ``If-None-Match``.
 
-A filtered run listing stops at 1 000 results; a window with more is split in halves until each
-half fits.
+A filtered run listing stops at 1 000 results; a window with more is split at a whole second into
+halves until each half fits.
 """
 
 from __future__ import annotations
@@ -217,8 +217,13 @@ class RunsPoller:
     def _split(
         self, wf_id: int, start: datetime, end: datetime | None, depth: int
     ) -> list[dict[str, Any]]:
+        """Both halves of a window, ``[start..middle]`` and ``[middle + 1 s..end]``.
+
+        Run times have whole seconds, so ``middle`` is a whole second too: the halves then meet
+        without a gap (with a fractional middle, the second after it fell in neither).
+        """
         stop = end or self.client.context.clock()
-        middle = start + (stop - start) / 2
+        middle = (start + (stop - start) / 2).replace(microsecond=0)
         self._log.info(
             "github.run_window_split", start=format_rfc3339(start), end=format_rfc3339(stop)
         )
