@@ -17,7 +17,13 @@ from typing import Any, Final
 import structlog
 from pydantic import BaseModel, SecretStr
 
-__all__ = ["configure_logging", "redact_text", "register_secret", "register_secrets_in"]
+__all__ = [
+    "configure_logging",
+    "redact_text",
+    "register_secret",
+    "register_secrets_in",
+    "secret_forms",
+]
 
 MASK: Final = "***"
 #: Shorter values would mask innocent substrings everywhere.
@@ -31,15 +37,28 @@ _secrets_lock = threading.Lock()
 _pattern: re.Pattern[str] | None = None
 
 
+def secret_forms(value: str) -> list[str]:
+    """The texts that give a secret away, each to be masked.
+
+    The value itself and, for a header value with a scheme (``Bearer abc…``, ``token abc…``), the
+    credential after it, which a server may echo alone in an error body.
+    """
+    forms = [value]
+    scheme, _, credential = value.strip().partition(" ")
+    credential = credential.strip()
+    if scheme and len(credential) >= MIN_SECRET_LENGTH:
+        forms.append(credential)
+    return forms
+
+
 def register_secret(value: str) -> None:
     """Mask ``value`` in every log line from now on (short values are ignored: too many false hits)."""
     global _pattern  # noqa: PLW0603 - one process-wide registry is the point
-    if len(value) < MIN_SECRET_LENGTH:
-        return
+    forms = [form for form in secret_forms(value) if len(form) >= MIN_SECRET_LENGTH]
     with _secrets_lock:
-        if value in _secrets:
+        if all(form in _secrets for form in forms):
             return
-        _secrets.add(value)
+        _secrets.update(forms)
         ordered = sorted(_secrets, key=len, reverse=True)
         _pattern = re.compile("|".join(re.escape(s) for s in ordered))
 

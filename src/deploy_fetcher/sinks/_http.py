@@ -34,6 +34,7 @@ from typing import Annotated, Any, Final
 import httpx
 from pydantic import AfterValidator, BaseModel, SecretStr
 
+from deploy_fetcher._logging import secret_forms
 from deploy_fetcher.config import SinkConfig
 from deploy_fetcher.sinks._base import (
     CheckResult,
@@ -201,7 +202,7 @@ def secret_values(obj: Any) -> list[str]:
     """Every ``SecretStr`` value inside a (nested) config model, so no sink can forget one."""
     found: list[str] = []
     if isinstance(obj, SecretStr):
-        found.append(obj.get_secret_value())
+        found += secret_forms(obj.get_secret_value())
     elif isinstance(obj, BaseModel):
         for name in type(obj).model_fields:
             found += secret_values(getattr(obj, name))
