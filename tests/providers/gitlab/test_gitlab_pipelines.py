@@ -7,8 +7,10 @@ from urllib.parse import parse_qs
 import pytest
 from tests.providers.gitlab.support import Harness, make_provider
 
+from deploy_fetcher.emulators._server import Fault
 from deploy_fetcher.emulators.gitlab import GitLabEmulator
 from deploy_fetcher.emulators.gitlab.scenario import run_from
+from deploy_fetcher.errors import TransientError
 
 PIPELINES = {
     "project": "acme/cli",
@@ -89,3 +91,20 @@ def test_failed_pipeline_is_a_failure(cli):
     run_from(cli.world, pipeline, 0, pipeline.created_at, cli.rng, build_outcome="failed")
     events = Harness(make_provider(cli, projects=[PIPELINES])).cycle("acme/cli")
     assert ["pending", "in-progress", "failure"] == [e.status.value for e in events]
+
+
+def test_a_pipeline_detail_that_is_not_json_is_read_again_next_cycle(cli):
+    """An HTML 200 for a pipeline's detail fails the cycle; the next one reports the pipeline."""
+    pipeline = cli.add_pipeline("acme/cli", environments=(), deploy_job=True, ago=3600)
+    harness = Harness(make_provider(cli, projects=[PIPELINES]))
+    html = Fault(
+        match=rf"/pipelines/{pipeline.id}$",
+        status=200,
+        body="<html>Sign in</html>",
+        headers={"Content-Type": "text/html"},
+    )
+    cli.inject(html)
+    with pytest.raises(TransientError, match="not JSON"):
+        harness.cycle("acme/cli")
+    harness.cycle("acme/cli")
+    assert ["pending", "in-progress", "success"] == harness.statuses(f"gl-pipeline-{pipeline.id}")

@@ -292,9 +292,11 @@ class GitLabProvider(Provider):
             return []
         events: list[DeployEvent] = []
         if self._pipeline_wanted(path, view, settings, state):
+            # A detail that cannot be read raises here, before the pipeline is marked done: the
+            # cycle fails and the next one reads it again. Only a malformed one is skipped.
+            detail = self.client.get(f"{path}/{view.id}") if pipeline_needs_detail(view) else None
             try:
-                if pipeline_needs_detail(view):
-                    detail = self.client.get(f"{path}/{view.id}")
+                if detail is not None:
                     view = replace(parse_pipeline(raw, detail), updated_at=view.updated_at)
                 events = pipeline_events(view, rendering)
             except ValueError as exc:  # Malformed, or a value the event model refuses

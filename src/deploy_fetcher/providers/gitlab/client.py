@@ -292,10 +292,18 @@ class GitLabClient:
         return f"GET {self.url}/api/v4{path}"
 
     def get(self, path: str, **query: Any) -> Any:
-        """``GET`` one object (the parsed JSON)."""
-        return self.call(
-            self._get(path), lambda: self.gl.http_get(path, query_data=query, **_NO_SDK_RETRY)
-        )
+        """``GET`` one object (the parsed JSON).
+
+        python-gitlab hands back the raw response when the content type is not JSON (an HTML page
+        from a proxy or a maintenance screen): that is a failed read, TransientError, never data.
+        """
+        what = self._get(path)
+        body = self.call(what, lambda: self.gl.http_get(path, query_data=query, **_NO_SDK_RETRY))
+        if isinstance(body, requests.Response):
+            content_type = (body.headers.get("Content-Type") or "no content type")[:100]
+            msg = f"{what}: GitLab answered {body.status_code} with {content_type}, not JSON"
+            raise TransientError(msg)
+        return body
 
     def page(self, path: str, query: dict[str, Any], *, page: int, per_page: int) -> list[Any]:
         """``GET`` one page of a list (the raw items, not wrapped in objects)."""
