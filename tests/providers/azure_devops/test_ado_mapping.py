@@ -364,6 +364,22 @@ def test_release_cancelled_while_running():
     assert ["queued", "in-progress", "cancelled"] == [e.status.value for e in _release(804)]
 
 
+@pytest.mark.parametrize("deployment_status", ["inProgress", "failed"])
+def test_release_cancelling_reports_nothing_new_until_canceled(deployment_status):
+    """While cancelling, a deployment is still in progress: its end comes once, when canceled."""
+    cancelling = {
+        **DEPLOYMENTS[804],
+        "deploymentStatus": deployment_status,
+        "operationStatus": "cancelling",
+        "lastModifiedOn": "2026-03-02T11:00:50.0000000Z",
+    }
+    del cancelling["completedOn"]
+    events = release_events(cancelling, naming=NAMING)
+    assert [("queued", "11:00:00.000"), ("in-progress", "11:00:05.000")] == [
+        summary(e)[3:] for e in events
+    ]
+
+
 def test_release_manual_intervention_waits_again():
     """A manual intervention in a running deployment is waiting from its last change."""
     assert [
@@ -397,7 +413,7 @@ def test_release_unknown_status_pair_is_malformed():
         ("notDeployed", "rejected", Status.REJECTED),
         ("notDeployed", "canceled", Status.CANCELLED),
         ("failed", "phaseCanceled", Status.CANCELLED),
-        ("inProgress", "cancelling", Status.CANCELLED),
+        ("inProgress", "cancelling", Status.IN_PROGRESS),
         ("undefined", "undefined", None),
     ],
 )

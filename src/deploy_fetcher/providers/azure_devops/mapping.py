@@ -80,7 +80,6 @@ OPERATION_STATUS: Final[dict[str, Status]] = {
     "rejected": Status.REJECTED,
     "canceled": Status.CANCELLED,
     "phaseCanceled": Status.CANCELLED,
-    "cancelling": Status.CANCELLED,
     "gateFailed": Status.FAILURE,
     "phaseFailed": Status.FAILURE,
 }
@@ -94,6 +93,8 @@ DEPLOYMENT_STATUS: Final[dict[str, Status]] = {
     "failed": Status.FAILURE,
 }
 
+#: On its way to ``canceled``: the deployment status decides until then, never as an end.
+_CANCELLING: Final = "cancelling"
 _REJECTED_APPROVAL: Final = frozenset({"failed", "rejected"})
 _SUCCESS_RESULTS: Final = frozenset({"succeeded", "succeededWithIssues", "partiallySucceeded"})
 #: Release deployment statuses reached only after the deployment really started.
@@ -599,13 +600,16 @@ def release_status(deployment_status: str | None, operation_status: str | None) 
     """Current status of a release deployment from its (deploymentStatus, operationStatus) pair.
 
     The operation status wins when it is decisive (approval pending, rejected, canceled, gate failed);
-    otherwise the deployment status decides. None for values this table does not know.
+    otherwise the deployment status decides, except that ``cancelling`` is never an end (in
+    progress until ``canceled``). None for values this table does not know.
     """
     if operation_status in OPERATION_STATUS:
         return OPERATION_STATUS[operation_status]
-    if deployment_status in DEPLOYMENT_STATUS:
-        return DEPLOYMENT_STATUS[deployment_status]
-    return None
+    status = DEPLOYMENT_STATUS.get(deployment_status) if deployment_status else None
+    if operation_status == _CANCELLING and (status is None or status.is_terminal):
+        # Not ended yet: the end is ``canceled``, dated ``completedOn``, reported once then.
+        return Status.IN_PROGRESS
+    return status
 
 
 def _artifact(deployment: Mapping[str, Any]) -> Mapping[str, Any]:
