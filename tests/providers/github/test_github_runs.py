@@ -157,3 +157,63 @@ def test_a_window_split_over_the_list_cap_tiles_every_second(make_emulator, make
     pages = list(provider.backfill("octo/legacy", START, START + timedelta(seconds=3)))
     runs = {e.metadata["run_id"] for p in pages for e in p.events}
     assert 1001 == len(runs)
+
+
+def _rejected_run(emulator) -> int:
+    """A release run whose prod review was rejected an hour before START (the run failed)."""
+    spec = WorkflowSpec("Release", "release.yml", ("prod",), frozenset({"prod"}))
+    run_id = start_pipeline(
+        emulator,
+        "octo/legacy",
+        spec,
+        at=START - timedelta(hours=1),
+        sha="c" * 40,
+        plan=Pipeline("rejected"),
+    )
+    emulator.run_due()
+    return run_id
+
+
+def test_a_rejected_run_is_rejected_in_a_backfill(make_emulator, make_provider):
+    """A backfill, which never sees a run waiting, reads the review history of a failed run."""
+    emulator = make_emulator(start=START)
+    run_id = _rejected_run(emulator)
+    provider = runs_provider(make_provider, emulator)
+    pages = provider.backfill("octo/legacy", START - timedelta(hours=2), START)
+    events = [e for p in pages for e in p.events]
+    assert (f"gh-run-{run_id}-1", "rejected") == (events[-1].deployment_id, events[-1].status.value)
+
+
+def test_a_run_rejected_between_two_polls_is_rejected(make_emulator, make_provider):
+    """A run first seen already failed by a rejection is rejected, not failure."""
+    emulator = make_emulator(start=START)
+    emulator.add_repo("octo/legacy")
+    harness = Harness(runs_provider(make_provider, emulator))
+    harness.cycle()
+    run_id = _rejected_run(emulator)
+    harness.cycle()
+    assert "rejected" == harness.by_deployment()[f"gh-run-{run_id}-1"][-1][0]
+
+
+def test_failed_runs_of_a_workflow_without_environments_read_no_review_history(
+    make_emulator, make_provider
+):
+    """Its file, read once and then re-validated for free, says no reviewer can hold its runs."""
+    emulator = make_emulator(start=START)
+    for hours, sha in ((3, "d"), (2, "e")):
+        start_pipeline(
+            emulator,
+            "octo/legacy",
+            RELEASE,
+            at=START - timedelta(hours=hours),
+            sha=sha * 40,
+            plan=Pipeline("failure"),
+        )
+    emulator.run_due()
+    provider = runs_provider(make_provider, emulator)
+    pages = provider.backfill("octo/legacy", START - timedelta(hours=4), START)
+    finals = [e.status.value for p in pages for e in p.events if e.status.is_terminal]
+    reads = [(r.path.rsplit("/", 1)[-1], r.status) for r in emulator.log]
+    approvals = [r for r in reads if r[0] == "approvals"]
+    files = [status for name, status in reads if name == "release.yml"]
+    assert (["failure", "failure"], [], [200, 304]) == (finals, approvals, files)

@@ -16,7 +16,7 @@ from deploy_fetcher.providers.github.cursor import (
     OpenRun,
     RunsCursor,
 )
-from deploy_fetcher.providers.github.graph import parse_workflow
+from deploy_fetcher.providers.github.graph import may_be_reviewed, parse_workflow
 from deploy_fetcher.providers.github.paging import LinkPaginator, PaginationLoop, parse_link_header
 from deploy_fetcher.providers.github.quota import QuotaBudget
 
@@ -71,6 +71,20 @@ def test_graph_refuses_what_is_not_a_workflow(text):
 
 
 # -- paging ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("job", "expected"),
+    [
+        ("    runs-on: ubuntu-latest", False),
+        ("    environment: prod", True),
+        ("    uses: ./.github/workflows/deploy.yml", True),
+    ],
+)
+def test_only_environment_jobs_and_reusable_calls_can_be_reviewed(job, expected):
+    """A reviewer can hold a run only through an environment job or a called workflow's jobs."""
+    text = f"name: Release\non: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n  go:\n{job}\n"
+    assert expected == may_be_reviewed(text)
+
+
 def test_link_header_is_parsed_by_rel():
     """Every rel of a Link header maps to its URL."""
     header = '<https://api.github.com/r?page=2>; rel="next", <https://api.github.com/r?page=5>; rel="last"'

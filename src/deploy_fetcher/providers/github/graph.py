@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["EnvironmentGraph", "parse_workflow"]
+__all__ = ["EnvironmentGraph", "may_be_reviewed", "parse_workflow"]
 
 #: Parent environments per environment, lower-cased (GitHub compares environment names that way).
 EnvironmentGraph = dict[str, frozenset[str]]
@@ -37,13 +37,8 @@ def _needs_of(job: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def parse_workflow(text: str) -> EnvironmentGraph:
-    """Return each environment's parent environments from a workflow file's text.
-
-    Expressions (``environment: ${{ inputs.target }}``) cannot be resolved without the run's inputs:
-    such a job counts as an environment job of an unknown name, so it neither gets nor gives parents.
-    Raises ValueError when the text is not a workflow (the caller gives ``[]`` parents then).
-    """
+def _jobs(text: str) -> dict[str, Mapping[str, Any]]:
+    """A workflow file's jobs by name; ValueError when the text is not a workflow."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -52,9 +47,26 @@ def parse_workflow(text: str) -> EnvironmentGraph:
     if not isinstance(data, Mapping) or not isinstance(data.get("jobs"), Mapping):
         msg = "workflow file has no jobs mapping"
         raise ValueError(msg)  # noqa: TRY004 - an unusable file, whatever its shape
-    jobs: dict[str, Mapping[str, Any]] = {
-        str(k): v for k, v in data["jobs"].items() if isinstance(v, Mapping)
-    }
+    return {str(k): v for k, v in data["jobs"].items() if isinstance(v, Mapping)}
+
+
+def may_be_reviewed(text: str) -> bool:
+    """Whether a run of this workflow can wait for (and be refused by) a reviewer.
+
+    Only a job that targets an environment can, or one calling a reusable workflow (``uses:``),
+    whose own jobs may. Raises ValueError when the text is not a workflow.
+    """
+    return any("environment" in job or "uses" in job for job in _jobs(text).values())
+
+
+def parse_workflow(text: str) -> EnvironmentGraph:
+    """Return each environment's parent environments from a workflow file's text.
+
+    Expressions (``environment: ${{ inputs.target }}``) cannot be resolved without the run's inputs:
+    such a job counts as an environment job of an unknown name, so it neither gets nor gives parents.
+    Raises ValueError when the text is not a workflow (the caller gives ``[]`` parents then).
+    """
+    jobs = _jobs(text)
     env_of = {name: _environment_of(job) for name, job in jobs.items()}
     is_env_job = {name: "environment" in job for name, job in jobs.items()}
 

@@ -1,4 +1,4 @@
-"""Cached reads that enrich events: workflow runs, their approvals, workflow files' promotion graphs.
+"""Cached reads that enrich events: workflow runs, their approvals, what workflow files say.
 
 They live as long as the provider (across cycles), so a run, a review log or a workflow file is read
 once: a completed run never changes, a file at a commit never changes, and an unfinished run is
@@ -21,7 +21,11 @@ import structlog
 
 from deploy_fetcher.model import format_rfc3339, parse_timestamp
 from deploy_fetcher.providers.github.client import GitHubClient, MalformedResponse, NotFound
-from deploy_fetcher.providers.github.graph import EnvironmentGraph, parse_workflow
+from deploy_fetcher.providers.github.graph import (
+    EnvironmentGraph,
+    may_be_reviewed,
+    parse_workflow,
+)
 from deploy_fetcher.providers.github.mapping import run_problem
 
 __all__ = ["LRU", "Lookups"]
@@ -75,6 +79,8 @@ class Lookups:
         self._runs: LRU[tuple[str, int], tuple[str | None, dict[str, Any]]] = LRU(size)
         self._rejections: LRU[tuple[str, int], frozenset[str]] = LRU(size)
         self._graphs: LRU[tuple[str, str, str], EnvironmentGraph | None] = LRU(size)
+        #: (repo, workflow path) → (ETag, whether a reviewer can hold its runs), default branch.
+        self._reviewable: LRU[tuple[str, str], tuple[str | None, bool]] = LRU(size)
         #: (repo, run id) → environment (lower-case) → deployment id, learned from what was read
         #: (None: asked, and the run made no deployment there).
         self.run_environments: LRU[tuple[str, int], dict[str, int | None]] = LRU(size)
@@ -173,6 +179,38 @@ class Lookups:
         if run.get("status") == "completed":
             self._rejections.put((repo, run_id), result)
         return result
+
+    def reviewable(self, repo: str, run: Mapping[str, Any]) -> bool | None:
+        """Whether the run's workflow has jobs a reviewer can hold; None when not known.
+
+        Read from the workflow file on the default branch and re-validated with ``If-None-Match``
+        (free while unchanged), so the failed runs of a workflow without environments cost no
+        review-history request each. The file at the run's own commit would be exact, but reading
+        it costs as much as the review history it is meant to spare.
+        """
+        path = run.get("path")
+        if not isinstance(path, str) or not path:
+            return None
+        path = path.split("@", 1)[0]
+        cached = self._reviewable.get((repo, path))
+        url = f"/repos/{repo}/contents/{quote(path)}"
+        try:
+            response = self.client.get(url, etag=cached[0] if cached else None)
+        except NotFound as exc:
+            _log.info("github.workflow_file_unavailable", url=exc.url, status=exc.status)
+            return None
+        except MalformedResponse as exc:
+            _log.warning("github.malformed_item", url=exc.url, reason="workflow file is not JSON")
+            return None
+        if response.not_modified and cached is not None:
+            return cached[1]
+        try:
+            found = may_be_reviewed(_file_text(response.data))
+        except ValueError as exc:
+            _log.warning("github.malformed_item", url=response.url, reason=f"workflow file: {exc}")
+            return None
+        self._reviewable.put((repo, path), (response.etag, found))
+        return found
 
     # -- workflow graphs ---------------------------------------------------------------------------
     @staticmethod

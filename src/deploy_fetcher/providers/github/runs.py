@@ -324,13 +324,15 @@ class RunsPoller:
         self, run: Mapping[str, Any], names: Mapping[int, str], entry: OpenRun | None
     ) -> RunOutcome:
         rejected = False
-        waited = entry is not None and entry.waiting_since is not None
-        if (
-            waited
-            and run.get("status") == "completed"
-            and run.get("conclusion") in ("failure", "cancelled")
-        ):
-            rejected = bool(self.lookups.rejected_environments(self.repo.full_name, run))
+        if run.get("status") == "completed" and run.get("conclusion") in ("failure", "cancelled"):
+            # A rejected review ends a run failed, whether or not a poll saw it waiting (a
+            # backfill never does; a review can come between two polls). Only the review history
+            # tells, one request per run, kept once the run is complete: spent unless the run's
+            # workflow is known to have nothing a reviewer could hold.
+            waited = entry is not None and entry.waiting_since is not None
+            repo = self.repo.full_name
+            if waited or self.lookups.reviewable(repo, run) is not False:
+                rejected = bool(self.lookups.rejected_environments(repo, run))
         workflow_id = run.get("workflow_id")
         outcome = run_events(
             run,
