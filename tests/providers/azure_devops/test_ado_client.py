@@ -300,6 +300,31 @@ def test_server_errors_are_retried_with_backoff():
 
 
 @respx.mock
+def test_a_server_error_with_a_long_retry_after_is_transient_without_waiting():
+    """A 503 asking for more than max_rate_limit_wait ends the request at once, nothing slept."""
+    sleeps = SleepRecorder()
+    route = respx.get(BUILDS).mock(
+        side_effect=[httpx.Response(503, headers={"Retry-After": "3600"}), _page(4)]
+    )
+    with pytest.raises(TransientError, match=r"HTTP 503.*3600 s"):
+        _ids(_client(sleeps, max_rate_limit_wait=60.0).builds("shop", page_size=1, max_pages=1))
+    assert ([], 1) == (sleeps.waits, route.call_count)
+
+
+@respx.mock
+def test_a_server_error_with_a_short_retry_after_waits_that_long():
+    """A Retry-After within max_rate_limit_wait on a 408 is waited out, then the request retried."""
+    sleeps = SleepRecorder()
+    respx.get(BUILDS).mock(
+        side_effect=[httpx.Response(408, headers={"Retry-After": "7"}), _page(4)]
+    )
+    assert ([4], [7.0]) == (
+        _ids(_client(sleeps).builds("shop", page_size=1, max_pages=1)),
+        sleeps.waits,
+    )
+
+
+@respx.mock
 def test_persistent_server_errors_are_transient():
     """Retries exhausted: TransientError (the next cycle tries again)."""
     route = respx.get(BUILDS).mock(return_value=httpx.Response(502))

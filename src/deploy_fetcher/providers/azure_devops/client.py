@@ -9,7 +9,8 @@ the fetcher's error taxonomy, so the adapter never looks at a status code::
     401                      → AuthError   (after one re-read of a bearer token file)
     403, 404                 → TargetNotFound (project missing or not visible: reported and skipped)
     429                      → wait Retry-After when short, else RateLimited
-    408, 5xx, network error  → retried with backoff, then TransientError
+    408, 5xx, network error  → retried with backoff (or a Retry-After up to max_rate_limit_wait),
+                               then TransientError (at once for a longer Retry-After)
     other 4xx                → SourceError (a request this client should not have made)
     2xx with broken JSON     → logged with its URL, TransientError (the cycle is retried)
 
@@ -240,7 +241,12 @@ class AzureDevOpsClient:
                 failure = TransientError(f"HTTP {status} from {url}: {_error_message(response)}")
             if attempt >= self._retries and failure is not None:
                 raise failure
-            self._wait(self._backoff(attempt, response), "retry after failure", url)
+            wait = self._backoff(attempt, response)
+            if wait > self._max_wait:
+                # Only a Retry-After gets here; waiting it out would hold the whole cycle.
+                msg = f"{failure}; retry asked for in {wait:.0f} s, beyond max_rate_limit_wait"
+                raise TransientError(msg)
+            self._wait(wait, "retry after failure", url)
             attempt += 1
 
     def _accept(self, url: str, response: httpx.Response) -> Any:
