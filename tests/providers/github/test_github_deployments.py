@@ -6,6 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from structlog.testing import capture_logs
 from tests.providers.github.github_harness import Harness, expected_deployment_keys
 
 from deploy_fetcher.emulators.github import (
@@ -220,6 +221,25 @@ def test_open_deployment_is_rechecked_for_free_until_it_ends(make_emulator, make
         emulator.charged(),
         [r.path for r in emulator.log],
     )
+
+
+def test_a_deleted_open_deployment_is_dropped_after_one_read(make_emulator, make_provider):
+    """Statuses answering 404 (the deployment was deleted) drop it from the open set, logged once."""
+    emulator = make_emulator(start=START)
+    dep = emulator.add_deployment(
+        "octo/api", "prod", sha="d" * 40, at=START, statuses=[("pending", START)]
+    )
+    harness = Harness(make_provider(emulator)[0])
+    harness.cycle()
+    with emulator.state_lock:
+        del emulator.repo("octo/api").deployments[dep.id]
+    emulator.reset_log()
+    with capture_logs() as logs:
+        for _ in range(3):
+            harness.cycle()
+    reads = [r.path for r in emulator.log if r.path.endswith("/statuses")]
+    gone = [e for e in logs if e["event"] == "github.deployment_gone"]
+    assert (1, 1, {}) == (len(reads), len(gone), harness.cursors["octo/api"]["open"])
 
 
 @pytest.mark.parametrize(

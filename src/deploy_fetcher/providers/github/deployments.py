@@ -95,6 +95,8 @@ class _Item:
     etag: str | None = None
     statuses_url: str = ""
     previous: OpenDeployment | None = None
+    #: Its statuses answered 404: the deployment was deleted, there is nothing left to follow.
+    gone: bool = False
 
 
 def _graphql_status(node: Mapping[str, Any]) -> dict[str, Any]:
@@ -327,6 +329,7 @@ class DeploymentsPoller:
         except NotFound as exc:
             self._log.info("github.deployment_gone", url=exc.url, status=exc.status)
             item.statuses = None
+            item.gone = True
             return False
         except MalformedResponse as exc:
             self._log.warning(
@@ -343,7 +346,7 @@ class DeploymentsPoller:
         deployment = dict(entry.deployment)
         item = _Item(deployment=deployment, previous=entry, etag=entry.etag)
         changed = self._rest_statuses(item, etag=entry.etag)
-        if changed:
+        if changed or item.gone:
             return item
         if entry.run_id is None:
             return None
@@ -354,7 +357,7 @@ class DeploymentsPoller:
         if item.statuses is None:
             # Known only by its ETag (e.g. after a restart): read the statuses once more.
             self._rest_statuses(item, etag=None)
-        return item if item.statuses is not None else None
+        return item if item.statuses is not None or item.gone else None
 
     def _process(
         self, items: dict[int, _Item], state: DeploymentsCursor, *, hold: bool
@@ -363,6 +366,10 @@ class DeploymentsPoller:
         repo = self.repo.full_name
         run_ids: dict[int, int] = {}
         for dep_id, item in items.items():
+            if item.gone:
+                # Deleted: reading it again would cost a request and a log line every cycle.
+                state.open.pop(dep_id, None)
+                continue
             if item.statuses is None:
                 if item.previous is None:
                     # Unreadable this time: keep it open so the next cycle tries again.
