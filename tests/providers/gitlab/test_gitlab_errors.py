@@ -150,6 +150,24 @@ def test_unparsable_response_is_transient_and_yields_no_page(emulator):
     assert [] == pages
 
 
+@pytest.mark.parametrize("body", ['{"message": "moved"}', '"a string"', "42"])
+def test_a_list_page_that_is_not_a_list_is_transient(emulator, body):
+    """A JSON object or scalar where a page of deployments belongs ends the cycle as transient."""
+    emulator.inject(Fault(match=DEPLOYMENTS, status=200, body=body))
+    with pytest.raises(TransientError, match=r"deployments: .* not a list"):
+        poll(make_provider(emulator))
+
+
+def test_an_iterated_list_that_is_not_a_list_is_transient(emulator):
+    """The same for a list python-gitlab follows page by page (a pipeline's jobs)."""
+    emulator.add_project("acme/cli")
+    emulator.add_pipeline("acme/cli", environments=(), deploy_job=True, ago=3600)
+    project = {"project": "acme/cli", "mode": "pipelines", "pipelines": {"job_pattern": "deploy*"}}
+    emulator.inject(Fault(match=r"/jobs$", status=200, body='{"message": "moved"}'))
+    with pytest.raises(TransientError, match=r"/jobs: .* not a list"):
+        poll(make_provider(emulator, projects=[project]), "acme/cli")
+
+
 def test_malformed_item_is_logged_with_its_url_and_skipped(emulator):
     """One bad item in a good page is logged (with the API URL) and the others are mapped."""
     emulator.add_pipeline("acme/api", environments=["staging"], ago=3600)

@@ -306,15 +306,32 @@ class GitLabClient:
         return body
 
     def page(self, path: str, query: dict[str, Any], *, page: int, per_page: int) -> list[Any]:
-        """``GET`` one page of a list (the raw items, not wrapped in objects)."""
+        """``GET`` one page of a list (the raw items, not wrapped in objects).
 
-        def fetch() -> list[Any]:
-            result = self.gl.http_list(
-                path, query_data=query, get_all=False, page=page, per_page=per_page, **_NO_SDK_RETRY
+        Read with ``http_request`` rather than ``http_list``, whose list indexes the body as it
+        comes: a JSON object or scalar there escaped as a bare KeyError or TypeError.
+        """
+        what = self._get(path)
+
+        def fetch() -> Any:
+            response = self.gl.http_request(
+                "get",
+                path,
+                query_data={**query, "page": page, "per_page": per_page},
+                **_NO_SDK_RETRY,
             )
-            return list(result)
+            try:
+                return response.json()
+            except ValueError:
+                raise gitlab.exceptions.GitlabParsingError(
+                    error_message="Failed to parse the server message"
+                ) from None
 
-        return self.call(self._get(path), fetch)
+        body = self.call(what, fetch)
+        if not isinstance(body, list):
+            msg = f"{what}: the answer is a JSON {type(body).__name__}, not a list"
+            raise TransientError(msg)
+        return body
 
     def iterate(self, path: str, query: dict[str, Any], *, per_page: int) -> Iterator[Any]:
         """Every item of a list, following GitLab's pages (``iterator=True``: one page at a time)."""
@@ -326,8 +343,17 @@ class GitLabClient:
             ),
         )
         iterator = iter(pages)
+
+        def step() -> Any:
+            try:
+                return next(iterator, _END)
+            except (KeyError, TypeError):
+                # python-gitlab indexes each page's body: a JSON object or scalar fails there.
+                msg = f"{what}: a page of the answer is not a list"
+                raise TransientError(msg) from None
+
         while True:
-            item = self.call(what, lambda: next(iterator, _END))
+            item = self.call(what, step)
             if item is _END:
                 return
             yield item
