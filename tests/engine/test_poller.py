@@ -118,3 +118,28 @@ def test_promotion_ledger_uses_canonical_names_even_when_a_sink_renames(store, c
     poller.run_target(ListProvider(config.sources[0], context, [Page([prod], {"m": 2})]), "src")
     [row] = [r for r in store.list_rows(sink="dash") if r.event.deployment_id == "d2"]
     assert ("d1",) == row.event.parent_deployments
+
+
+class _BrokenBackfill(ListProvider):
+    """A ListProvider whose backfill raises the exceptions in its list, as its poll does."""
+
+    def backfill(self, target, since, until):
+        yield from self.poll(target, None)
+
+
+def test_unexpected_adapter_errors_in_a_backfill_do_not_escape(store, context):
+    """An adapter bug in a backfill keeps the pages before it and ends as `error`, logged."""
+    config = make_config()
+    pages = [Page([make_event(1)], None), KeyError(0), Page([make_event(2)], None)]
+    provider = _BrokenBackfill(config.sources[0], context, pages)
+    since = make_event(0).happened_at
+    with capture_logs() as logs:
+        result = _poller(config, store).backfill_target(provider, "src", since, since)
+    unexpected = [log for log in logs if log["event"] == "backfill.unexpected_error"]
+    assert ("error", 1, 1, 1, True) == (
+        result.outcome,
+        result.pages,
+        store.pending_count("dash"),
+        len(unexpected),
+        "KeyError" in result.error,
+    )

@@ -180,6 +180,12 @@ class Poller:
                     break
         except SourceError as exc:
             return CycleResult(key, "error", pages, events, queued, str(exc))
+        except StoreError:
+            raise  # not the adapter's: the store cannot be used, sync stops with its message
+        except Exception as exc:
+            # An adapter bug ends this target's backfill with its traceback, not ``fetcher sync``.
+            _log.bind(source=source.name, target=target).exception("backfill.unexpected_error")
+            return CycleResult(key, "error", pages, events, queued, f"{type(exc).__name__}: {exc}")
         return CycleResult(key, "ok", pages, events, queued)
 
 
