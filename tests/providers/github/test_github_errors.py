@@ -13,7 +13,13 @@ from tests.providers.github.test_github_deployments import CHAIN, START, scenari
 
 from deploy_fetcher.emulators._server import Fault
 from deploy_fetcher.emulators.github import start_pipeline
-from deploy_fetcher.errors import AuthError, RateLimited, TargetNotFound, TransientError
+from deploy_fetcher.errors import (
+    AuthError,
+    RateLimited,
+    SourceError,
+    TargetNotFound,
+    TransientError,
+)
 
 
 def key_pair() -> tuple[str, str]:
@@ -313,3 +319,25 @@ def test_quota_spent_by_someone_else_blocks_until_githubs_reset(make_emulator, m
     with pytest.raises(RateLimited) as caught:
         Harness(provider).cycle()
     assert (START + timedelta(hours=1), 403) == (caught.value.retry_at, emulator.log[-1].status)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "host", "expected"),
+    [
+        ("https", "127.0.0.1", "https://127.0.0.1:{port}"),
+        ("http", "localhost", "http://localhost:{port}"),
+    ],
+)
+def test_a_redirect_to_another_scheme_or_host_names_the_base_url_to_set(
+    make_emulator, make_provider, scheme, host, expected
+):
+    """A 301 PyGithub will not follow is a SourceError saying which base_url to configure."""
+    emulator = make_emulator(start=START)
+    emulator.add_repo("octo/api")
+    port = emulator.port
+    location = f"{scheme}://{host}:{port}/repos/octo/api/deployments"
+    emulator.inject(Fault(status=301, headers={"Location": location}, body=""))
+    provider, _ = make_provider(emulator)
+    with pytest.raises(SourceError) as caught:
+        Harness(provider).cycle(["octo/api"])
+    assert f"set base_url to {expected.format(port=port)}" in str(caught.value)

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from deploy_fetcher.metrics import Metrics
+from deploy_fetcher.providers.github.client import redirected_base_url
 from deploy_fetcher.providers.github.config import GitHubConfig, scope_hash
 from deploy_fetcher.providers.github.cursor import (
     DeploymentsCursor,
@@ -83,6 +84,35 @@ def test_only_environment_jobs_and_reusable_calls_can_be_reviewed(job, expected)
     """A reviewer can hold a run only through an environment job or a called workflow's jobs."""
     text = f"name: Release\non: push\njobs:\n  build:\n    runs-on: ubuntu-latest\n  go:\n{job}\n"
     assert expected == may_be_reviewed(text)
+
+
+_SCHEME = (
+    "Github server redirected from http protocol to https, please correct your Github server URL "
+    "via base_url: Github(base_url=...)"
+)
+_HOST = (
+    "Github server redirected from host ghes.example.com to git.example.com, please correct your "
+    "Github server URL via base_url: Github(base_url=...)"
+)
+_PORT = (
+    "Requested http://ghes.example.com/api/v3/repos/o/r but server redirected to "
+    "http://ghes.example.com:8080/api/v3/repos/o/r, you may need to correct your Github server "
+    "URL via base_url: Github(base_url=...)"
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (_SCHEME, "https://ghes.example.com/api/v3"),
+        (_HOST, "http://git.example.com/api/v3"),
+        (_PORT, "http://ghes.example.com:8080/api/v3"),
+        ("GraphQL path ['data'] not found in data: {}", None),
+    ],
+)
+def test_a_refused_redirect_names_the_base_url_it_points_to(message, expected):
+    """PyGithub's three redirect refusals give the base_url to set; other errors give None."""
+    assert expected == redirected_base_url("http://ghes.example.com/api/v3", message)
 
 
 def test_link_header_is_parsed_by_rel():

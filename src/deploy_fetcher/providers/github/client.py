@@ -11,18 +11,22 @@ status, headers and body without raising) with PyGithub's retries switched off, 
   send when the budget is spent, sleeping through short waits and raising ``RateLimited`` for long ones;
 * retries 5xx answers and network failures a few times with backoff (through the context's
   interruptible ``sleep``);
+* turns the ``RuntimeError`` PyGithub raises for a redirect to another scheme, host or port (a
+  GHES ``base_url`` with ``http://`` answered by ``https://``) into a SourceError naming the
+  ``base_url`` to set;
 * translates the rest into :mod:`deploy_fetcher.errors` once (:meth:`GitHubClient.classify`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
 import structlog
@@ -50,6 +54,7 @@ __all__ = [
     "NotFound",
     "Response",
     "credential_for",
+    "redirected_base_url",
 ]
 
 _log = structlog.get_logger(__name__)
@@ -64,6 +69,10 @@ _SERVER_ERROR: Final = 500
 _GONE_CODES: Final = frozenset({403, 404, 410, 451})
 #: GitHub's advice for a secondary limit without ``retry-after``: wait at least a minute.
 _SECONDARY_DEFAULT_WAIT: Final = 60.0
+#: How PyGithub words the redirects it refuses to follow (``Requester.__requestRaw``).
+_SCHEME_MOVED: Final = re.compile(r"redirected from (\w+) protocol to (\w+)")
+_HOST_MOVED: Final = re.compile(r"redirected from host (\S+) to ([^\s,]+)")
+_MOVED_TO: Final = re.compile(r"but server redirected to (\S+?), you may")
 #: Short waits slept through per request before giving the cycle up (a clock that does not move
 #: must not spin forever).
 _MAX_WAITS: Final = 3
@@ -144,6 +153,23 @@ class Credential:
 def credential_for(config: GitHubConfig, context: ProviderContext) -> Credential:
     """The shared :class:`Credential` of a source (created on first use)."""
     return context.shared.get(config.credential_key(), lambda: Credential(config, context))
+
+
+def redirected_base_url(base_url: str, message: str) -> str | None:
+    """The ``base_url`` a refused redirect points to, read from PyGithub's message; None if not one.
+
+    The path (a GHES ``/api/v3``) stays; the scheme, host or port change as the server said.
+    """
+    parts = urlsplit(base_url)
+    if found := _SCHEME_MOVED.search(message):
+        return urlunsplit(parts._replace(scheme=found.group(2)))
+    if found := _HOST_MOVED.search(message):
+        port = f":{parts.port}" if parts.port else ""
+        return urlunsplit(parts._replace(netloc=f"{found.group(2)}{port}"))
+    if found := _MOVED_TO.search(message):
+        target = urlsplit(found.group(1))
+        return urlunsplit(parts._replace(scheme=target.scheme, netloc=target.netloc))
+    return None
 
 
 def _message(data: Any) -> str:
@@ -310,6 +336,15 @@ class GitHubClient:
                     )
             except SourceError:
                 raise  # e.g. the installation token could not be renewed
+            except RuntimeError as exc:
+                target = redirected_base_url(self.base_url, str(exc))
+                if target is None:
+                    raise
+                msg = (
+                    f"GitHub at {self.base_url} redirects {self.display(url)} elsewhere: "
+                    f"set base_url to {target}"
+                )
+                raise SourceError(msg) from None
             except (requests.RequestException, OSError) as exc:
                 last = f"{type(exc).__name__} talking to {self.display(url)}"
                 rate_limited = False
