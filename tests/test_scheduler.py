@@ -6,6 +6,9 @@ import threading
 import time
 from datetime import timedelta
 
+from prometheus_client import generate_latest
+from structlog.testing import capture_logs
+
 from deploy_fetcher.config import FetcherConfig, SourceConfig
 from deploy_fetcher.engine import Runtime
 from deploy_fetcher.providers import Page, Provider
@@ -100,6 +103,9 @@ def test_discovery_adds_and_removes_targets(tmp_path):
         scheduler.shutdown()
         runtime.close()
     assert {"slow/b"} == set(runtime.health.snapshot())
+    exported = generate_latest(runtime.metrics.registry).decode()
+    assert 'source="slow/b"' in exported
+    assert 'source="slow/a"' not in exported  # no stale series left to keep an alert firing
 
 
 def test_a_failed_discovery_is_retried_after_one_poll_interval(tmp_path):
@@ -155,7 +161,7 @@ def test_rejected_credentials_during_discovery_show_in_readiness(tmp_path):
         runtime.stop.set()
         scheduler.shutdown()
         runtime.close()
-    assert ["source slow: credentials rejected"] == problems
+    assert ["source slow (discovery): credentials rejected"] == problems
 
 
 def test_shutdown_while_discovery_is_listing_does_not_deadlock(tmp_path):
@@ -183,3 +189,29 @@ def test_shutdown_while_discovery_is_listing_does_not_deadlock(tmp_path):
     runtime.close()
     assert not alive
     assert {} == provider.runs
+
+
+def test_a_target_named_like_its_source_keeps_its_health_across_rediscovery(tmp_path):
+    """A failing target called like its source is logged failing once, not again after each listing."""
+    from deploy_fetcher.errors import AuthError
+
+    runtime, provider = _runtime(tmp_path, ("slow",))
+
+    def rejected(target, cursor):
+        provider.runs[target] = provider.runs.get(target, 0) + 1
+        raise AuthError("401")
+
+    provider.poll = rejected
+    scheduler = Scheduler(runtime, max_workers=2)
+    with capture_logs() as logs:
+        scheduler.start()
+        try:
+            wait_until(lambda: provider.runs.get("slow", 0) >= 3, timeout=15)
+        finally:
+            runtime.stop.set()
+            scheduler.shutdown()
+            runtime.close()
+    assert 1 == sum(log["event"] == "source.failing" for log in logs)
+    assert ["source slow: credentials rejected"] == [
+        p for p in runtime.health.problems() if "credentials" in p
+    ]

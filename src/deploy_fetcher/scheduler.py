@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 
 import structlog
@@ -35,6 +35,14 @@ _log = structlog.get_logger(__name__)
 
 HOUSEKEEPING_SECONDS = 15
 PRUNE_EVERY = timedelta(hours=1)
+
+
+def _discovery_key(source_name: str) -> str:
+    """Health key of a source's target listing, distinct from every target's.
+
+    A target may bear the source's own name, and its state must survive a rediscovery.
+    """
+    return f"{source_name} (discovery)"
 
 
 class Scheduler:
@@ -140,7 +148,7 @@ class Scheduler:
         except Exception as exc:
             # A rejected credential reads the same in /readyz whether listing or polling found it.
             outcome = "auth_error" if isinstance(exc, AuthError) else "discovery_error"
-            self.runtime.health.target_failed(source_name, outcome, str(exc))
+            self.runtime.health.target_failed(_discovery_key(source_name), outcome, str(exc))
             # Try again after one poll interval, not a whole discovery interval (an hour by
             # default): a source whose first listing failed has no job at all until then.
             retry = self.runtime.config.effective(provider.config, "interval")
@@ -150,7 +158,7 @@ class Scheduler:
                         f"discover:{source_name}", next_run_time=utc_now() + retry
                     )
             return
-        self.runtime.health.forget_target(source_name)
+        self.runtime.health.forget_target(_discovery_key(source_name))
         with self._lock:
             if self._stopping:
                 return
@@ -161,7 +169,7 @@ class Scheduler:
                 key = target_key(source_name, target)
                 if self._scheduler.get_job(key) is not None:
                     self._scheduler.remove_job(key)
-                self.runtime.health.forget_target(key)
+                self._forget(key)
                 _log.info("discovery.target_removed", source=source_name, target=target)
             self._targets[source_name] = targets
         if targets - known:
@@ -209,12 +217,23 @@ class Scheduler:
                 self._activity.notify_all()
         if not self._current(source_name, target):
             # Discovery dropped the target while it ran: its health entry must not linger.
-            self.runtime.health.forget_target(target_key(source_name, target))
+            self._forget(target_key(source_name, target))
         for listener in self.cycle_listeners:
             try:
                 listener(result)
             except Exception:
                 _log.exception("scheduler.cycle_listener_failed")
+
+    def _forget(self, key: str) -> None:
+        """A target left the configuration: drop its health and its per-target series.
+
+        Left in place, ``fetcher_last_success_timestamp_seconds`` of a deleted repository would
+        keep a staleness alert firing for ever.
+        """
+        self.runtime.health.forget_target(key)
+        for gauge in (self.runtime.metrics.last_success, self.runtime.metrics.cursor_lag):
+            with suppress(KeyError):
+                gauge.remove(key)
 
     def _current(self, source_name: str, target: str) -> bool:
         with self._lock:

@@ -81,3 +81,33 @@ def test_promotion_keeps_parents_given_by_the_adapter():
     rules = RulesConfig(promotion={"*": ["dev", "prod"]})
     event = _event(environment="prod", sha="abc", parent_deployments=["x"])
     assert fill_parents([event], rules, lambda *_: "y")[0].parent_deployments == ("x",)
+
+
+def test_a_template_that_fails_at_runtime_keeps_the_name_and_logs_once():
+    """Any template error (here an attribute lookup) keeps the name; two events give one warning."""
+    from structlog.testing import capture_logs
+
+    rules = RulesConfig(service=NameRule.model_construct(rename={}, template="{service.x}"))
+    with capture_logs() as logs:
+        names = [apply_rules(_event(deployment_id=f"d{n}"), rules).service for n in range(2)]
+    assert ["api", "api"] == names
+    assert 1 == sum(log["event"] == "rules.template_failed" for log in logs)
+
+
+def test_broken_templates_and_empty_renames_are_config_errors():
+    """`{repo.upper()}`, an unclosed brace, or a rename to "" are refused when the config loads."""
+    import pytest
+    from pydantic import ValidationError
+
+    for template in ("{repo_name.upper()}", "{service", "{0}"):
+        with pytest.raises(ValidationError, match="not a usable template"):
+            NameRule(template=template)
+    with pytest.raises(ValidationError, match="empty name"):
+        NameRule(rename={"legacy": " "})
+
+
+def test_a_rename_to_an_invalid_name_keeps_the_event_as_it_was():
+    """A rename that would break the contract (empty) is logged and the original names are kept."""
+    rules = RulesConfig(environment=NameRule.model_construct(rename={"production": ""}))
+    event = apply_rules(_event(), rules)
+    assert "production" == event.environment

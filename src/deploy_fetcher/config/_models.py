@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import string
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Final, Literal
@@ -263,14 +264,43 @@ def _any_glob(patterns: list[str], value: str) -> bool:
 class NameRule(Section):
     """How a service or environment name is rewritten.
 
-    ``rename`` maps names (an exact key first, then the first matching glob key); ``template`` (applied after the rename) is a ``str.format`` string
-    over the event's fields and metadata, e.g. ``"{repo_name}-{service}"``.
+    ``rename`` maps names (an exact key first, then the first matching glob key); ``template``
+    (applied after the rename) is a ``str.format`` string over the event's fields and metadata, e.g.
+    ``"{repo_name}-{service}"``.
     """
 
     rename: dict[str, str] = {}
     """Old name → new name; exact keys first, then glob keys such as ``"prod-*"``."""
     template: str | None = None
     """A ``str.format`` template over the event's fields and metadata, applied after ``rename``."""
+
+    @field_validator("rename")
+    @classmethod
+    def _no_empty_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for old, new in value.items():
+            if not new.strip():
+                msg = f"{old!r} would be renamed to an empty name"
+                raise ValueError(msg)
+        return value
+
+    @field_validator("template")
+    @classmethod
+    def _usable_template(cls, value: str | None) -> str | None:
+        # Rendered once against placeholder values so a syntax or attribute error fails at
+        # start-up (and in `fetcher check`), not on every event; unknown field names are fine
+        # here, since metadata differs by provider.
+        if value is not None:
+            try:
+                string.Formatter().vformat(value, (), _Placeholders())
+            except Exception as exc:
+                msg = f"not a usable template: {type(exc).__name__}: {exc}"
+                raise ValueError(msg) from None
+        return value
+
+
+class _Placeholders(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "placeholder"
 
 
 def _promotion_order(value: list[str]) -> list[str]:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from deploy_fetcher.config import NameRule, RulesConfig
 from deploy_fetcher.model import DeployEvent, Status
@@ -20,6 +21,7 @@ from deploy_fetcher.sinks._select import rename
 __all__ = ["apply_rules", "fill_parents", "promotion_order"]
 
 _log = structlog.get_logger(__name__)
+_warned: set[tuple[str, str]] = set()
 
 #: (service, environment, sha) → deployment_id of the latest success there, or None.
 SuccessLookup = Callable[[str, str, str], str | None]
@@ -50,8 +52,13 @@ def _render(template: str, event: DeployEvent, current: str, what: str) -> str:
     )
     try:
         rendered = string.Formatter().vformat(template, (), fields)
-    except (KeyError, IndexError, ValueError) as exc:
-        _log.warning("rules.template_failed", template=template, field=what, error=str(exc))
+    except Exception as exc:
+        # A template problem keeps the name it had; it must never stop a source. Logged once per
+        # template and problem, not once per event.
+        problem = f"{type(exc).__name__}: {exc}"
+        if (template, problem) not in _warned:
+            _warned.add((template, problem))
+            _log.warning("rules.template_failed", template=template, field=what, error=problem)
         return current
     return rendered.strip() or current
 
@@ -69,11 +76,17 @@ def apply_rules(event: DeployEvent, rules: RulesConfig) -> DeployEvent | None:
     environment = _rename(rules.environment, event, event.environment, "environment")
     if (service, environment) != (event.service, event.environment):
         try:
-            event = event.model_copy(
-                update={"service": service[:128], "environment": environment[:64]}
+            # Validated, not model_copy: an empty or over-long name must not reach the outbox.
+            event = DeployEvent.model_validate(
+                {**event.model_dump(), "service": service, "environment": environment}
             )
-        except ValueError:
-            return event
+        except ValidationError as exc:
+            _log.warning(
+                "rules.rename_invalid",
+                service=service,
+                environment=environment,
+                error=exc.errors()[0]["msg"],
+            )
     if rules.include is not None and not rules.include.matches(event):
         return None
     if rules.exclude is not None and rules.exclude.excludes(event):
