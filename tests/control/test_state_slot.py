@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 from tests.control.conftest import API_KEY
+from tests.store.factories import make_event
 
 from deploy_fetcher.control import HttpStateSlot
 from deploy_fetcher.emulators._server import Fault
+from deploy_fetcher.model import utc_now
 from deploy_fetcher.store import DashboardStore
 from deploy_fetcher.store.dashboard import SlotError, decode_document
 
@@ -98,3 +100,26 @@ def test_the_store_keeps_the_old_cursors_when_they_outgrow_the_slot(
         store.close()
     assert [] == dashboard.requests_to("^/api/fetcher/state/", method="PUT")[1:]
     assert {"s/a": {"offset": 1}} == decode_document(dashboard.state("fetcher-a") or "")[0]
+
+
+def test_a_long_outage_of_a_sink_puts_only_the_latest_cursor(
+    dashboard, sink_config, tmp_path: Path
+) -> None:
+    """Polls piling up behind an undelivered row are held as two commits; one PUT carries the last."""
+    store = DashboardStore(
+        HttpStateSlot(sink_config(), "fetcher-a"), directory=tmp_path, flush_interval=None
+    )
+    try:
+        store.commit_page("s/a", {"offset": 0}, [("dash", make_event("run-1"))])
+        for offset in range(1, 501):
+            store.commit_page("s/a", {"offset": offset}, [])
+        assert store.flush()
+        assert (2, None) == (len(store._commits["s/a"]), dashboard.state("fetcher-a"))
+        (row,) = store.claim("dash", limit=10, lease_seconds=60, now=utc_now())
+        store.mark_delivered(row.id, now=utc_now())
+        assert store.flush()
+    finally:
+        store.close()
+    puts = dashboard.requests_to("^/api/fetcher/state/", method="PUT")
+    assert 1 == len(puts)
+    assert {"s/a": {"offset": 500}} == decode_document(dashboard.state("fetcher-a") or "")[0]

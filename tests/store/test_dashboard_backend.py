@@ -134,6 +134,36 @@ def test_a_later_page_waits_for_an_earlier_one(open_store, slot, clock) -> None:
     assert {KEY: {"offset": 2}} == slot.cursors()
 
 
+def test_commits_held_back_by_a_pending_row_do_not_pile_up(open_store, slot, clock) -> None:
+    """A day of polls behind one undelivered row keeps two commits, and the last cursor wins."""
+    store = open_store()
+    _commit(store, 0, make_event("run-1"))
+    for offset in range(1, 1441):
+        store.commit_page(KEY, {"offset": offset}, [])
+    store.flush()
+    assert (2, None) == (len(store._commits[KEY]), slot.cursors())
+    store.mark_delivered(_claim_all(store, "a", clock)["run-1"], now=clock())
+    assert store.flush()
+    assert ({KEY: {"offset": 1440}}, {}) == (slot.cursors(), store._commits)
+
+
+def test_merged_commits_wait_for_every_row_they_took_in(open_store, slot, clock) -> None:
+    """Pages merged behind a pending one move the cursor only when all their rows are settled."""
+    store = open_store()
+    _commit(store, 1, make_event("run-1"))
+    _commit(store, 2, make_event("run-2", minute=1))
+    _commit(store, 3, make_event("run-3", minute=2))
+    store.commit_page(KEY, None, [("a", make_event("run-4", minute=3))])
+    ids = _claim_all(store, "a", clock)
+    for deployment in ("run-1", "run-3", "run-4"):
+        store.mark_delivered(ids[deployment], now=clock())
+    store.flush()
+    assert {KEY: {"offset": 1}} == slot.cursors()
+    store.mark_delivered(ids["run-2"], now=clock())
+    store.flush()
+    assert {KEY: {"offset": 3}} == slot.cursors()
+
+
 def test_pages_without_rows_follow_the_page_before_them(open_store, slot, clock) -> None:
     """An empty page's cursor is written once the pages before it are settled, not before."""
     store = open_store()

@@ -16,7 +16,8 @@ promotion ledger do not survive a restart, and ``fetcher sync`` cannot know what
 
 Inside the process nothing changes for the engine: pages are committed to the local outbox with their
 cursor as usual (the next poll continues from there), and each commit is remembered with the ids of
-the rows it left pending. A background thread writes the cursors of settled commits, all targets in
+the rows it left pending: per target, the oldest unsettled commit and, merged into one, everything
+committed after it (so a long outage of a sink costs two entries, not one per poll). A background thread writes the cursors of settled commits, all targets in
 one JSON document, coalescing bursts of deliveries into one ``PUT``. A document larger than the
 slot's limit is refused (the dashboard keeps the previous one) and reported as a store problem.
 """
@@ -183,6 +184,17 @@ class _Commit:
 
     cursor: dict[str, Any] | None
     waiting: set[int]
+
+    def absorb(self, cursor: dict[str, Any] | None, waiting: set[int]) -> None:
+        """Take in the commit made after this one: its cursor, if any, wins; its rows wait too.
+
+        The meaning is kept because the later commit could only become durable once this one
+        settled; without merging, a target polled while a row stays pending (its sink down) would
+        queue one commit per poll for as long as that lasts.
+        """
+        if cursor is not None:
+            self.cursor = cursor
+        self.waiting |= waiting
 
 
 class DashboardStore:
@@ -420,7 +432,13 @@ class DashboardStore:
         if cursor is None and not waiting:
             return inserted
         with self._lock:
-            self._commits.setdefault(key, deque()).append(_Commit(cursor, waiting))
+            queue = self._commits.setdefault(key, deque())
+            # The head stays apart: were fresh rows merged into it, a steady stream of them could
+            # keep it from ever settling; the commit behind it absorbs the rest.
+            if len(queue) > 1:
+                queue[-1].absorb(cursor, waiting)
+            else:
+                queue.append(_Commit(cursor, waiting))
         self._nudge()
         return inserted
 
