@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -124,3 +126,45 @@ def test_check_refuses_a_path_under_a_file(tmp_path: Path, context: SinkContext)
     result = _sink(blocker / "events.jsonl", context).check()
     assert not result.ok
     assert "is not a directory" in result.message
+
+
+_HALF_WRITE = """
+import json, resource, signal, sys
+from pathlib import Path
+
+from deploy_fetcher.metrics import Metrics
+from deploy_fetcher.model import DeployEvent
+from deploy_fetcher.sinks import SinkContext
+from deploy_fetcher.sinks.jsonl import JsonlConfig, JsonlSink
+
+path = Path(sys.argv[1])
+config = JsonlConfig(name="archive", type="jsonl", path=path, fields=["deployment_id", "actor"])
+sink = JsonlSink(config, SinkContext(metrics=Metrics(), user_agent="test"))
+event = DeployEvent(
+    deployment_id="gh-1", service="api", environment="prod", status="success",
+    happened_at="2026-01-31T12:00:00Z", provider="github", source="gh", actor="a" * 120,
+)
+outcomes = [type(sink.send(event)).__name__]
+# The disk fills up half-way through the next line (the size limit stands in for a full disk).
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+_, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size + 100, hard))
+second = event.model_copy(update={"deployment_id": "gh-2"})
+outcomes.append(type(sink.send(second)).__name__)
+resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+outcomes.append(type(sink.send(second)).__name__)
+print(json.dumps(outcomes))
+"""
+
+
+def test_a_half_written_line_is_undone_before_the_retry(tmp_path: Path) -> None:
+    """A write cut short by a full disk is truncated away, so the retried line stands alone."""
+    path = tmp_path / "events.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-c", _HALF_WRITE, str(path)],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    assert ["Delivered", "Retry", "Delivered"] == json.loads(done.stdout.splitlines()[-1])
+    assert ["gh-1", "gh-2"] == [line["deployment_id"] for line in _lines(path)]

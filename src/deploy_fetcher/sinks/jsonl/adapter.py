@@ -49,11 +49,11 @@ class JsonlSink(Sink):
             size = self.path.stat().st_size if self.path.exists() else 0
             if needs_rotation(size, len(line), self.settings.max_bytes):
                 rotate(self.path, self.settings.backups)
-            with self.path.open("ab") as out:
-                out.write(line)
-                out.flush()
-                if self.settings.fsync:
-                    os.fsync(out.fileno())
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                _write_whole_line(fd, line, fsync=self.settings.fsync)
+            finally:
+                os.close(fd)
 
     def check(self) -> CheckResult:
         """The file, or the directory it will be created in, must be writable."""
@@ -75,3 +75,22 @@ class JsonlSink(Sink):
         return CheckResult(
             ok=False, message=f"cannot create {self.path}: {ancestor} is not writable"
         )
+
+
+def _write_whole_line(fd: int, line: bytes, *, fsync: bool) -> None:
+    """Append ``line`` whole or not at all (the caller holds the lock, so the end is ours).
+
+    A disk that fills up half-way leaves a fragment without its newline; the retry would append the
+    whole line after it and both would be lost to a reader. So the file is cut back to where it
+    ended before raising, and a retried line starts on a line of its own.
+    """
+    start = os.fstat(fd).st_size
+    try:
+        written = 0
+        while written < len(line):
+            written += os.write(fd, line[written:])
+        if fsync:
+            os.fsync(fd)
+    except OSError:
+        os.ftruncate(fd, start)
+        raise
