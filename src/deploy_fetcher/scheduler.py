@@ -103,6 +103,12 @@ class Scheduler:
         with self._activity:
             self._activity.wait_for(lambda: self._in_flight == 0)
 
+    @property
+    def jobs_in_flight(self) -> int:
+        """Polls and discoveries running now (after a bounded shutdown: the ones still stuck)."""
+        with self._activity:
+            return self._in_flight
+
     @contextmanager
     def _job(self) -> Iterator[None]:
         with self._activity:

@@ -182,3 +182,54 @@ def test_sigkill_mid_delivery_loses_nothing(scenario):
     delivered = scenario.delivered()
     assert scenario.expected() == set(delivered)
     assert len(delivered) - len(set(delivered)) <= 1
+
+
+def test_sigterm_exits_within_the_grace_period_even_with_a_poll_stuck(tmp_path):
+    """A poll blocked in I/O (here: a FIFO nobody writes) does not keep the process past its grace."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "stuck.fifo"
+    os.mkfifo(fifo)
+    port = free_port()
+    config = write_config(
+        tmp_path / "config.yaml",
+        {
+            "state": {"path": str(tmp_path / "state.db")},
+            "server": {"port": port},
+            "defaults": {"jitter": "0s"},
+            "sources": [{"name": "stuck", "provider": "scripted", "script": str(fifo)}],
+            "sinks": [{"name": "out", "type": "jsonl", "path": str(tmp_path / "out.jsonl")}],
+        },
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "deploy_fetcher.cli",
+            "run",
+            "--config",
+            str(config),
+            "--grace",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        probe = FetcherProcess(config, port, tmp_path / "unused.log")
+        probe.proc = proc
+        wait_until(probe._alive, timeout=30)
+        time.sleep(1.0)  # the first poll is now blocked opening the FIFO
+        started = time.monotonic()
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+        elapsed = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert 0 == proc.returncode
+    assert elapsed < 10  # bounded by the grace period (1 s), not by the stuck read
+    assert b"fetcher.exit_with_poll_in_flight" in err

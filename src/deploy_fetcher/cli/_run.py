@@ -9,6 +9,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+import structlog
+
 from deploy_fetcher.cli._common import EXIT_FAILED, EXIT_OK, load
 
 __all__ = ["register"]
@@ -40,7 +42,18 @@ def _run(args: argparse.Namespace) -> int:
     from deploy_fetcher.daemon import Daemon
 
     config = load(args.config)
-    return Daemon(config, grace=args.grace).run_forever()
+    daemon = Daemon(config, grace=args.grace)
+    code = daemon.run_forever()
+    stuck = daemon.scheduler.jobs_in_flight
+    if stuck:
+        # A poll stuck in a slow CI request outlived the grace period. Python would wait for its
+        # thread at exit (and the supervisor would SIGKILL us); its page was not committed, so
+        # nothing is lost by leaving now.
+        structlog.get_logger(__name__).warning("fetcher.exit_with_poll_in_flight", jobs=stuck)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _healthcheck(args: argparse.Namespace) -> int:
