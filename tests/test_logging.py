@@ -15,7 +15,6 @@ from deploy_fetcher._logging import (
     register_secret,
     register_secrets_in,
 )
-from deploy_fetcher.config import FetcherConfig
 
 
 def _capture(monkeypatch, emit):
@@ -50,8 +49,17 @@ def test_sensitive_keys_are_masked(monkeypatch):
     assert {"Authorization": "***", "Accept": "json"} == line["headers"]
 
 
-def test_secrets_in_a_config_are_registered():
-    """Every SecretStr in the validated config is registered for redaction."""
-    config = FetcherConfig.model_validate({"sinks": [], "sources": []})
+def test_secrets_in_a_config_are_registered(tmp_path):
+    """Every SecretStr in the validated config (a sink's api_key here) is registered for redaction."""
+    from deploy_fetcher.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "sinks: [{name: d, type: deployment-dashboard, url: 'http://127.0.0.1:9', "
+        "api_key: sink-api-key-4d2f}]\n",
+        encoding="utf-8",
+    )
+    config = load_config(path, environ={})
+    assert "x sink-api-key-4d2f" == redact_text("x sink-api-key-4d2f")  # not yet registered
     register_secrets_in([config, {"nested": SecretStr("nested-secret-value")}])
-    assert "x *** y" == redact_text("x nested-secret-value y")
+    assert "x *** y ***" == redact_text("x nested-secret-value y sink-api-key-4d2f")
