@@ -129,7 +129,9 @@ def test_a_slow_sink_hands_back_its_batch_before_the_claim_can_expire(store):
 
     sink.send = send
     policy = DeliveryPolicy(batch=5, lease_floor=0.1, idle_poll=0.01)
-    worker = DeliveryWorker(sink=sink, store=store, metrics=Metrics(), health=Health(), policy=policy)
+    worker = DeliveryWorker(
+        sink=sink, store=store, metrics=Metrics(), health=Health(), policy=policy
+    )
     assert 0 == worker.drain_once()
     sent = [e.deployment_id for e in sink.received]
     assert 1 <= len(sent) < 5  # 0.1 s of a 0.2 s lease allows at most one or two 0.1 s sends
