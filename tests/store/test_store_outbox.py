@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from tests.store.factories import T0, FakeClock, make_event
 
+from deploy_fetcher.model import Status
 from deploy_fetcher.store import OutboxStats, SqliteStore
 from deploy_fetcher.store import sqlite as sqlite_module
 
@@ -109,6 +110,75 @@ def test_release_does_not_free_another_processs_claim(store: SqliteStore, db_pat
     store.release([row.id])
 
     assert [] == store.claim("dash", limit=1, lease_seconds=LEASE, now=T0)
+
+
+# -- head of the line -----------------------------------------------------------------------------
+def _retry(store: SqliteStore, row_id: int, minutes: float) -> datetime:
+    due = T0 + timedelta(minutes=minutes)
+    store.mark_retry(row_id, next_attempt_at=due, error="503 Service Unavailable")
+    return due
+
+
+def _claimed(store: SqliteStore, now: datetime, sink: str = "dash") -> list[str]:
+    rows = store.claim(sink, limit=10, lease_seconds=LEASE, now=now)
+    return [f"{row.event.deployment_id}/{row.event.status.value}" for row in rows]
+
+
+def test_a_row_waiting_to_be_retried_holds_back_later_rows_after_a_restart(
+    store: SqliteStore, db_path: Path, clock: FakeClock
+) -> None:
+    """A new process (a restart, fetcher sync) does not send success before the in-progress awaiting its retry."""
+    store.commit_page(
+        "gh/octo/api",
+        None,
+        [
+            ("dash", make_event("run-1", status=Status.IN_PROGRESS, minute=0)),
+            ("dash", make_event("run-1", status=Status.SUCCESS, minute=1)),
+        ],
+    )
+    (first,) = store.claim("dash", limit=1, lease_seconds=LEASE, now=T0)
+    due = _retry(store, first.id, 4)
+    store.close()
+    restarted = SqliteStore(db_path, clock=clock)
+    try:
+        assert [] == _claimed(restarted, T0 + timedelta(minutes=1))
+        assert ["run-1/in-progress", "run-1/success"] == _claimed(restarted, due)
+    finally:
+        restarted.close()
+
+
+def test_rows_before_the_waiting_row_are_still_claimed(store: SqliteStore) -> None:
+    """Only rows after the waiting one in happened_at order wait; earlier ones (late arrivals) go."""
+    _queue(store, 10, 20)
+    first = store.claim("dash", limit=1, lease_seconds=LEASE, now=T0)[0]
+    _retry(store, first.id, 60)
+    _queue(store, 5)
+    assert ["run-5/success"] == _claimed(store, T0)
+
+
+def test_ties_on_happened_at_follow_the_row_id(store: SqliteStore) -> None:
+    """Rows of equal happened_at keep (happened_at, id) order around a row waiting for its retry."""
+    store.commit_page(
+        "gh/octo/api",
+        None,
+        [("dash", make_event(name, minute=1)) for name in ("a", "b", "c")],
+    )
+    first, middle, last = store.claim("dash", limit=3, lease_seconds=LEASE, now=T0)
+    store.release([first.id, last.id])
+    _retry(store, middle.id, 60)
+    assert ["a/success"] == _claimed(store, T0)
+
+
+def test_a_waiting_row_holds_back_only_its_own_sink(store: SqliteStore) -> None:
+    """Another sink's rows are claimed while one sink waits for a retry."""
+    _queue(store, 1, 2)
+    _queue(store, 1, 2, sink="cloudlink")
+    first = store.claim("dash", limit=1, lease_seconds=LEASE, now=T0)[0]
+    _retry(store, first.id, 60)
+    assert ([], ["run-1/success", "run-2/success"]) == (
+        _claimed(store, T0),
+        _claimed(store, T0, sink="cloudlink"),
+    )
 
 
 # -- settling rows --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from itertools import takewhile
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,6 +39,8 @@ _PROBE_KEY: Final = "deploy-fetcher.write-probe"
 _ROW_COLUMNS: Final = (
     "id, sink, source, event, state, attempts, created_at, next_attempt_at, last_error"
 )
+#: Where ``next_attempt_at`` (fixed-width UTC text, so it compares as text) is in a selected row.
+_NEXT_ATTEMPT: Final = 7
 _INSERT_ROW: Final = """
     INSERT OR IGNORE INTO outbox
         (sink, source, deployment_id, status, happened_at, event, created_at, next_attempt_at)
@@ -148,9 +151,7 @@ class SqliteStore:
         now = to_db(self._clock())
         cursor_json = None if cursor is None else dump_cursor(key, cursor)
         outbox = list(self._outbox_params(rows, now))
-        ledger = _success_params(
-            (event for _, event in rows) if successes is None else successes
-        )
+        ledger = _success_params((event for _, event in rows) if successes is None else successes)
         with self._db.write(f"committing a page for {key!r}") as conn:
             inserted = conn.executemany(_INSERT_ROW, outbox).rowcount if outbox else 0
             if ledger:
@@ -186,6 +187,12 @@ class SqliteStore:
     ) -> list[OutboxRow]:
         """Claim up to ``limit`` due pending rows of ``sink``, oldest ``happened_at`` first.
 
+        The line is held at its head: rows come in ``(happened_at, id)`` order and the walk stops
+        at the first row waiting for its retry (``next_attempt_at`` still ahead), so nothing later
+        overtakes it. The rule lives here, not in a worker's memory of its backoff, because a
+        restarted daemon or a ``fetcher sync`` beside it claims from the same file without that
+        memory. Rows under another live claim are in flight elsewhere and are stepped over.
+
         Selecting and marking happen under one write lock, so two processes never claim the same
         row. A row whose stored event no longer parses (written by an incompatible version) is
         dead-lettered here rather than returned, so it cannot block the sink's queue forever.
@@ -195,16 +202,20 @@ class SqliteStore:
         at = to_db(now)
         until = to_db(now + timedelta(seconds=lease_seconds))
         with self._db.write(f"claiming rows for the sink {sink!r}") as conn:
-            found = conn.execute(
+            # Not filtering on next_attempt_at keeps the walk to ``limit`` rows of the claim index
+            # in delivery order; a subquery for the first waiting row would scan the sink's whole
+            # backlog whenever no row waits.
+            line = conn.execute(
                 f"""
                 SELECT {_ROW_COLUMNS} FROM outbox
-                WHERE sink = ? AND state = 'pending' AND next_attempt_at <= ?
+                WHERE sink = ? AND state = 'pending'
                   AND (claim_until IS NULL OR claim_until <= ?)
                 ORDER BY happened_at, id
                 LIMIT ?
                 """,  # noqa: S608 - only constant column names are interpolated
-                (sink, at, at, limit),
+                (sink, at, limit),
             ).fetchall()
+            found = list(takewhile(lambda record: record[_NEXT_ATTEMPT] <= at, line))
             claimed: list[OutboxRow] = []
             poisoned: list[tuple[str, str, int]] = []
             for record in found:
