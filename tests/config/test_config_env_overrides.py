@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from deploy_fetcher.config import FetcherConfig, parse_config
+from deploy_fetcher.errors import ConfigError
+
 OVERRIDDEN = "server:\n  port: 8000\n  host: 10.0.0.5\ndefaults:\n  interval: 1m\n"
 
 
@@ -111,3 +114,60 @@ def test_override_problems_come_after_file_problems(load):
     lines = str(error).splitlines()
     assert (2, "log.level") == (len(lines), error.path)
     assert lines[1].startswith("server.port: from FETCHER_SERVER__PORT: ")
+
+
+DASHBOARD_SINK = """
+sinks:
+  - name: dash
+    type: deployment-dashboard
+    url: http://127.0.0.1:9/
+    api_key: ingest-key-123456
+"""
+
+
+def _with_real_sinks(text: str, **environ: str) -> FetcherConfig:
+    return parse_config(text + DASHBOARD_SINK, environ=environ)
+
+
+def test_an_override_completes_a_section_the_file_began():
+    """FETCHER_STATE__DASHBOARD_SINK joins the file's backend: dashboard, checked together."""
+    config = _with_real_sinks(
+        "state:\n  backend: dashboard\n", FETCHER_STATE__DASHBOARD_SINK="dash"
+    )
+    assert ("dashboard", "dash") == (config.state.backend, config.state.dashboard_sink)
+
+
+def test_an_override_switches_the_backend_the_file_prepared():
+    """FETCHER_STATE__BACKEND=dashboard uses the dashboard_sink the file names."""
+    config = _with_real_sinks(
+        "state:\n  dashboard_sink: dash\n", FETCHER_STATE__BACKEND="dashboard"
+    )
+    assert ("dashboard", "dash") == (config.state.backend, config.state.dashboard_sink)
+
+
+def test_an_invalid_override_beside_the_file_still_names_its_variable():
+    """A bad value is reported with its variable even when the file holds the rest of the section."""
+    with pytest.raises(ConfigError) as caught:
+        _with_real_sinks(
+            "state:\n  backend: dashboard\n  dashboard_sink: dash\n",
+            FETCHER_STATE__DASHBOARD_SLOT="no spaces please",
+        )
+    expected = "from FETCHER_STATE__DASHBOARD_SLOT: must be 1-64 characters of letters, digits, '_', '.', '-'"
+    assert ("state.dashboard_slot", expected, "") == (
+        caught.value.path,
+        caught.value.message,
+        caught.value.file,
+    )
+
+
+def test_the_merged_section_is_still_checked_across_its_keys():
+    """An override that makes the merged section inconsistent is refused by the whole configuration."""
+    with pytest.raises(ConfigError) as caught:
+        _with_real_sinks(
+            "state:\n  backend: dashboard\n  dashboard_sink: dash\n",
+            FETCHER_STATE__BACKEND="sqlite",
+        )
+    assert ("state.dashboard_sink", "only used with backend dashboard (backend is sqlite)") == (
+        caught.value.path,
+        caught.value.message,
+    )

@@ -3,27 +3,30 @@
 A container image ships one configuration file and each deployment adjusts a few values
 (``FETCHER_SERVER__PORT=9000``, ``FETCHER_DEFAULTS__INTERVAL=2m``, ``FETCHER_STATE__PATH=/data/s.db``).
 pydantic-settings does the reading: :class:`EnvOverrides` is a ``BaseSettings`` over the sections
-``state``, ``server``, ``log`` and ``defaults`` whose only source reads the mapping handed to the
-loader (``os.environ`` in production, a plain dict in tests). Keys set that way win over the file.
+``state``, ``server``, ``log`` and ``defaults``, read by its environment source from the mapping handed
+to the loader (``os.environ`` in production, a plain dict in tests). Keys set that way win over the file.
 
 Variables naming anything else (``FETCHER_CONFIG``, ``FETCHER_FOO``) are ignored; an unknown key
 inside a known section (``FETCHER_SERVER__PROT``) is an error, as it would be in the file. Empty
 variables are ignored, because orchestrators often define a variable without a value.
+
+Each override is checked on its own, against its field's type and validators, so a bad value is
+reported with the variable that set it. Checks across the keys of a section (``state.backend`` and
+``state.dashboard_sink`` go together) are left to the whole configuration, once the overrides are
+merged into the file's tree: the file may hold the rest of the section.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
-    PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
 )
@@ -37,9 +40,8 @@ __all__ = ["ENV_PREFIX", "EnvOverrides", "Overrides", "read_overrides"]
 ENV_PREFIX = "FETCHER_"
 _DELIMITER = "__"
 _FIELD_IN_ERROR = re.compile(r'field "([^"]+)"')
-
-#: The mapping the settings source reads; set only while :func:`read_overrides` runs.
-_environ: ContextVar[Mapping[str, str]] = ContextVar("fetcher_environ")
+#: Errors about a section's shape (not a mapping): the override's own fault, reported here.
+_SHAPE_ERRORS = frozenset({"model_type", "dict_type", "model_attributes_type"})
 
 
 class _MappingEnvSource(EnvSettingsSource):
@@ -58,7 +60,11 @@ class _MappingEnvSource(EnvSettingsSource):
 
 
 class EnvOverrides(BaseSettings):
-    """The scalar sections as pydantic-settings reads them from ``FETCHER_…`` variables."""
+    """The scalar sections as pydantic-settings reads them from ``FETCHER_…`` variables.
+
+    Never instantiated: :class:`_MappingEnvSource` reads the variables by its fields and settings,
+    and each section's own model checks them (see :func:`read_overrides`).
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -73,27 +79,6 @@ class EnvOverrides(BaseSettings):
     server: ServerConfig = ServerConfig()
     log: LogConfig = LogConfig()
     defaults: Defaults = Defaults()
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - the hook's fixed signature
-        env_settings: PydanticBaseSettingsSource,  # noqa: ARG003
-        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003
-        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Read only the loader's mapping: no ``os.environ``, no dotenv file, no secrets directory."""
-        return (_MappingEnvSource(settings_cls, _environ.get()),)
-
-
-@contextmanager
-def _reading(environ: Mapping[str, str]) -> Iterator[None]:
-    token = _environ.set(environ)
-    try:
-        yield
-    finally:
-        _environ.reset(token)
 
 
 class Overrides:
@@ -158,6 +143,29 @@ def _json_problem(environ: Mapping[str, str], exc: SettingsError) -> Problem:
     )
 
 
+def _is_cross_check(error: ErrorDetails) -> bool:
+    """Whether ``error`` is a section's check across its keys (at the section itself, not its shape).
+
+    Run on one override, such a check sees the section's defaults where the file may hold other
+    values; the whole configuration runs it again on the merged tree, so nothing escapes it.
+    """
+    return error["loc"] == () and error["type"] not in _SHAPE_ERRORS
+
+
+def _check(section: str, value: Any, origins: Mapping[Loc, str]) -> list[Problem]:
+    """The problems of one override (a key, or a section given as a JSON object) on its own."""
+    model = cast("type[BaseModel]", EnvOverrides.model_fields[section].annotation)
+    try:
+        model.model_validate(value)
+    except ValidationError as exc:
+        # Field errors stop pydantic before the checks across keys run: never both at once.
+        if all(_is_cross_check(error) for error in exc.errors()):
+            return []
+        inside = {loc[1:]: name for loc, name in origins.items() if loc[:1] == (section,)}
+        return problems_from(exc, model=model, data=value, prefix=(section,), origins=inside)
+    return []
+
+
 def read_overrides(environ: Mapping[str, str]) -> tuple[Overrides, list[Problem]]:
     """The overrides found in ``environ``, or the problems that keep them from being used."""
     try:
@@ -165,10 +173,14 @@ def read_overrides(environ: Mapping[str, str]) -> tuple[Overrides, list[Problem]
     except SettingsError as exc:
         return Overrides({}, {}), [_json_problem(environ, exc)]
     origins = _origins(environ, raw)
-    with _reading(environ):
-        try:
-            settings = EnvOverrides()
-        except ValidationError as exc:
-            problems = problems_from(exc, model=EnvOverrides, data=raw, origins=origins)
-            return Overrides({}, {}), problems
-    return Overrides(settings.model_dump(exclude_unset=True), origins), []
+    problems: list[Problem] = []
+    for section, values in raw.items():
+        if isinstance(values, dict):
+            for key, value in values.items():
+                problems += _check(section, {key: value}, origins)
+        else:
+            problems += _check(section, values, origins)
+    if problems:
+        return Overrides({}, {}), problems
+    # The values stay as read: the whole configuration coerces them as the check above did.
+    return Overrides(raw, origins), []
