@@ -106,25 +106,52 @@ def _redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) ->
     return event_dict
 
 
+def _renderer(json_lines: bool) -> Any:
+    if json_lines:
+        return structlog.processors.JSONRenderer()
+    return structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+
+
 def _processors(json_lines: bool) -> Iterable[Any]:
-    shared: list[Any] = [
+    return [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        _redact,
+        _renderer(json_lines),
     ]
-    if json_lines:
-        shared += [
-            structlog.processors.format_exc_info,
-            _redact,
-            structlog.processors.JSONRenderer(),
-        ]
-    else:
-        shared += [
-            structlog.processors.format_exc_info,
-            _redact,
-            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
-        ]
-    return shared
+
+
+#: The name of the standard-library handler this module installs (replaced, never stacked).
+_HANDLER = "deploy-fetcher"
+
+
+def _library_handler(json_lines: bool) -> logging.Handler:
+    """A handler that writes libraries' records as our own lines: same format, secrets masked.
+
+    Without it a library's warning (APScheduler's "skipped: maximum number of running instances",
+    urllib3's retries, which quote URLs) would be a plain-text line in a JSON-lines stream, and would
+    bypass the redaction every other line goes through.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_HANDLER)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.format_exc_info,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                _redact,
+                _renderer(json_lines),
+            ],
+        )
+    )
+    return handler
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
@@ -138,9 +165,11 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         cache_logger_on_first_use=False,
     )
     # Libraries (urllib3, httpx, apscheduler) log through the standard library: keep them quiet
-    # and route what passes through the same stream.
-    logging.basicConfig(
-        level=max(numeric, logging.WARNING), stream=sys.stderr, format="%(message)s"
-    )
+    # and route what passes through the same stream, in the same format.
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == _HANDLER]:
+        root.removeHandler(handler)
+    root.addHandler(_library_handler(json_lines))
+    root.setLevel(max(numeric, logging.WARNING))
     for noisy in ("apscheduler", "httpx", "httpcore", "urllib3", "github", "gitlab"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
