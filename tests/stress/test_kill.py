@@ -92,3 +92,25 @@ def test_eight_kills_lose_nothing_and_duplicate_at_most_once_each(stage):
 def test_thirty_kills_lose_nothing_and_duplicate_at_most_once_each(stage):
     """Thirty SIGKILLs at random moments: every event delivered, at most one duplicate per kill."""
     _check(stage, 30, kill_repeatedly(stage, 30, seed=30))
+
+
+def test_sigterm_delivers_within_the_grace_and_the_next_start_the_rest(stage):
+    """SIGTERM mid-backlog: exit 0 within the grace period, the rest arrives after a restart, once each."""
+    stage.dashboard.inject(Fault(kind="delay", delay=0.05, count=10**9, match=INGEST))
+    stage.add(400)
+    proc = stage.fetcher().start()
+    wait_until(lambda: len(stage.dashboard.rows()) >= 20)
+    assert 0 == proc.terminate(timeout=15)
+    at_stop = len(stage.dashboard.rows())
+    stopped = [line for line in proc.logs() if line.get("event") == "fetcher.stopped"]
+    assert 1 == len(stopped)
+    assert 0 < stopped[0]["pending"]["dashboard"] < 400
+    stage.dashboard.clear_faults()
+    proc = stage.fetcher().start()
+    try:
+        wait_until(stage.all_delivered, timeout=60)
+    finally:
+        assert 0 == proc.terminate()
+    tally = stage.tally()
+    assert at_stop < len(tally.rows)
+    assert 0 == tally.duplicates
