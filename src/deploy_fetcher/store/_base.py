@@ -96,7 +96,11 @@ class StateStore(Protocol):
     def claim(
         self, sink: str, *, limit: int, lease_seconds: float, now: datetime
     ) -> list[OutboxRow]:
-        """Claim up to ``limit`` due pending rows of ``sink`` for this process, oldest ``happened_at`` first."""
+        """Claim up to ``limit`` pending rows of ``sink`` for this process, oldest ``happened_at`` first.
+
+        Head of line: the claim stops at the first row whose retry is not yet due, so a later event
+        never overtakes an earlier one that is waiting out its backoff (even across a restart).
+        """
         ...
 
     def mark_delivered(self, row_id: int, *, now: datetime) -> None:
