@@ -63,3 +63,25 @@ def test_secrets_in_a_config_are_registered(tmp_path):
     assert "x sink-api-key-4d2f" == redact_text("x sink-api-key-4d2f")  # not yet registered
     register_secrets_in([config, {"nested": SecretStr("nested-secret-value")}])
     assert "x *** y ***" == redact_text("x nested-secret-value y sink-api-key-4d2f")
+
+
+def test_keys_that_merely_contain_a_sensitive_word_stay_readable(monkeypatch):
+    """`path`, `dispatch` and `token_type` are not secrets; `access_token` and `pat` are."""
+    [line] = _capture(
+        monkeypatch,
+        lambda log: log.info(
+            "x",
+            path="/var/lib/f.db",
+            dispatch="d",
+            token_type="oauth",
+            access_token="t0k",
+            pat="p4t",
+        ),
+    )
+    assert ("/var/lib/f.db", "d", "oauth", "***", "***") == (
+        line["path"],
+        line["dispatch"],
+        line["token_type"],
+        line["access_token"],
+        line["pat"],
+    )

@@ -28,8 +28,11 @@ __all__ = [
 MASK: Final = "***"
 #: Shorter values would mask innocent substrings everywhere.
 MIN_SECRET_LENGTH: Final = 4
+# Whole words at the end of a key (``access_token``, ``pat``), so ``path``, ``dispatch`` or
+# ``token_type`` stay readable.
 _SENSITIVE_KEY = re.compile(
-    r"(token|secret|password|passwd|api[_-]?key|authorization|private[_-]?key|pat|credential)",
+    r"(^|[_-])(token|secret|password|passwd|pat|credentials?|authorization|cookie)$"
+    r"|api[_-]?key|private[_-]?key",
     re.IGNORECASE,
 )
 _secrets: set[str] = set()
