@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.properties.mutations import reoffset
+from tests.properties.mutations import is_timestamp, reoffset
 from tests.stress.harness import API_KEY, metric
 from tests.support import FetcherProcess, free_port, wait_until
 
@@ -38,6 +38,7 @@ from deploy_fetcher.emulators.github import demo_source as github_source
 from deploy_fetcher.emulators.gitlab import GitLabEmulator
 from deploy_fetcher.emulators.gitlab import demo_source as gitlab_source
 from deploy_fetcher.engine import Runtime
+from deploy_fetcher.model import parse_timestamp
 
 #: The emulators' clocks stand still at the start of the test run (the daemon's lookback counts
 #: back from the real time, so the worlds' histories must end now).
@@ -92,13 +93,44 @@ def oddity(doc: Any, provider: str) -> Any:
     return out
 
 
+def _newest(item: Any, key: str) -> Any:
+    """Where an item stands in its list's own order (None when it has no such field).
+
+    Each API lists by one field (GitHub by ``created_at``, GitLab by ``updated_at``, Azure DevOps by
+    id), and "the newest item" is newest by that field: an item created long ago and updated since is
+    old news to a list ordered by creation.
+    """
+    value = item.get(key) if isinstance(item, dict) else None
+    if is_timestamp(value):
+        return parse_timestamp(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _last_page(request: Request, response: Response) -> bool:
+    """Whether a list answer is the whole list: no next page in any of the three APIs' ways."""
+    headers = {key.lower(): value for key, value in response.headers.items()}
+    return (
+        'rel="next"' not in headers.get("link", "")
+        and not headers.get("x-next-page")
+        and not headers.get("x-ms-continuationtoken")
+        and request.arg("page", "1") == "1"
+    )
+
+
 @dataclass
 class Oddities:
-    """Wraps an emulator's dispatch: the odd world always, repeated list items while asked."""
+    """Wraps an emulator's dispatch: the odd world always; list reads that repeat or skip, on demand.
+
+    A repeat appends a copy of the page's first item (a list shifting under paging); a skip leaves out
+    the newest item of a one-page list (an eventually consistent list that shows it a read later).
+    """
 
     emulator: EmulatorServer
     provider: str
+    #: The field the API orders its lists by.
+    order: str
     repeats: int = 0
+    skips: int = 0
     served: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -106,6 +138,7 @@ class Oddities:
         self.emulator.dispatch = self.dispatch  # type: ignore[method-assign]
 
     def dispatch(self, request: Request) -> Response:
+        """The emulator's answer, made odd."""
         response = self._dispatch(request)
         if request.path.startswith(EmulatorServer.CONTROL) or response.status != 200:
             return response
@@ -114,12 +147,27 @@ class Oddities:
         except ValueError:
             return response
         data = oddity(data, self.provider)
+        headers = dict(response.headers)
         items = data.get("value") if isinstance(data, dict) else data
-        if self.repeats > 0 and isinstance(items, list) and len(items) > 1:
-            self.repeats -= 1
-            items.append(items[0])  # the same item once more, as a list shifting under paging does
+        if isinstance(items, list) and len(items) > 1:
+            altered = False
+            if self.repeats > 0:
+                self.repeats -= 1
+                items.append(items[0])
+                altered = True
+            elif self.skips > 0 and _last_page(request, response):
+                dated = [(t, i) for i, item in enumerate(items) if (t := _newest(item, self.order))]
+                if dated:
+                    self.skips -= 1
+                    del items[max(dated)[1]]
+                    altered = True
+            if altered:
+                # A server's validator describes the body it sent: this one is not the stored list.
+                headers = {
+                    k: v for k, v in headers.items() if k.lower() not in {"etag", "last-modified"}
+                }
         self.served += 1
-        return Response(response.status, json.dumps(data).encode(), response.headers)
+        return Response(response.status, json.dumps(data).encode(), headers)
 
 
 @dataclass(frozen=True)
@@ -132,14 +180,19 @@ class CiSystem:
     limit: Fault
     #: The requests of a poll cycle (discovery's listing of repositories is left alone).
     polls: str
+    #: The field the API orders its lists by (what "newest" means to it).
+    order: str
 
 
 SYSTEMS = {
     "github": CiSystem(
         "github",
         lambda: GitHubEmulator(scenario="demo", seed=3, start=WORLD_TIME),
-        github_source,
+        # Over REST only: the odd world is keyed on item ids, which GraphQL's status nodes lack, so
+        # the two paths would read two different worlds.
+        lambda url: {**github_source(url), "graphql": False},
         polls=r"/repos/[^/]+/[^/]+/(deployments|actions)",
+        order="created_at",
         limit=Fault(
             status=403,
             count=2,
@@ -152,6 +205,7 @@ SYSTEMS = {
         lambda: GitLabEmulator(scenario="demo", seed=3, start=WORLD_TIME),
         gitlab_source,
         polls=r"/projects/[^/]+/(deployments|pipelines)",
+        order="updated_at",
         limit=Fault(status=429, count=2, headers={"Retry-After": "1"}, body='{"message": "429"}'),
     ),
     "azure-devops": CiSystem(
@@ -159,6 +213,7 @@ SYSTEMS = {
         lambda: AzureDevOpsEmulator(scenario="demo", seed=3, start=WORLD_TIME),
         azure_source,
         polls=r"/_apis/",
+        order="id",
         limit=Fault(status=429, count=2, headers={"Retry-After": "1"}, body=""),
     ),
 }
@@ -191,7 +246,7 @@ class World:
     def __post_init__(self) -> None:
         self.ci = self.system.build()
         self.ci.start()
-        self.oddities = Oddities(self.ci, self.system.name)
+        self.oddities = Oddities(self.ci, self.system.name, self.system.order)
         self.dashboard = DashboardEmulator(api_key=API_KEY)
         self.dashboard.start()
         self.port = free_port()
@@ -265,18 +320,23 @@ def test_a_failing_ci_system_costs_nothing_the_fetcher_could_read(world: World) 
     world.ci.reset_log()
     world.ci.inject(*faults(world.system))
     world.oddities.repeats = 3
+    world.oddities.skips = 3
     config_path = world.tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(world.config(world.tmp_path / "state.db")))
     proc = FetcherProcess(config_path, world.port, world.tmp_path / "fetcher.log").start()
     try:
-        wait_until(lambda: not world.ci._faults and world.oddities.repeats == 0, timeout=60)
-        wait_until(lambda: set(world.delivered()) >= expected, timeout=60)
+        wait_until(lambda: not world.ci._faults and not world.oddities.repeats, timeout=60)
+        wait_until(lambda: not world.oddities.skips, timeout=60)
+        deadline = time.monotonic() + 60
+        while not set(world.delivered()) >= expected and time.monotonic() < deadline:
+            time.sleep(0.2)
         time.sleep(1.5)  # another cycle: nothing new, nothing again
         assert 200 == proc.get("/readyz")[0]
         failed_cycles = metric(proc, "fetcher_poll_cycles_total", outcome="transient_error")
     finally:
         assert 0 == proc.terminate()
     delivered = world.delivered()
+    assert set() == expected - set(delivered)
     assert expected == set(delivered)
     assert len(delivered) == len(set(delivered))
     assert failed_cycles
