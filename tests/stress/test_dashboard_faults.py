@@ -105,6 +105,7 @@ def test_a_dashboard_down_then_unavailable_then_throttling_then_slow_loses_nothi
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_minutes_of_each_misbehaviour_lose_nothing(stage):
     """Minutes down, then long 503s, a 429 storm and slow answers: every event delivered."""
     ordeal = Ordeal(refused_seconds=180, unavailable=10, retry_after=3, storm=100, slow=10)
