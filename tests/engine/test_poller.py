@@ -143,3 +143,20 @@ def test_unexpected_adapter_errors_in_a_backfill_do_not_escape(store, context):
         len(unexpected),
         "KeyError" in result.error,
     )
+
+
+def test_a_backfill_page_is_committed_oldest_first(store, context):
+    """A newest-first backfill page still links prod to the dev success that came before it."""
+    from deploy_fetcher.config import RulesConfig
+
+    config = make_config().model_copy(
+        update={"rules": RulesConfig(promotion={"*": ["dev", "prod"]})}
+    )
+    prod = make_event(2, env="prod", sha="abc", status="in-progress")
+    dev = make_event(1, env="dev", sha="abc")
+    provider = ListProvider(config.sources[0], context, [Page([prod, dev])])
+    poller = _poller(config, store)
+    result = poller.backfill_target(provider, "src", dev.happened_at, prod.happened_at)
+    assert "ok" == result.outcome
+    [row] = [r for r in store.list_rows(sink="dash") if r.event.deployment_id == "d2"]
+    assert ("d1",) == row.event.parent_deployments

@@ -174,7 +174,10 @@ class Poller:
             for page in provider.backfill(target, since, until):
                 pages += 1
                 events += len(page.events)
-                queued += self.commit(source, key, Page(page.events, None))
+                # Adapters walk newest-first and may interleave deployments; oldest first, a
+                # page's upstream successes are seen before the deployments promoted from them.
+                ordered = sorted(page.events, key=lambda event: event.happened_at)
+                queued += self.commit(source, key, Page(ordered, None))
                 progress(len(page.events))
                 if self.should_stop():
                     break

@@ -125,7 +125,10 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     def backfill(self, target: str, since: datetime, until: datetime) -> Iterator[Page]:
-        """Yield every event in ``[since, until)``, oldest first; pages carry no cursor."""
+        """Yield every event in ``[since, until)``; pages carry no cursor.
+
+        Oldest pages first where the API allows; the engine sorts the events inside each page.
+        """
 
     def ready_problems(self) -> list[str]:
         """Reasons this source is not healthy beyond failed cycles (e.g. quota spent); empty = fine."""
