@@ -17,13 +17,13 @@ import argparse
 import json
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from _sizes import run_sizes
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -145,22 +145,7 @@ def main() -> None:
         f"{'events':>9} {'seconds':>8} {'queued/s':>9} {'end-to-end/s':>13} {'delivered':>10} "
         f"{'RSS start':>10} {'RSS 1st 10%':>12} {'RSS last 10%':>13} {'peak RSS':>9}  (MiB)"
     )
-    for count in args.events:
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--one",
-                "--events",
-                str(count),
-                "--page-size",
-                str(args.page_size),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        row = json.loads(out.stdout.strip().splitlines()[-1])
+    for row in run_sizes(__file__, args.events, args.page_size):
         print(
             f"{row['events']:>9} {row['seconds']:>8.1f} {row['queued_per_s']:>9.0f} "
             f"{row['end_to_end_per_s']:>13.0f} {row['delivered']:>10} "

@@ -20,6 +20,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from _sizes import run_sizes
+
 API_KEY = "bench-key"
 
 
@@ -138,22 +140,7 @@ def main() -> None:
         print(json.dumps(run_one(args.events[0], args.page_size)))
         return
     print(f"{'events':>8} {'queued/s':>10} {'delivered/s':>12} {'POSTs':>8} {'peak RSS MiB':>13}")
-    for count in args.events:
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--one",
-                "--events",
-                str(count),
-                "--page-size",
-                str(args.page_size),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        row = json.loads(out.stdout.strip().splitlines()[-1])
+    for row in run_sizes(__file__, args.events, args.page_size):
         print(
             f"{row['events']:>8} {row['queued_per_s']:>10.0f} {row['delivered_per_s']:>12.0f} "
             f"{row['posts']:>8} {row['peak_rss_mib']:>13.1f}"
