@@ -341,3 +341,21 @@ def test_a_redirect_to_another_scheme_or_host_names_the_base_url_to_set(
     with pytest.raises(SourceError) as caught:
         Harness(provider).cycle(["octo/api"])
     assert f"set base_url to {expected.format(port=port)}" in str(caught.value)
+
+
+def test_graphql_answering_404_falls_back_to_rest_with_advice_about_graphql(
+    make_emulator, make_provider
+):
+    """A GitHub whose /graphql answers 404 is read over REST; the log says GraphQL is not served."""
+    emulator = make_emulator(scenario=scenario(), start=START)
+    emulator.inject(Fault(match="/graphql$", status=404, body='{"message": "Not Found"}'))
+    provider, _ = make_provider(emulator)
+    with capture_logs() as logs:
+        events = Harness(provider).cycle()
+    assert 20 == len(events)
+    reasons = [log["reason"] for log in logs if log["event"] == "github.graphql_unavailable"]
+    assert reasons
+    for reason in reasons:
+        assert "does not serve GraphQL" in reason
+        assert "graphql: false" in reason
+        assert "repository name" not in reason
