@@ -392,3 +392,21 @@ def test_rejected_run_is_rejected():
         load("run_rejected"), repo=REPO, source="gh", settings=run_settings(), rejected=True
     )
     assert Status.REJECTED == outcome.events[-1].status
+
+
+@pytest.mark.parametrize(
+    ("event", "head_branch", "expected"),
+    [
+        ("pull_request", "feature/login", "refs/heads/feature/login"),
+        ("schedule", "main", "refs/heads/main"),
+        ("release", "v1.4.0", "refs/tags/v1.4.0"),
+        ("push", "main", "main"),
+        ("workflow_dispatch", "v1.4.0", "v1.4.0"),
+    ],
+)
+def test_run_ref_is_qualified_when_the_event_says_branch_or_tag(event, head_branch, expected):
+    """refs/heads/… or refs/tags/… when the run's event tells; a push may be either: bare."""
+    run = {**load("run_success"), "event": event, "head_branch": head_branch}
+    settings = RepoSettings(mode="workflow_runs")
+    outcome = run_events(run, repo=REPO, source="gh", settings=settings)
+    assert {expected} == {e.ref for e in outcome.events}

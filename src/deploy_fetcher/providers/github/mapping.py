@@ -36,7 +36,8 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from deploy_fetcher.model import DeployEvent, Status, parse_timestamp
+from deploy_fetcher.lifecycle import rank
+from deploy_fetcher.model import DeployEvent, Status, parse_timestamp, qualify_ref
 from deploy_fetcher.providers.github.config import RepoSettings
 
 __all__ = [
@@ -91,6 +92,13 @@ RUN_CONCLUSIONS: Final[Mapping[str, Status | None]] = {
 _EMITTED_CONCLUSIONS: Final = frozenset(k for k, v in RUN_CONCLUSIONS.items() if v is not None)
 _WAITING_RUN_STATES: Final = frozenset({"waiting"})
 _QUEUED_RUN_STATES: Final = frozenset({"requested", "queued", "pending", "waiting"})
+
+#: Run events whose ``head_branch`` is a branch / a tag. Others (``push``, ``workflow_dispatch`` …)
+#: run on either, and nothing in the run says which: their ref is passed on as a bare name.
+_BRANCH_EVENTS: Final = frozenset(
+    {"pull_request", "pull_request_target", "merge_group", "schedule", "pull_request_review"}
+)
+_TAG_EVENTS: Final = frozenset({"release"})
 
 _RUN_LINK = re.compile(r"/actions/runs/(\d+)")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -220,6 +228,16 @@ def _branch(ref: Any) -> str | None:
     if not isinstance(ref, str) or not ref or _SHA.match(ref):
         return None
     return ref.removeprefix("refs/heads/")
+
+
+def ref_of(name: Any, event: Any) -> str | None:
+    """``ref`` in its full form when the run's event says whether the name is a branch or a tag."""
+    if not isinstance(name, str) or not name or _SHA.match(name):
+        return None
+    tag: bool | None = None
+    if isinstance(event, str):
+        tag = True if event in _TAG_EVENTS else False if event in _BRANCH_EVENTS else None
+    return qualify_ref(name, tag=tag)
 
 
 def render(template: str, values: Mapping[str, str]) -> str:
@@ -392,7 +410,7 @@ def _deployment_base(
         "run_url": _run_text(run, "html_url") or _status_url(ordered),
         "run_number": run_number if isinstance(run_number, int) else None,
         "actor": actor or _login(deployment.get("creator")),
-        "ref": ref,
+        "ref": ref_of(ref, _run_value(run, "event")) if ref else None,
         "sha": sha,
         "parent_deployments": list(parents),
         "provider": PROVIDER,
@@ -466,6 +484,7 @@ def deployment_events(
         and hold_unfinished_run
     )
     events: list[DeployEvent | str] = []
+    reached = -1
     for index, status in enumerate(ordered):
         state = status["state"].lower()
         mapped = DEPLOYMENT_STATES[state]
@@ -475,6 +494,11 @@ def deployment_events(
             if awaiting:
                 continue
             mapped = _final_status(mapped, rejected=rejected, conclusion=conclusion)
+        if rank(mapped) < reached:
+            # GitHub sets ``queued`` again once a reviewer approves a ``waiting`` deployment: the
+            # lifecycle never goes back, so the deployment stays waiting until it runs.
+            continue
+        reached = rank(mapped)
         events.append(_event(base, mapped, status["created_at"], problems))
     if not terminal and run is not None and run_completed:
         # The run ended but this deployment never got a final status (cancelled or rejected while
@@ -574,7 +598,7 @@ def _run_base(
         "run_url": run.get("html_url") if isinstance(run.get("html_url"), str) else None,
         "run_number": run.get("run_number") if isinstance(run.get("run_number"), int) else None,
         "actor": _login(run.get("triggering_actor")) or _login(run.get("actor")),
-        "ref": branch,
+        "ref": ref_of(branch, run.get("event")),
         "sha": sha,
         "provider": PROVIDER,
         "source": source,
