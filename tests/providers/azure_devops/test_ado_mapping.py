@@ -455,7 +455,7 @@ def test_operation_status_is_read_in_any_case(operation_status, expected):
 
 
 def test_in_progress_is_dated_after_the_approval_decision_not_at_started_on():
-    """startedOn precedes the approval's creation: the deployment runs from the approval on."""
+    """The service sets startedOn before the approval exists: it runs from the decision."""
     events = _real_release(35)
     assert [
         ("waiting", "2017-06-01T09:34:34.680Z"),
