@@ -44,10 +44,13 @@ __all__ = [
     "DEPLOYMENT_STATES",
     "RUN_CONCLUSIONS",
     "DeploymentOutcome",
+    "JobTimes",
     "Repo",
     "RunOutcome",
     "deployment_events",
     "deployment_problem",
+    "job_times",
+    "ref_of",
     "render",
     "run_events",
     "run_id_of_statuses",
@@ -617,6 +620,41 @@ def _run_base(
     }
 
 
+@dataclass(frozen=True)
+class JobTimes:
+    """When an attempt's jobs really started and ended (from ``GET …/attempts/{n}/jobs``)."""
+
+    started: str | None = None
+    completed: str | None = None
+
+
+def job_times(jobs: Any) -> JobTimes:
+    """The earliest real start and the latest end among an attempt's jobs.
+
+    A run's own ``run_started_at`` is when the attempt was created (on attempt 1 it equals
+    ``created_at``), and its ``updated_at`` moves long after completion; the jobs say when work
+    started and ended. A job that never ran — skipped, or cancelled before a runner took it
+    (``started_at`` equal to its creation, no runner) — has no start.
+    """
+    starts: list[tuple[datetime, str]] = []
+    ends: list[tuple[datetime, str]] = []
+    for job in jobs if isinstance(jobs, list) else []:
+        if not isinstance(job, Mapping) or job.get("conclusion") == "skipped":
+            continue
+        if job.get("status") in ("in_progress", "completed") and not _timestamp_problem(
+            job, "started_at"
+        ):
+            ran = isinstance(job.get("runner_name"), str) and bool(job["runner_name"])
+            if ran or job.get("started_at") != job.get("created_at"):
+                starts.append((parse_timestamp(job["started_at"]), str(job["started_at"])))
+        if job.get("status") == "completed" and not _timestamp_problem(job, "completed_at"):
+            ends.append((parse_timestamp(job["completed_at"]), str(job["completed_at"])))
+    return JobTimes(
+        started=min(starts)[1] if starts else None,
+        completed=max(ends)[1] if ends else None,
+    )
+
+
 def run_events(
     run: Mapping[str, Any],
     *,
@@ -627,12 +665,16 @@ def run_events(
     rejected: bool = False,
     waiting_since: str | None = None,
     resumed_at: str | None = None,
+    jobs: JobTimes | None = None,
 ) -> RunOutcome:
-    """Map one workflow run attempt to its events, each at the run's own timestamps.
+    """Map one workflow run attempt to its events.
 
     ``workflow`` is the YAML ``name:`` of the run's workflow (the run's ``display_title`` is not
     used: it changes with ``run-name``). ``waiting_since`` / ``resumed_at`` are when a previous poll
     first saw this attempt waiting / running again, so those events keep their time across polls.
+    ``jobs`` are the attempt's job times: in-progress is dated when the first job started and the
+    end when the last one completed. Without them (not read, or no job ran) the run's own
+    ``run_started_at`` and ``updated_at`` stand in, and no state is dated before the one before it.
     """
     problems: list[str] = []
     attempt = run["run_attempt"] if isinstance(run.get("run_attempt"), int) else 1
@@ -657,27 +699,59 @@ def run_events(
     if waiting_since:
         events.append(_event(base, Status.WAITING, waiting_since, problems))
     if status != "completed":
+        job_start = jobs.started if jobs else None
         # After a wait the run's start time lies before the wait: the resumption is dated by when
         # it was first seen running again (kept by the cursor), so the latest state stays right.
-        at = (resumed_at or str(run["updated_at"])) if waiting_since else started
+        # Jobs read and none started yet: still waiting for a runner, in progress once one runs.
+        at = (
+            (resumed_at or str(run["updated_at"]))
+            if waiting_since
+            else (job_start if jobs is not None else started)
+        )
         if at:
             events.append(_event(base, Status.IN_PROGRESS, at, problems))
         return RunOutcome(
-            _valid(events),
+            _never_earlier(events),
             terminal=False,
             waiting_since=waiting_since,
             resumed_at=at if waiting_since else None,
             problems=problems,
         )
-    progress = resumed_at if waiting_since else (started if conclusion != "cancelled" else None)
+    progress = _progress_of_finished(run, started, jobs, waiting_since, resumed_at)
     if progress:
         events.append(_event(base, Status.IN_PROGRESS, progress, problems))
     mapped = RUN_CONCLUSIONS[str(conclusion)]
     if mapped in (Status.CANCELLED, Status.FAILURE) and rejected:
         mapped = Status.REJECTED
     if mapped is not None:
-        events.append(_event(base, mapped, str(run["updated_at"]), problems))
-    return RunOutcome(_valid(events), terminal=True, problems=problems)
+        ended = (jobs.completed if jobs else None) or str(run["updated_at"])
+        events.append(_event(base, mapped, ended, problems))
+    return RunOutcome(_never_earlier(events), terminal=True, problems=problems)
+
+
+def _progress_of_finished(
+    run: Mapping[str, Any],
+    started: str | None,
+    jobs: JobTimes | None,
+    waiting_since: str | None,
+    resumed_at: str | None,
+) -> str | None:
+    """When a finished attempt was in progress (None: it never was, as far as can be told)."""
+    if waiting_since:
+        return resumed_at
+    if jobs is not None:
+        return jobs.started  # the jobs were read: no job ran means it never was in progress
+    return started if run.get("conclusion") != "cancelled" else None
+
+
+def _never_earlier(events: Sequence[DeployEvent | str]) -> list[DeployEvent]:
+    """Valid events (in lifecycle order), each dated no earlier than the one before it."""
+    out: list[DeployEvent] = []
+    for event in _valid(events):
+        if out and event.happened_at < out[-1].happened_at:
+            event = event.model_copy(update={"happened_at": out[-1].happened_at})  # noqa: PLW2901
+        out.append(event)
+    return out
 
 
 def latest_time(items: Sequence[Mapping[str, Any]], key: str = "created_at") -> datetime | None:
