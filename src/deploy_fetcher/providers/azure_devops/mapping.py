@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
+from deploy_fetcher.lifecycle import rank
 from deploy_fetcher.model import DeployEvent, Status, parse_timestamp
 
 if TYPE_CHECKING:
@@ -371,7 +372,7 @@ def record_events(
     terminal = RECORD_RESULT.get(result) if isinstance(result, str) else None
     if terminal is not None:
         steps.append((terminal, finished or started or queued))
-    for status, when in steps:
+    for status, when in _forward(steps):
         problem = _emit(events, base, status, when)
         if problem is not None:
             return problem
@@ -503,7 +504,7 @@ def _stage_lifecycle(stage: _Stage) -> list[tuple[Status, datetime]]:
     steps = _stage_start(stage)
     status = STAGE_RESULT.get(result) if isinstance(result, str) else None
     if state != "completed" or status is None:
-        return steps
+        return _dated(_forward(steps))
     rejected = [a for a in stage.approvals if _one_of(a.get("result"), _REJECTED_APPROVAL)]
     if status in (Status.FAILURE, Status.CANCELLED) and rejected:
         status = Status.REJECTED
@@ -516,7 +517,11 @@ def _stage_lifecycle(stage: _Stage) -> list[tuple[Status, datetime]]:
     )
     if finished is not None:
         steps.append((status, finished))
-    return steps
+    return _dated(_forward(steps))
+
+
+def _dated(steps: Sequence[tuple[Status, datetime | None]]) -> list[tuple[Status, datetime]]:
+    return [(status, when) for status, when in steps if when is not None]
 
 
 def _gate_steps(
@@ -727,16 +732,25 @@ def _release_steps(
     if current.is_terminal:
         when = max(rejected) if current == Status.REJECTED and rejected else None
         steps.append((current, when or _time(deployment.get("completedOn")) or modified))
-    return _never_earlier(steps)
+    return _forward(steps)
 
 
-def _never_earlier(
-    steps: list[tuple[Status, datetime | None]],
+def _forward(
+    steps: Sequence[tuple[Status, datetime | None]],
 ) -> list[tuple[Status, datetime | None]]:
-    """Steps (in lifecycle order) each dated no earlier than the dated one before."""
+    """Steps that never go back in the lifecycle, each dated no earlier than the one before.
+
+    A step behind one already reached is left out (a stage whose checks cleared is not queued
+    again after waiting); a step dated before the previous one takes its time (the service's
+    clocks disagree by a few hundred milliseconds, and ``0001-01-01`` means never).
+    """
     out: list[tuple[Status, datetime | None]] = []
+    reached = -1
     latest: datetime | None = None
     for status, when in steps:
+        if rank(status) < reached:
+            continue
+        reached = rank(status)
         dated = latest if when is not None and latest is not None and when < latest else when
         latest = dated if dated is not None else latest
         out.append((status, dated))

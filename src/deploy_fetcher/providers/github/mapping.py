@@ -511,7 +511,7 @@ def deployment_events(
             events.append(_event(base, closing, run["updated_at"], problems))
             terminal = True
     return DeploymentOutcome(
-        _valid(events),
+        _never_earlier(events),
         terminal=terminal and not awaiting,
         awaiting_run=awaiting,
         waited=any(s["state"].lower() == "waiting" for s in ordered),
