@@ -9,22 +9,28 @@ from typing import Any
 import jsonschema
 
 
-def openapi_to_jsonschema(node: Any) -> Any:
+def openapi_to_jsonschema(node: Any, *, nulls: bool = False) -> Any:
     """An OpenAPI 3.0 / Swagger 2.0 schema as JSON Schema.
 
     ``nullable`` becomes a null type; vendor extensions, ``example`` and ``format`` are left out
-    (formats are not asserted); ``$ref`` to definitions is kept.
+    (formats are not asserted); ``$ref`` to definitions is kept. ``nulls``: every property may be
+    null (Swagger 2.0 cannot say which may, and Azure DevOps' own examples send null in many).
     """
     if isinstance(node, list):
-        return [openapi_to_jsonschema(item) for item in node]
+        return [openapi_to_jsonschema(item, nulls=nulls) for item in node]
     if not isinstance(node, dict):
         return node
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in ("properties", "definitions") and isinstance(value, dict):
-            out[key] = {name: openapi_to_jsonschema(sub) for name, sub in value.items()}
+            out[key] = {
+                name: _nullable(openapi_to_jsonschema(sub, nulls=nulls))
+                if nulls and key == "properties"
+                else openapi_to_jsonschema(sub, nulls=nulls)
+                for name, sub in value.items()
+            }
         elif not key.startswith("x-") and key not in ("example", "examples", "nullable", "format"):
-            out[key] = openapi_to_jsonschema(value)
+            out[key] = openapi_to_jsonschema(value, nulls=nulls)
     if node.get("nullable"):
         kind = out.get("type")
         if isinstance(kind, str):
@@ -36,11 +42,17 @@ def openapi_to_jsonschema(node: Any) -> Any:
     return out
 
 
-def problems(schema: Any, document: Any, *, definitions: Any = None) -> list[str]:
+def _nullable(schema: Any) -> Any:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def problems(
+    schema: Any, document: Any, *, definitions: Any = None, nulls: bool = False
+) -> list[str]:
     """Every way ``document`` breaks ``schema`` (path and message), empty when it conforms."""
-    converted = openapi_to_jsonschema(schema)
+    converted = openapi_to_jsonschema(schema, nulls=nulls)
     if definitions is not None:
-        converted = {**converted, "definitions": openapi_to_jsonschema(definitions)}
+        converted = {**converted, "definitions": openapi_to_jsonschema(definitions, nulls=nulls)}
     validator = jsonschema.Draft7Validator(converted)
     return [
         f"{'/'.join(str(p) for p in error.absolute_path)}: {error.message[:200]}"
