@@ -102,7 +102,9 @@ def test_deployments_have_the_documented_fields_and_statuses(world):
     found: list[str] = []
     statuses: set[str] = set()
     for project in _projects(world):
-        for item in _get(world, f"/projects/{project}/deployments?per_page=100&order_by=id&sort=desc"):
+        for item in _get(
+            world, f"/projects/{project}/deployments?per_page=100&order_by=id&sort=desc"
+        ):
             statuses.add(item["status"])
             found += [f"deployment {item['id']}: {p}" for p in problems(schema, item)]
             single = _get(world, f"/projects/{project}/deployments/{item['id']}")
