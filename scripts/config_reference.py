@@ -29,7 +29,7 @@ from deploy_fetcher.config._env import ENV_PREFIX, EnvOverrides
 from deploy_fetcher.config._loader import CONFIG_ENV, EXTENSION_PREFIX, parse_config
 from deploy_fetcher.config._models import (
     MAX_SECRET_FILE_BYTES,
-    Defaults,
+    DefaultsConfig,
     Filter,
     LogConfig,
     NameRule,
@@ -306,7 +306,7 @@ def _lines() -> Iterator[str]:
         ("`state`", StateConfig),
         ("`server`", ServerConfig),
         ("`log`", LogConfig),
-        ("`defaults`", Defaults),
+        ("`defaults`", DefaultsConfig),
         ("`rules`", RulesConfig),
     )
     for heading, model in sections:

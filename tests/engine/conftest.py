@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy_fetcher.config import Defaults
+from deploy_fetcher.config import DefaultsConfig
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.providers import ProviderContext
 from deploy_fetcher.store.sqlite import SqliteStore
@@ -19,4 +19,4 @@ def store(tmp_path):
 
 @pytest.fixture
 def context():
-    return ProviderContext(metrics=Metrics(), defaults=Defaults())
+    return ProviderContext(metrics=Metrics(), defaults=DefaultsConfig())
