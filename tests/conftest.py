@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+# A real PostgreSQL server for the tests that need one (``postgres_cluster``, ``pg_url``).
+pytest_plugins = ["tests.postgres"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
