@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from deploy_fetcher.model import DeployEvent
+from tests.store.factories import FakeClock
 
 # A real PostgreSQL server for the tests that need one (``postgres_cluster``, ``pg_url``).
 pytest_plugins = ["tests.postgres"]
@@ -34,6 +35,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock the test moves by hand (``advance()``), for stores and their wrappers."""
+    return FakeClock()
 
 
 @pytest.fixture
