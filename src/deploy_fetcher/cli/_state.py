@@ -115,13 +115,20 @@ def _reset(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from deploy_fetcher._logging import register_secret
-    from deploy_fetcher.config._types import check_postgres_url
+    from deploy_fetcher.config import StateConfig
 
     try:
-        url = check_postgres_url(args.to)
-    except ValueError as exc:
-        raise UsageError(f"--to: {exc}") from None
+        target = StateConfig(backend="postgres", url=args.to).url
+    except ValidationError:
+        # The error would quote the value, and a URL carries its password: say only what is wrong.
+        raise UsageError(
+            "--to: not a PostgreSQL URL (postgresql://user:password@host:5432/dbname)"
+        ) from None
+    assert target is not None  # noqa: S101 - backend postgres requires it
+    url = target.get_secret_value()
     register_secret(url)
     config = load(args.config, log_level="warning")
     if config.state.backend != "sqlite":
