@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import timedelta
 from typing import Any
 
 from github_requests import START, Run
