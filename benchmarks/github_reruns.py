@@ -32,9 +32,7 @@ REPO = "bench/svc-0"
 
 def _active_lists(emulator: GitHubEmulator) -> dict[str, int]:
     """Requests to the repository run list filtered by status, and how many were charged."""
-    active = [
-        r for r in emulator.log if r.path.endswith("/actions/runs") and "status=" in r.query
-    ]
+    active = [r for r in emulator.log if r.path.endswith("/actions/runs") and "status=" in r.query]
     return {"requests": len(active), "charged": sum(1 for r in active if r.status != 304)}
 
 
