@@ -19,6 +19,9 @@ from deploy_fetcher.store import SqliteStore
 from tests.store.factories import FakeClock
 from tests.support import DASHBOARD_CONTROL_KEY, DASHBOARD_KEY
 
+# A real PostgreSQL server for the tests that need one (``postgres_cluster``, ``pg_url``).
+pytest_plugins = ["tests.postgres"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
