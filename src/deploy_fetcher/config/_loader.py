@@ -28,7 +28,14 @@ from deploy_fetcher.config._yaml import ConfigFileError, parse_yaml, read_text
 from deploy_fetcher.errors import ConfigError, PluginError
 from deploy_fetcher.plugins import load_provider, load_sink
 
-__all__ = ["CONFIG_ENV", "EXTENSION_PREFIX", "load_config", "parse_config"]
+__all__ = [
+    "CONFIG_ENV",
+    "EXTENSION_PREFIX",
+    "STATE_PATH_ENV",
+    "anchor_state_path",
+    "load_config",
+    "parse_config",
+]
 
 #: The environment variable naming the configuration file when no path is given.
 CONFIG_ENV: Final = "FETCHER_CONFIG"
@@ -244,10 +251,36 @@ def load_config(
     except ConfigFileError as exc:
         problems = [exc.problem]
     raise_problems(problems)
-    return parse_config(
+    config = parse_config(
         text,
         file=str(file_path),
         environ=env,
         provider_resolver=provider_resolver,
         sink_resolver=sink_resolver,
     )
+    return anchor_state_path(config, file_path, env)
+
+
+#: The variable that overrides ``state.path`` (a relative value there means the working directory).
+STATE_PATH_ENV: Final = "FETCHER_STATE__PATH"
+
+
+def anchor_state_path(
+    config: FetcherConfig, file: Path, environ: Mapping[str, str]
+) -> FetcherConfig:
+    """``state.path`` made absolute: relative to the configuration file's directory.
+
+    A relative default (``fetcher-state.db``) read against the working directory would give each
+    directory a command is run from a state file of its own, and a ``fetcher sync`` run elsewhere
+    would re-send everything already delivered. A path from ``FETCHER_STATE__PATH`` is resolved
+    against the working directory, as any path in an environment variable is.
+    """
+    path = config.state.path.expanduser()
+    if not path.is_absolute():
+        base = Path.cwd() if environ.get(STATE_PATH_ENV) else file.expanduser().absolute().parent
+        path = base / path
+    path = Path(os.path.normpath(path))
+    if path == config.state.path:
+        return config
+    state = config.state.model_copy(update={"path": path})
+    return config.model_copy(update={"state": state})

@@ -147,7 +147,7 @@ class StateConfig(Section):
     backend: Literal["sqlite", "dashboard"] = "sqlite"
     """Storage engine of the state store: ``sqlite`` (a file at ``path``) or ``dashboard``."""
     path: Path = Path("fetcher-state.db")
-    """The SQLite file (created on first start; relative paths start in the working directory); not used by the ``dashboard`` backend."""
+    """The SQLite file (created on first start); a relative path is resolved against the configuration file's directory (against the working directory when it comes from ``FETCHER_STATE__PATH``); not used by the ``dashboard`` backend."""
     delivered_retention: Duration = timedelta(days=30)
     """How long delivered rows are kept as the dedup ledger before they are pruned."""
     dashboard_sink: str | None = None

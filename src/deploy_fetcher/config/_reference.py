@@ -297,7 +297,9 @@ def _lines() -> Iterator[str]:
     yield ""
     yield (
         "**Durations** are written `500ms`, `30s`, `5m`, `2h`, `7d`, `1w` or combined (`1h30m`); "
-        "a bare number is seconds. **Paths** are relative to the working directory."
+        "a bare number is seconds. **`state.path`**, when relative, is resolved against the "
+        "directory of the configuration file (so every command run with the same file uses the "
+        "same state, wherever it is run from); other relative paths start in the working directory."
     )
     yield ""
     yield "## Sections"

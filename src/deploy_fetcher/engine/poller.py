@@ -144,11 +144,9 @@ class Poller:
             outcome, error = "error", f"{type(exc).__name__}: {exc}"
             log.exception("poll.unexpected_error")
         elapsed = time.monotonic() - started
-        self.metrics.poll_cycles.labels(source.name, outcome).inc()
-        self.metrics.poll_duration.labels(source.name).observe(elapsed)
+        self.metrics.cycle(source.name, target, outcome, elapsed)
         if outcome == "ok":
             self.health.target_ok(key)
-            self.metrics.last_success.labels(key).set(time.time())
             log.debug(
                 "poll.done", pages=pages, events=events, queued=queued, seconds=round(elapsed, 3)
             )
