@@ -7,19 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from deploy_fetcher.config import FetcherConfig, load_config
+from deploy_fetcher.config import FetcherConfig, StateConfig, load_config
 from deploy_fetcher.config._yaml import MAX_FILE_BYTES
 from deploy_fetcher.errors import ConfigError
 
 
 def test_empty_file_gives_all_defaults(load):
-    """An empty file is a configuration of defaults."""
-    assert FetcherConfig() == load("")
+    """An empty file is a configuration of defaults (the state file beside it)."""
+    expected = FetcherConfig(state=StateConfig(path=load.tmp_path / "fetcher-state.db"))
+    assert expected == load("")
 
 
 def test_comment_only_file_gives_all_defaults(load):
     """A file holding only comments is as good as empty."""
-    assert FetcherConfig() == load("# nothing configured yet\n")
+    assert load("") == load("# nothing configured yet\n")
 
 
 def test_empty_sections_mean_defaults(load):

@@ -85,9 +85,14 @@ def duration_arg(value: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def load(path: str | None, *, log_level: str | None = None) -> FetcherConfig:
-    """Load and validate the configuration, register its secrets for redaction, set up logging."""
-    config = load_config(Path(path) if path else None, environ=os.environ)
+def load(
+    path: str | None, *, log_level: str | None = None, sources: Sequence[str] | None = None
+) -> FetcherConfig:
+    """Load and validate the configuration, register its secrets for redaction, set up logging.
+
+    ``sources`` keeps only those sources (the others' secrets need not be set).
+    """
+    config = load_config(Path(path) if path else None, environ=os.environ, sources=sources)
     register_secrets_in(config)
     configure_logging(log_level or config.log.level, config.log.format)
     return config

@@ -13,7 +13,9 @@ The stages, each reporting problems rather than stopping at the first:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -187,6 +189,51 @@ def _build(
     return config
 
 
+def _entry_name(entry: Any) -> Any:
+    return entry.get("name") if isinstance(entry, dict) else None
+
+
+def _select_sources(
+    raw: Any, only: Collection[str], file: str
+) -> tuple[Any, dict[int, int], set[int]]:
+    """Keep the ``sources[]`` entries named in ``only``.
+
+    Returns the tree, the kept entries' new index → their index in the file (problems must name
+    the file's index), and the indexes left out (their unset variables are no problem here).
+    """
+    if not isinstance(raw, dict) or not isinstance(raw.get("sources"), list):
+        names: list[Any] = []
+    else:
+        names = [_entry_name(entry) for entry in raw["sources"]]
+    unknown = sorted(set(only) - {n for n in names if isinstance(n, str)})
+    if unknown:
+        have = ", ".join(n for n in names if isinstance(n, str)) or "none"
+        raise ConfigError(f"no source named {', '.join(unknown)} (configured: {have})", file=file)
+    kept = [index for index, name in enumerate(names) if name in only]
+    left_out = set(range(len(names))) - set(kept)
+    tree = {**raw, "sources": [raw["sources"][index] for index in kept]}
+    return tree, dict(enumerate(kept)), left_out
+
+
+_SOURCE_INDEX = re.compile(r"^sources\[(\d+)\]")
+
+
+def _renumber(problems: list[Problem], index_map: Mapping[int, int]) -> list[Problem]:
+    """Problems of selected sources under the index the file gives them."""
+    if not index_map:
+        return problems
+    return [
+        replace(
+            problem,
+            path=_SOURCE_INDEX.sub(
+                lambda m: f"sources[{index_map.get(int(m.group(1)), int(m.group(1)))}]",
+                problem.path,
+            ),
+        )
+        for problem in problems
+    ]
+
+
 def parse_config(
     text: str,
     *,
@@ -194,33 +241,58 @@ def parse_config(
     environ: Mapping[str, str] | None = None,
     provider_resolver: ProviderResolver = load_provider,
     sink_resolver: SinkResolver = load_sink,
+    sources: Collection[str] | None = None,
 ) -> FetcherConfig:
     """Validate configuration ``text`` (YAML); ``file`` is the name its errors carry.
 
-    ``environ`` feeds interpolation and overrides (``os.environ`` when None). Raises
+    ``environ`` feeds interpolation and overrides (``os.environ`` when None). ``sources`` keeps
+    only the sources of those names (``fetcher check --source``): the others are neither
+    interpolated nor validated, so their secrets need not be set. Raises
     :class:`~deploy_fetcher.errors.ConfigError` naming every problem, the first one on its first line.
     """
     env = os.environ if environ is None else environ
     problems: list[Problem] = []
     tree: Any = None
+    index_map: dict[int, int] = {}
     try:
-        tree, problems = interpolate(parse_yaml(text, file), env, file)
+        raw = parse_yaml(text, file)
+        if sources is not None:
+            raw, index_map, _ = _select_sources(raw, sources, file)
+        tree, problems = interpolate(raw, env, file)
     except ConfigFileError as exc:
         problems = [exc.problem]
-    raise_problems(problems)
+    raise_problems(_renumber(problems, index_map))
     if tree is None:
         tree = {}
     if not isinstance(tree, dict):
         sections = ", ".join(_SECTIONS)
         message = f"the top level must be a mapping of sections ({sections}), not {kind_of(tree)}"
         raise ConfigError(message, file=file)
-    return _build(
-        tree,
-        file=file,
-        environ=env,
-        provider_resolver=provider_resolver,
-        sink_resolver=sink_resolver,
-    )
+    try:
+        return _build(
+            tree,
+            file=file,
+            environ=env,
+            provider_resolver=provider_resolver,
+            sink_resolver=sink_resolver,
+        )
+    except ConfigError as exc:
+        if not index_map:
+            raise
+        raise _renumbered(exc, index_map) from None
+
+
+def _renumbered(error: ConfigError, index_map: Mapping[int, int]) -> ConfigError:
+    """The same error with the selected sources' indexes put back to the file's."""
+
+    def fix(text: str) -> str:
+        return re.sub(
+            r"sources\[(\d+)\]",
+            lambda m: f"sources[{index_map.get(int(m.group(1)), int(m.group(1)))}]",
+            text,
+        )
+
+    return ConfigError(fix(error.message), path=fix(error.path), file=error.file)
 
 
 def load_config(
@@ -229,6 +301,7 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     provider_resolver: ProviderResolver = load_provider,
     sink_resolver: SinkResolver = load_sink,
+    sources: Collection[str] | None = None,
 ) -> FetcherConfig:
     """Load, interpolate, override and validate the configuration file.
 
@@ -257,6 +330,7 @@ def load_config(
         environ=env,
         provider_resolver=provider_resolver,
         sink_resolver=sink_resolver,
+        sources=sources,
     )
     return anchor_state_path(config, file_path, env)
 
