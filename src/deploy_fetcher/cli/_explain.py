@@ -307,18 +307,19 @@ def _as_json(found: _Explanation) -> dict[str, Any]:
     }
 
 
-def _print_read(event: DeployEvent, trace: _Trace) -> None:
+def _read_lines(event: DeployEvent, trace: _Trace) -> list[str]:
     fields = {
         name: getattr(event, name) for name in _SHOWN if name not in {"status", "happened_at"}
     }
     shown = ", ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, ""))
-    print(f"  mapped:  {shown}")
+    lines = [f"  mapped:  {shown}"]
     if event.parent_deployments:
-        print(f"  parents: {', '.join(event.parent_deployments)}")
+        lines.append(f"  parents: {', '.join(event.parent_deployments)}")
     metadata = ", ".join(f"{k}={v}" for k, v in sorted(event.metadata.items()))
     if metadata:
-        print(f"  from:    {metadata}")
-    print(f"  rules:   {'; '.join(trace.rule_changes) or 'nothing changed'}")
+        lines.append(f"  from:    {metadata}")
+    lines.append(f"  rules:   {'; '.join(trace.rule_changes) or 'nothing changed'}")
+    return lines
 
 
 def _print_sinks(trace: _Trace) -> None:
@@ -343,13 +344,17 @@ def _print(found: _Explanation) -> None:
         print("\nread from the CI system:")
         for what, data in found.objects:
             print(f"  {what}: {json.dumps(data, sort_keys=True)}")
+    previous: list[str] = []
     for trace in found.traces:
         event = trace.read or (trace.sinks[0].event if trace.sinks else None)
         if event is None:
             continue
         print(f"\n{format_rfc3339(event.happened_at)}  {event.status.value}")
         if trace.read is not None:
-            _print_read(trace.read, trace)
+            lines = _read_lines(trace.read, trace)
+            # Events of one deployment mostly share these: say them once, then what changed.
+            print("\n".join(lines) if lines != previous else "  (mapped as above)")
+            previous = lines
         else:
             print("  stored, but the CI system no longer gives this event")
         _print_sinks(trace)

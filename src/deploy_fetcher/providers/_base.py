@@ -175,6 +175,8 @@ class Provider(abc.ABC):
         page of a poll from scratch, which proves the credential, the target's visibility and the
         mode's endpoint at once; nothing is stored. Adapters override it with something cheaper.
         """
+        from deploy_fetcher.config import format_duration
+
         pages = iter(self.poll(target, None))
         try:
             page = next(pages, None)
@@ -183,6 +185,14 @@ class Provider(abc.ABC):
             if callable(close):
                 close()
         found = len(page.events) if page is not None else 0
+        if not found:
+            lookback = self.config.lookback or self.context.defaults.lookback
+            detail = (
+                f"readable, but nothing deployed in the lookback window"
+                f" ({format_duration(lookback)}): check"
+                " its mode and filters if it deploys"
+            )
+            return [CheckItem(f"target {target}", ok=None, detail=detail)]
         detail = f"readable ({found} events on the first page)"
         return [CheckItem(f"target {target}", ok=True, detail=detail)]
 
