@@ -25,6 +25,7 @@ from deploy_fetcher.errors import (
     TargetNotFound,
     TransientError,
 )
+from deploy_fetcher.lifecycle import enforce_lifecycle, lifecycle_order
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.providers import Page, Provider
@@ -106,8 +107,12 @@ class Poller:
         return rows, kept
 
     def commit(self, source: SourceConfig, key: str, page: Page) -> int:
-        """Store one page's rows and cursor atomically; wake the sinks that got rows."""
-        rows, kept = self.prepare(source, page.events)
+        """Store one page's rows and cursor atomically; wake the sinks that got rows.
+
+        The page is first put in lifecycle order and stripped of events that would take a
+        deployment backwards (:mod:`deploy_fetcher.lifecycle`), whichever adapter made it.
+        """
+        rows, kept = self.prepare(source, enforce_lifecycle(page.events, source=source.name))
         inserted = self.store.commit_page(key, page.cursor, rows, successes=kept)
         for event in page.events:
             self.metrics.events.labels(source.name, event.status.value).inc()
@@ -203,7 +208,7 @@ class Poller:
                 events += len(page.events)
                 # Adapters walk newest-first and may interleave deployments; oldest first, a
                 # page's upstream successes are seen before the deployments promoted from them.
-                ordered = sorted(page.events, key=lambda event: event.happened_at)
+                ordered = lifecycle_order(page.events)
                 if sink_progress is None:
                     queued += self.commit(source, key, Page(ordered, None))
                 else:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 import structlog
 
 from deploy_fetcher.errors import PluginError
+from deploy_fetcher.lifecycle import lifecycle_order
 from deploy_fetcher.providers import Cursor, Page, Provider, ProviderContext
 from deploy_fetcher.providers.azure_devops.auth import BearerFileAuth, Credential, PatAuth
 from deploy_fetcher.providers.azure_devops.catalog import Catalog
@@ -218,7 +219,7 @@ class AzureDevOpsProvider(Provider):
     def _pages(walk: Iterator[list[DeployEvent]]) -> Iterator[Page]:
         for events in walk:
             if events:
-                yield Page(sorted(events, key=lambda e: (e.happened_at, e.deployment_id)))
+                yield Page(lifecycle_order(events))
 
     def ready_problems(self) -> list[str]:
         """A quota that Azure DevOps said is spent."""
