@@ -46,7 +46,9 @@ def _shipped_configs() -> dict[str, Any]:
     found = {"config.example.yaml": yaml.safe_load((ROOT / "config.example.yaml").read_text())}
     for path in sorted((ROOT / "deploy" / "compose").glob("config.*.yaml")):
         found[path.name] = yaml.safe_load(path.read_text(encoding="utf-8"))
-    configmap = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "configmap.yaml").read_text())
+    configmap = yaml.safe_load(
+        (ROOT / "deploy" / "kubernetes" / "base" / "configmap.yaml").read_text()
+    )
     found["kubernetes configmap"] = yaml.safe_load(configmap["data"]["config.yaml"])
     return found
 

@@ -57,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except (ConfigError, PluginError, UsageError) as exc:
-        print(f"fetcher: {exc}", file=sys.stderr)
+        # One problem a line, each with the same prefix (a bad config names all of them).
+        for line in str(exc).splitlines() or [""]:
+            print(f"fetcher: {line}", file=sys.stderr)
         return EXIT_USAGE
     except FetcherError as exc:
         print(f"fetcher: {exc}", file=sys.stderr)

@@ -26,7 +26,7 @@ from deploy_fetcher.config._interpolate import interpolate
 from deploy_fetcher.config._models import FetcherConfig, Section, SinkConfig, SourceConfig
 from deploy_fetcher.config._problems import Problem, format_path, raise_problems
 from deploy_fetcher.config._validation import kind_of, problems_from
-from deploy_fetcher.config._yaml import ConfigFileError, parse_yaml, read_text
+from deploy_fetcher.config._yaml import ConfigFileError, parse_yaml, positions, read_text
 from deploy_fetcher.errors import ConfigError, PluginError
 from deploy_fetcher.plugins import load_provider, load_sink
 
@@ -135,10 +135,21 @@ class _Entries:
         return out
 
 
-def _rank(problem: Problem) -> int:
-    """Order problems as the sections are documented (the file's own order is not known here)."""
-    head = problem.path.split(".", 1)[0].split("[", 1)[0]
-    return _SECTIONS.index(head) if head in _SECTIONS else len(_SECTIONS)
+def _locate(problem: Problem, where: Mapping[str, tuple[int, int]]) -> tuple[int, int, int]:
+    """A sort key putting problems in the order of the file.
+
+    A problem sits where its path (or, for a missing key, the nearest enclosing path) starts;
+    problems about the file as a whole come first, those set by environment variables last.
+    """
+    if not problem.file:
+        return (2, 0, 0)
+    candidate = problem.path
+    while candidate:
+        if candidate in where:
+            return (1, *where[candidate])
+        cut = max(candidate.rfind("."), candidate.rfind("["))
+        candidate = candidate[:cut] if cut > 0 else ""
+    return (0, 0, 0)
 
 
 def _build(
@@ -148,7 +159,8 @@ def _build(
     environ: Mapping[str, str],
     provider_resolver: ProviderResolver,
     sink_resolver: SinkResolver,
-) -> FetcherConfig:
+) -> tuple[FetcherConfig | None, list[Problem]]:
+    """The validated configuration (None when invalid) and every problem, unordered."""
     # An empty section (``sources:`` with every entry commented out) means "the defaults"; top-level
     # ``x-…`` keys are the admin's own, e.g. anchors shared by several sources (as in Compose files).
     tree = {
@@ -182,11 +194,7 @@ def _build(
         problems += problems_from(
             exc, model=FetcherConfig, data=data, file=file, origins=overrides.origins
         )
-    problems = sorted(problems, key=_rank) + env_problems
-    raise_problems(problems)
-    if config is None:  # pragma: no cover - a failed validation always leaves a problem
-        raise ConfigError("the configuration is invalid", file=file)
-    return config
+    return config, problems + env_problems
 
 
 def _entry_name(entry: Any) -> Any:
@@ -215,23 +223,20 @@ def _select_sources(
     return tree, dict(enumerate(kept)), left_out
 
 
-_SOURCE_INDEX = re.compile(r"^sources\[(\d+)\]")
+_SOURCE_INDEX = re.compile(r"\bsources\[(\d+)\]")
 
 
 def _renumber(problems: list[Problem], index_map: Mapping[int, int]) -> list[Problem]:
-    """Problems of selected sources under the index the file gives them."""
+    """Problems of selected sources under the index the file gives them (paths and messages)."""
     if not index_map:
         return problems
-    return [
-        replace(
-            problem,
-            path=_SOURCE_INDEX.sub(
-                lambda m: f"sources[{index_map.get(int(m.group(1)), int(m.group(1)))}]",
-                problem.path,
-            ),
+
+    def fix(text: str) -> str:
+        return _SOURCE_INDEX.sub(
+            lambda m: f"sources[{index_map.get(int(m.group(1)), int(m.group(1)))}]", text
         )
-        for problem in problems
-    ]
+
+    return [replace(p, path=fix(p.path), message=fix(p.message)) for p in problems]
 
 
 def parse_config(
@@ -260,39 +265,33 @@ def parse_config(
             raw, index_map, _ = _select_sources(raw, sources, file)
         tree, problems = interpolate(raw, env, file)
     except ConfigFileError as exc:
-        problems = [exc.problem]
-    raise_problems(_renumber(problems, index_map))
+        raise_problems([exc.problem])
     if tree is None:
         tree = {}
     if not isinstance(tree, dict):
         sections = ", ".join(_SECTIONS)
         message = f"the top level must be a mapping of sections ({sections}), not {kind_of(tree)}"
         raise ConfigError(message, file=file)
-    try:
-        return _build(
-            tree,
-            file=file,
-            environ=env,
-            provider_resolver=provider_resolver,
-            sink_resolver=sink_resolver,
-        )
-    except ConfigError as exc:
-        if not index_map:
-            raise
-        raise _renumbered(exc, index_map) from None
-
-
-def _renumbered(error: ConfigError, index_map: Mapping[int, int]) -> ConfigError:
-    """The same error with the selected sources' indexes put back to the file's."""
-
-    def fix(text: str) -> str:
-        return re.sub(
-            r"sources\[(\d+)\]",
-            lambda m: f"sources[{index_map.get(int(m.group(1)), int(m.group(1)))}]",
-            text,
-        )
-
-    return ConfigError(fix(error.message), path=fix(error.path), file=error.file)
+    # Validation goes on past an unset variable (its value is left as written), so one run names
+    # every problem; a value that failed to interpolate is not reported a second time.
+    config, found = _build(
+        tree,
+        file=file,
+        environ=env,
+        provider_resolver=provider_resolver,
+        sink_resolver=sink_resolver,
+    )
+    unresolved = {problem.path for problem in problems}
+    problems += [p for p in found if p.path not in unresolved or not p.file]
+    problems = _renumber(problems, index_map)
+    where = positions(text)
+    ordered = [
+        p for _, p in sorted(enumerate(problems), key=lambda i: (_locate(i[1], where), i[0]))
+    ]
+    raise_problems(ordered)
+    if config is None:  # pragma: no cover - a failed validation always leaves a problem
+        raise ConfigError("the configuration is invalid", file=file)
+    return config
 
 
 def load_config(
