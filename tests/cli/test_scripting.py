@@ -79,8 +79,8 @@ def _sync(config: Path, *extra: str, cwd: Path | None = None):
 
 
 def _poll_once(config: Path) -> None:
-    from deploy_fetcher.config import load_config
     from deploy_fetcher.engine import Runtime
+    from deploy_fetcher.plugins import load_config
 
     runtime = Runtime(load_config(config, environ={}))
     try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy_fetcher.config import load_config
+from deploy_fetcher.plugins import load_config
 
 
 def _write(directory: Path, text: str) -> Path:

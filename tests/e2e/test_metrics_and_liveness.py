@@ -13,9 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support import FetcherProcess, free_port, wait_until, write_config
 
 from deploy_fetcher import __version__
-from deploy_fetcher.config import parse_config
 from deploy_fetcher.emulators.github import GitHubEmulator
 from deploy_fetcher.engine import Runtime
+from deploy_fetcher.plugins import parse_config
 from deploy_fetcher.scheduler import Scheduler
 from deploy_fetcher.server import HealthServer
 

@@ -14,9 +14,10 @@ from typing import Any
 import structlog
 
 from deploy_fetcher._logging import configure_logging, register_secrets_in
-from deploy_fetcher.config import FetcherConfig, load_config, parse_duration
+from deploy_fetcher.config import FetcherConfig, parse_duration
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.model import format_rfc3339, parse_timestamp, utc_now
+from deploy_fetcher.plugins import load_config
 
 __all__ = [
     "EXIT_FAILED",

@@ -33,8 +33,8 @@ from deploy_fetcher.cli._common import (
 )
 from deploy_fetcher.config import FetcherConfig
 from deploy_fetcher.engine.rules import apply_rules
+from deploy_fetcher.engine.select import select
 from deploy_fetcher.model import DeployEvent, format_rfc3339
-from deploy_fetcher.sinks._select import select
 from deploy_fetcher.store import OutboxRow
 
 __all__ = ["register"]

@@ -131,10 +131,10 @@ def _sync(args: argparse.Namespace) -> int:
 def _dry_run(config: FetcherConfig, names: list[str], since: datetime, until: datetime) -> int:
     """What the real run would queue for each sink, as JSON lines, without a store or a request."""
     from deploy_fetcher.engine.rules import apply_rules
+    from deploy_fetcher.engine.select import select
     from deploy_fetcher.metrics import Metrics
     from deploy_fetcher.plugins import load_provider
     from deploy_fetcher.providers import ProviderContext
-    from deploy_fetcher.sinks._select import select
 
     context = ProviderContext(metrics=Metrics(), defaults=config.defaults)
     sinks = {s.name: s for s in config.sinks if s.enabled}

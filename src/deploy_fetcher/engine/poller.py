@@ -17,6 +17,7 @@ import structlog
 from deploy_fetcher.config import FetcherConfig, SinkConfig, SourceConfig
 from deploy_fetcher.engine.health import Health
 from deploy_fetcher.engine.rules import apply_rules, fill_parents
+from deploy_fetcher.engine.select import select
 from deploy_fetcher.errors import (
     AuthError,
     RateLimited,
@@ -29,7 +30,6 @@ from deploy_fetcher.lifecycle import enforce_lifecycle, lifecycle_order
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.providers import Page, Provider
-from deploy_fetcher.sinks._select import select
 from deploy_fetcher.store import StateStore
 
 __all__ = ["CycleResult", "Poller", "preview", "target_key"]
