@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from deploy_fetcher import config
 from deploy_fetcher.errors import PluginError
@@ -99,4 +99,12 @@ def parse_config(
     """:func:`deploy_fetcher.config.parse_config` with the installed plugins' models."""
     return config.parse_config(
         text, file=file, environ=environ, provider_resolver=load_provider, sink_resolver=load_sink
+    )
+
+
+def config_schema() -> dict[str, Any]:
+    """The configuration's JSON Schema with the installed providers' and sinks' models."""
+    return config.json_schema(
+        {name: load_provider(name).config_model for name in available_providers()},
+        {name: load_sink(name).config_model for name in available_sinks()},
     )

@@ -336,3 +336,75 @@ def test_outbox_flush_names_an_unknown_sink(setup):
     """`outbox flush --sink nope` is a usage error naming the sinks there are."""
     result = run_cli("outbox", "flush", "--sink", "nope", "--config", str(setup))
     assert (2, True) == (result.returncode, "dashboard" in result.stderr)
+
+
+# -- point 4: a backfill you can watch -----------------------------------------------------------
+def test_sync_logs_progress_lines_when_not_on_a_terminal(setup, dashboard):
+    """Without a terminal, sync writes sync.progress log lines ending with everything delivered."""
+    result = _sync(setup)
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    progress = [line for line in lines if line.get("event") == "sync.progress"]
+    assert progress
+    last = progress[-1]
+    assert (3, "1/1") == (last["events_read"], last["targets_read"])
+    assert {"queued": 3, "already_delivered": 0, "delivered": 3, "dead": 0, "pending": 0} == {
+        k: last["sinks"]["dashboard"][k]
+        for k in ("queued", "already_delivered", "delivered", "dead", "pending")
+    }
+
+
+def test_a_second_sync_counts_what_was_already_delivered(setup, dashboard):
+    """Re-running a window queues nothing new: the rows show as already delivered, none sent."""
+    assert 0 == _sync(setup).returncode
+    again = json.loads(_sync(setup, "--output", "json").stdout)
+    (sink,) = again["sinks"]
+    assert (0, 3, 0) == (sink["queued"], sink["already_delivered"], sink["delivered"])
+    assert 3 == len(dashboard.rows())
+
+
+def test_dry_run_applies_each_sinks_filters_and_renames(tmp_path, dashboard):
+    """--dry-run prints each event once per sink that would get it, as that sink would get it."""
+    script = _script(tmp_path / "e", days=2)
+    config = write_config(
+        tmp_path / "fetcher.yaml",
+        {
+            "rules": {"environment": {"rename": {"production": "prod"}}},
+            "sources": [{"name": "replay", "provider": "scripted", "script": str(script)}],
+            "sinks": [
+                {"name": "all", "type": "jsonl", "path": str(tmp_path / "a.jsonl")},
+                {
+                    "name": "renamed",
+                    "type": "jsonl",
+                    "path": str(tmp_path / "b.jsonl"),
+                    "include": {"services": ["api"]},
+                    "exclude": {"statuses": ["failure"]},
+                    "rename": {"services": {"api": "API"}},
+                },
+                {
+                    "name": "none",
+                    "type": "jsonl",
+                    "path": str(tmp_path / "c.jsonl"),
+                    "include": {"environments": ["staging"]},
+                },
+            ],
+        },
+    )
+    result = run_cli(
+        "sync",
+        "--dry-run",
+        "--config",
+        str(config),
+        "--since",
+        "2026-01-31",
+        "--until",
+        "2026-02-03",
+    )
+    printed = [json.loads(line) for line in result.stdout.splitlines()]
+    assert 0 == result.returncode, result.stderr
+    assert [
+        ("all", "d0", "api", "prod"),
+        ("renamed", "d0", "API", "prod"),
+        ("all", "d1", "api", "prod"),
+        ("renamed", "d1", "API", "prod"),
+    ] == [(p["sink"], p["deployment_id"], p["service"], p["environment"]) for p in printed]
+    assert not (tmp_path / "fetcher-state.db").exists()

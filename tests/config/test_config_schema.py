@@ -9,8 +9,10 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from tests.support import run_cli
 
-from deploy_fetcher.config._schema import main, render
+from deploy_fetcher.config import render_schema
+from deploy_fetcher.plugins import config_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "docs" / "fetcher.schema.json"
@@ -55,7 +57,7 @@ def _shipped_configs() -> dict[str, Any]:
 
 def test_the_committed_schema_is_current():
     """docs/fetcher.schema.json is what the models generate (regenerate it after a change)."""
-    assert render() == SCHEMA_FILE.read_text(encoding="utf-8")
+    assert render_schema(config_schema()) == SCHEMA_FILE.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("name", sorted(_shipped_configs()))
@@ -120,7 +122,7 @@ def test_what_the_loader_accepts_the_schema_accepts(validator, document):
     assert [] == _errors(validator, document)
 
 
-def test_main_writes_the_file(tmp_path):
-    """The generator writes the schema to the file it is given."""
-    target = tmp_path / "schema.json"
-    assert (0, render()) == (main([str(target)]), target.read_text(encoding="utf-8"))
+def test_fetcher_config_schema_prints_the_committed_file():
+    """`fetcher config schema` (the command that regenerates the file) prints exactly it."""
+    result = run_cli("config", "schema")
+    assert (0, SCHEMA_FILE.read_text(encoding="utf-8")) == (result.returncode, result.stdout)

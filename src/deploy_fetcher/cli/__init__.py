@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (_run, _sync, _check, _explain, _state, _outbox, _config, _completion, _demo):
         module.register(commands)
+    parser.set_defaults(root_parser=parser)  # `fetcher completion` walks the whole tree
     return parser
 
 

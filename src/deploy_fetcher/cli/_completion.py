@@ -172,7 +172,6 @@ def register(commands: Any) -> None:
 
 
 def _completion(args: argparse.Namespace) -> int:
-    from deploy_fetcher.cli import build_parser
-
-    print(render(args.shell, build_parser()), end="")
+    # The whole parser, handed down by build_parser (importing it here would be a cycle).
+    print(render(args.shell, args.root_parser), end="")
     return 0

@@ -27,7 +27,8 @@ def register(commands: Any) -> None:
 
 
 def _schema(_args: argparse.Namespace) -> int:
-    from deploy_fetcher.config._schema import render
+    from deploy_fetcher.config import render_schema
+    from deploy_fetcher.plugins import config_schema
 
-    sys.stdout.write(render())
+    sys.stdout.write(render_schema(config_schema()))
     return EXIT_OK

@@ -14,6 +14,7 @@ import json
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -46,6 +47,8 @@ _log = structlog.get_logger("deploy_fetcher.sync")
 #: Seconds between two progress log lines when standard error is not a terminal.
 LOG_EVERY = 5.0
 REFRESH = 0.25
+#: Seconds over which delivery rates (and so the ETA) are measured.
+RATE_WINDOW = 10.0
 
 
 def register(commands: Any) -> None:
@@ -182,6 +185,7 @@ class _Tally:
     targets: int = 0
     targets_done: int = 0
     events: int = 0
+    read_seconds: float | None = None  # set when the last target is read
     sinks: dict[str, _SinkCount] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -211,16 +215,31 @@ class _SinkView:
 
 
 class _Progress:
-    """Numbers for the display, computed from the tally, the workers and the store."""
+    """Numbers for the display, computed from the tally, the workers and the store.
+
+    Rates are measured over the last :data:`RATE_WINDOW` seconds, so the ETA follows the current
+    pace (delivery speeds up once reading is over) rather than the average since the start.
+    """
 
     def __init__(self, runtime: Any, tally: _Tally, sinks: list[str]) -> None:
         self.runtime = runtime
         self.tally = tally
         self.sinks = sinks
         self.started = time.monotonic()
+        self._samples: dict[str, deque[tuple[float, int]]] = {s: deque() for s in sinks}
+
+    def _rate(self, sink: str, delivered: int) -> float:
+        now = time.monotonic()
+        samples = self._samples[sink]
+        samples.append((now, delivered))
+        while len(samples) > 1 and now - samples[0][0] > RATE_WINDOW:
+            samples.popleft()
+        then, before = samples[0]
+        if now - then < REFRESH:
+            return delivered / max(now - self.started, 1e-6)
+        return (delivered - before) / (now - then)
 
     def views(self) -> list[_SinkView]:
-        elapsed = max(time.monotonic() - self.started, 1e-6)
         out = []
         with self.tally.lock:
             counts = {s: (c.offered, c.queued) for s, c in self.tally.sinks.items()}
@@ -228,7 +247,7 @@ class _Progress:
             offered, queued = counts.get(sink, (0, 0))
             worker = self.runtime.workers[sink]
             pending = self.runtime.store.pending_count(sink)
-            rate = worker.delivered / elapsed
+            rate = self._rate(sink, worker.delivered)
             out.append(
                 _SinkView(
                     sink=sink,
@@ -244,13 +263,20 @@ class _Progress:
             )
         return out
 
-    def headline(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-6)
+    def reading(self) -> tuple[int, int, int, float]:
+        """Events read, targets read, targets in all, and seconds spent reading."""
         with self.tally.lock:
             done, targets, events = self.tally.targets_done, self.tally.targets, self.tally.events
+            seconds = self.tally.read_seconds
+        return events, done, targets, seconds or time.monotonic() - self.started
+
+    def headline(self) -> str:
+        events, done, targets, seconds = self.reading()
+        state = "read" if done == targets and targets else "reading"
         return (
-            f"read {events} events from {done}/{targets} targets"
-            f" ({events / elapsed:.0f}/s, {elapsed:.0f}s)"
+            f"{state} {events} events from {done}/{targets} targets"
+            f" in {seconds:.0f}s ({events / max(seconds, 1e-6):.0f}/s);"
+            f" delivering for {time.monotonic() - self.started:.0f}s"
         )
 
 
@@ -301,9 +327,12 @@ def _display(progress: _Progress) -> Iterator[Callable[[], None]]:
         if not force and now - last[0] < LOG_EVERY:
             return
         last[0] = now
+        events, done, targets, seconds = progress.reading()
         _log.info(
             "sync.progress",
-            read=progress.headline(),
+            events_read=events,
+            targets_read=f"{done}/{targets}",
+            read_seconds=round(seconds, 1),
             sinks={
                 v.sink: {
                     "queued": v.queued,
@@ -332,6 +361,8 @@ def _read_all(
     with tally.lock:
         tally.targets = len(work)
 
+    started = time.monotonic()
+
     def one(provider: Any, target: str) -> Any:
         try:
             return runtime.poller.backfill_target(
@@ -340,6 +371,8 @@ def _read_all(
         finally:
             with tally.lock:
                 tally.targets_done += 1
+                if tally.targets_done == tally.targets:
+                    tally.read_seconds = time.monotonic() - started
 
     pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="sync-read")
     futures: list[Future[Any]] = [pool.submit(one, p, t) for p, t in work]
@@ -411,6 +444,8 @@ def _report(args: Any, results: list[Any], views: list[_SinkView], pending: dict
         print_json({"targets": targets, "sinks": sinks, "ok": not (failed or dead or left)})
     else:
         emit(args, targets, columns=["target", "outcome", "events", "queued", "error"])
+        if sys.stdout.isatty() and sys.stderr.isatty():
+            return _exit_code(failed, dead, left)  # the live table on screen says the rest
         print()
         emit(
             args,
@@ -425,6 +460,10 @@ def _report(args: Any, results: list[Any], views: list[_SinkView], pending: dict
                 "note",
             ],
         )
+    return _exit_code(failed, dead, left)
+
+
+def _exit_code(failed: bool, dead: bool, left: int) -> int:
     if left:
         print(
             f"fetcher: {left} events still queued; a running daemon or the next sync delivers them",

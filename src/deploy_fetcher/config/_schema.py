@@ -6,19 +6,19 @@ names), the durations' syntax, ``<secret>_file`` instead of any secret, ``x-`` k
 empty sections. What only the loader can check (a sink named in a source exists, a template renders,
 a secret file is readable) is left to ``fetcher check``.
 
-``docs/fetcher.schema.json`` is this module's output; a test keeps it current. Regenerate it with::
+``docs/fetcher.schema.json`` is this module's output for the bundled plugins (the configuration
+package knows no plugin: :func:`deploy_fetcher.plugins.config_schema` hands it the installed
+ones); a test keeps it current. Regenerate it with::
 
-    python -m deploy_fetcher.config._schema docs/fetcher.schema.json
+    fetcher config schema > docs/fetcher.schema.json
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Final
 
 from pydantic import BaseModel
@@ -27,7 +27,7 @@ from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 from deploy_fetcher.config._models import FetcherConfig, SinkConfig, SourceConfig
 from deploy_fetcher.config._types import format_duration, is_secret_annotation
 
-__all__ = ["SCHEMA_ID", "json_schema", "main", "render"]
+__all__ = ["SCHEMA_ID", "json_schema", "render"]
 
 SCHEMA_ID: Final = "https://deploy-fetcher.github.io/schema/fetcher.schema.json"
 _DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
@@ -210,36 +210,6 @@ def json_schema(
     return schema
 
 
-def installed_schema() -> dict[str, Any]:
-    """The schema for the providers and sinks installed in this environment."""
-    from deploy_fetcher.plugins import (
-        available_providers,
-        available_sinks,
-        load_provider,
-        load_sink,
-    )
-
-    return json_schema(
-        {name: load_provider(name).config_model for name in available_providers()},
-        {name: load_sink(name).config_model for name in available_sinks()},
-    )
-
-
-def render() -> str:
-    """The schema as the committed file holds it."""
-    return json.dumps(installed_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Write the schema to the file named on the command line (stdout without one)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    text = render()
-    if args:
-        Path(args[0]).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def render(schema: Mapping[str, Any]) -> str:
+    """The schema as the committed file holds it (sorted keys, two-space indent)."""
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
