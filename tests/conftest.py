@@ -15,6 +15,9 @@ import pytest
 from deploy_fetcher.model import DeployEvent
 from tests.store.factories import FakeClock
 
+# A real PostgreSQL server for the tests that need one (``postgres_cluster``, ``pg_url``).
+pytest_plugins = ["tests.postgres"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
