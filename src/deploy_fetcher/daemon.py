@@ -20,6 +20,7 @@ import structlog
 from deploy_fetcher._version import __version__
 from deploy_fetcher.config import FetcherConfig
 from deploy_fetcher.engine import DeliveryPolicy, Runtime
+from deploy_fetcher.nudges import PREFIX, NudgeApp
 from deploy_fetcher.scheduler import Scheduler
 from deploy_fetcher.server import HealthServer
 from deploy_fetcher.sinks.dashboard.channel import build_channels
@@ -45,6 +46,15 @@ class Daemon:
         self.runtime = Runtime(config, policy=policy)
         self.scheduler = Scheduler(self.runtime, max_workers=max_workers)
         self.control = build_channels(self.runtime, self.scheduler)
+        self.nudges: NudgeApp | None = None
+        if config.nudges.enabled:
+            providers = self.runtime.providers
+            self.nudges = NudgeApp(
+                config.nudges,
+                self.scheduler,
+                self.runtime.metrics,
+                provider_of=lambda name: p.config.provider if (p := providers.get(name)) else None,
+            )
         self.server: HealthServer | None = None
         if config.server.enabled:
             self.server = HealthServer(
@@ -53,6 +63,7 @@ class Daemon:
                 registry=self.runtime.metrics.registry,
                 problems=self.runtime.ready_problems,
                 liveness=self.runtime.health.liveness_problem,
+                mounts={PREFIX: self.nudges} if self.nudges is not None else None,
             )
         self.stopping = threading.Event()
 
@@ -81,6 +92,7 @@ class Daemon:
             sources=sorted(self.runtime.providers),
             sinks=sorted(self.runtime.sinks),
             port=port,
+            nudges=self.nudges.providers if self.nudges is not None else [],
             state=str(state.path) if state.backend == "sqlite" else repr(self.runtime.store),
         )
 

@@ -175,6 +175,13 @@ class Metrics:
             ["provider", "credential"],
             registry=r,
         )
+        self.nudges = Counter(
+            "fetcher_nudges",
+            "Webhook nudges received, per provider and outcome (polled, throttled, unknown_target, "
+            "ignored, unauthorized, invalid, too_large, busy).",
+            ["provider", "outcome"],
+            registry=r,
+        )
 
     # -- what the engine records -------------------------------------------------------------------
     def cycle(self, source: str, target: str, outcome: str, seconds: float) -> None:

@@ -6,7 +6,9 @@
 * housekeeping beats the heartbeat behind ``/healthz``, refreshes gauges, checks the store is
   writable and prunes the dedup ledger (in a thread of its own, so busy polls cannot starve it);
 * sources can be paused (the dashboard's reset choreography): their runs are skipped, and
-  :meth:`Scheduler.wait_sources_idle` waits for the runs already in flight.
+  :meth:`Scheduler.wait_sources_idle` waits for the runs already in flight;
+* a target can be *nudged* (a CI system's webhook said it changed): it is polled now, or right after
+  the poll in flight, and at most once per ``min_gap`` however often it is nudged.
 """
 
 from __future__ import annotations
@@ -79,6 +81,12 @@ class Scheduler:
         self._paused: dict[str, frozenset[str]] = {}
         self._running: Counter[str] = Counter()
         self._in_flight = 0  # jobs of ours running now (polls and discoveries)
+        # Nudges: targets by case-folded name, when each was last nudged, polls running now,
+        # and targets to poll again as soon as their poll in flight ends.
+        self._by_name: dict[str, set[tuple[str, str]]] = {}
+        self._nudged: dict[str, float] = {}
+        self._polling: set[str] = set()
+        self._again: set[str] = set()
         self._stopping = False
         #: Called with each finished cycle's result, in the scheduler's thread; must not block.
         self.cycle_listeners: list[Callable[[CycleResult], None]] = []
@@ -190,11 +198,16 @@ class Scheduler:
             known = self._targets.get(source_name, set())
             for target in sorted(targets - known):
                 self._add_target(provider, target)
+                self._by_name.setdefault(target.casefold(), set()).add((source_name, target))
             for target in sorted(known - targets):
                 key = target_key(source_name, target)
                 if self._scheduler.get_job(key) is not None:
                     self._scheduler.remove_job(key)
                 self._forget(key)
+                named = self._by_name.get(target.casefold(), set())
+                named.discard((source_name, target))
+                if not named:
+                    self._by_name.pop(target.casefold(), None)
                 _log.info("discovery.target_removed", source=source_name, target=target)
             self._targets[source_name] = targets
         if targets - known:
@@ -221,8 +234,19 @@ class Scheduler:
         )
 
     def _poll(self, source_name: str, target: str) -> None:
+        key = target_key(source_name, target)
         with self._job():
-            self._poll_now(source_name, target)
+            with self._lock:
+                self._polling.add(key)
+            try:
+                self._poll_now(source_name, target)
+            finally:
+                with self._lock:
+                    self._polling.discard(key)
+                    again = key in self._again
+                    self._again.discard(key)
+                    if again and not self._stopping and self._scheduler.get_job(key) is not None:
+                        self._scheduler.modify_job(key, next_run_time=utc_now())
 
     def _poll_now(self, source_name: str, target: str) -> None:
         if self.runtime.stop.is_set():
@@ -249,12 +273,45 @@ class Scheduler:
             except Exception:
                 _log.exception("scheduler.cycle_listener_failed")
 
+    # -- nudges ----------------------------------------------------------------------------------
+    def find_targets(self, names: Iterable[str]) -> list[tuple[str, str]]:
+        """``(source, target)`` of every target whose name is one of ``names`` (case-insensitive)."""
+        with self._lock:
+            found = {pair for name in names for pair in self._by_name.get(name.casefold(), ())}
+        return sorted(found)
+
+    def nudge(self, source_name: str, target: str, *, min_gap: float) -> str:
+        """Poll a target now, as a webhook asked; returns what became of the nudge.
+
+        ``polled``: its next run is now. ``queued``: a poll of it is running and another follows
+        at once (the change may have come after that poll read). ``throttled``: it was nudged less
+        than ``min_gap`` seconds ago, so this nudge costs nothing. ``unknown_target``: no such
+        target (discovery has not found it, or it is gone).
+        """
+        key = target_key(source_name, target)
+        now = time.monotonic()
+        with self._lock:
+            if self._stopping or target not in self._targets.get(source_name, set()):
+                return "unknown_target"
+            last = self._nudged.get(key)
+            if last is not None and now - last < min_gap:
+                return "throttled"
+            if self._scheduler.get_job(key) is None:
+                return "unknown_target"
+            self._nudged[key] = now
+            if key in self._polling:
+                self._again.add(key)
+                return "queued"
+            self._scheduler.modify_job(key, next_run_time=utc_now())
+            return "polled"
+
     def _forget(self, key: str) -> None:
         """A target left the configuration: drop its health and its per-target series.
 
         Left in place, ``fetcher_last_success_timestamp_seconds`` of a deleted repository would
         keep a staleness alert firing for ever.
         """
+        self._nudged.pop(key, None)
         self.runtime.health.forget_target(key)
         self.runtime.metrics.forget_target(*split_key(key))
 

@@ -52,6 +52,7 @@ def _series() -> set[str]:
     metrics.ci_request("github", 200)
     metrics.rate_limit("github", "c", remaining=1, limit=2)
     metrics.events.labels("s", "success").inc()
+    metrics.nudges.labels("github", "polled").inc()
     text = generate_latest(metrics.registry).decode()
     # A histogram is named by its family too; a counter only by its ``_total`` series.
     families = {f.name for f in metrics.registry.collect() if f.type in {"histogram", "info"}}
