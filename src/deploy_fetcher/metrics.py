@@ -20,7 +20,7 @@ class Metrics:
         self.poll_cycles = Counter(
             "fetcher_poll_cycles",
             "Poll cycles of a source target by outcome (ok, auth_error, not_found, rate_limited, "
-            "transient_error, error).",
+            "transient_error, error, store_error, lease_lost).",
             ["source", "outcome"],
             registry=r,
         )
@@ -90,5 +90,32 @@ class Metrics:
             "fetcher_ci_rate_limit_limit",
             "API quota limit reported by the CI system, per provider and credential.",
             ["provider", "credential"],
+            registry=r,
+        )
+        # Replicas sharing a PostgreSQL state (zero with a SQLite file: one process does it all).
+        self.replicas = Gauge(
+            "fetcher_replicas",
+            "Live members of the replica set, as this replica last saw it.",
+            registry=r,
+        )
+        self.owned_targets = Gauge(
+            "fetcher_owned_targets",
+            "Source targets whose lease this replica holds (it polls them).",
+            registry=r,
+        )
+        self.owned_sinks = Gauge(
+            "fetcher_owned_sinks",
+            "Sinks whose lease this replica holds (it delivers to them).",
+            registry=r,
+        )
+        self.lease_losses = Counter(
+            "fetcher_lease_losses",
+            "Leases this replica lost while it held them (expired before renewal, or taken over).",
+            registry=r,
+        )
+        self.lease_handovers = Counter(
+            "fetcher_lease_handovers",
+            "Leases handed to another replica (out) or taken over from one (in).",
+            ["direction"],
             registry=r,
         )

@@ -5,7 +5,10 @@
 * targets are discovered again every ``discovery_interval`` (``owner/*`` gains and loses repositories);
 * housekeeping refreshes gauges, checks the store is writable and prunes the dedup ledger;
 * sources can be paused (the dashboard's reset choreography): their runs are skipped, and
-  :meth:`Scheduler.wait_sources_idle` waits for the runs already in flight.
+  :meth:`Scheduler.wait_sources_idle` waits for the runs already in flight;
+* with replicas sharing the work (:class:`~deploy_fetcher.engine.replicas.Coordinator`), every
+  replica schedules every target but runs only those whose lease it holds, under that lease's fence;
+  discovery tells the coordinator which targets there are.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ class Scheduler:
         self._stopping = False
         #: Called with each finished cycle's result, in the scheduler's thread; must not block.
         self.cycle_listeners: list[Callable[[CycleResult], None]] = []
+        if runtime.coordinator is not None:
+            runtime.coordinator.on_released = self._handed_over
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -178,6 +183,10 @@ class Scheduler:
                 self._forget(key)
                 _log.info("discovery.target_removed", source=source_name, target=target)
             self._targets[source_name] = targets
+        if self.runtime.coordinator is not None:
+            self.runtime.coordinator.set_targets(
+                source_name, (target_key(source_name, target) for target in targets)
+            )
         if targets - known:
             _log.info(
                 "discovery.targets",
@@ -213,11 +222,21 @@ class Scheduler:
         with self._activity:
             if any(source_name in paused for paused in self._paused.values()):
                 return
+        key = target_key(source_name, target)
+        coordinator = self.runtime.coordinator
+        fence = None
+        if coordinator is not None:
+            fence = coordinator.begin(key)
+            if fence is None:
+                return  # another replica holds this target
+        with self._activity:
             self._running[source_name] += 1
         try:
             provider = self.runtime.providers[source_name]
-            result = self.runtime.poller.run_target(provider, target)
+            result = self.runtime.poller.run_target(provider, target, fence=fence)
         finally:
+            if coordinator is not None:
+                coordinator.end(key)
             with self._activity:
                 self._running[source_name] -= 1
                 self._activity.notify_all()
@@ -240,6 +259,11 @@ class Scheduler:
         for gauge in (self.runtime.metrics.last_success, self.runtime.metrics.cursor_lag):
             with suppress(KeyError):
                 gauge.remove(key)
+
+    def _handed_over(self, keys: Iterable[str]) -> None:
+        """Targets another replica polls now: their health and series are that replica's to show."""
+        for key in keys:
+            self._forget(key)
 
     def _current(self, source_name: str, target: str) -> bool:
         with self._lock:

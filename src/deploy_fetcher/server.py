@@ -28,11 +28,14 @@ class HealthServer:
         *,
         registry: CollectorRegistry,
         problems: Callable[[], list[str]],
+        details: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self._registry = registry
         self._problems = problems
+        #: More for ``/readyz`` to show (a replica's membership and what it holds).
+        self._details = details
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -59,6 +62,8 @@ class HealthServer:
                 elif path == "/readyz":
                     problems = owner._problems()
                     body = {"status": "not ready" if problems else "ready", "problems": problems}
+                    if owner._details is not None:
+                        body.update(owner._details())
                     self._reply(
                         503 if problems else 200, json.dumps(body).encode(), "application/json"
                     )
