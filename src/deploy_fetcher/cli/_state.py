@@ -1,9 +1,10 @@
-"""``fetcher state``: list, show and reset the sources' cursors; move the state into PostgreSQL."""
+"""``fetcher state``: list, show and reset the sources' cursors; replicas; move into PostgreSQL."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 from typing import Any
 
 from deploy_fetcher.cli._common import (
@@ -38,6 +39,15 @@ def register(commands: Any) -> None:
     reset.add_argument("--source", help="reset every target of this source")
     reset.add_argument("--all", action="store_true", help="reset every cursor")
     reset.set_defaults(handler=_reset)
+    members = sub.add_parser(
+        "members",
+        parents=[config_option()],
+        help="the replicas sharing a PostgreSQL state, and what each holds",
+    )
+    members.add_argument(
+        "--leases", action="store_true", help="also list every lease: target or sink, holder, token"
+    )
+    members.set_defaults(handler=_members)
     migrate = sub.add_parser(
         "migrate",
         parents=[config_option()],
@@ -111,6 +121,62 @@ def _reset(args: argparse.Namespace) -> int:
     if missing:
         print(f"fetcher: no cursor stored under {', '.join(sorted(missing))}")
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def _members(args: argparse.Namespace) -> int:
+    from deploy_fetcher.model import utc_now
+
+    config = load(args.config, log_level="warning")
+    store = open_store(config)
+    try:
+        board = getattr(store, "lease_board", None)
+        if board is None:
+            print(
+                f"fetcher: state members needs state.backend postgres (with backend"
+                f" {config.state.backend} one process does all the work)"
+            )
+            return EXIT_FAILED
+        members = board.members()
+        leases = board.leases() if args.leases else []
+    finally:
+        store.close()
+    now = utc_now()
+
+    def ago(when: datetime) -> str:
+        return f"{max(0.0, (now - when).total_seconds()):.0f}s ago"
+
+    print_table(
+        ["member", "host", "version", "started", "heartbeat", "state", "leases"],
+        [
+            (
+                m.id,
+                m.host,
+                m.version,
+                m.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                ago(m.heartbeat_at),
+                "alive" if m.alive else "gone",
+                m.leases,
+            )
+            for m in members
+        ],
+    )
+    if args.leases:
+        print()
+        print_table(
+            ["key", "holder", "token", "expires"],
+            [
+                (
+                    lease.key,
+                    lease.holder,
+                    lease.token,
+                    f"in {(lease.expires_at - now).total_seconds():.0f}s"
+                    if lease.alive
+                    else "expired",
+                )
+                for lease in leases
+            ],
+        )
     return EXIT_OK
 
 
