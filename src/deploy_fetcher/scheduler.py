@@ -71,6 +71,7 @@ class Scheduler:
         self.cycle_listeners: list[Callable[[CycleResult], None]] = []
         if runtime.coordinator is not None:
             runtime.coordinator.on_released = self._handed_over
+            runtime.coordinator.on_acquired = self._taken_over
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -259,6 +260,28 @@ class Scheduler:
         for gauge in (self.runtime.metrics.last_success, self.runtime.metrics.cursor_lag):
             with suppress(KeyError):
                 gauge.remove(key)
+
+    def _taken_over(self, keys: Iterable[str]) -> None:
+        """Targets this replica just took: poll them within their jitter, not an interval later.
+
+        After a replica died its targets have waited a lease already; spread over the jitter, a
+        takeover of hundreds of targets does not hit the CI system in one burst.
+        """
+        config = self.runtime.config
+        now = utc_now()
+        with self._lock:
+            if self._stopping:
+                return
+            for key in keys:
+                job = self._scheduler.get_job(key)
+                if job is None:
+                    continue  # not discovered here yet; its first run comes with discovery
+                source, _, _target = key.partition("/")
+                provider = self.runtime.providers.get(source)
+                jitter = (
+                    config.effective(provider.config, "jitter").total_seconds() if provider else 0
+                )
+                job.modify(next_run_time=now + timedelta(seconds=random.uniform(0, jitter)))
 
     def _handed_over(self, keys: Iterable[str]) -> None:
         """Targets another replica polls now: their health and series are that replica's to show."""

@@ -58,6 +58,7 @@ class Replica:
         self.metrics = Metrics()
         self.gained: list[str] = []
         self.released: list[str] = []
+        self.acquired: list[str] = []
         self.coordinator = Coordinator(
             self.store.lease_board,
             member=name,
@@ -66,6 +67,7 @@ class Replica:
             health=Health(),
             on_gained=self.gained.extend,
             on_released=self.released.extend,
+            on_acquired=self.acquired.extend,
         )
         self.coordinator.set_targets("gh", KEYS[:30])
         self.coordinator.set_sinks(["dash"])
@@ -115,6 +117,9 @@ def test_a_leaving_replica_hands_its_targets_and_sink_to_the_others(
     _settle(replicas)
     leaving = next(r for r in replicas if r.coordinator.may_deliver("dash"))
     rest = [r for r in replicas if r is not leaving]
+    orphans = leaving.owned()
+    for replica in rest:
+        replica.acquired.clear()
 
     leaving.coordinator.stop(leave=True)
     _settle(rest, rounds=2)
@@ -123,6 +128,7 @@ def test_a_leaving_replica_hands_its_targets_and_sink_to_the_others(
     assert not rest[0].owned() & rest[1].owned()
     assert 1 == sum(r.coordinator.may_deliver("dash") for r in rest)
     assert set() == leaving.owned()
+    assert orphans == set(rest[0].acquired) | set(rest[1].acquired)
 
 
 def test_a_joining_replica_takes_targets_only_once_the_holder_let_them_go(

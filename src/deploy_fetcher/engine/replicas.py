@@ -88,7 +88,8 @@ class Coordinator:
     """This member's view of the replica set, kept current by a background thread.
 
     ``on_gained`` is called with the sinks this member may now deliver to (wake their workers);
-    ``on_released`` with the target keys it no longer holds (forget their health and series).
+    ``on_acquired`` with the target keys it just took (poll them soon rather than a whole interval
+    later); ``on_released`` with the target keys it no longer holds (forget their health and series).
     """
 
     def __init__(
@@ -101,6 +102,7 @@ class Coordinator:
         health: Health,
         on_gained: Callable[[Sequence[str]], None] = lambda _sinks: None,
         on_released: Callable[[Sequence[str]], None] = lambda _keys: None,
+        on_acquired: Callable[[Sequence[str]], None] = lambda _keys: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.board = board
@@ -110,6 +112,7 @@ class Coordinator:
         self.health = health
         self.on_gained = on_gained
         self.on_released = on_released
+        self.on_acquired = on_acquired
         self._clock = clock
         self._lock = threading.Lock()
         self._targets: dict[str, frozenset[str]] = {}
@@ -308,6 +311,7 @@ class Coordinator:
         if taken_over:
             self.metrics.lease_handovers.labels("in").inc(len(taken_over))
         _log.info("replicas.acquired", count=len(got), taken_over=len(taken_over))
+        self.on_acquired([key for key in got if not key.startswith(SINK_PREFIX)])
         if any(key.startswith(SINK_PREFIX) for key in got):
             freed = self.board.free_claims_of_departed()
             if freed:
