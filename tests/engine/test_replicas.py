@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+from tests.support import wait_until
 
 from deploy_fetcher.engine.health import Health
 from deploy_fetcher.engine.replicas import Coordinator, owner_of
@@ -235,8 +237,6 @@ def test_a_new_sink_holder_frees_the_claims_of_a_departed_replica(
     pg_url: str, replicas: list[Replica]
 ) -> None:
     """Rows claimed by a replica whose membership expired are freed at once, not after their lease."""
-    import time
-
     from tests.store.factories import make_event
 
     replica = Replica(pg_url, "m-0")
@@ -250,3 +250,33 @@ def test_a_new_sink_holder_frees_the_claims_of_a_departed_replica(
 
     assert replica.coordinator.may_deliver("dash")
     assert 0 == replica.store.lease_board.claimed_elsewhere("dash", "m-0")
+
+
+def test_a_burst_of_discoveries_takes_its_targets_without_renewing_once_per_source(
+    pg_url: str, replicas: list[Replica]
+) -> None:
+    """Thousands of sources reporting their targets one by one cost a few rounds, not one renewal each."""
+    from deploy_fetcher.store.postgres import LeaseBoard
+
+    replica = Replica(pg_url, "m-0")
+    replicas.append(replica)
+    renewals: list[int] = []
+    board = replica.coordinator.board
+    assert isinstance(board, LeaseBoard)
+    real_renew = board.renew
+
+    def counting_renew(member: str, *, ttl: float) -> dict[str, int]:
+        renewals.append(1)
+        return real_renew(member, ttl=ttl)
+
+    board.renew = counting_renew  # type: ignore[method-assign]
+    replica.coordinator.start()
+    try:
+        for n in range(200):  # as discovery does: each source lists its targets in its own job
+            replica.coordinator.set_targets(f"src-{n}", [f"src-{n}/repo"])
+            time.sleep(0.01)
+        wait_until(lambda: replica.coordinator.begin("src-199/repo") is not None, timeout=20)
+    finally:
+        replica.coordinator.stop(leave=True)
+
+    assert len(renewals) <= 3

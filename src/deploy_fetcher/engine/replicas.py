@@ -50,6 +50,8 @@ _log = structlog.get_logger(__name__)
 
 #: Lease keys of sinks: ``sink:<name>`` (target keys never start with it: source names cannot).
 SINK_PREFIX = "sink:"
+#: How long the loop waits after being woken, so a burst of target changes makes one round.
+_SETTLE_SECONDS = 0.5
 
 
 def _score(member: str, key: str) -> bytes:
@@ -120,6 +122,7 @@ class Coordinator:
         self._held: dict[str, int] = {}
         self._members: list[str] = []
         self._valid_until = 0.0
+        self._renewed_at = float("-inf")
         self._in_flight: Counter[str] = Counter()
         self._sinks_ready: set[str] = set()
         self._connected = False
@@ -228,14 +231,29 @@ class Coordinator:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.ttl / 3)
+            woken = self._wake.wait(self.ttl / 3)
+            if woken:
+                # Discovery reports each source on its own: let a burst of them settle first.
+                self._stop.wait(_SETTLE_SECONDS)
             self._wake.clear()
             if not self._stop.is_set():
-                self.tick()
+                due = self._clock() - self._renewed_at >= self.ttl / 3
+                self.tick(renew=due or not woken)
 
-    def tick(self) -> None:
-        """One round: heartbeat, renew, hand over, acquire; never raises."""
+    def tick(self, *, renew: bool = True) -> None:
+        """One round: heartbeat and renew (unless ``renew`` is False), hand over, acquire; never raises.
+
+        A round without renewal (woken because the targets changed) only hands over and acquires,
+        with the members and leases of the last renewal: renewing touches every lease held, which
+        a discovery of thousands of sources must not do once per source.
+        """
         started = self._clock()
+        if not renew:
+            with self._lock:
+                members, renewed = list(self._members), dict(self._held)
+            if members and started < self._valid_until:
+                self._share(members, renewed, lost=[])
+                return
         try:
             members = self.board.heartbeat(
                 self.member, host=socket.gethostname(), version=__version__, ttl=self.ttl
@@ -252,11 +270,10 @@ class Coordinator:
             lost = [key for key in self._held if key not in renewed]
             self._held = dict(renewed)
             self._valid_until = started + self.ttl
+            self._renewed_at = started
             joined = set(members) - set(self._members)
             left = set(self._members) - set(members)
             self._members = members
-            wanted = self._wanted(members)
-            in_flight = set(self._in_flight)
         if joined or left:
             _log.info(
                 "replicas.membership",
@@ -264,10 +281,17 @@ class Coordinator:
                 joined=sorted(joined),
                 left=sorted(left),
             )
+        self._share(members, renewed, lost=lost)
+
+    def _share(self, members: list[str], held: dict[str, int], *, lost: Sequence[str]) -> None:
+        """Count what was lost, hand over what is no longer ours, take what is."""
+        with self._lock:
+            wanted = self._wanted(members)
+            in_flight = set(self._in_flight)
         self._count_losses(lost)
         try:
-            self._hand_over([k for k in renewed if k not in wanted and k not in in_flight])
-            self._take([k for k in sorted(wanted) if k not in renewed])
+            self._hand_over([k for k in held if k not in wanted and k not in in_flight])
+            self._take([k for k in sorted(wanted) if k not in held])
             self._check_sinks()
         except StoreError as exc:
             self._disconnected(exc)
