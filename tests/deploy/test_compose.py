@@ -229,7 +229,7 @@ def test_the_secrets_folder_keeps_real_credentials_out_of_git():
 
 def test_the_replicas_share_the_trials_sources_through_the_postgres_service(tmp_path, services):
     """Profile ``replicas``: N fetchers, each loading the trial's sources with a postgres state."""
-    from deploy_fetcher.config import load_config
+    from deploy_fetcher.plugins import load_config
 
     replica = services["fetcher-replica"]
     local = yaml.safe_load(_config_text(services["fetcher"]))

@@ -106,7 +106,7 @@ def test_the_config_loads_as_a_postgres_state_through_the_real_loader(
     tmp_path, objects, deployment, container
 ):
     """The ConfigMap, with the pod's environment and the Secret's URL, gives backend postgres."""
-    from deploy_fetcher.config import load_config
+    from deploy_fetcher.plugins import load_config
 
     files = PodFiles(tmp_path)
     for mount in container["volumeMounts"]:
