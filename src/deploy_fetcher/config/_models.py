@@ -41,7 +41,7 @@ from deploy_fetcher.model import DeployEvent, Status
 __all__ = [
     "DASHBOARD_SINK_TYPE",
     "MAX_SECRET_FILE_BYTES",
-    "Defaults",
+    "DefaultsConfig",
     "FetcherConfig",
     "Filter",
     "LogConfig",
@@ -237,7 +237,7 @@ class LogConfig(Section):
     """``auto`` writes JSON lines unless standard error is a terminal."""
 
 
-class Defaults(Section):
+class DefaultsConfig(Section):
     """Polling defaults every source inherits unless it sets its own."""
 
     interval: Duration = timedelta(seconds=60)
@@ -445,7 +445,7 @@ class FetcherConfig(Section):
     """The health and metrics HTTP server."""
     log: LogConfig = LogConfig()
     """Logging level and format."""
-    defaults: Defaults = Defaults()
+    defaults: DefaultsConfig = DefaultsConfig()
     """Polling defaults of every source."""
     rules: RulesConfig = RulesConfig()
     """Mapping rules applied to every event."""
