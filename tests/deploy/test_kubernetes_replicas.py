@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import PurePosixPath
 from typing import Any
 
 import pytest
 import yaml
+from tests.deploy._kustomize import render
 from tests.deploy._manifests import find, load_documents
-from tests.deploy._paths import DEPLOY, KUBERNETES
+from tests.deploy._paths import KUBERNETES
 from tests.deploy._pod import PodFiles
 
-REPLICAS = DEPLOY / "kubernetes-replicas"
-#: Taken unchanged from the single-replica set (a test keeps them equal).
-SHARED = ("namespace.yaml", "service.yaml", "servicemonitor.yaml")
+BASE = KUBERNETES / "base"
+REPLICAS = KUBERNETES / "replicas"
+#: Taken unchanged from the single-replica base (a test keeps them equal).
+SHARED = ("namespace.yaml", "service.yaml")
 
 
 def _kustomization(folder=REPLICAS) -> dict[str, Any]:
@@ -24,10 +24,8 @@ def _kustomization(folder=REPLICAS) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def objects() -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for resource in _kustomization()["resources"]:
-        out.extend(load_documents(REPLICAS / resource))
-    return out
+    """What ``kubectl apply -k deploy/kubernetes/replicas`` creates."""
+    return render(REPLICAS)
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +47,14 @@ def test_the_kustomization_lists_every_manifest_of_the_folder():
     """Nothing in the folder is left out of ``kubectl apply -k``, nothing listed twice."""
     files = {p.name for p in REPLICAS.glob("*.yaml")} - {"kustomization.yaml"}
     assert sorted(files) == sorted(_kustomization()["resources"])
-    assert _kustomization(KUBERNETES)["namespace"] == _kustomization()["namespace"]
-    assert _kustomization(KUBERNETES)["images"] == _kustomization()["images"]
+    assert _kustomization(BASE)["namespace"] == _kustomization()["namespace"]
+    assert _kustomization(BASE)["images"] == _kustomization()["images"]
 
 
 def test_shared_manifests_are_the_single_replica_sets_own():
-    """Namespace, Service and ServiceMonitor cannot drift between the two sets."""
+    """Namespace and Service cannot drift between the two sets."""
     for name in SHARED:
-        assert (KUBERNETES / name).read_text() == (REPLICAS / name).read_text(), name
+        assert (BASE / name).read_text() == (REPLICAS / name).read_text(), name
 
 
 def test_several_replicas_roll_one_at_a_time_without_downtime(deployment):
@@ -91,15 +89,20 @@ def test_pods_hold_no_state_of_their_own(objects, deployment, container):
     assert "FETCHER_STATE__PATH" not in _env(container)
 
 
-def test_the_database_url_comes_from_a_secret_holding_a_placeholder(objects, container):
-    """FETCHER_STATE__URL is read from a Secret key; the committed Secret holds no real value."""
+def test_the_database_url_comes_from_a_secret_the_set_does_not_create(
+    objects, deployment, container
+):
+    """FETCHER_STATE__URL is read from a Secret key; no Secret (no placeholder) is in the set."""
     env = _env(container)
-    ref = env["FETCHER_STATE__URL"]["secretKeyRef"]
-    secret = find(objects, "Secret", ref["name"])
+    single = find(load_documents(BASE / "deployment.yaml"), "Deployment")
+    assert {"name": "deploy-fetcher-state", "key": "url"} == env["FETCHER_STATE__URL"][
+        "secretKeyRef"
+    ]
     assert "postgres" == env["FETCHER_STATE__BACKEND"]
-    assert {"url": "REPLACE_ME"} == secret["stringData"]
-    for other in (o for o in objects if o["kind"] == "Secret"):
-        assert {"REPLACE_ME"} == set(other["stringData"].values())
+    assert [] == [o for o in objects if o["kind"] == "Secret"]
+    assert [v for v in single["spec"]["template"]["spec"]["volumes"] if "secret" in v] == [
+        v for v in deployment["spec"]["template"]["spec"]["volumes"] if "secret" in v
+    ]
 
 
 def test_the_config_loads_as_a_postgres_state_through_the_real_loader(
@@ -116,7 +119,7 @@ def test_the_config_loads_as_a_postgres_state_through_the_real_loader(
         if "configMap" in volume:
             content = find(objects, "ConfigMap", volume["configMap"]["name"])["data"]
         elif "secret" in volume:
-            content = find(objects, "Secret", volume["secret"]["secretName"])["stringData"]
+            content = dict.fromkeys(_secret_files(objects, container), "a-credential")
         files.mount(mount["mountPath"], content)
     args = container["args"]
     config_file = files.host_path(args[args.index("--config") + 1])
@@ -132,9 +135,20 @@ def test_the_config_loads_as_a_postgres_state_through_the_real_loader(
     assert 0 < config.state.lease_ttl.total_seconds() < 60
 
 
+def _secret_files(objects, container) -> list[str]:
+    """The file names the config's ``*_file`` keys read from the credentials Secret's mount."""
+    config = yaml.safe_load(find(objects, "ConfigMap")["data"]["config.yaml"])
+    return [
+        PurePosixPath(value).name
+        for section in (*config["sources"], *config["sinks"])
+        for key, value in section.items()
+        if key.endswith("_file")
+    ]
+
+
 def test_the_pod_is_the_single_replica_sets_apart_from_what_sharing_needs(container):
     """Same image, command, probes, limits and lock-down as the single-replica pod."""
-    single = find(load_documents(KUBERNETES / "deployment.yaml"), "Deployment")
+    single = find(load_documents(BASE / "deployment.yaml"), "Deployment")
     (base,) = single["spec"]["template"]["spec"]["containers"]
     for key in ("image", "args", "ports", "livenessProbe", "readinessProbe", "resources"):
         assert base[key] == container[key], key
@@ -142,29 +156,3 @@ def test_the_pod_is_the_single_replica_sets_apart_from_what_sharing_needs(contai
     assert PurePosixPath("/tmp") in {  # noqa: S108 - the pod's writable /tmp mount
         PurePosixPath(m["mountPath"]) for m in container["volumeMounts"]
     }
-
-
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
-def test_kustomize_renders_the_replica_set_into_the_namespace():
-    """``kubectl kustomize`` builds the folder; every namespaced object lands in deploy-fetcher."""
-    rendered = subprocess.run(
-        ["kubectl", "kustomize", str(REPLICAS)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    objects = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
-    kinds = sorted(o["kind"] for o in objects)
-    assert [
-        "ConfigMap",
-        "Deployment",
-        "Namespace",
-        "PodDisruptionBudget",
-        "Secret",
-        "Secret",
-        "Service",
-        "ServiceMonitor",
-    ] == kinds
-    namespaced = [o for o in objects if o["kind"] != "Namespace"]
-    assert {"deploy-fetcher"} == {o["metadata"]["namespace"] for o in namespaced}

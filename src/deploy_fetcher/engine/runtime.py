@@ -15,9 +15,10 @@ import structlog
 from deploy_fetcher._version import __version__
 from deploy_fetcher.config import FetcherConfig, SinkConfig, SourceConfig
 from deploy_fetcher.engine.delivery import DeliveryPolicy, DeliveryWorker
-from deploy_fetcher.engine.health import Health
+from deploy_fetcher.engine.health import OUTCOME_PREFIX, Health, TargetState, outcome_record
 from deploy_fetcher.engine.poller import Poller
 from deploy_fetcher.engine.replicas import Coordinator
+from deploy_fetcher.errors import StoreError
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.plugins import load_provider, load_sink
 from deploy_fetcher.providers import Provider, ProviderContext
@@ -78,6 +79,7 @@ class Runtime:
             )
             for name, sink in self.sinks.items()
         }
+        self.health.transition_listeners.append(self._record_outcome)
         self.poller = Poller(
             config,
             self.store,
@@ -106,6 +108,13 @@ class Runtime:
         for name, worker in self.workers.items():
             worker.gate = partial(coordinator.may_deliver, name)
         return coordinator
+
+    def _record_outcome(self, key: str, state: TargetState) -> None:
+        """Keep a target's latest outcome in the store, for ``fetcher state list`` (transitions only)."""
+        try:
+            self.store.set_value(OUTCOME_PREFIX + key, outcome_record(state))
+        except StoreError as exc:
+            _log.warning("store.outcome_not_recorded", target=key, error=str(exc))
 
     def wake(self, sinks: Sequence[str]) -> None:
         """Tell the workers of ``sinks`` that rows are waiting."""
