@@ -115,6 +115,14 @@ def series(daemon: scale.Daemon, name: str) -> dict[str, float]:
     return out
 
 
+def gauge(daemon: scale.Daemon, name: str) -> float:
+    """A metric without labels."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{daemon.port}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
 def polled_sources(daemons: list[scale.Daemon]) -> set[str]:
     out: set[str] = set()
     for daemon in daemons:
@@ -146,6 +154,16 @@ def setup(
             if time.monotonic() - started > 900:
                 raise SystemExit("warm-up took longer than 15 minutes")
             time.sleep(5)
+        # The replicas start one after the other: wait until they agree on the membership and
+        # hold every target, then one interval more, so the window sees no handover and every
+        # holder has polled its targets once (its conditional-request caches are warm).
+        while sum(gauge(d, "fetcher_owned_targets") for d in daemons) != sources or any(
+            gauge(d, "fetcher_replicas") != count for d in daemons
+        ):
+            if time.monotonic() - started > 900:
+                raise SystemExit("the replicas did not settle within 15 minutes")
+            time.sleep(2)
+        time.sleep(interval + 10)
         result["warm_up_s"] = round(time.monotonic() - started)
         before = [(d.cpu_seconds(), polls(d)) for d in daemons]
         requests_before = sum(len(e.log) for e in worlds.ci.values())
