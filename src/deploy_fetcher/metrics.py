@@ -203,6 +203,8 @@ class Metrics:
             ["direction"],
             registry=r,
         )
+        for direction in ("in", "out"):  # both series from the start, so rate() has a baseline
+            self.lease_handovers.labels(direction)
 
     # -- what the engine records -------------------------------------------------------------------
     def cycle(self, source: str, target: str, outcome: str, seconds: float) -> None:
