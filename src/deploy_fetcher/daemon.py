@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import Any
 
 import structlog
 
@@ -57,19 +58,26 @@ class Daemon:
             )
         self.server: HealthServer | None = None
         if config.server.enabled:
-            coordinator = self.runtime.coordinator
             self.server = HealthServer(
                 config.server.host,
                 config.server.port,
                 registry=self.runtime.metrics.registry,
                 problems=self.runtime.ready_problems,
                 liveness=self.runtime.health.liveness_problem,
-                details=(lambda: {"replica": coordinator.status().as_dict()})
-                if coordinator is not None
-                else None,
+                details=self._details,
                 mounts={PREFIX: self.nudges} if self.nudges is not None else None,
             )
         self.stopping = threading.Event()
+
+    def _details(self) -> dict[str, Any]:
+        """What ``/readyz`` shows besides the problems: replica membership, slowed budgets."""
+        out: dict[str, Any] = {}
+        if self.runtime.coordinator is not None:
+            out["replica"] = self.runtime.coordinator.status().as_dict()
+        slowed = self.scheduler.pacing_report()
+        if slowed:
+            out["slowed"] = slowed
+        return out
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT ask for a clean stop (a second one is ignored: the grace period rules)."""

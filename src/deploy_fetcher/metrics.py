@@ -205,6 +205,20 @@ class Metrics:
         )
         for direction in ("in", "out"):  # both series from the start, so rate() has a baseline
             self.lease_handovers.labels(direction)
+        self.poll_stretch = Gauge(
+            "fetcher_poll_interval_stretch",
+            "How many times their configured interval idle targets wait now, per request budget "
+            "(pool: a CI system, or one credential of it); 1 when polled as configured.",
+            ["pool"],
+            registry=r,
+        )
+        self.hot_targets = Gauge(
+            "fetcher_hot_targets",
+            "Targets polled every hot_interval now (work in flight, or news in the last cooldown), "
+            "per request budget.",
+            ["pool"],
+            registry=r,
+        )
         self.nudges = Counter(
             "fetcher_nudges",
             "Webhook nudges received, per provider and outcome (polled, throttled, elsewhere, "

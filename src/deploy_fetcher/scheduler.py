@@ -1,7 +1,10 @@
 """APScheduler jobs: one interval job per source target, plus discovery and housekeeping.
 
 * never two runs of one target at once (``max_instances=1``), missed runs coalesced into one;
-* jitter spreads hundreds of targets over the interval instead of a thundering herd on the CI API;
+* each target's next run is decided after its poll by the :class:`~deploy_fetcher.pacing.Pacer`:
+  targets with work in flight are polled every ``hot_interval``, idle ones less often, within the
+  number of polls the configured intervals add up to; jitter spreads targets over the interval
+  instead of a thundering herd on the CI API, without drifting the schedule;
 * targets are discovered again every ``discovery_interval`` (``owner/*`` gains and loses repositories);
 * housekeeping beats the heartbeat behind ``/healthz``, refreshes gauges, checks the store is
   writable and prunes the dedup ledger (in a thread of its own, so busy polls cannot starve it);
@@ -16,24 +19,27 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from apscheduler.events import EVENT_JOB_MISSED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from deploy_fetcher.engine import CycleResult, Runtime, target_key
 from deploy_fetcher.errors import AuthError
 from deploy_fetcher.metrics import split_key
 from deploy_fetcher.model import utc_now
+from deploy_fetcher.pacing import Pacer
 from deploy_fetcher.providers import Provider
 
 __all__ = ["Scheduler"]
@@ -43,6 +49,27 @@ _log = structlog.get_logger(__name__)
 HOUSEKEEPING_SECONDS = 15
 HOUSEKEEPING_EXECUTOR = "housekeeping"
 PRUNE_EVERY = timedelta(hours=1)
+
+
+class _AfterEachPoll(BaseTrigger):  # type: ignore[misc]  # APScheduler is untyped
+    """A poll job's trigger: its real next run is set when the poll ends (see ``Scheduler._poll``).
+
+    APScheduler asks a trigger for the next run when it *starts* a run, before the poll has shown
+    whether the target is busy; this answer is only a backstop, far enough ahead that it never
+    fires while the scheduler is working, so a run whose end went unnoticed is not the last one.
+    """
+
+    def __init__(self, backstop: float) -> None:
+        self.backstop = backstop
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
+        """The backstop: ``backstop`` seconds after now."""
+        return now + timedelta(seconds=self.backstop)
+
+
+def pool_of(provider: Provider) -> str:
+    """The request budget a provider's targets share: its credential's, else its CI system's."""
+    return getattr(provider, "budget_pool", None) or provider.config.provider
 
 
 def _discovery_key(source_name: str) -> str:
@@ -77,6 +104,13 @@ class Scheduler:
             timezone="UTC",
         )
         self._targets: dict[str, set[str]] = {}
+        defaults = runtime.config.defaults
+        #: Decides each target's next run (adaptive intervals within the configured budget).
+        self.pacer = Pacer(
+            hot_interval=defaults.hot_interval.total_seconds(),
+            cooldown=defaults.cooldown.total_seconds(),
+            max_stretch=defaults.max_stretch,
+        )
         self._lock = threading.Lock()
         self._last_prune = 0.0
         self.misfires = 0
@@ -210,6 +244,7 @@ class Scheduler:
                 if self._scheduler.get_job(key) is not None:
                     self._scheduler.remove_job(key)
                 self._forget(key)
+                self.pacer.remove(key)
                 named = self._by_name.get(target.casefold(), set())
                 named.discard((source_name, target))
                 if not named:
@@ -231,15 +266,17 @@ class Scheduler:
     def _add_target(self, provider: Provider, target: str) -> None:
         config = self.runtime.config
         source = provider.config
+        key = target_key(source.name, target)
         interval = config.effective(source, "interval").total_seconds()
         jitter = config.effective(source, "jitter").total_seconds()
-        first = utc_now() + timedelta(seconds=random.uniform(0, min(jitter, interval)))
+        first = self.pacer.add(key, pool=pool_of(provider), interval=interval, jitter=jitter)
+        backstop = max(3600.0, 4 * interval * config.defaults.max_stretch)
         self._scheduler.add_job(
             self._poll,
-            IntervalTrigger(seconds=interval, jitter=jitter or None),
+            _AfterEachPoll(backstop),
             args=[source.name, target],
-            id=target_key(source.name, target),
-            next_run_time=first,
+            id=key,
+            next_run_time=utc_now() + timedelta(seconds=first),
             replace_existing=True,
         )
 
@@ -248,31 +285,49 @@ class Scheduler:
         with self._job():
             with self._lock:
                 self._polling.add(key)
+            result = None
             try:
-                self._poll_now(source_name, target)
+                result = self._poll_now(source_name, target)
             finally:
-                with self._lock:
-                    self._polling.discard(key)
-                    again = key in self._again
-                    self._again.discard(key)
-                    if again and not self._stopping and self._scheduler.get_job(key) is not None:
-                        self._scheduler.modify_job(key, next_run_time=utc_now())
+                self._plan_next(key, result)
 
-    def _poll_now(self, source_name: str, target: str) -> None:
+    def _plan_next(self, key: str, result: CycleResult | None) -> None:
+        """Tell the pacer what the poll found and schedule the target's next run."""
+        if result is not None and result.outcome == "ok":
+            self.pacer.observe(
+                key,
+                changed=result.queued > 0,
+                in_flight=result.in_flight,
+                finished=result.finished,
+            )
+        delay = self.pacer.next_delay(key)
+        with self._lock:
+            self._polling.discard(key)
+            again = key in self._again
+            self._again.discard(key)
+            if self._stopping or self._scheduler.get_job(key) is None:
+                return
+            if again:
+                delay = 0.0  # nudged while it ran: the change may be newer than what it read
+            if not math.isfinite(delay):
+                return  # the pacer no longer knows it: discovery removed it meanwhile
+            self._scheduler.modify_job(key, next_run_time=utc_now() + timedelta(seconds=delay))
+
+    def _poll_now(self, source_name: str, target: str) -> CycleResult | None:
         if self.runtime.stop.is_set():
-            return
+            return None
         if not self._current(source_name, target):
-            return  # removed by discovery after this run was submitted
+            return None  # removed by discovery after this run was submitted
         with self._activity:
             if any(source_name in paused for paused in self._paused.values()):
-                return
+                return None
         key = target_key(source_name, target)
         coordinator = self.runtime.coordinator
         fence = None
         if coordinator is not None:
             fence = coordinator.begin(key)
             if fence is None:
-                return  # another replica holds this target
+                return None  # another replica holds this target
         with self._activity:
             self._running[source_name] += 1
         try:
@@ -287,11 +342,13 @@ class Scheduler:
         if not self._current(source_name, target):
             # Discovery dropped the target while it ran: its health entry must not linger.
             self._forget(target_key(source_name, target))
+            self.pacer.remove(key)
         for listener in self.cycle_listeners:
             try:
                 listener(result)
             except Exception:
                 _log.exception("scheduler.cycle_listener_failed")
+        return result
 
     # -- nudges ----------------------------------------------------------------------------------
     def find_targets(self, names: Iterable[str]) -> list[tuple[str, str]]:
@@ -370,10 +427,32 @@ class Scheduler:
         with self._lock:
             return target in self._targets.get(source_name, set())
 
+    def pacing_report(self) -> list[dict[str, object]]:
+        """The request budgets whose targets are polled less often than configured, and why."""
+        return [
+            {
+                "pool": f.pool,
+                "targets": f.targets,
+                "hot": f.hot,
+                "stretch": f.stretch,
+                "hot_stretch": f.hot_stretch,
+                "reason": f.reason,
+            }
+            for f in self.pacer.figures()
+            if f.reason
+        ]
+
+    def _report_pacing(self) -> None:
+        metrics = self.runtime.metrics
+        for figures in self.pacer.figures():
+            metrics.poll_stretch.labels(figures.pool).set(figures.stretch)
+            metrics.hot_targets.labels(figures.pool).set(figures.hot)
+
     def _housekeeping(self) -> None:
         runtime = self.runtime
         # The heartbeat first: a store that hangs below must show as a wedged process.
         runtime.health.beat()
+        self._report_pacing()
         try:
             problem = runtime.store.check_writable()
             runtime.health.set_store_problem(problem)

@@ -306,7 +306,13 @@ class DefaultsConfig(Section):
     interval: Duration = timedelta(seconds=60)
     """Time between two polls of a source (at least 1s)."""
     jitter: Duration = timedelta(seconds=10)
-    """Random delay added to each poll so sources do not all hit an API at the same instant."""
+    """Random delay added to each poll so sources do not all hit an API at the same instant (drawn afresh each time: gaps average ``interval``)."""
+    hot_interval: Duration = timedelta(seconds=15)
+    """Interval of a target with work in flight (a deployment not finished yet, or something new in the last ``cooldown``), paid for by idle targets polled less often: the same number of polls in all. ``0s`` polls every target at its ``interval``."""
+    cooldown: Duration = timedelta(minutes=2)
+    """How long a target stays hot after a poll found something new."""
+    max_stretch: float = Field(default=4.0, ge=1.0, le=100.0)
+    """How many times its ``interval`` an idle target may wait so that hot targets can be polled every ``hot_interval`` (1 turns adaptive intervals off)."""
     lookback: Duration = timedelta(days=7)
     """Where the very first poll of a source starts (never at the repository's genesis)."""
     overlap: Duration = timedelta(minutes=5)
