@@ -494,6 +494,8 @@ class SinkConfig(Section):
     """First wait after a retryable failure; doubles per failure, with full jitter."""
     backoff_max: Duration = timedelta(minutes=5)
     """Longest wait between two attempts (a server's Retry-After may ask for more, up to 1 h)."""
+    lanes: int = Field(default=1, ge=1, le=64)
+    """Deliveries in flight at once: the outbox is split by service into this many lines, each in ``happened_at`` order (every event of one service stays in order; different services may overtake each other). HTTP sinks only: ``jsonl`` and ``stdout`` write one event at a time."""
 
 
 def _duplicate(kind: str, index: int, name: str, first: dict[str, int]) -> list[tuple[Loc, str]]:

@@ -260,6 +260,8 @@ class SinkHttpClient:
             verify=verify,
             follow_redirects=False,
             transport=transport,
+            # One kept-alive connection per delivery lane (httpx keeps 20 by default).
+            limits=httpx.Limits(max_keepalive_connections=max(20, config.lanes)),
         )
 
     def send(
