@@ -2,8 +2,9 @@
 
 One real ``fetcher run`` process polls N sources (split over GitHub, GitLab and Azure DevOps emulators
 by ``--mix``: one repository, project or pipeline per source, as teams configure them, one credential
-per CI system) and delivers to the Deployment Dashboard emulator. All emulators run in this process;
-the daemon's own cost is read from ``/proc`` for its process alone, as CPU-seconds (user + system)
+per CI system) and delivers to the Deployment Dashboard emulator. Each emulator runs in a process of
+its own (one Python process could not answer 10 000 sources); the daemon's own cost is read from
+``/proc`` for its process alone, as CPU-seconds (user + system)
 rather than wall time, so other work on a loaded machine does not count against it. After a warm-up
 (every source polled once and the history its first poll read delivered), two phases:
 
@@ -33,8 +34,10 @@ Progress goes to stderr; stdout is one JSON document (``--json`` also writes it 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import socket
@@ -54,7 +57,7 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from deploy_fetcher.emulators._server import EmulatorServer, LoggedRequest
+from deploy_fetcher.emulators._server import LoggedRequest
 from deploy_fetcher.emulators.azure_devops import AzureDevOpsEmulator
 from deploy_fetcher.emulators.azure_devops import Scenario as AzureScenario
 from deploy_fetcher.emulators.dashboard import DashboardEmulator
@@ -114,20 +117,6 @@ def split_sources(total: int, mix: Mapping[str, float]) -> dict[str, int]:
 
 
 # -- the worlds ---------------------------------------------------------------------------------
-@dataclass
-class Worlds:
-    """The CI emulators, the dashboard, and the ``sources[]`` entries reading them."""
-
-    ci: dict[str, EmulatorServer]
-    dashboard: DashboardEmulator
-    sources: list[dict[str, Any]]
-
-    def stop(self) -> None:
-        """Stop every emulator."""
-        for emulator in (*self.ci.values(), self.dashboard):
-            emulator.stop()
-
-
 def _github(count: int, seed: int) -> tuple[GitHubEmulator, list[dict[str, Any]]]:
     chain = ("dev", "staging", "prod")
     emulator = GitHubEmulator(
@@ -209,19 +198,126 @@ def _azure(count: int, seed: int) -> tuple[AzureDevOpsEmulator, list[dict[str, A
     ]
 
 
+class Remote:
+    """An emulator running in a child process, driven over a pipe (see :func:`_serve`)."""
+
+    def __init__(self, kind: str, count: int, seed: int) -> None:
+        self.kind = kind
+        parent, child = multiprocessing.Pipe()
+        self._conn = parent
+        self._proc = multiprocessing.Process(
+            target=_serve, args=(kind, count, seed, child), name=f"emulator-{kind}", daemon=True
+        )
+        self._proc.start()
+        self.base_url, self.sources = self._ask("ready")
+
+    def _ask(self, command: str, *args: Any) -> Any:
+        if command != "ready":
+            self._conn.send((command, args))
+        answer = self._conn.recv()
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def url(self) -> str:
+        """The emulator's base URL."""
+        return str(self.base_url)
+
+    def log_length(self) -> int:
+        """Requests answered so far."""
+        return int(self._ask("log_length"))
+
+    def advance(self, seconds: float) -> None:
+        """Move the emulator's clock forward."""
+        self._ask("advance", seconds)
+
+    def figures(self, first: int, last: int, minutes: float) -> dict[str, Any]:
+        """Per-credential figures of the requests logged between two log lengths."""
+        return dict(self._ask("figures", first, last, minutes))
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The dashboard's rows (dashboard only)."""
+        return list(self._ask("rows"))
+
+    def row_count(self) -> int:
+        """How many rows the dashboard holds (dashboard only)."""
+        return int(self._ask("row_count"))
+
+    def cpu_seconds(self) -> float:
+        """CPU time the emulator's process has used."""
+        return float(self._ask("cpu"))
+
+    def stop(self) -> None:
+        """Stop the emulator and its process."""
+        with contextlib.suppress(EOFError, OSError):  # the process is gone already
+            self._ask("stop")
+        self._proc.join(30)
+
+
+def _serve(kind: str, count: int, seed: int, conn: Any) -> None:
+    """The child process: build one emulator, then answer the parent's commands until ``stop``."""
+    builders = {"github": _github, "gitlab": _gitlab, "azure-devops": _azure}
+    if kind == "dashboard":
+        emulator: Any = DashboardEmulator(api_key=API_KEY)
+        emulator.start()
+        entries: list[dict[str, Any]] = []
+    else:
+        emulator, entries = builders[kind](count, seed)
+    conn.send((emulator.url(), entries))
+    while True:
+        command, args = conn.recv()
+        try:
+            if command == "stop":
+                emulator.stop()
+                conn.send(None)
+                return
+            conn.send(_answer(kind, emulator, command, args))
+        except Exception as exc:  # reported to the parent, which raises it
+            conn.send(exc)
+
+
+def _answer(kind: str, emulator: Any, command: str, args: tuple[Any, ...]) -> Any:
+    if command == "log_length":
+        return len(emulator.log)
+    if command == "advance":
+        emulator.advance(args[0])
+        return None
+    if command == "figures":
+        first, last, minutes = args
+        return credential_figures(kind, emulator.log[first:last], minutes)
+    if command == "rows":
+        return emulator.rows()
+    if command == "row_count":
+        return len(emulator.rows())
+    if command == "cpu":
+        return sum(os.times()[:2])
+    msg = f"unknown command {command!r}"
+    raise ValueError(msg)
+
+
+@dataclass
+class Worlds:
+    """The CI emulators, the dashboard, and the ``sources[]`` entries reading them."""
+
+    ci: dict[str, Remote]
+    dashboard: Remote
+    sources: list[dict[str, Any]]
+
+    def stop(self) -> None:
+        """Stop every emulator."""
+        for emulator in (*self.ci.values(), self.dashboard):
+            emulator.stop()
+
+    def cpu_seconds(self) -> float:
+        """CPU time of every emulator process."""
+        return sum(e.cpu_seconds() for e in (*self.ci.values(), self.dashboard))
+
+
 def build_worlds(split: Mapping[str, int], seed: int) -> Worlds:
     """The emulators of the providers with sources, each with a little history and steady activity."""
-    builders = {"github": _github, "gitlab": _gitlab, "azure-devops": _azure}
-    ci: dict[str, EmulatorServer] = {}
-    sources: list[dict[str, Any]] = []
-    for name in PROVIDERS:
-        if split[name]:
-            emulator, entries = builders[name](split[name], seed)
-            ci[name] = emulator
-            sources += entries
-    dashboard = DashboardEmulator(api_key=API_KEY)
-    dashboard.start()
-    return Worlds(ci, dashboard, sources)
+    ci = {name: Remote(name, split[name], seed) for name in PROVIDERS if split[name]}
+    sources = [entry for remote in ci.values() for entry in remote.sources]
+    return Worlds(ci, Remote("dashboard", 0, seed), sources)
 
 
 # -- the daemon ---------------------------------------------------------------------------------
@@ -355,7 +451,7 @@ class Snapshot:
     rows: int
     #: Rows waiting in the outbox for the dashboard.
     depth: float
-    #: CPU time of this process: the emulators' cost, to show how loaded the machine was.
+    #: CPU time of the emulators' processes, to show what else the machine was doing.
     emulators_cpu: float
     load: float
 
@@ -368,10 +464,10 @@ def snapshot(daemon: Daemon, worlds: Worlds) -> Snapshot:
         cpu=daemon.cpu_seconds(),
         cycles=_by_label(metrics, "fetcher_poll_cycles_total", "source"),
         outcomes=_by_label(metrics, "fetcher_poll_cycles_total", "outcome"),
-        requests={name: len(e.log) for name, e in worlds.ci.items()},
-        rows=len(worlds.dashboard.rows()),
+        requests={name: e.log_length() for name, e in worlds.ci.items()},
+        rows=worlds.dashboard.row_count(),
         depth=metrics.get(("fetcher_outbox_depth", (("sink", "dashboard"),)), 0.0),
-        emulators_cpu=sum(os.times()[:2]),
+        emulators_cpu=worlds.cpu_seconds(),
         load=os.getloadavg()[0],
     )
 
@@ -400,35 +496,33 @@ def most_in_flight(requests: Iterable[LoggedRequest]) -> int:
 
 
 def credential_figures(
-    worlds: Worlds, first: Snapshot, last: Snapshot, minutes: float
+    provider: str, logged: Sequence[LoggedRequest], minutes: float
 ) -> dict[str, Any]:
     """Per credential: requests (and GitHub REST points) per minute, busiest minute, peak in flight."""
     out: dict[str, Any] = {}
-    for provider, emulator in worlds.ci.items():
-        logged = emulator.log[first.requests[provider] : last.requests[provider]]
-        by_credential: dict[str, list[LoggedRequest]] = defaultdict(list)
-        for request in logged:
-            by_credential[credential_of(provider, request)].append(request)
-        for credential, requests in sorted(by_credential.items()):
-            rest = [r for r in requests if not r.path.endswith("/graphql")]
-            # GitHub's points: a GET (HEAD, OPTIONS) 1, any other method 5; a 304 like any answer.
-            points = [1 if r.method in {"GET", "HEAD", "OPTIONS"} else 5 for r in rest]
-            figures: dict[str, Any] = {
-                "requests": len(requests),
-                "per_minute": round(len(requests) / minutes, 1),
-                "busiest_minute": busiest_minute(sorted(r.at for r in requests)),
-                "not_modified": sum(1 for r in requests if r.status == 304),
-                "most_in_flight": most_in_flight(requests),
-            }
-            if provider == "github":
-                figures["rest_points_per_minute"] = round(sum(points) / minutes, 1)
-                figures["busiest_minute_rest_points"] = _busiest_points(rest, points)
-                figures["limit_rest_points_per_minute"] = LIMITS_PER_MINUTE["github"]
-                figures["limit_in_flight"] = GITHUB_CONCURRENCY_LIMIT
-                figures["graphql_per_minute"] = round((len(requests) - len(rest)) / minutes, 1)
-            elif provider in LIMITS_PER_MINUTE:
-                figures["limit_per_minute"] = LIMITS_PER_MINUTE[provider]
-            out[credential] = figures
+    by_credential: dict[str, list[LoggedRequest]] = defaultdict(list)
+    for request in logged:
+        by_credential[credential_of(provider, request)].append(request)
+    for credential, requests in sorted(by_credential.items()):
+        rest = [r for r in requests if not r.path.endswith("/graphql")]
+        # GitHub's points: a GET (HEAD, OPTIONS) 1, any other method 5; a 304 like any answer.
+        points = [1 if r.method in {"GET", "HEAD", "OPTIONS"} else 5 for r in rest]
+        figures: dict[str, Any] = {
+            "requests": len(requests),
+            "per_minute": round(len(requests) / minutes, 1),
+            "busiest_minute": busiest_minute(sorted(r.at for r in requests)),
+            "not_modified": sum(1 for r in requests if r.status == 304),
+            "most_in_flight": most_in_flight(requests),
+        }
+        if provider == "github":
+            figures["rest_points_per_minute"] = round(sum(points) / minutes, 1)
+            figures["busiest_minute_rest_points"] = _busiest_points(rest, points)
+            figures["limit_rest_points_per_minute"] = LIMITS_PER_MINUTE["github"]
+            figures["limit_in_flight"] = GITHUB_CONCURRENCY_LIMIT
+            figures["graphql_per_minute"] = round((len(requests) - len(rest)) / minutes, 1)
+        elif provider in LIMITS_PER_MINUTE:
+            figures["limit_per_minute"] = LIMITS_PER_MINUTE[provider]
+        out[credential] = figures
     return out
 
 
@@ -496,7 +590,13 @@ class Phase:
             "requests_per_poll": {
                 k: round(v / polls_by[k], 3) if polls_by[k] else None for k, v in requests.items()
             },
-            "credentials": credential_figures(worlds, self.first, self.last, self.seconds / 60),
+            "credentials": {
+                credential: figures
+                for name, emulator in worlds.ci.items()
+                for credential, figures in emulator.figures(
+                    self.first.requests[name], self.last.requests[name], self.seconds / 60
+                ).items()
+            },
             "rows_delivered": self.last.rows - self.first.rows,
             "outbox_depth_at_start": self.first.depth,
             "outbox_depth_at_end": self.last.depth,
@@ -726,7 +826,9 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 split = split_sources(size, args.mix)
                 result["runs"].append(run(split, duration, args.seed, Path(tmp), args.interval))
-        result["rss_fit"] = fit(result["runs"])
+            result["rss_fit"] = fit(result["runs"])
+            if args.json:  # after each size, so a long series keeps what it measured
+                args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
