@@ -2,7 +2,7 @@
 
 Redaction works two ways, because a secret can leak through a key (``api_key=...``) or inside any text
 (an exception message quoting a URL with a token): values under sensitive keys are masked, and every
-registered secret value is replaced wherever it appears in a string.
+secret of the one registry (:mod:`deploy_fetcher.redaction`) is replaced wherever it appears in a string.
 """
 
 from __future__ import annotations
@@ -10,12 +10,19 @@ from __future__ import annotations
 import logging
 import re
 import sys
-import threading
 from collections.abc import Iterable, MutableMapping
-from typing import Any, Final
+from typing import Any
 
 import structlog
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
+
+from deploy_fetcher.redaction import (
+    MASK,
+    redact,
+    register_secret,
+    register_secrets_in,
+    secret_forms,
+)
 
 __all__ = [
     "configure_logging",
@@ -25,9 +32,6 @@ __all__ = [
     "secret_forms",
 ]
 
-MASK: Final = "***"
-#: Shorter values would mask innocent substrings everywhere.
-MIN_SECRET_LENGTH: Final = 4
 # Whole words at the end of a key (``access_token``, ``pat``), so ``path``, ``dispatch`` or
 # ``token_type`` stay readable.
 _SENSITIVE_KEY = re.compile(
@@ -35,56 +39,11 @@ _SENSITIVE_KEY = re.compile(
     r"|api[_-]?key|private[_-]?key",
     re.IGNORECASE,
 )
-_secrets: set[str] = set()
-_secrets_lock = threading.Lock()
-_pattern: re.Pattern[str] | None = None
-
-
-def secret_forms(value: str) -> list[str]:
-    """The texts that give a secret away, each to be masked.
-
-    The value itself and, for a header value with a scheme (``Bearer abc…``, ``token abc…``), the
-    credential after it, which a server may echo alone in an error body.
-    """
-    forms = [value]
-    scheme, _, credential = value.strip().partition(" ")
-    credential = credential.strip()
-    if scheme and len(credential) >= MIN_SECRET_LENGTH:
-        forms.append(credential)
-    return forms
-
-
-def register_secret(value: str) -> None:
-    """Mask ``value`` in every log line from now on (short values are ignored: too many false hits)."""
-    global _pattern  # noqa: PLW0603 - one process-wide registry is the point
-    forms = [form for form in secret_forms(value) if len(form) >= MIN_SECRET_LENGTH]
-    with _secrets_lock:
-        if all(form in _secrets for form in forms):
-            return
-        _secrets.update(forms)
-        ordered = sorted(_secrets, key=len, reverse=True)
-        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
-
-
-def register_secrets_in(obj: Any) -> None:
-    """Register every ``SecretStr`` found in a (nested) pydantic model, list or dict."""
-    if isinstance(obj, SecretStr):
-        register_secret(obj.get_secret_value())
-    elif isinstance(obj, BaseModel):
-        for name in type(obj).model_fields:
-            register_secrets_in(getattr(obj, name))
-    elif isinstance(obj, dict):
-        for value in obj.values():
-            register_secrets_in(value)
-    elif isinstance(obj, list | tuple):
-        for value in obj:
-            register_secrets_in(value)
 
 
 def redact_text(text: str) -> str:
-    """Replace every registered secret inside ``text``."""
-    pattern = _pattern
-    return pattern.sub(MASK, text) if pattern is not None else text
+    """Replace every registered secret inside ``text`` (see :mod:`deploy_fetcher.redaction`)."""
+    return redact(text)
 
 
 def _redact_value(key: str, value: Any) -> Any:  # noqa: PLR0911 - one branch per type

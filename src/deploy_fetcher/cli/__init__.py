@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from deploy_fetcher._version import __version__
 from deploy_fetcher.cli import _check, _demo, _outbox, _run, _state, _sync
 from deploy_fetcher.cli._common import EXIT_FAILED, EXIT_USAGE, UsageError
 from deploy_fetcher.errors import ConfigError, FetcherError, PluginError
+from deploy_fetcher.redaction import RedactingWriter
 
 __all__ = ["main"]
 
@@ -31,8 +33,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _redacted_output() -> Iterator[None]:
+    """Every line the command writes, on either stream, has the registered secrets masked."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingWriter(saved[0]), RedactingWriter(saved[1])
+    try:
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        sys.stdout, sys.stderr = saved
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fetcher`` console script."""
+    with _redacted_output():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

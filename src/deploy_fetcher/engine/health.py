@@ -13,6 +13,7 @@ from datetime import datetime
 import structlog
 
 from deploy_fetcher.model import utc_now
+from deploy_fetcher.redaction import redact
 
 __all__ = ["Health", "TargetState"]
 
@@ -102,7 +103,10 @@ class Health:
             _log.info("store.writable")
 
     def problems(self) -> list[str]:
-        """Reasons the daemon is not ready; empty when it is."""
+        """Reasons the daemon is not ready, secrets masked (``/readyz`` is unauthenticated)."""
+        return [redact(problem) for problem in self._problems()]
+
+    def _problems(self) -> list[str]:
         with self._lock:
             out: list[str] = []
             if self.store_problem:
