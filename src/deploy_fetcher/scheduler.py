@@ -4,6 +4,11 @@
 * jitter spreads hundreds of targets over the interval instead of a thundering herd on the CI API;
 * targets are discovered again every ``discovery_interval`` (``owner/*`` gains and loses repositories);
 * housekeeping refreshes gauges, checks the store is writable and prunes the dedup ledger;
+* polls, discovery and housekeeping run on three executors, so no number of slow polls delays a
+  discovery or the store check; polls share an :class:`~deploy_fetcher._pool.ElasticPool`, in which
+  a poll running longer than twice the request timeout stops holding a worker from the others, and
+  one running past ``defaults.poll_deadline`` is reported as overdue (``/readyz``,
+  ``fetcher_polls_overdue``);
 * sources can be paused (the dashboard's reset choreography): their runs are skipped, and
   :meth:`Scheduler.wait_sources_idle` waits for the runs already in flight.
 """
@@ -20,10 +25,11 @@ from datetime import timedelta
 
 import structlog
 from apscheduler.events import EVENT_JOB_MISSED
-from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.executors.pool import BasePoolExecutor, ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from deploy_fetcher._pool import ElasticPool
 from deploy_fetcher.engine import CycleResult, Runtime, target_key
 from deploy_fetcher.errors import AuthError
 from deploy_fetcher.model import utc_now
@@ -35,6 +41,17 @@ _log = structlog.get_logger(__name__)
 
 HOUSEKEEPING_SECONDS = 15
 PRUNE_EVERY = timedelta(hours=1)
+#: Discoveries running at once (each lists one source's targets).
+DISCOVERY_WORKERS = 2
+#: Threads the poll pool may grow to, per normal worker, while polls run slow.
+SLOW_POLL_HEADROOM = 4
+
+
+class _PollExecutor(BasePoolExecutor):  # type: ignore[misc]  # APScheduler is untyped
+    """APScheduler's pool executor over an :class:`ElasticPool`."""
+
+    def __init__(self, pool: ElasticPool) -> None:
+        super().__init__(pool)
 
 
 def _discovery_key(source_name: str) -> str:
@@ -48,10 +65,28 @@ def _discovery_key(source_name: str) -> str:
 class Scheduler:
     """Drives a :class:`Runtime` on a schedule until shut down."""
 
-    def __init__(self, runtime: Runtime, *, max_workers: int = 8) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        max_workers: int = 8,
+        housekeeping_every: float = HOUSEKEEPING_SECONDS,
+    ) -> None:
         self.runtime = runtime
+        self._housekeeping_every = housekeeping_every
+        defaults = runtime.config.defaults
+        #: The polls' threads; a poll slower than two request timeouts frees its worker.
+        self.polls = ElasticPool(
+            max_workers,
+            slow_after=min(2 * defaults.timeout, defaults.poll_deadline).total_seconds(),
+            limit=max_workers * SLOW_POLL_HEADROOM,
+        )
         self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=max_workers)},
+            executors={
+                "default": _PollExecutor(self.polls),
+                "discovery": ThreadPoolExecutor(max_workers=DISCOVERY_WORKERS),
+                "housekeeping": ThreadPoolExecutor(max_workers=1),
+            },
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
         )
@@ -79,12 +114,14 @@ class Scheduler:
                 args=[name],
                 id=f"discover:{name}",
                 next_run_time=now,
+                executor="discovery",
             )
         self._scheduler.add_job(
             self._housekeeping,
-            IntervalTrigger(seconds=HOUSEKEEPING_SECONDS),
+            IntervalTrigger(seconds=self._housekeeping_every),
             id="housekeeping",
             next_run_time=now,
+            executor="housekeeping",
         )
         self._scheduler.add_listener(self._on_missed, mask=EVENT_JOB_MISSED)
         self._scheduler.start()
@@ -245,8 +282,21 @@ class Scheduler:
         with self._lock:
             return target in self._targets.get(source_name, set())
 
+    def _overdue(self) -> None:
+        """Report the polls running past ``defaults.poll_deadline`` (readiness and a gauge)."""
+        deadline = self.runtime.config.defaults.poll_deadline.total_seconds()
+        now = time.monotonic()
+        overdue = {
+            run.name: now - run.started
+            for run in self.polls.running()
+            if now - run.started > deadline
+        }
+        self.runtime.health.set_overdue(overdue, deadline=deadline)
+        self.runtime.metrics.polls_overdue.set(len(overdue))
+
     def _housekeeping(self) -> None:
         runtime = self.runtime
+        self._overdue()
         try:
             problem = runtime.store.check_writable()
             runtime.health.set_store_problem(problem)
