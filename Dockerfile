@@ -23,8 +23,9 @@ WORKDIR /src
 # Only what the wheel is built from (the .dockerignore allow-list says the same).
 COPY pyproject.toml README.md ./
 COPY src ./src
-# Every runtime dependency ships manylinux wheels, so no compiler is needed here either.
-RUN python -m pip wheel --wheel-dir /wheels .
+# Every runtime dependency ships manylinux wheels, so no compiler is needed here either. The
+# postgres extra (psycopg with its bundled libpq) lets one image run with either state backend.
+RUN python -m pip wheel --wheel-dir /wheels '.[postgres]'
 
 
 FROM ${PYTHON_IMAGE} AS runtime
@@ -51,7 +52,7 @@ RUN groupadd --system --gid 10001 fetcher \
  && install -d -o root -g root -m 0755 /etc/fetcher
 
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    python -m pip install --no-cache-dir --no-index --find-links=/wheels deploy-fetcher \
+    python -m pip install --no-cache-dir --no-index --find-links=/wheels 'deploy-fetcher[postgres]' \
  && fetcher --version
 
 # PYTHONDONTWRITEBYTECODE: the root filesystem is read-only under Kubernetes; nothing may try to

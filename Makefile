@@ -26,11 +26,12 @@ check-wheel: $(STAMP)
 	./scripts/check-wheel.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks deploy
-	$(BIN)/ruff format --check src tests benchmarks deploy
+	$(BIN)/ruff check src tests benchmarks deploy scripts
+	$(BIN)/ruff format --check src tests benchmarks deploy scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy scripts/config_reference.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

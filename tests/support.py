@@ -17,6 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
+#: The keys of the suite's dashboard emulator (the ``dashboard`` fixture).
+DASHBOARD_KEY = "dash-ingest-key-1234"
+DASHBOARD_CONTROL_KEY = "dash-control-key-5678"
+
 
 def wait_until(
     predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05

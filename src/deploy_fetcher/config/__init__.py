@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from deploy_fetcher.config._digest import config_digest
 from deploy_fetcher.config._loader import CONFIG_ENV, load_config, parse_config
 from deploy_fetcher.config._models import (
-    Defaults,
+    DefaultsConfig,
     FetcherConfig,
     Filter,
     LogConfig,
@@ -25,9 +25,14 @@ from deploy_fetcher.config._models import (
 )
 from deploy_fetcher.config._types import Duration, Url, format_duration, parse_duration
 
+#: ``DefaultsConfig``'s former name, from before every section model was called ``<X>Config``. The
+#: providers still use it (``ProviderContext.defaults``); remove it once they say ``DefaultsConfig``.
+Defaults = DefaultsConfig
+
 __all__ = [
     "CONFIG_ENV",
     "Defaults",
+    "DefaultsConfig",
     "Duration",
     "FetcherConfig",
     "Filter",

@@ -14,6 +14,7 @@ __all__ = [
     "MAX_DURATION",
     "Duration",
     "Url",
+    "check_postgres_url",
     "check_url",
     "format_duration",
     "is_secret_annotation",
@@ -160,3 +161,26 @@ def is_secret_annotation(annotation: Any) -> bool:
     if annotation is SecretStr:
         return True
     return any(is_secret_annotation(arg) for arg in get_args(annotation))
+
+
+def check_postgres_url(text: str) -> str:
+    """Accept a PostgreSQL connection URL (``postgresql://`` or ``postgres://``) and return it as given.
+
+    Only the form is checked (libpq reads the rest, and says what it dislikes when it connects). The
+    value never appears in the error: it usually carries a password.
+    """
+    value = text.strip()
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+        parts = urlsplit("")
+    if (
+        not port_ok
+        or parts.scheme.lower() not in {"postgresql", "postgres"}
+        or any(char.isspace() or not char.isprintable() for char in value)
+    ):
+        msg = "not a PostgreSQL URL (postgresql://user:password@host:5432/dbname)"
+        raise ValueError(msg)
+    return value
