@@ -1,5 +1,8 @@
 """Structured logging: JSON lines when not on a TTY, a readable console otherwise; secrets redacted.
 
+A problem with one item of a CI answer (malformed, dated in the future) is logged once a day, not
+once per cycle: the item is read again every cycle until it leaves the window.
+
 Redaction works two ways, because a secret can leak through a key (``api_key=...``) or inside any text
 (an exception message quoting a URL with a token): values under sensitive keys are masked, and every
 secret of the one registry (:mod:`deploy_fetcher.redaction`) is replaced wherever it appears in a string.
@@ -10,8 +13,11 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable, MutableMapping
-from typing import Any
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import Any, Final
 
 import structlog
 from pydantic import SecretStr
@@ -62,6 +68,45 @@ def _redact_value(key: str, value: Any) -> Any:  # noqa: PLR0911 - one branch pe
     return value
 
 
+#: Events about one item of a CI answer (``github.malformed_item``, ``gitlab.future_item`` …): the
+#: same item comes back every cycle until it ages out of the window, so it is logged once a day.
+_ITEM_EVENT = re.compile(r"\.(malformed_\w+|future_item|invalid_event)$")
+_REPEAT_WINDOW: Final = 24 * 3600.0
+_REMEMBERED: Final = 10_000
+
+
+class _OncePerItem:
+    """A processor that drops an item event identical to one logged within the window.
+
+    Identity is the event's name and every field but the time; at most :data:`_REMEMBERED` items
+    are remembered (the oldest forgotten first), so memory stays bounded whatever a server sends.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def __call__(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+        name = event_dict.get("event")
+        if not isinstance(name, str) or not _ITEM_EVENT.search(name):
+            return event_dict
+        identity = repr(sorted((k, repr(v)) for k, v in event_dict.items() if k != "timestamp"))
+        now = self._clock()
+        with self._lock:
+            last = self._seen.pop(identity, None)
+            if last is not None and now - last < _REPEAT_WINDOW:
+                self._seen[identity] = last
+                raise structlog.DropEvent
+            self._seen[identity] = now
+            while len(self._seen) > _REMEMBERED:
+                self._seen.popitem(last=False)
+        return event_dict
+
+
+_once_per_item = _OncePerItem()
+
+
 def _redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
     for key in list(event_dict):
         event_dict[key] = _redact_value(key, event_dict[key])
@@ -77,6 +122,7 @@ def _renderer(json_lines: bool) -> Any:
 def _processors(json_lines: bool) -> Iterable[Any]:
     return [
         structlog.contextvars.merge_contextvars,
+        _once_per_item,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,

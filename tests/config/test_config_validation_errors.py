@@ -147,3 +147,10 @@ def test_problems_follow_section_order(load):
     )
     paths = [line.split(": ")[1] for line in str(error).splitlines()]
     assert ["state.backend", "sinks[0].url", "sources[0].provider"] == paths
+
+
+def test_a_key_ending_in_a_newline_is_quoted_in_the_path():
+    """A key like "A" + newline is shown escaped, so the error's first line still names the whole path."""
+    from deploy_fetcher.config._problems import format_path
+
+    assert 'sources[0]["A\\n"]' == format_path(("sources", 0, "A\n"))

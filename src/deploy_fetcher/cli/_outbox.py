@@ -36,7 +36,11 @@ def register(commands: Any) -> None:
     retry.add_argument("--all", action="store_true", help="every dead letter (of --sink)")
     retry.set_defaults(handler=_retry)
 
-    purge = sub.add_parser("purge", parents=[config_option()], help="delete dead letters for good")
+    purge = sub.add_parser(
+        "purge",
+        parents=[config_option()],
+        help="delete dead letters for good (and pending rows of a sink no longer configured)",
+    )
     purge.add_argument("ids", nargs="*", type=int)
     purge.add_argument("--sink")
     purge.add_argument("--all", action="store_true", help="every dead letter (of --sink)")
@@ -127,9 +131,16 @@ def _purge(args: argparse.Namespace) -> int:
     selection = _selection(args)
     config = load(args.config, log_level="warning")
     store = _open(config)
+    removed = args.sink is not None and args.sink not in {sink.name for sink in config.sinks}
     try:
         count = store.purge(state="dead", **selection)
+        if removed:
+            # Nothing will ever deliver the pending rows of a sink no longer configured.
+            count += store.purge(state="pending", **selection)
     finally:
         store.close()
-    print(f"{count} dead letters purged")
+    if removed:
+        print(f"{count} rows of {args.sink} (not configured: pending and dead) purged")
+    else:
+        print(f"{count} dead letters purged")
     return EXIT_OK

@@ -14,6 +14,7 @@ from deploy_fetcher.cli._common import (
     load,
     print_table,
 )
+from deploy_fetcher.model import format_rfc3339
 from deploy_fetcher.store import open_store
 
 __all__ = ["register"]
@@ -67,10 +68,7 @@ def _list(args: argparse.Namespace) -> int:
         store.close()
     print_table(
         ["key", "updated", "size"],
-        [
-            (r.key, r.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ"), len(json.dumps(r.cursor)))
-            for r in records
-        ],
+        [(r.key, format_rfc3339(r.updated_at), len(json.dumps(r.cursor))) for r in records],
     )
     return EXIT_OK
 
