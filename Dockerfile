@@ -77,10 +77,12 @@ EXPOSE 8080
 # Numeric, so Kubernetes' runAsNonRoot can verify it without a runAsUser override.
 USER 10001:10001
 
-# The fetcher checks itself (no curl in the image): exit 0 when /readyz answers 200. The start
-# period covers the state migration and the first poll of every source.
+# The fetcher checks itself (no curl in the image): exit 0 when /healthz answers 200, i.e. while
+# its scheduler beats. Liveness, not readiness: one rejected token makes /readyz 503, and marking
+# the container unhealthy for it (or restarting it) would fix nothing. The start period covers the
+# state migration.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["fetcher", "healthcheck"]
+    CMD ["fetcher", "healthcheck", "--live"]
 
 # The daemon drains in-flight work on SIGTERM within its grace period (20 s by default); give
 # `docker stop` a longer timeout than that (`docker stop -t 30`, compose stop_grace_period).

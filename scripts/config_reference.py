@@ -272,6 +272,34 @@ def _env_table() -> Iterator[str]:
             yield f"| `{variable}` | {_cell(_field_type(field))} |"
 
 
+def _editor_section() -> Iterator[str]:
+    """How to wire the JSON Schema into an editor."""
+    yield "## Editor validation"
+    yield ""
+    yield (
+        "`docs/fetcher.schema.json` is a JSON Schema of this file, generated from the same models "
+        "as this page (`fetcher config schema` prints the one for the providers and sinks "
+        "installed where you run it). An editor with a YAML language server (VS Code's YAML "
+        "extension, Neovim or Helix with `yaml-language-server`, IntelliJ) then completes keys, "
+        "shows these descriptions and flags unknown keys and bad durations as you type. Point the "
+        "file at it with a first-line comment:"
+    )
+    yield ""
+    yield "```yaml"
+    yield "# yaml-language-server: $schema=./fetcher.schema.json"
+    yield "```"
+    yield ""
+    yield (
+        "(after `fetcher config schema > fetcher.schema.json` beside it), or map file names to it "
+        "in VS Code's `settings.json`: "
+        '`"yaml.schemas": {"./fetcher.schema.json": ["fetcher.yaml", "*.fetcher.yaml"]}`. The '
+        "schema is looser than the loader where JSON Schema cannot say more (a sink named in "
+        "`sources[].sinks` exists, a template renders, a secret file is readable): "
+        "`fetcher check` has the last word."
+    )
+    yield ""
+
+
 def _lines() -> Iterator[str]:
     yield "# Configuration reference"
     yield ""
@@ -297,9 +325,12 @@ def _lines() -> Iterator[str]:
     yield ""
     yield (
         "**Durations** are written `500ms`, `30s`, `5m`, `2h`, `7d`, `1w` or combined (`1h30m`); "
-        "a bare number is seconds. **Paths** are relative to the working directory."
+        "a bare number is seconds. **`state.path`**, when relative, is resolved against the "
+        "directory of the configuration file (so every command run with the same file uses the "
+        "same state, wherever it is run from); other relative paths start in the working directory."
     )
     yield ""
+    yield from _editor_section()
     yield "## Sections"
     yield ""
     sections = (
@@ -376,7 +407,8 @@ def _lines() -> Iterator[str]:
     yield (
         "Every problem is reported with the file and the YAML path of the offending key "
         "(`sources[2].repos[0]`, `defaults.interval`), or with the environment variable that set "
-        "it. All problems are reported at once, one per line; `fetcher check` prints them and exits "
+        "it. All problems are reported at once, one per line in the order of the file (an unset "
+        "variable does not hide the others); `fetcher check` prints them and exits "
         "with status 2. Values of secret keys never appear in a message."
     )
     yield ""

@@ -3,7 +3,8 @@
 * never two runs of one target at once (``max_instances=1``), missed runs coalesced into one;
 * jitter spreads hundreds of targets over the interval instead of a thundering herd on the CI API;
 * targets are discovered again every ``discovery_interval`` (``owner/*`` gains and loses repositories);
-* housekeeping refreshes gauges, checks the store is writable and prunes the dedup ledger;
+* housekeeping beats the heartbeat behind ``/healthz``, refreshes gauges, checks the store is
+  writable and prunes the dedup ledger (in a thread of its own, so busy polls cannot starve it);
 * polls, discovery and housekeeping run on three executors, so no number of slow polls delays a
   discovery or the store check; polls share an :class:`~deploy_fetcher._pool.ElasticPool`, in which
   a poll running longer than twice the request timeout stops holding a worker from the others, and
@@ -20,7 +21,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import timedelta
 
 import structlog
@@ -32,6 +33,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from deploy_fetcher._pool import ElasticPool
 from deploy_fetcher.engine import CycleResult, Runtime, target_key
 from deploy_fetcher.errors import AuthError
+from deploy_fetcher.metrics import split_key
 from deploy_fetcher.model import utc_now
 from deploy_fetcher.providers import Provider
 
@@ -40,6 +42,8 @@ __all__ = ["Scheduler"]
 _log = structlog.get_logger(__name__)
 
 HOUSEKEEPING_SECONDS = 15
+HOUSEKEEPING_EXECUTOR = "housekeeping"
+DISCOVERY_EXECUTOR = "discovery"
 PRUNE_EVERY = timedelta(hours=1)
 #: Discoveries running at once (each lists one source's targets).
 DISCOVERY_WORKERS = 2
@@ -70,10 +74,11 @@ class Scheduler:
         runtime: Runtime,
         *,
         max_workers: int = 8,
-        housekeeping_every: float = HOUSEKEEPING_SECONDS,
+        housekeeping_every: float | None = None,
     ) -> None:
         self.runtime = runtime
-        self._housekeeping_every = housekeeping_every
+        # Read at construction, so a test can shorten the module's period for a whole process.
+        self.housekeeping_every = housekeeping_every or HOUSEKEEPING_SECONDS
         defaults = runtime.config.defaults
         #: The polls' threads; a poll slower than two request timeouts frees its worker.
         self.polls = ElasticPool(
@@ -81,11 +86,14 @@ class Scheduler:
             slow_after=min(2 * defaults.timeout, defaults.poll_deadline).total_seconds(),
             limit=max_workers * SLOW_POLL_HEADROOM,
         )
+        # Housekeeping (the heartbeat) has a thread of its own: polls stuck in slow CI requests
+        # must not starve it, or a busy daemon would look wedged and be restarted. Discovery too:
+        # a hung poll must not delay the listing that adds a new repository.
         self._scheduler = BackgroundScheduler(
             executors={
                 "default": _PollExecutor(self.polls),
-                "discovery": ThreadPoolExecutor(max_workers=DISCOVERY_WORKERS),
-                "housekeeping": ThreadPoolExecutor(max_workers=1),
+                DISCOVERY_EXECUTOR: ThreadPoolExecutor(max_workers=DISCOVERY_WORKERS),
+                HOUSEKEEPING_EXECUTOR: ThreadPoolExecutor(max_workers=1),
             },
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
@@ -114,14 +122,14 @@ class Scheduler:
                 args=[name],
                 id=f"discover:{name}",
                 next_run_time=now,
-                executor="discovery",
+                executor=DISCOVERY_EXECUTOR,
             )
         self._scheduler.add_job(
             self._housekeeping,
-            IntervalTrigger(seconds=self._housekeeping_every),
+            IntervalTrigger(seconds=self.housekeeping_every),
             id="housekeeping",
+            executor=HOUSEKEEPING_EXECUTOR,
             next_run_time=now,
-            executor="housekeeping",
         )
         self._scheduler.add_listener(self._on_missed, mask=EVENT_JOB_MISSED)
         self._scheduler.start()
@@ -192,6 +200,7 @@ class Scheduler:
             # A rejected credential reads the same in /readyz whether listing or polling found it.
             outcome = "auth_error" if isinstance(exc, AuthError) else "discovery_error"
             self.runtime.health.target_failed(_discovery_key(source_name), outcome, str(exc))
+            self.runtime.metrics.discovery(source_name, outcome)
             # Try again after one poll interval, not a whole discovery interval (an hour by
             # default): a source whose first listing failed has no job at all until then.
             retry = self.runtime.config.effective(provider.config, "interval")
@@ -202,6 +211,7 @@ class Scheduler:
                     )
             return
         self.runtime.health.forget_target(_discovery_key(source_name))
+        self.runtime.metrics.discovery(source_name, "ok")
         with self._lock:
             if self._stopping:
                 return
@@ -274,9 +284,7 @@ class Scheduler:
         keep a staleness alert firing for ever.
         """
         self.runtime.health.forget_target(key)
-        for gauge in (self.runtime.metrics.last_success, self.runtime.metrics.cursor_lag):
-            with suppress(KeyError):
-                gauge.remove(key)
+        self.runtime.metrics.forget_target(*split_key(key))
 
     def _current(self, source_name: str, target: str) -> bool:
         with self._lock:
@@ -296,6 +304,8 @@ class Scheduler:
 
     def _housekeeping(self) -> None:
         runtime = self.runtime
+        # The heartbeat first: a store that hangs below must show as a wedged process.
+        runtime.health.beat()
         self._overdue()
         try:
             problem = runtime.store.check_writable()
@@ -306,7 +316,7 @@ class Scheduler:
             now = utc_now()
             for key, state in runtime.health.snapshot().items():
                 if state.last_success is not None:
-                    runtime.metrics.cursor_lag.labels(key).set(
+                    runtime.metrics.cursor_lag.labels(*split_key(key)).set(
                         (now - state.last_success).total_seconds()
                     )
             if time.monotonic() - self._last_prune > PRUNE_EVERY.total_seconds():

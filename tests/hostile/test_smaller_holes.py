@@ -259,8 +259,8 @@ def test_rows_of_a_removed_sink_are_warned_and_can_be_purged(tmp_path: Path) -> 
         daemon.wait(timeout=30)
     [line] = [json.loads(x) for x in log.read_text().splitlines() if "unconfigured_sink" in x]
     assert ("gone", 2, 1) == (line["sink"], line["pending"], line["dead"])
-    purged = run_cli("outbox", "purge", "--sink", "gone", "--all", "--config", str(config))
-    assert "3 rows of gone (not configured: pending and dead) purged\n" == purged.stdout
+    purged = run_cli("outbox", "purge", "--sink", "gone", "--all", "--yes", "--config", str(config))
+    assert "3 rows of gone (not configured: queued and dead) purged\n" == purged.stdout
     store = SqliteStore(tmp_path / "state.db")
     try:
         assert [] == [s for s in store.stats() if s.sink == "gone" and (s.pending or s.dead)]

@@ -376,3 +376,43 @@ def test_a_row_whose_event_cannot_be_read_back_is_dead_lettered_by_claim(
 
     assert ["run-2"] == [r.event.deployment_id for r in rows]
     assert [OutboxStats("dash", 1, 0, 1, T0)] == store.stats()
+
+
+# -- what `fetcher explain` and `fetcher outbox flush` need ------------------------------------------
+def test_rows_for_gives_one_deployments_rows_of_the_named_sinks(store: StateStore) -> None:
+    """Every state of the deployment, oldest first, only for the sinks asked about."""
+    store.commit_page(
+        "gh/octo/api",
+        None,
+        [
+            ("dash", make_event("run-1", status=Status.SUCCESS, minute=5)),
+            ("dash", make_event("run-1", status=Status.IN_PROGRESS, minute=1)),
+            ("archive", make_event("run-1", status=Status.SUCCESS, minute=5)),
+            ("other", make_event("run-1", status=Status.SUCCESS, minute=5)),
+            ("dash", make_event("run-2", minute=3)),
+        ],
+    )
+
+    rows = store.rows_for("run-1", sinks=["dash", "archive"])
+
+    assert [("dash", "in-progress"), ("dash", "success"), ("archive", "success")] == sorted(
+        ((r.sink, r.event.status.value) for r in rows),
+        key=lambda pair: (pair[1], pair[0] != "dash"),
+    )
+    assert [] == store.rows_for("run-9", sinks=["dash"])
+
+
+def test_make_due_ends_a_backoff_but_leaves_live_claims(store: StateStore) -> None:
+    """Rows waiting out a retry become claimable now; a row claimed elsewhere is left alone."""
+    _queue(store, 1, 2)
+    first, second = store.claim("dash", limit=2, lease_seconds=LEASE, now=T0)
+    store.mark_retry(first.id, next_attempt_at=T0 + timedelta(hours=1), error="503")
+
+    assert [] == store.claim("dash", limit=2, lease_seconds=LEASE, now=T0)  # head of line waits
+    assert 1 == store.make_due(sink="dash", now=T0)
+
+    (again,) = store.claim("dash", limit=2, lease_seconds=LEASE, now=T0)
+    assert (first.id, 1) == (again.id, again.attempts)  # the failed attempt still counts
+    assert second.id not in [
+        r.id for r in store.claim("dash", limit=5, lease_seconds=LEASE, now=T0)
+    ]

@@ -23,6 +23,8 @@ from deploy_fetcher.config._models import (
     SourceConfig,
     StateConfig,
 )
+from deploy_fetcher.config._schema import json_schema
+from deploy_fetcher.config._schema import render as render_schema
 from deploy_fetcher.config._types import Duration, Url, format_duration, parse_duration
 
 #: ``DefaultsConfig``'s former name, from before every section model was called ``<X>Config``. The
@@ -48,7 +50,9 @@ __all__ = [
     "Url",
     "config_digest",
     "format_duration",
+    "json_schema",
     "load_config",
     "parse_config",
     "parse_duration",
+    "render_schema",
 ]

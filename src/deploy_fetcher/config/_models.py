@@ -159,7 +159,7 @@ class StateConfig(Section):
     backend: Literal["sqlite", "postgres", "dashboard"] = "sqlite"
     """Storage engine of the state store: ``sqlite`` (a file at ``path``), ``postgres`` (the database at ``url``) or ``dashboard``."""
     path: Path = Path("fetcher-state.db")
-    """The SQLite file (created on first start; relative paths start in the working directory); only used by the ``sqlite`` backend."""
+    """The SQLite file (created on first start); a relative path is resolved against the configuration file's directory (against the working directory when it comes from ``FETCHER_STATE__PATH``); only used by the ``sqlite`` backend."""
     url: SecretStr | None = None
     """With ``backend: postgres``: the database's URL, ``postgresql://user:password@host:5432/dbname`` (a secret: use ``${VAR}`` or ``url_file``; the password may instead come from ``PGPASSWORD`` or ``~/.pgpass``)."""
     pool_size: int = Field(default=10, ge=2, le=100)

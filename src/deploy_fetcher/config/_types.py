@@ -8,9 +8,10 @@ from datetime import timedelta
 from typing import Annotated, Any, Final, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, PlainSerializer, SecretStr
+from pydantic import BeforeValidator, PlainSerializer, SecretStr, WithJsonSchema
 
 __all__ = [
+    "DURATION_JSON_SCHEMA",
     "MAX_DURATION",
     "Duration",
     "Url",
@@ -110,10 +111,23 @@ def format_duration(value: timedelta) -> str:
     return out
 
 
+#: What editors are told a duration looks like (the JSON Schema of the configuration file).
+DURATION_JSON_SCHEMA: Final = {
+    "anyOf": [
+        {
+            "type": "string",
+            "pattern": r"^\s*([0-9]+(\.[0-9]+)?\s*([mM][sS]|[sSmMhHdDwW])\s*)+$",
+            "examples": ["500ms", "30s", "5m", "2h", "7d", "1h30m"],
+        },
+        {"type": "number", "minimum": 0},
+    ]
+}
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
+    WithJsonSchema(DURATION_JSON_SCHEMA),
 ]
 
 

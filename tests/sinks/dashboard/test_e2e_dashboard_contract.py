@@ -199,7 +199,9 @@ def test_a_page_whose_posts_failed_is_not_covered_by_the_dashboards_cursor(
 
 def _poll_cycles(proc: FetcherProcess) -> float:
     _, text = proc.get("/metrics")
-    found = re.search(r'fetcher_poll_cycles_total\{outcome="ok",source="scripted"\} (\S+)', text)
+    found = re.search(
+        r'fetcher_poll_cycles_total\{outcome="ok",source="scripted",target="scripted"\} (\S+)', text
+    )
     return float(found.group(1)) if found else 0.0
 
 

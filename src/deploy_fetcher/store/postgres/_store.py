@@ -397,6 +397,31 @@ class PostgresStore:
             ).fetchall()
         return [row for row in map(self._decode, found) if not isinstance(row, str)]
 
+    def rows_for(self, deployment_id: str, *, sinks: Sequence[str]) -> list[OutboxRow]:
+        """Every row of one deployment for ``sinks``, oldest ``happened_at`` first (dedup index)."""
+        if not sinks:
+            return []
+        with self._db.connection(f"reading the rows of deployment {deployment_id!r}") as conn:
+            found = conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM {SCHEMA}.outbox"
+                " WHERE sink = ANY(%s) AND deployment_id = %s ORDER BY happened_at, id",
+                (list(dict.fromkeys(sinks)), deployment_id),
+            ).fetchall()
+        return [row for row in map(self._decode, found) if not isinstance(row, str)]
+
+    def make_due(self, *, sink: str | None = None, now: datetime) -> int:
+        """Make pending rows waiting out a backoff due at ``now``; live claims are left alone."""
+        where, params = _filters(sink=sink, state="pending")
+        at = _utc(now)
+        with self._db.transaction("making waiting rows due") as conn:
+            return conn.execute(
+                f"""
+                UPDATE {SCHEMA}.outbox SET next_attempt_at = %s
+                {where} AND next_attempt_at > %s AND (claim_until IS NULL OR claim_until <= %s)
+                """,
+                (at, *params, at, at),
+            ).rowcount
+
     def retry_dead(self, *, sink: str | None = None, ids: Sequence[int] | None = None) -> int:
         """Move dead letters back to pending (attempts reset, due now); returns how many.
 
