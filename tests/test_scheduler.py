@@ -337,3 +337,20 @@ def test_discovery_and_housekeeping_run_while_every_poll_worker_hangs(tmp_path):
         release.set()
         runtime.stop.set()
         scheduler.shutdown()
+
+
+def test_a_hung_target_s_skipped_runs_are_not_logged_every_interval(tmp_path, caplog):
+    """APScheduler's per-interval "maximum number of running instances" lines are dropped."""
+    release = threading.Event()
+    runtime, hostile, _healthy = _two_sources(tmp_path, release, poll_deadline="1h")
+    scheduler = Scheduler(runtime, max_workers=4, housekeeping_every=0.5)
+    scheduler.start()
+    try:
+        wait_until(lambda: len(hostile.runs) == 3, timeout=15)
+        time.sleep(2.5)  # two or three intervals of each hung target
+    finally:
+        release.set()
+        runtime.stop.set()
+        scheduler.shutdown()
+        runtime.close()
+    assert [] == [r for r in caplog.records if "maximum number of running" in r.getMessage()]

@@ -138,9 +138,9 @@ _HANDLER = "deploy-fetcher"
 def _library_handler(json_lines: bool) -> logging.Handler:
     """A handler that writes libraries' records as our own lines: same format, secrets masked.
 
-    Without it a library's warning (APScheduler's "skipped: maximum number of running instances",
-    urllib3's retries, which quote URLs) would be a plain-text line in a JSON-lines stream, and would
-    bypass the redaction every other line goes through.
+    Without it a library's warning (APScheduler's missed runs, urllib3's retries, which quote URLs)
+    would be a plain-text line in a JSON-lines stream, and would bypass the redaction every other
+    line goes through.
     """
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER)

@@ -36,8 +36,15 @@ class RunLock:
 
     def acquire(self) -> Self:
         """Take the lock, or raise StoreError naming the process that holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            msg = (
+                f"cannot take the run lock of the state file {self.state_path} "
+                f"({self.path}): {exc.strerror or exc}"
+            )
+            raise StoreError(msg) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -49,6 +50,22 @@ PRUNE_EVERY = timedelta(hours=1)
 DISCOVERY_WORKERS = 2
 #: Threads the poll pool may grow to, per normal worker, while polls run slow.
 SLOW_POLL_HEADROOM = 4
+
+
+class _SkippedRunFilter(logging.Filter):
+    """Drops APScheduler's "skipped: maximum number of running instances reached" warning.
+
+    APScheduler writes it for every interval a target's previous poll is still running: one line
+    a second for each hung target of a server that trickles. The condition is reported once, as it
+    should be, by ``poll.overdue`` and ``/readyz``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+_SKIPPED_RUNS = _SkippedRunFilter()
+logging.getLogger("apscheduler.scheduler").addFilter(_SKIPPED_RUNS)
 
 
 class _PollExecutor(BasePoolExecutor):  # type: ignore[misc]  # APScheduler is untyped
