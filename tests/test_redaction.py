@@ -94,3 +94,11 @@ def test_the_cli_writer_masks_a_secret_written_in_pieces() -> None:
     writer.write("secret-4f4f\nnext")
     writer.flush()
     assert "value: ***\nnext" == out.getvalue()
+
+
+def test_the_password_of_a_database_url_is_masked_alone() -> None:
+    """A DSN registered whole also masks its password, which a driver's error may quote alone."""
+    register_secret("postgresql://fetcher:pg-p%40ss-9a9a@db:5432/state")
+    assert 'password "***" was refused, and ***' == redact(
+        'password "pg-p@ss-9a9a" was refused, and pg-p%40ss-9a9a'
+    )

@@ -24,7 +24,7 @@ import re
 import threading
 from collections.abc import Iterable
 from typing import IO, Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import BaseModel, SecretStr
 
@@ -55,14 +55,23 @@ def secret_forms(value: str) -> list[str]:
     """The texts that give a secret away, each to be masked.
 
     The value itself; for a header value with a scheme (``Bearer abc…``, ``Basic …``), the
-    credential after it, which a server may echo alone; and the value as it appears inside a URL's
-    query or a JSON string, where a server quoting the request would put it.
+    credential after it, which a server may echo alone; for a URL with a password (a DSN), the
+    password; and each as it appears inside a URL's query or a JSON string, where a server quoting
+    the request would put it.
     """
     forms = [value]
     scheme, _, credential = value.strip().partition(" ")
     credential = credential.strip()
     if scheme and len(credential) >= MIN_SECRET_LENGTH:
         forms.append(credential)
+    # A URL with a password in it (a database DSN): a driver's error may quote the password alone.
+    if "://" in value and "@" in value:
+        try:
+            password = urlsplit(value.strip()).password
+        except ValueError:
+            password = None
+        if password:
+            forms += [password, unquote(password)]
     for form in list(forms):
         forms.append(quote(form, safe=""))
         forms.append(json.dumps(form)[1:-1])
