@@ -96,11 +96,12 @@ def start_replica(
     raise SystemExit(f"replica {name} did not come up within 180 s")
 
 
-_SAMPLE = re.compile(r'^(\w+)\{(?:[^}]*,)?(source|sink)="([^"]*)"[^}]*\} (\S+)$', re.MULTILINE)
+_SAMPLE = re.compile(r"^(\w+)\{([^}]*)\} (\S+)$", re.MULTILINE)
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def series(daemon: scale.Daemon, name: str) -> dict[str, float]:
-    """One metric's samples by their ``source`` (or ``sink``) label, summed over other labels.
+    """One metric's samples by target key (or sink, or source), summed over other labels.
 
     Parsing the whole exposition of thousands of sources with prometheus_client takes seconds of
     this process's GIL, which the emulators serving the replicas share; a regex over the raw text
@@ -109,9 +110,13 @@ def series(daemon: scale.Daemon, name: str) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{daemon.port}/metrics", timeout=30) as r:
         text = r.read().decode()
     out: dict[str, float] = {}
-    for metric, _label, value, number in _SAMPLE.findall(text):
-        if metric == name:
-            out[value] = out.get(value, 0.0) + float(number)
+    for metric, labels, number in _SAMPLE.findall(text):
+        if metric != name:
+            continue
+        found = dict(_LABEL.findall(labels))
+        source, target = found.get("source", found.get("sink", "")), found.get("target")
+        key = source if target in {None, "", source} else f"{source}/{target}"
+        out[key] = out.get(key, 0.0) + float(number)
     return out
 
 
@@ -124,6 +129,7 @@ def gauge(daemon: scale.Daemon, name: str) -> float:
 
 
 def polled_sources(daemons: list[scale.Daemon]) -> set[str]:
+    """Target keys polled at least once (one target per source here)."""
     out: set[str] = set()
     for daemon in daemons:
         out |= {k for k, v in series(daemon, "fetcher_poll_cycles_total").items() if v > 0}
