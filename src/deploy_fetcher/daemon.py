@@ -32,6 +32,12 @@ __all__ = ["Daemon"]
 _log = structlog.get_logger(__name__)
 
 
+def _accepts_nudge(provider: object, target: str, pipelines: frozenset[str]) -> bool:
+    """Whether a provider wants a nudge about these pipelines of one target (True unless it says)."""
+    accepts = getattr(provider, "accepts_nudge", None)
+    return provider is not None and (accepts is None or bool(accepts(target, pipelines)))
+
+
 class Daemon:
     """Owns the runtime, the scheduler and the server of ``fetcher run``."""
 
@@ -56,6 +62,9 @@ class Daemon:
                 self.scheduler,
                 self.runtime.metrics,
                 provider_of=lambda name: p.config.provider if (p := providers.get(name)) else None,
+                accepts=lambda name, target, named: _accepts_nudge(
+                    providers.get(name), target, named.pipelines
+                ),
             )
         self.server: HealthServer | None = None
         if config.server.enabled:

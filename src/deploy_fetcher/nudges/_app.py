@@ -29,7 +29,7 @@ import structlog
 
 from deploy_fetcher.config import NudgesConfig
 from deploy_fetcher.metrics import Metrics
-from deploy_fetcher.nudges._identify import Ignored, identify
+from deploy_fetcher.nudges._identify import Ignored, Named, identify
 from deploy_fetcher.nudges._verify import Verifier, verifiers
 
 __all__ = ["MAX_CONCURRENT", "PREFIX", "NudgeApp", "Nudger"]
@@ -102,6 +102,7 @@ class NudgeApp:
         metrics: Metrics,
         *,
         provider_of: Callable[[str], str | None],
+        accepts: Callable[[str, str, Named], bool] = lambda _source, _target, _named: True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -109,6 +110,8 @@ class NudgeApp:
         self.metrics = metrics
         #: The provider name of a source (``github`` …), None for an unknown source.
         self.provider_of = provider_of
+        #: Whether a source's target wants an event (a source reading only some pipelines).
+        self.accepts = accepts
         self._clock = clock
         self._verifiers: dict[str, Verifier] = verifiers(config)
         self._slots = threading.BoundedSemaphore(MAX_CONCURRENT)
@@ -166,7 +169,7 @@ class NudgeApp:
         targets = [
             (source, target)
             for source, target in self.nudger.find_targets(found.names)
-            if self.provider_of(source) == provider
+            if self.provider_of(source) == provider and self.accepts(source, target, found)
         ]
         gap = self.config.min_gap.total_seconds()
         outcomes = [self.nudger.nudge(source, target, min_gap=gap) for source, target in targets]

@@ -12,12 +12,15 @@ always, so a wrong name only wastes one poll (and the scheduler bounds those per
   events add ``resource.project.name``, and pipeline events name the project only in the path of
   their links (``https://dev.azure.com/{organization}/{project}/_build/...``), by name or by id
   depending on the event. Every such candidate is returned; a target matches any of them. A
-  subscription whose events carry only ids can add ``?project=<name>`` to its URL.
+  subscription whose events carry only ids can add ``?project=<name>`` to its URL. The pipeline
+  (``resource.pipeline``, ``resource.run.pipeline``, ``resource.definition``, a release's
+  definition) is returned too: a source that reads only some pipelines of the project is nudged only
+  for those.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
@@ -53,6 +56,9 @@ class Named:
     """The event names these targets (any of them may match a configured one)."""
 
     names: frozenset[str]
+    #: Pipelines the event is about (ids and names), for providers whose sources pick pipelines
+    #: inside a target (Azure DevOps): empty when the event does not say.
+    pipelines: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -85,9 +91,15 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _named(*values: Any) -> Named | Ignored:
-    names = frozenset(text for text in map(_text, values) if text is not None)
-    return Named(names) if names else Ignored("the event names no repository or project")
+def _texts(values: Iterable[Any]) -> frozenset[str]:
+    return frozenset(text for text in map(_text, values) if text is not None)
+
+
+def _named(*values: Any, pipelines: Iterable[Any] = ()) -> Named | Ignored:
+    names = _texts(values)
+    if not names:
+        return Ignored("the event names no repository or project")
+    return Named(names, _texts(pipelines))
 
 
 def _dig(data: Any, *path: str) -> Any:
@@ -127,6 +139,16 @@ def _azure_devops(payload: dict[str, Any], query: Mapping[str, str]) -> Named | 
         _dig(resource, "project", "id"),
         _dig(resource, "projectId"),
         *_linked_projects(resource),
+        pipelines=[
+            _dig(resource, *path, key)
+            for path in (
+                ("pipeline",),
+                ("run", "pipeline"),
+                ("definition",),
+                ("release", "releaseDefinition"),
+            )
+            for key in ("id", "name")
+        ],
     )
 
 

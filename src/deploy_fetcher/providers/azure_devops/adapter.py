@@ -158,6 +158,20 @@ class AzureDevOpsProvider(Provider):
         )
 
     # -- Provider ----------------------------------------------------------------------------------
+    def accepts_nudge(self, target: str, pipelines: frozenset[str]) -> bool:
+        """Whether a webhook about ``pipelines`` (ids and names) concerns what this source reads.
+
+        A source that names its pipelines is not polled for another pipeline of the same project;
+        an event that names no pipeline concerns every source of the project.
+        """
+        selection = PipelineFilter.parse(self.settings.pipelines)
+        if not pipelines or selection.everything:
+            return True
+        return any(
+            selection.matches(int(p), None) if p.isdigit() else selection.matches(None, p)
+            for p in pipelines
+        )
+
     def targets(self) -> Sequence[str]:
         """The configured projects; ``"*"`` adds every project the credential can see."""
         named = [p for p in self.settings.projects if p != "*"]
