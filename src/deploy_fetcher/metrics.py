@@ -226,7 +226,7 @@ class Metrics:
         )
         self.nudges = Counter(
             "fetcher_nudges",
-            "Webhook nudges received, per provider and outcome (polled, throttled, elsewhere, "
+            "Webhook nudges received, per provider and outcome (polled, deferred, throttled, elsewhere, "
             "unknown_target, ignored, unauthorized, invalid, too_large, busy).",
             ["provider", "outcome"],
             registry=r,

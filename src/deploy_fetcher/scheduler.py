@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 import structlog
 from apscheduler.events import EVENT_JOB_MISSED
 from apscheduler.executors.pool import BasePoolExecutor, ThreadPoolExecutor
+from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -354,6 +355,9 @@ class Scheduler:
                 return
             if again:
                 delay = 0.0  # nudged while it ran: the change may be newer than what it read
+            deferred = self._nudged.get(key, -math.inf) - time.monotonic()
+            if deferred > 0:
+                delay = min(delay, deferred)  # a nudge waits for the end of its gap
             if not math.isfinite(delay):
                 return  # the pacer no longer knows it: discovery removed it meanwhile
             self._scheduler.modify_job(key, next_run_time=utc_now() + timedelta(seconds=delay))
@@ -403,33 +407,49 @@ class Scheduler:
         return sorted(found)
 
     def nudge(self, source_name: str, target: str, *, min_gap: float) -> str:
-        """Poll a target now, as a webhook asked; returns what became of the nudge.
+        """Poll a target soon, as a webhook asked; returns what became of the nudge.
 
-        ``polled``: its next run is now. ``queued``: a poll of it is running and another follows
-        at once (the change may have come after that poll read). ``throttled``: it was nudged less
-        than ``min_gap`` seconds ago, so this nudge costs nothing. ``unknown_target``: no such
-        target (discovery has not found it, or it is gone). ``elsewhere``: another replica holds
-        the target, and polls it on its own schedule.
+        Nudged polls of one target are at least ``min_gap`` apart, however many nudges come:
+
+        * ``polled``: its next run is now;
+        * ``queued``: a poll of it is running, and another follows as soon as it ends (the change
+          may have come after that poll read);
+        * ``deferred``: it was nudged less than ``min_gap`` ago, so it is polled when the gap ends
+          (the nudge is not lost, it only waits);
+        * ``throttled``: a deferred poll is already planned, which will read this change too;
+        * ``unknown_target``: no such target (discovery has not found it, or it is gone);
+        * ``elsewhere``: another replica holds the target and polls it on its own schedule.
         """
         key = target_key(source_name, target)
         now = time.monotonic()
         with self._lock:
-            if self._stopping or target not in self._targets.get(source_name, set()):
-                return "unknown_target"
-            last = self._nudged.get(key)
-            if last is not None and now - last < min_gap:
-                return "throttled"
-            if self._scheduler.get_job(key) is None:
+            known = not self._stopping and target in self._targets.get(source_name, set())
+            job = self._scheduler.get_job(key) if known else None
+            if job is None:
                 return "unknown_target"
             coordinator = self.runtime.coordinator
             if coordinator is not None and not coordinator.holds(key):
                 return "elsewhere"
-            self._nudged[key] = now
-            if key in self._polling:
-                self._again.add(key)
-                return "queued"
-            self._scheduler.modify_job(key, next_run_time=utc_now())
-            return "polled"
+            return self._nudge_locked(key, job, now, min_gap)
+
+    def _nudge_locked(self, key: str, job: Job, now: float, min_gap: float) -> str:
+        """:meth:`nudge` of a known target this process polls (the lock held)."""
+        last = self._nudged.get(key)
+        if last is not None and last > now:
+            return "throttled"
+        if last is not None and now - last < min_gap:
+            due = last + min_gap
+            self._nudged[key] = due
+            when = utc_now() + timedelta(seconds=due - now)
+            if key not in self._polling and job.next_run_time > when:
+                self._scheduler.modify_job(key, next_run_time=when)
+            return "deferred"
+        self._nudged[key] = now
+        if key in self._polling:
+            self._again.add(key)
+            return "queued"
+        self._scheduler.modify_job(key, next_run_time=utc_now())
+        return "polled"
 
     def _forget(self, key: str) -> None:
         """A target left the configuration: drop its health and its per-target series.

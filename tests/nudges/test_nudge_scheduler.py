@@ -82,20 +82,28 @@ def test_nudge_polls_now_and_only_that_target(scheduled) -> None:
     assert {"Octo/API": 2, "octo/web": 1} == provider.runs
 
 
-def test_nudges_within_the_gap_are_throttled(scheduled) -> None:
-    """A second nudge of the same target within ``min_gap`` costs nothing; another target is free."""
+def test_nudges_within_the_gap_wait_for_its_end(scheduled) -> None:
+    """A second nudge within ``min_gap`` polls when the gap ends; a third costs nothing more."""
     scheduler, provider = scheduled
     outcomes = [
-        scheduler.nudge("src", "Octo/API", min_gap=60),
-        scheduler.nudge("src", "Octo/API", min_gap=60),
-        scheduler.nudge("src", "octo/web", min_gap=60),
+        scheduler.nudge("src", "Octo/API", min_gap=2),
+        scheduler.nudge("src", "Octo/API", min_gap=2),
+        scheduler.nudge("src", "Octo/API", min_gap=2),
+        scheduler.nudge("src", "octo/web", min_gap=2),
     ]
-    wait_until(lambda: provider.runs["octo/web"] == 2, timeout=10)
-    time.sleep(0.5)
-    assert (["polled", "throttled", "polled"], 2) == (outcomes, provider.runs["Octo/API"])
+    started = time.monotonic()
+    wait_until(lambda: provider.runs["Octo/API"] == 2, timeout=10)
+    wait_until(lambda: provider.runs["Octo/API"] == 3, timeout=10)
+    gap = time.monotonic() - started
+    time.sleep(1.0)
+    assert (["polled", "deferred", "throttled", "polled"], True, 3) == (
+        outcomes,
+        gap >= 1.5,
+        provider.runs["Octo/API"],
+    )
 
 
-@pytest.mark.parametrize("scheduled", [1.5], indirect=True)
+@pytest.mark.parametrize("scheduled", [3.0], indirect=True)
 def test_nudge_during_a_poll_polls_again_right_after(scheduled) -> None:
     """A target nudged while its poll runs is polled again as soon as that poll ends."""
     scheduler, provider = scheduled

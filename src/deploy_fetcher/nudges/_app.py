@@ -43,7 +43,7 @@ MAX_CONCURRENT: Final = 8
 _CHUNK: Final = 64 * 1024
 _LOG_EVERY: Final = 60.0
 #: Precedence of per-target outcomes when one event names several targets.
-_RANK: Final = ("polled", "queued", "throttled", "elsewhere", "unknown_target")
+_RANK: Final = ("polled", "queued", "deferred", "throttled", "elsewhere", "unknown_target")
 
 StartResponse = Callable[..., Any]
 
@@ -56,7 +56,7 @@ class Nudger(Protocol):
         ...
 
     def nudge(self, source_name: str, target: str, *, min_gap: float) -> str:
-        """Poll one target now: ``polled``, ``queued``, ``throttled``, ``elsewhere`` or ``unknown_target``."""
+        """Poll one target soon: ``polled``, ``queued``, ``deferred``, ``throttled``, ``elsewhere``, ``unknown_target``."""
         ...
 
 
@@ -175,7 +175,7 @@ class NudgeApp:
         outcomes = [self.nudger.nudge(source, target, min_gap=gap) for source, target in targets]
         outcome = next((o for o in _RANK if o in outcomes), "unknown_target")
         self._count(provider, "polled" if outcome == "queued" else outcome)
-        nudged = sum(1 for o in outcomes if o in {"polled", "queued"})
+        nudged = sum(1 for o in outcomes if o in {"polled", "queued", "deferred"})
         _log.debug(
             "nudge.received",
             provider=provider,
