@@ -34,21 +34,25 @@ Progress goes to stderr; stdout is one JSON document (``--json`` also writes it 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import hashlib
+import hmac
 import json
 import multiprocessing
 import os
+import queue
 import re
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -60,6 +64,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from deploy_fetcher.emulators._server import LoggedRequest
 from deploy_fetcher.emulators.azure_devops import AzureDevOpsEmulator
 from deploy_fetcher.emulators.azure_devops import Scenario as AzureScenario
+from deploy_fetcher.emulators.azure_devops.scenario import run_view
 from deploy_fetcher.emulators.dashboard import DashboardEmulator
 from deploy_fetcher.emulators.github import GitHubEmulator, RepoSpec, WorkflowSpec
 from deploy_fetcher.emulators.github import Scenario as GitHubScenario
@@ -69,6 +74,7 @@ from deploy_fetcher.model import parse_timestamp, utc_now
 
 TOKEN = "emulator-token"  # noqa: S105 - the emulators' public test token
 API_KEY = "scale-dashboard-key"
+HOOK_SECRET = "scale-webhook-secret"  # noqa: S105 - the benchmark's own webhook secret
 TICKS = os.sysconf("SC_CLK_TCK")
 #: Seconds between two new pipelines, over all sources of one CI system, once clocks move.
 ACTIVITY = 6.0
@@ -247,6 +253,14 @@ class Remote:
         """CPU time the emulator's process has used."""
         return float(self._ask("cpu"))
 
+    def catch_up(self) -> None:
+        """Advance the emulator's clock to the wall clock (it stood still until now)."""
+        self._ask("catch_up")
+
+    def send_hooks_to(self, url: str) -> None:
+        """From now on, send a webhook to ``url`` for each target that changes."""
+        self._ask("hooks", url)
+
     def stop(self) -> None:
         """Stop the emulator and its process."""
         with contextlib.suppress(EOFError, OSError):  # the process is gone already
@@ -264,35 +278,138 @@ def _serve(kind: str, count: int, seed: int, conn: Any) -> None:
     else:
         emulator, entries = builders[kind](count, seed)
     conn.send((emulator.url(), entries))
+    hooks: Hooks | None = None
     while True:
         command, args = conn.recv()
         try:
             if command == "stop":
                 emulator.stop()
+                if hooks is not None:
+                    hooks.stop()
                 conn.send(None)
                 return
-            conn.send(_answer(kind, emulator, command, args))
+            if command == "hooks":
+                hooks = Hooks(kind, emulator, *args)
+                conn.send(None)
+                continue
+            answer = _answer(kind, emulator, command, args)
+            if command in {"advance", "catch_up"} and hooks is not None:
+                hooks.after_advance()
+            conn.send(answer)
         except Exception as exc:  # reported to the parent, which raises it
             conn.send(exc)
 
 
 def _answer(kind: str, emulator: Any, command: str, args: tuple[Any, ...]) -> Any:
-    if command == "log_length":
-        return len(emulator.log)
-    if command == "advance":
-        emulator.advance(args[0])
-        return None
-    if command == "figures":
-        first, last, minutes = args
-        return credential_figures(kind, emulator.log[first:last], minutes)
-    if command == "rows":
-        return emulator.rows()
-    if command == "row_count":
-        return len(emulator.rows())
-    if command == "cpu":
-        return sum(os.times()[:2])
-    msg = f"unknown command {command!r}"
-    raise ValueError(msg)
+    handlers: dict[str, Callable[[], Any]] = {
+        "log_length": lambda: len(emulator.log),
+        "advance": lambda: emulator.advance(args[0]),
+        "catch_up": lambda: emulator.advance(max(0.0, time.time() - _clock(kind, emulator))),
+        "figures": lambda: credential_figures(kind, emulator.log[args[0] : args[1]], args[2]),
+        "rows": getattr(emulator, "rows", list),
+        "row_count": lambda: len(emulator.rows()),
+        "cpu": lambda: sum(os.times()[:2]),
+    }
+    if command not in handlers:
+        msg = f"unknown command {command!r}"
+        raise ValueError(msg)
+    return handlers[command]()
+
+
+def _clock(kind: str, emulator: Any) -> float:
+    """An emulator's clock, as a Unix time (GitLab's ``now`` is a property, the others' a method)."""
+    now = emulator.now if kind == "gitlab" else emulator.now()
+    return float(now.timestamp())
+
+
+class Hooks:
+    """Webhooks a CI system would send: after each clock step, one per target whose state changed.
+
+    Each is what the provider sends (its event header, its authentication, the repository or
+    project and pipeline named where its payloads name them), cut down to what a nudge reads.
+    """
+
+    def __init__(self, kind: str, emulator: Any, url: str) -> None:
+        self.kind = kind
+        self.emulator = emulator
+        self.url = url
+        self.sent = 0
+        self._seen = self._fingerprints()
+        self._queue: queue.Queue[tuple[str, bytes, dict[str, str]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._send_all, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop sending."""
+        self._queue.put(None)
+        self._thread.join(10)
+
+    def after_advance(self) -> None:
+        """Queue a webhook for each target whose state changed since the last step."""
+        now = self._fingerprints()
+        for name, print_ in now.items():
+            if self._seen.get(name) != print_:
+                self._queue.put(self._hook(name))
+        self._seen = now
+
+    def _fingerprints(self) -> dict[str, Any]:
+        if self.kind == "github":
+            with self.emulator.state_lock:
+                return {
+                    repo.full_name: sum(len(d.statuses) + 1 for d in repo.deployments.values())
+                    for repo in self.emulator.repos.values()
+                }
+        if self.kind == "gitlab":
+            now = self.emulator.now
+            return {
+                project.path: tuple(d.status(now) for d in project.deployments[-4:])
+                for project in self.emulator.world.projects.values()
+            }
+        now = self.emulator.now()
+        recent = now - timedelta(hours=2)
+        changed: dict[str, Any] = {}
+        for run in self.emulator.scenario.runs:
+            if run.queued >= recent:
+                view = run_view(run, now)
+                name = run.pipeline.name
+                changed[name] = max(changed.get(name, view.changed), view.changed)
+        return changed
+
+    def _hook(self, name: str) -> tuple[str, bytes, dict[str, str]]:
+        if self.kind == "github":
+            body = json.dumps({"action": "created", "repository": {"full_name": name}}).encode()
+            signature = hmac.new(HOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+            headers = {
+                "X-GitHub-Event": "deployment_status",
+                "X-Hub-Signature-256": "sha256=" + signature,
+            }
+            return self.url + "/github", body, headers
+        if self.kind == "gitlab":
+            body = json.dumps(
+                {"object_kind": "deployment", "project": {"path_with_namespace": name}}
+            ).encode()
+            headers = {"X-Gitlab-Event": "Deployment Hook", "X-Gitlab-Token": HOOK_SECRET}
+            return self.url + "/gitlab", body, headers
+        body = json.dumps(
+            {
+                "eventType": "ms.vss-pipelines.stage-state-changed-event",
+                "resource": {"pipeline": {"name": name}},
+            }
+        ).encode()
+        basic = base64.b64encode(f"hooks:{HOOK_SECRET}".encode()).decode()
+        headers = {"Authorization": "Basic " + basic}
+        return self.url + "/azure-devops?project=shop", body, headers
+
+    def _send_all(self) -> None:
+        while (item := self._queue.get()) is not None:
+            url, body, headers = item
+            request = urllib.request.Request(  # noqa: S310 - a local http URL
+                url, data=body, headers={"Content-Type": "application/json", **headers}
+            )
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+                    answer.read()
+                self.sent += 1
 
 
 @dataclass
@@ -377,17 +494,39 @@ class Daemon:
         return counts
 
 
-def start_daemon(workdir: Path, worlds: Worlds, interval: float) -> Daemon:
+@dataclass(frozen=True)
+class Options:
+    """How the daemon is set up beyond the sources."""
+
+    interval: float = 60.0
+    #: ``defaults.hot_interval`` (None: the daemon's default; 0: every target at ``interval``).
+    hot_interval: float | None = None
+    #: Whether the CI emulators send webhooks and the daemon takes them as nudges.
+    nudges: bool = False
+
+
+def start_daemon(workdir: Path, worlds: Worlds, options: Options) -> Daemon:
     """Write the configuration and start ``fetcher run``; return once ``/metrics`` answers."""
     port = _free_port()
     config = workdir / "config.yaml"
+    defaults: dict[str, Any] = {"interval": f"{options.interval:g}s", "lookback": "1d"}
+    if options.hot_interval is not None:
+        defaults["hot_interval"] = f"{options.hot_interval:g}s"
+    nudges: dict[str, Any] = {"enabled": options.nudges}
+    if options.nudges:
+        nudges |= {
+            "github": {"secret": HOOK_SECRET},
+            "gitlab": {"token": HOOK_SECRET},
+            "azure_devops": {"username": "hooks", "password": HOOK_SECRET},
+        }
     config.write_text(
         yaml.safe_dump(
             {
                 "state": {"path": str(workdir / "state.db")},
                 "server": {"port": port},
+                "nudges": nudges,
                 "log": {"level": "info", "format": "json"},
-                "defaults": {"interval": f"{interval:g}s", "lookback": "1d"},
+                "defaults": defaults,
                 "sinks": [
                     {
                         "name": "dashboard",
@@ -682,13 +821,17 @@ def warm_up(daemon: Daemon, sources: int) -> tuple[float, float]:
 
 
 def run(
-    split: dict[str, int], duration: float, seed: int, workdir: Path, interval: float
+    split: dict[str, int], duration: float, seed: int, workdir: Path, options: Options
 ) -> dict[str, Any]:
     """Warm up, then an idle and an active phase; return every figure."""
+    interval = options.interval
     sources = sum(split.values())
     progress(f"{sources} sources {split}: building the worlds")
     worlds = build_worlds(split, seed)
-    daemon = start_daemon(workdir, worlds, interval)
+    daemon = start_daemon(workdir, worlds, options)
+    if options.nudges:
+        for emulator in worlds.ci.values():
+            emulator.send_hooks_to(f"http://127.0.0.1:{daemon.port}/hooks")
     try:
         rss_started = daemon.status("VmRSS")
         polled_after, warmed = warm_up(daemon, sources)
@@ -700,9 +843,8 @@ def run(
         time.sleep(max(interval, duration * 0.3))
         idle_end = snapshot(daemon, worlds)
         progress("idle phase measured; the worlds' clocks move from now on")
-        frozen_for = warmed + (idle_end.at - idle_start.at) + 5
         for emulator in worlds.ci.values():
-            emulator.advance(frozen_for)  # catch up with the wall clock
+            emulator.catch_up()  # the worlds stood still: their clocks join the wall clock
         active_wall = time.time()
         last = time.monotonic()
         active_start = snapshot(daemon, worlds)
@@ -733,6 +875,19 @@ def run(
             "daemon_peak_rss_mib": round(peak, 1),
             "daemon_peak_rss_per_source_mib": round(peak / sources, 4),
             "daemon_rss_end_mib": round(daemon.status("VmRSS") / 1024, 1),
+            "options": {
+                "interval_s": options.interval,
+                "hot_interval_s": options.hot_interval,
+                "nudges": options.nudges,
+            },
+            "nudges": _by_label(daemon.metrics(), "fetcher_nudges_total", "outcome"),
+            "pacing": {
+                name: _by_label(daemon.metrics(), metric, "pool")
+                for name, metric in (
+                    ("hot_targets", "fetcher_hot_targets"),
+                    ("stretch", "fetcher_poll_interval_stretch"),
+                )
+            },
             "scheduler_warnings": dict(daemon.warnings()),
             "log_warnings_and_errors": dict(daemon.errors()),
         }
@@ -811,6 +966,14 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="measure 2 minutes instead of 10")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--hot-interval",
+        type=float,
+        help="seconds between polls of a target with work in flight (0: a fixed schedule)",
+    )
+    parser.add_argument(
+        "--nudges", action="store_true", help="the CI emulators send webhooks as targets change"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
         "--fit", type=Path, nargs="+", help="fit RSS over the runs in these JSON files; run nothing"
@@ -825,7 +988,8 @@ def main() -> None:
         for size in args.sources:
             with tempfile.TemporaryDirectory() as tmp:
                 split = split_sources(size, args.mix)
-                result["runs"].append(run(split, duration, args.seed, Path(tmp), args.interval))
+                options = Options(args.interval, args.hot_interval, args.nudges)
+                result["runs"].append(run(split, duration, args.seed, Path(tmp), options))
             result["rss_fit"] = fit(result["runs"])
             if args.json:  # after each size, so a long series keeps what it measured
                 args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
