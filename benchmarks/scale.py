@@ -512,9 +512,10 @@ def start_daemon(workdir: Path, worlds: Worlds, options: Options) -> Daemon:
     defaults: dict[str, Any] = {"interval": f"{options.interval:g}s", "lookback": "1d"}
     if options.hot_interval is not None:
         defaults["hot_interval"] = f"{options.hot_interval:g}s"
-    nudges: dict[str, Any] = {"enabled": options.nudges}
+    nudges: dict[str, Any] = {}  # absent unless asked for: a daemon without nudges runs too
     if options.nudges:
-        nudges |= {
+        nudges = {
+            "enabled": True,
             "github": {"secret": HOOK_SECRET},
             "gitlab": {"token": HOOK_SECRET},
             "azure_devops": {"username": "hooks", "password": HOOK_SECRET},
@@ -524,7 +525,7 @@ def start_daemon(workdir: Path, worlds: Worlds, options: Options) -> Daemon:
             {
                 "state": {"path": str(workdir / "state.db")},
                 "server": {"port": port},
-                "nudges": nudges,
+                **({"nudges": nudges} if nudges else {}),
                 "log": {"level": "info", "format": "json"},
                 "defaults": defaults,
                 "sinks": [
