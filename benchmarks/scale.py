@@ -20,7 +20,8 @@ scheduler's own "skipped" / "missed" warnings), the daemon's CPU share and peak 
 credential asked of its CI system per minute — the mean over the phase and the busiest sliding
 minute — against the provider's documented limit (GitHub: 900 REST points per minute, a GET one point,
 a ``304`` counted like any answer; 100 requests in flight. GitLab.com: 2 000 API requests per minute
-per user).
+per user). The GitHub emulator enforces the 900 points as GitHub does (a 403 with ``retry-after``)
+and the JSON says how many requests it refused.
 
     .venv/bin/python benchmarks/scale.py                       # 1 000 sources, 10 minutes measured
     .venv/bin/python benchmarks/scale.py --quick               # 1 000 sources, 2 minutes measured
@@ -123,6 +124,10 @@ def split_sources(total: int, mix: Mapping[str, float]) -> dict[str, int]:
 
 
 # -- the worlds ---------------------------------------------------------------------------------
+#: GitHub's secondary limit the GitHub emulator enforces (points per credential and minute).
+SECONDARY_LIMIT = 900
+
+
 def _github(count: int, seed: int) -> tuple[GitHubEmulator, list[dict[str, Any]]]:
     chain = ("dev", "staging", "prod")
     emulator = GitHubEmulator(
@@ -139,6 +144,7 @@ def _github(count: int, seed: int) -> tuple[GitHubEmulator, list[dict[str, Any]]
             seed=seed,
         ),
         rate_limit=10**9,
+        secondary_points_per_minute=SECONDARY_LIMIT,
     )
     emulator.start()
     return emulator, [
@@ -253,6 +259,10 @@ class Remote:
         """CPU time the emulator's process has used."""
         return float(self._ask("cpu"))
 
+    def refused(self) -> int:
+        """Requests the emulator refused for a secondary rate limit."""
+        return int(self._ask("refused"))
+
     def catch_up(self) -> None:
         """Advance the emulator's clock to the wall clock (it stood still until now)."""
         self._ask("catch_up")
@@ -309,6 +319,7 @@ def _answer(kind: str, emulator: Any, command: str, args: tuple[Any, ...]) -> An
         "rows": getattr(emulator, "rows", list),
         "row_count": lambda: len(emulator.rows()),
         "cpu": lambda: sum(os.times()[:2]),
+        "refused": lambda: getattr(emulator, "secondary_refusals", 0),
     }
     if command not in handlers:
         msg = f"unknown command {command!r}"
@@ -882,6 +893,9 @@ def run(
                 "nudges": options.nudges,
             },
             "nudges": _by_label(daemon.metrics(), "fetcher_nudges_total", "outcome"),
+            "secondary_limit_refusals": {
+                name: emulator.refused() for name, emulator in worlds.ci.items()
+            },
             "pacing": {
                 name: _by_label(daemon.metrics(), metric, "pool")
                 for name, metric in (
