@@ -84,8 +84,9 @@ class Metrics:
         )
         self.poll_duration = Histogram(
             "fetcher_poll_cycle_duration_seconds",
-            "Duration of one poll cycle of a source target (all targets of the source together).",
-            ["source"],
+            "Duration of one poll cycle of a source target, per CI system (a histogram per source "
+            "would cost more memory than the source itself, and no alert needs it).",
+            ["provider"],
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
             registry=r,
         )
@@ -233,10 +234,12 @@ class Metrics:
         )
 
     # -- what the engine records -------------------------------------------------------------------
-    def cycle(self, source: str, target: str, outcome: str, seconds: float) -> None:
-        """One poll cycle of a target ended with ``outcome`` after ``seconds``."""
+    def cycle(
+        self, source: str, target: str, outcome: str, seconds: float, *, provider: str = ""
+    ) -> None:
+        """One poll cycle of a target (of a ``provider`` source) ended with ``outcome`` after ``seconds``."""
         self.poll_cycles.labels(source, target, outcome).inc()
-        self.poll_duration.labels(source).observe(seconds)
+        self.poll_duration.labels(provider).observe(seconds)
         if outcome in {"store_error", "lease_lost"}:
             # Not the source's doing (the store failed, or another replica polls it now): its
             # up/down state is unknown here.

@@ -203,7 +203,7 @@ class Poller:
             outcome, error = "error", f"{type(exc).__name__}: {exc}"
             log.exception("poll.unexpected_error")
         elapsed = time.monotonic() - started
-        self.metrics.cycle(source.name, target, outcome, elapsed)
+        self.metrics.cycle(source.name, target, outcome, elapsed, provider=source.provider)
         if outcome == "ok":
             self.health.target_ok(key)
             log.debug(
