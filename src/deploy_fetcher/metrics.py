@@ -80,6 +80,12 @@ class Metrics:
             ["provider", "status_code"],
             registry=r,
         )
+        self.ci_request_limits = Counter(
+            "fetcher_ci_request_limits",
+            "Requests to CI APIs cut short by a limit (deadline, size, redirect), by provider.",
+            ["provider", "limit"],
+            registry=r,
+        )
         self.rate_limit_remaining = Gauge(
             "fetcher_ci_rate_limit_remaining",
             "Remaining API quota reported by the CI system, per provider and credential.",

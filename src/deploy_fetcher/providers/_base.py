@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import abc
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +26,7 @@ from deploy_fetcher.model import DeployEvent, utc_now
 if TYPE_CHECKING:
     from deploy_fetcher.config import Defaults, SourceConfig
     from deploy_fetcher.metrics import Metrics
+    from deploy_fetcher.providers.kit import LimitHit
 
 __all__ = ["Cursor", "Page", "Provider", "ProviderContext", "SharedResources"]
 
@@ -76,8 +76,8 @@ class SharedResources:
                 close()
 
 
-def _default_sleep(seconds: float) -> None:
-    time.sleep(seconds)
+def _ignore(_hit: LimitHit) -> None:
+    """The default ``on_limit``: the policy already counts and logs every hit."""
 
 
 @dataclass
@@ -85,7 +85,8 @@ class ProviderContext:
     """What the core hands to every adapter.
 
     ``sleep`` must be used for any wait (rate limits, backoff) because it returns early on shutdown;
-    ``clock`` for "now" so tests can move time.
+    ``clock`` for "now" so tests can move time; ``on_limit`` hears of every request cut short by a
+    limit of the request policy (a deadline, the byte cap, a refused redirect).
     """
 
     metrics: Metrics
@@ -93,6 +94,7 @@ class ProviderContext:
     shared: SharedResources = field(default_factory=SharedResources)
     stop: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], datetime] = utc_now
+    on_limit: Callable[[LimitHit], None] = _ignore
 
     def sleep(self, seconds: float) -> bool:
         """Wait up to ``seconds``; return False when the daemon is stopping (stop waiting then)."""

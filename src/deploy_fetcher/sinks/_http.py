@@ -21,13 +21,9 @@ Reasons end up in dead letters, logs and the CLI, so they never carry the reques
 
 from __future__ import annotations
 
-import math
-import re
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -36,6 +32,7 @@ from pydantic import AfterValidator, BaseModel, SecretStr
 
 from deploy_fetcher._logging import secret_forms
 from deploy_fetcher.config import SinkConfig
+from deploy_fetcher.retry_after import MAX_RETRY_AFTER, parse_retry_after
 from deploy_fetcher.sinks._base import (
     CheckResult,
     Delivered,
@@ -61,8 +58,6 @@ __all__ = [
     "transport_failure",
 ]
 
-#: The longest wait a server can ask for; beyond this the delivery worker's own backoff takes over.
-MAX_RETRY_AFTER: Final = 3600.0
 #: How much of a response body is kept as a reason (enough for a problem+json errors[] array).
 MAX_REASON_BYTES: Final = 4096
 _RETRYABLE_4XX: Final = frozenset({408, 425, 429})
@@ -108,32 +103,6 @@ class HttpSinkConfig(SinkConfig):
     tls_verify: bool = True
     #: A PEM bundle of extra certificate authorities (a company CA in front of the dashboard).
     ca_bundle: Path | None = None
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or None.
-
-    A date in the past means "now" (0); anything beyond :data:`MAX_RETRY_AFTER` is capped, because a
-    misconfigured proxy must not park a sink for a week. Garbage is ignored rather than guessed at.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        seconds = float(text)
-    else:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _body_excerpt(response: httpx.Response) -> str:
