@@ -19,5 +19,7 @@ def test_every_public_name_of_the_private_modules_is_exported() -> None:
 
 def test_the_surface_is_sorted_and_importable() -> None:
     """``__all__`` is sorted (constants first, as ruff orders it) and every name resolves."""
-    assert sorted(kit.__all__, key=lambda n: (not n.isupper(), not n[0].isupper(), n)) == kit.__all__
+    assert (
+        sorted(kit.__all__, key=lambda n: (not n.isupper(), not n[0].isupper(), n)) == kit.__all__
+    )
     assert all(getattr(kit, name, None) is not None for name in kit.__all__)
