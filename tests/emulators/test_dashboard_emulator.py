@@ -164,6 +164,39 @@ def test_string_run_numbers_when_configured() -> None:
         ] == too_long.json()["errors"]
 
 
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        ("in-progress", 201),
+        ("success", 201),
+        ("failure", 201),
+        ("pending", 422),
+        ("queued", 422),
+        ("waiting", 422),
+        ("cancelled", 422),
+        ("rejected", 422),
+    ],
+)
+def test_seed_001_mode_takes_three_statuses(status: str, code: int) -> None:
+    """status_set="three" is seed 001's dashboard: any status but its three is a 422 naming status."""
+    with (
+        DashboardEmulator(api_key=KEY, status_set="three") as emulator,
+        httpx.Client(base_url=emulator.url(), timeout=5.0) as client,
+    ):
+        response = _post(client, VALID | {"status": status})
+    assert code == response.status_code
+    if code == 422:
+        assert [
+            {"field": "status", "message": "must be one of in-progress, success, failure"}
+        ] == response.json()["errors"]
+
+
+def test_eight_statuses_by_default(client: httpx.Client) -> None:
+    """Without a mode the emulator is a newer dashboard that takes every canonical status."""
+    for status in ("pending", "queued", "waiting", "cancelled", "rejected"):
+        assert 201 == _post(client, VALID | {"status": status}).status_code
+
+
 def test_append_only_a_retried_post_is_another_row(
     client: httpx.Client, dashboard: DashboardEmulator
 ) -> None:

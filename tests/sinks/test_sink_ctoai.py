@@ -38,6 +38,7 @@ def test_deployment_event_on_the_wire(
     assert ("POST", "/") == (request.method, request.path)
     assert f"Bearer {TOKEN}" == request.header("Authorization")
     assert "application/json" == request.header("Content-Type")
+    assert "deploy-fetcher-github" == request.header("x-ops-mechanism")
     assert {
         "event_name": "deployment",
         "event_action": "success",
@@ -98,6 +99,8 @@ def test_status_map_refuses_unknown_actions() -> None:
         ("refs/pull/7/merge", {}, None),
         (None, {}, None),
         ("refs/tags/v1.2.3", {"branch": "main"}, "main"),
+        ("v1.2.3", {"tag": "v1.2.3"}, None),
+        ("refs/tags/v1.2.3", {"branch": "v1.2.3"}, None),
     ],
 )
 def test_branch_from_metadata_or_ref(
@@ -105,6 +108,21 @@ def test_branch_from_metadata_or_ref(
 ) -> None:
     """The branch comes from the adapter's metadata, else a branch ref; tags name no branch."""
     assert expected == mapping.branch(make_event(ref=ref, metadata=metadata))
+
+
+@pytest.mark.parametrize(
+    ("provider", "mechanism"),
+    [
+        ("gitlab", "deploy-fetcher-gitlab"),
+        ("azure-devops", "deploy-fetcher-azure-devops"),
+        ("", "deploy-fetcher"),
+    ],
+)
+def test_mechanism_names_the_fetcher_and_the_ci(
+    make_event: Make, provider: str, mechanism: str
+) -> None:
+    """x-ops-mechanism says which integration sent the event, as CTO.ai's own integrations do."""
+    assert mechanism == mapping.headers(make_event(provider=provider), TOKEN)["x-ops-mechanism"]
 
 
 def test_absent_values_are_null_and_repo_falls_back_to_service(make_event: Make) -> None:

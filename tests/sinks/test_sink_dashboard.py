@@ -8,12 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from deploy_fetcher.emulators._server import Fault
 from deploy_fetcher.emulators.dashboard import DashboardEmulator
+from deploy_fetcher.emulators.receiver import ReceiverEmulator
+from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.sinks import Delivered, Rejected, Retry, SinkContext, Unauthorized
 from deploy_fetcher.sinks.dashboard import DashboardConfig, DashboardSink, mapping
+from deploy_fetcher.store.sqlite import SqliteStore
 
 Make = Callable[..., DeployEvent]
 
@@ -34,6 +38,12 @@ def sink(dashboard: DashboardEmulator, context: SinkContext) -> Iterator[Dashboa
     sink = DashboardSink(_config(dashboard), context)
     yield sink
     sink.close()
+
+
+def _config_at(url: str, **keys: Any) -> DashboardConfig:
+    return DashboardConfig(
+        name="dash", type="deployment-dashboard", url=url, api_key="key-0123456789", **keys
+    )
 
 
 def _stored(row: dict[str, Any]) -> dict[str, Any]:
@@ -196,11 +206,12 @@ def test_refused_connection_is_retried_then_delivered_after_restart(
 
 
 def test_check_accepts_a_good_key(sink: DashboardSink, dashboard: DashboardEmulator) -> None:
-    """check() proves URL and key with an authenticated read and writes nothing."""
+    """check() proves the key on the ingest endpoint with an empty event, which stores nothing."""
     result = sink.check()
     assert (True, True) == (result.ok, result.verified)
     assert [] == dashboard.rows()
-    assert [] == dashboard.requests_to("/api/deployments", "POST")
+    posts = dashboard.requests_to("/api/deployments", "POST")
+    assert [(422, True), (401, False)] == [(r.status, "x-api-key" in r.headers) for r in posts]
 
 
 def test_check_names_a_bad_key(dashboard: DashboardEmulator, context: SinkContext) -> None:
@@ -211,6 +222,38 @@ def test_check_names_a_bad_key(dashboard: DashboardEmulator, context: SinkContex
     assert not result.ok
     assert "rejected the API key (HTTP 401)" in result.message
     assert "wrong-key-value" not in result.message
+
+
+def test_check_fails_where_no_dashboard_answers(
+    dashboard: DashboardEmulator, context: SinkContext
+) -> None:
+    """A wrong URL (404 for the ingest path and the state slot alike) fails the check."""
+    sink = DashboardSink(_config(dashboard, url=dashboard.url() + "/not-the-dashboard"), context)
+    result = sink.check()
+    sink.close()
+    assert not result.ok
+    assert "no Deployment Dashboard ingest endpoint at http://127.0.0.1:" in result.message
+    assert "(HTTP 404)" in result.message
+
+
+def test_check_fails_on_a_server_that_stores_anything(context: SinkContext) -> None:
+    """A server answering 2xx to an empty event is not the dashboard's contract."""
+    with ReceiverEmulator(status=201) as other:
+        sink = DashboardSink(_config_at(other.url()), context)
+        result = sink.check()
+        sink.close()
+    assert not result.ok
+    assert "stored an empty event (HTTP 201)" in result.message
+
+
+def test_check_cannot_verify_a_key_the_server_never_checks(context: SinkContext) -> None:
+    """A server that refuses an empty event with 422 whatever the key leaves the key unverified."""
+    with ReceiverEmulator(status=422, body={"errors": []}) as other:
+        sink = DashboardSink(_config_at(other.url()), context)
+        result = sink.check()
+        sink.close()
+    assert (True, False) == (result.ok, result.verified)
+    assert "cannot be verified" in result.message
 
 
 def test_check_names_an_unreachable_dashboard(
@@ -242,3 +285,150 @@ def test_config_repr_hides_the_key(dashboard: DashboardEmulator) -> None:
     config = _config(dashboard)
     assert dashboard.api_key not in repr(config)
     assert dashboard.api_key not in config.model_dump_json()
+
+
+# -- which statuses the dashboard takes ------------------------------------------------------------
+@pytest.fixture
+def seed_001() -> Iterator[DashboardEmulator]:
+    emulator = DashboardEmulator(api_key="seed-001-key-0123", status_set="three")
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def values(tmp_path: Path) -> Iterator[SqliteStore]:
+    store = SqliteStore(tmp_path / "state.db")
+    yield store
+    store.close()
+
+
+def _answers(emulator: DashboardEmulator) -> list[int]:
+    return [r.status for r in emulator.requests_to("/api/deployments$", "POST")]
+
+
+def _stored_statuses(emulator: DashboardEmulator) -> list[str]:
+    return [row["status"] for row in emulator.rows()]
+
+
+def _with_values(values: SqliteStore) -> SinkContext:
+    return SinkContext(metrics=Metrics(), user_agent="test", values=values)
+
+
+def test_auto_folds_statuses_after_a_422_naming_status(
+    seed_001: DashboardEmulator, values: SqliteStore, make_event: Make
+) -> None:
+    """A seed-001 dashboard refusing "pending" switches the sink to three statuses; the row lands."""
+    sink = DashboardSink(_config(seed_001), _with_values(values))
+    with capture_logs() as logs:
+        first = sink.send(make_event(status="pending"))
+        later = [sink.send(make_event(status=s)) for s in ("waiting", "cancelled", "rejected")]
+    sink.close()
+    assert [Delivered(201)] * 4 == [first, *later]
+    assert [422, 201, 201, 201, 201] == _answers(seed_001)
+    assert ["in-progress", "in-progress", "failure", "failure"] == _stored_statuses(seed_001)
+    switched = [e for e in logs if e["event"] == "dashboard.status_set_switched"]
+    assert [("pending", "three")] == [(e["refused"], e["status_set"]) for e in switched]
+
+
+def test_the_learned_status_set_survives_a_restart(
+    seed_001: DashboardEmulator, values: SqliteStore, make_event: Make
+) -> None:
+    """A new sink on the same store sends three statuses at once: no 422 after a restart."""
+    first = DashboardSink(_config(seed_001), _with_values(values))
+    first.send(make_event(status="queued"))
+    first.close()
+    again = DashboardSink(_config(seed_001), _with_values(values))
+    assert "three" == again.status_set
+    assert Delivered(201) == again.send(make_event(status="pending"))
+    again.close()
+    assert [422, 201, 201] == _answers(seed_001)
+    assert ["in-progress", "in-progress"] == _stored_statuses(seed_001)
+
+
+def test_another_dashboard_url_is_learned_anew(
+    seed_001: DashboardEmulator, values: SqliteStore, make_event: Make
+) -> None:
+    """What one dashboard refused is not assumed of another URL given to the same sink name."""
+    first = DashboardSink(_config(seed_001), _with_values(values))
+    first.send(make_event(status="queued"))
+    first.close()
+    newer = DashboardEmulator(api_key=seed_001.api_key)
+    newer.start()
+    sink = DashboardSink(_config(newer), _with_values(values))
+    outcome = sink.send(make_event(status="queued"))
+    sink.close()
+    newer.stop()
+    assert ("eight", Delivered(201)) == (sink.status_set, outcome)
+    assert ([201], ["queued"]) == (_answers(newer), _stored_statuses(newer))
+
+
+def test_auto_sends_eight_statuses_to_a_newer_dashboard(
+    dashboard: DashboardEmulator, values: SqliteStore, make_event: Make
+) -> None:
+    """A dashboard that takes the eight statuses gets them as they are."""
+    sink = DashboardSink(_config(dashboard), _with_values(values))
+    for status in ("pending", "queued", "waiting", "cancelled", "rejected"):
+        assert Delivered(201) == sink.send(make_event(status=status))
+    sink.close()
+    assert ["pending", "queued", "waiting", "cancelled", "rejected"] == [
+        row["status"] for row in dashboard.rows()
+    ]
+    assert "eight" == sink.status_set
+
+
+def test_a_422_naming_another_field_is_not_a_status_refusal(
+    seed_001: DashboardEmulator, values: SqliteStore, make_event: Make
+) -> None:
+    """A pending event refused for its run_number is dead-lettered as before, nothing learned."""
+    sink = DashboardSink(_config(seed_001, run_number_type="string"), _with_values(values))
+    outcome = sink.send(make_event(status="in-progress"))
+    sink.close()
+    assert isinstance(outcome, Rejected)
+    assert "eight" == sink.status_set
+    assert [422] == _answers(seed_001)
+
+
+def test_explicit_eight_dead_letters_a_refused_status(
+    seed_001: DashboardEmulator, values: SqliteStore, make_event: Make
+) -> None:
+    """status_set: eight is the operator's word: a refused status is a rejection, not a switch."""
+    sink = DashboardSink(_config(seed_001, status_set="eight"), _with_values(values))
+    outcome = sink.send(make_event(status="pending"))
+    sink.close()
+    assert isinstance(outcome, Rejected)
+    assert ([422], []) == (_answers(seed_001), _stored_statuses(seed_001))
+
+
+def test_explicit_three_folds_without_asking(
+    seed_001: DashboardEmulator, context: SinkContext, make_event: Make
+) -> None:
+    """status_set: three sends the original contract's statuses from the first POST."""
+    sink = DashboardSink(_config(seed_001, status_set="three"), context)
+    assert Delivered(201) == sink.send(make_event(status="rejected"))
+    sink.close()
+    assert ([201], ["failure"]) == (_answers(seed_001), _stored_statuses(seed_001))
+
+
+@pytest.mark.parametrize(
+    "errors",
+    [
+        [{"field": "status", "message": "bad"}],
+        [{"pointer": "#/status", "detail": "bad"}],
+        [{"loc": ["body", "status"], "msg": "bad"}],
+        [{"path": "$.status"}],
+        [{"name": "run_number"}, {"property": "status"}],
+    ],
+)
+def test_problem_errors_name_status_in_any_usual_spelling(errors: list[dict[str, Any]]) -> None:
+    """An errors[] entry may name its field in the ways problem documents commonly do."""
+    assert mapping.names_field(json.dumps({"errors": errors}).encode(), "status")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[]", b'{"errors": "status"}', b'{"errors": [{"field": "run_number"}]}'],
+)
+def test_problem_without_a_status_entry_names_nothing(body: bytes) -> None:
+    """A body that is not a problem document, or names other fields, is no status refusal."""
+    assert not mapping.names_field(body, "status")

@@ -59,7 +59,7 @@ class Runtime:
         self.providers: dict[str, Provider] = {
             s.name: provider_resolver(s.provider)(s, self.context) for s in chosen
         }
-        sink_context = SinkContext(metrics=self.metrics, user_agent=USER_AGENT)
+        sink_context = SinkContext(metrics=self.metrics, user_agent=USER_AGENT, values=self.store)
         self.sinks: dict[str, Sink] = {
             c.name: sink_resolver(c.type)(c, sink_context) for c in config.sinks if c.enabled
         }

@@ -9,6 +9,7 @@ from deploy_fetcher.sinks._base import (
     Sink,
     SinkContext,
     Unauthorized,
+    ValueStore,
 )
 from deploy_fetcher.sinks._select import select
 
@@ -21,5 +22,6 @@ __all__ = [
     "Sink",
     "SinkContext",
     "Unauthorized",
+    "ValueStore",
     "select",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from deploy_fetcher.config import SinkConfig
@@ -30,6 +30,7 @@ __all__ = [
     "Sink",
     "SinkContext",
     "Unauthorized",
+    "ValueStore",
 ]
 
 
@@ -77,12 +78,29 @@ class CheckResult:
     verified: bool = True
 
 
+class ValueStore(Protocol):
+    """Small durable values (the state store's): what a sink learned about its destination."""
+
+    def get_value(self, key: str) -> str | None:
+        """The value stored under ``key``, or None."""
+        ...
+
+    def set_value(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key``, replacing the previous one."""
+        ...
+
+
 @dataclass
 class SinkContext:
-    """What the core hands to every sink."""
+    """What the core hands to every sink.
+
+    ``values`` is the state store when the sink runs inside the engine; None where nothing is kept
+    (``fetcher check``), and a sink then learns again in each process.
+    """
 
     metrics: Metrics
     user_agent: str
+    values: ValueStore | None = None
 
 
 class Sink(abc.ABC):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -46,6 +46,7 @@ from deploy_fetcher.sinks._base import (
 __all__ = [
     "MAX_REASON_BYTES",
     "MAX_RETRY_AFTER",
+    "Answer",
     "HttpSinkConfig",
     "HttpUrl",
     "SinkHttpClient",
@@ -190,6 +191,17 @@ def _with_reason(outcome: Delivery, secrets: list[str]) -> Delivery:
     return replace(outcome, reason=redact(outcome.reason, secrets))
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A classified outcome with the (bounded) body it was read from, for a sink that reads on.
+
+    ``body`` holds at most :data:`MAX_REASON_BYTES` and is empty after a network failure.
+    """
+
+    outcome: Delivery
+    body: bytes = b""
+
+
 class SinkHttpClient:
     """One keep-alive ``httpx.Client`` per sink instance, with the sink's timeout and TLS settings.
 
@@ -225,11 +237,22 @@ class SinkHttpClient:
         content: bytes | None = None,
     ) -> Delivery:
         """Send one request and classify its outcome; never raises for HTTP or network trouble."""
+        return self.exchange(method, url, headers=headers, content=content).outcome
+
+    def exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        content: bytes | None = None,
+    ) -> Answer:
+        """Like :meth:`send`, keeping the bounded body for a sink that reads the answer further."""
         try:
             response = self._exchange(method, url, headers=headers, content=content)
         except httpx.TransportError as exc:
-            return _with_reason(transport_failure(exc, timeout=self.timeout), self._secrets)
-        return _with_reason(classify(response), self._secrets)
+            return Answer(_with_reason(transport_failure(exc, timeout=self.timeout), self._secrets))
+        return Answer(_with_reason(classify(response), self._secrets), response.content)
 
     def _exchange(
         self, method: str, url: str, *, headers: Mapping[str, str], content: bytes | None

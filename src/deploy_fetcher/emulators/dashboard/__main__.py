@@ -24,6 +24,12 @@ def main(argv: list[str] | None = None) -> None:
         default="integer",
         help="integer as in seed 001; string like newer dashboards",
     )
+    parser.add_argument(
+        "--status-set",
+        choices=["three", "eight"],
+        default="eight",
+        help="three (in-progress, success, failure) as in seed 001; eight like newer dashboards",
+    )
     parser.add_argument("--ping-interval", type=float, default=15.0, help="seconds between pings")
     args = parser.parse_args(argv)
     emulator = DashboardEmulator(
@@ -32,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         control_api_key=args.control_api_key,
         run_number_type=args.run_number_type,
+        status_set=args.status_set,
         ping_interval=args.ping_interval,
     )
     serve_forever(emulator, banner="Deployment Dashboard emulator")

@@ -15,9 +15,11 @@ from urllib.parse import urlsplit
 
 from deploy_fetcher.model import CONTRACT_FIELDS, Status
 
-__all__ = ["FieldError", "RunNumberType", "problem", "validate"]
+__all__ = ["FieldError", "RunNumberType", "StatusSet", "problem", "validate"]
 
 RunNumberType = Literal["integer", "string"]
+#: ``three``: seed 001's in-progress, success, failure; ``eight``: newer revisions' canonical statuses.
+StatusSet = Literal["three", "eight"]
 
 REQUIRED: Final = ("deployment_id", "service", "environment", "status", "happened_at")
 #: (min, max) length of every string field.
@@ -34,6 +36,8 @@ STRING_LIMITS: Final = {
 RUN_NUMBER_MAX_LENGTH: Final = 128
 MAX_PARENTS: Final = 32
 STATUSES: Final = tuple(status.value for status in Status)
+#: The statuses of the original contract (seed 001).
+SEED_001_STATUSES: Final = ("in-progress", "success", "failure")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
 
@@ -119,16 +123,19 @@ def _check_parents(value: Any) -> list[FieldError]:
     return errors
 
 
-def validate(payload: Any, *, run_number_type: RunNumberType = "integer") -> list[FieldError]:
+def validate(
+    payload: Any, *, run_number_type: RunNumberType = "integer", status_set: StatusSet = "eight"
+) -> list[FieldError]:
     """Every way ``payload`` breaks the ingest contract; empty when it is a valid event."""
+    statuses = SEED_001_STATUSES if status_set == "three" else STATUSES
     if not isinstance(payload, dict):
         return [FieldError("", "the body must be a JSON object")]
     errors = [FieldError(name, "unknown field") for name in payload if name not in CONTRACT_FIELDS]
     errors += [FieldError(name, "is required") for name in REQUIRED if name not in payload]
     for name, value in payload.items():
         if name == "status":
-            if value not in STATUSES:
-                errors.append(FieldError("status", f"must be one of {', '.join(STATUSES)}"))
+            if value not in statuses:
+                errors.append(FieldError("status", f"must be one of {', '.join(statuses)}"))
         elif name == "happened_at":
             errors += _check_happened_at(value)
         elif name == "run_url":

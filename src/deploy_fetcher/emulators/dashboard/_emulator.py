@@ -38,6 +38,7 @@ from deploy_fetcher.emulators._server import (
 from deploy_fetcher.emulators.dashboard._contract import (
     FieldError,
     RunNumberType,
+    StatusSet,
     problem,
     validate,
 )
@@ -98,7 +99,8 @@ class DashboardEmulator(EmulatorServer):
     """The Deployment Dashboard on 127.0.0.1, thread-safe, for tests, benchmarks and the demo.
 
     ``run_number_type="string"`` behaves like newer dashboards (a string of at most 128 characters is
-    accepted besides an integer). ``control_api_key`` defaults to ``api_key``. ``ping_interval`` and
+    accepted besides an integer). ``status_set="three"`` is seed 001's dashboard: ``status`` is one of
+    in-progress, success, failure, and any other is refused with 422 naming ``status``. ``control_api_key`` defaults to ``api_key``. ``ping_interval`` and
     ``stream_max_seconds`` bound every control stream.
     """
 
@@ -110,6 +112,7 @@ class DashboardEmulator(EmulatorServer):
         *,
         control_api_key: str | None = None,
         run_number_type: RunNumberType = "integer",
+        status_set: StatusSet = "eight",
         ping_interval: float = 15.0,
         stream_max_seconds: float = 300.0,
     ) -> None:
@@ -117,6 +120,7 @@ class DashboardEmulator(EmulatorServer):
         self.api_key = api_key
         self.control_api_key = control_api_key or api_key
         self.run_number_type: RunNumberType = run_number_type
+        self.status_set: StatusSet = status_set
         self.ping_interval = ping_interval
         self.stream_max_seconds = stream_max_seconds
         self.hub = ControlHub()
@@ -217,7 +221,9 @@ class DashboardEmulator(EmulatorServer):
         except ValueError:
             errors = [FieldError("", "the body is not valid JSON")]
         else:
-            errors = validate(payload, run_number_type=self.run_number_type)
+            errors = validate(
+                payload, run_number_type=self.run_number_type, status_set=self.status_set
+            )
         if errors:
             return _problem(422, "Unprocessable Entity", "Validation failed", errors)
         with self._lock:

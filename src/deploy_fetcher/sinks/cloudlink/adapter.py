@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from dataclasses import replace
+from typing import ClassVar, Final
+
+import structlog
 
 from deploy_fetcher.config import SinkConfig
 from deploy_fetcher.model import DeployEvent
@@ -15,6 +18,13 @@ from deploy_fetcher.sinks.cloudlink.config import CloudlinkConfig
 
 __all__ = ["CloudlinkSink"]
 
+_log = structlog.get_logger(__name__)
+#: Said when no ``rename.services`` translates the CI's service names into Cost Explorer's.
+NOT_RENAMED: Final = (
+    "no rename.services: Cloudlink receives the CI's service names, but it matches a deploy to "
+    'costs by Cost Explorer service name ("Amazon EC2", "Amazon ECS")'
+)
+
 
 class CloudlinkSink(Sink):
     """``POST {url}/deploys`` with ``Authorization: Bearer``."""
@@ -26,6 +36,11 @@ class CloudlinkSink(Sink):
         super().__init__(config, context)
         self.settings = expect_config(config, CloudlinkConfig)
         self.http = SinkHttpClient(self.settings, context)
+        self.renames_services = bool(self.settings.rename.get("services"))
+        if not self.renames_services:
+            _log.warning(
+                "cloudlink.services_not_renamed", sink=self.settings.name, detail=NOT_RENAMED
+            )
 
     def send(self, event: DeployEvent) -> Delivery:
         """Post one deploy record."""
@@ -40,10 +55,17 @@ class CloudlinkSink(Sink):
         )
 
     def check(self) -> CheckResult:
-        """Cloudlink offers no read-only call for a key: only reachability is checked."""
-        return self.http.probe(
+        """Cloudlink offers no read-only call for a key: only reachability is checked.
+
+        A missing service rename is said here too: it is the mistake that makes every deploy useless
+        to Cloudlink while every request succeeds.
+        """
+        result = self.http.probe(
             self.settings.url, what=f"Cloudlink at {display_url(self.settings.url)}"
         )
+        if self.renames_services:
+            return result
+        return replace(result, message=f"{result.message}; {NOT_RENAMED}")
 
     def close(self) -> None:
         """Close the keep-alive connections."""

@@ -38,10 +38,7 @@ class CtoAiSink(Sink):
         return self.http.send(
             "POST",
             self.settings.url + "/",
-            headers={
-                "Authorization": f"Bearer {self.settings.api_key.get_secret_value()}",
-                "Content-Type": "application/json",
-            },
+            headers=mapping.headers(event, self.settings.api_key.get_secret_value()),
             content=dumps(payload),
         )
 

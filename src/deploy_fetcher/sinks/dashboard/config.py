@@ -71,6 +71,10 @@ class DashboardConfig(HttpSinkConfig):
     api_key: SecretStr
     #: Seed 001's dashboard takes an integer ``run_number``; newer revisions take a string (≤ 128).
     run_number_type: Literal["integer", "string"] = "integer"
+    #: Which statuses the dashboard takes: ``eight`` (newer revisions), ``three`` (seed 001's
+    #: in-progress, success, failure; the others are folded into them), or ``auto``: eight until the
+    #: dashboard refuses a status with a 422 naming ``status``, then three, remembered in the state store.
+    status_set: Literal["auto", "eight", "three"] = "auto"
     #: The control channel: pause and re-backfill when the dashboard is reset, report status.
     control: ControlConfig | None = Field(default=None)
 
