@@ -23,9 +23,7 @@ from deploy_fetcher.providers.azure_devops.cursor import (
     CursorMismatch,
     EnvironmentsCursor,
     EnvMark,
-    OpenSet,
     ReleasesCursor,
-    RunsState,
     StagesCursor,
 )
 from deploy_fetcher.providers.github.cursor import (
@@ -42,6 +40,7 @@ from deploy_fetcher.providers.gitlab.cursor import (
     decode_deployments,
     decode_pipelines,
 )
+from deploy_fetcher.providers.kit import DoneSet, OpenItem, OpenSet, Watermark
 from deploy_fetcher.store._codec import dump_cursor, load_cursor
 
 BOUNDED = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -155,8 +154,13 @@ def test_gitlab_pipelines_cursor_round_trips(state: PipelinesState) -> None:
 
 
 # -- Azure DevOps -------------------------------------------------------------------------------
-OPEN_SETS = st.dictionaries(TEXT, TIMES, **SMALL).map(OpenSet)
-RUN_STATES = st.builds(RunsState, TIMES, OPEN_SETS, st.dictionaries(TEXT, TIMES, **SMALL))
+OPEN_SETS = st.dictionaries(TEXT, TIMES, **SMALL).map(
+    lambda items: OpenSet({k: OpenItem(t) for k, t in items.items()})
+)
+DONE_SETS = st.dictionaries(TEXT, TIMES, **SMALL).map(
+    lambda items: DoneSet({k: (t, 0) for k, t in items.items()})
+)
+RUN_STATES = st.builds(Watermark, TIMES, OPEN_SETS, DONE_SETS)
 ENV_MARKS = st.builds(
     EnvMark,
     st.integers(0, 2**31),
@@ -178,7 +182,7 @@ def environment_cursors(draw: st.DrawFn) -> EnvironmentsCursor:
         runs=draw(st.none() | RUN_STATES),
         polled_at=draw(st.none() | TIMES),
         late=late,
-        late_seen=OpenSet({key: draw(TIMES) for key in late}),
+        late_seen=OpenSet({key: OpenItem(draw(TIMES)) for key in late}),
     )
 
 
@@ -186,7 +190,7 @@ ADO_CURSORS: dict[str, st.SearchStrategy[Any]] = {
     "environments": environment_cursors(),
     "stages": st.builds(StagesCursor, st.just(SCOPE), RUN_STATES),
     "releases": st.builds(
-        ReleasesCursor, st.just(SCOPE), TIMES, st.dictionaries(TEXT, TIMES, **SMALL)
+        ReleasesCursor, st.just(SCOPE), st.builds(Watermark, TIMES, done=DONE_SETS)
     ),
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ def summary(event: DeployEvent) -> tuple[Any, ...]:
 
 
 class SleepRecorder:
-    """A ProviderContext.sleep that records the waits instead of sleeping."""
+    """A ProviderContext.sleep that records the waits instead of sleeping (time moves by them)."""
 
     def __init__(self) -> None:
         self.waits: list[float] = []
@@ -52,16 +53,21 @@ class SleepRecorder:
         self.waits.append(seconds)
         return True
 
+    def clock(self, base: Callable[[], datetime]) -> Callable[[], datetime]:
+        """``base`` moved forward by everything slept so far."""
+        return lambda: base() + timedelta(seconds=sum(self.waits))
+
 
 def make_context(
     emulator: AzureDevOpsEmulator, sleeps: SleepRecorder | None = None
 ) -> ProviderContext:
+    sleeps = sleeps or SleepRecorder()
     context = ProviderContext(
         metrics=Metrics(),
         defaults=Defaults(lookback=timedelta(days=2), overlap=timedelta(minutes=5)),
-        clock=emulator.now,
+        clock=sleeps.clock(emulator.now),
     )
-    context.sleep = sleeps or SleepRecorder()  # type: ignore[method-assign]
+    context.sleep = sleeps  # type: ignore[method-assign]
     return context
 
 

@@ -24,6 +24,9 @@ that never passes the server's clock plus :data:`CLOCK_SKEW`), sealed with :func
 **Paging** — :class:`LinkPaginator`, :class:`ContinuationPaginator`, :class:`OffsetPaginator`,
 :class:`KeysetPaginator`: each refuses to loop (:class:`PaginationLoop`).
 
+**Pages** — :func:`cursor_pages` turns a walk that keeps its cursor up to date into pages that
+each carry the cursor covering them: every provider commits page by page.
+
 **Names** — :func:`check_template` at load time, :func:`render_template` at poll time.
 
 The errors it raises are all in :mod:`deploy_fetcher.errors`' taxonomy::
@@ -58,6 +61,7 @@ from deploy_fetcher.providers.kit._errors import (
 )
 from deploy_fetcher.providers.kit._httpx import HttpClient, Reply, tls_verify
 from deploy_fetcher.providers.kit._limits import Limits, check_redirect, display_url
+from deploy_fetcher.providers.kit._pages import cursor_pages
 from deploy_fetcher.providers.kit._paging import (
     ContinuationPaginator,
     KeysetPaginator,
@@ -110,6 +114,7 @@ __all__ = [
     "check_redirect",
     "check_template",
     "classify",
+    "cursor_pages",
     "display_url",
     "millis",
     "parse_link_header",

@@ -201,7 +201,7 @@ class HttpClient:
                 policy.limit_hit("size", shown)
                 raise
         lowered = {k.lower(): v for k, v in response.headers.items()}
-        policy.after_response(response.status_code, lowered)
+        policy.after_response(response.status_code, lowered, url=shown)
         return Reply(response.status_code, shown, lowered, body)
 
     @staticmethod

@@ -165,7 +165,7 @@ class RequestPolicy:
                 credential=self.label,
                 url=url,
             )
-            if not self.context.sleep(wait + 0.01):
+            if not self.context.sleep(wait):
                 msg = f"stopping while waiting for the {reason} of {self.provider}"
                 raise RateLimited(msg, retry_at=retry_at)
 
@@ -180,10 +180,21 @@ class RequestPolicy:
 
     # -- observation -----------------------------------------------------------------------------
     def after_response(
-        self, status: int, headers: Mapping[str, str], *, resource: str = "core"
+        self, status: int, headers: Mapping[str, str], *, url: str = "", resource: str = "core"
     ) -> None:
-        """Count an answer, feed the quota, and read the server's clock (lower-case ``headers``)."""
+        """Count an answer, feed the quota, and read the server's clock (lower-case ``headers``).
+
+        A server that says it already slowed the request down (``X-RateLimit-Delay``) is logged.
+        """
         self.context.metrics.ci_requests.labels(self.provider, str(status)).inc()
+        delay = headers.get("x-ratelimit-delay")
+        if delay and delay.strip() not in {"0", "0.0", "0.000"}:
+            _log.info(
+                f"{self.log_name}.throttled",
+                delay=delay.strip(),
+                resource=headers.get("x-ratelimit-resource"),
+                url=url,
+            )
         said = server_time(headers)
         if said is not None:
             with self._lock:
@@ -241,6 +252,13 @@ class RequestPolicy:
         return state.attempt_number > self.retries or (after is not None and after > self.max_wait)
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if (
+            isinstance(exc, Retry)
+            and isinstance(exc.failure, RateLimited)
+            and self.quota is not None
+        ):
+            return 0.0  # the quota holds the block: the gate waits it out, for every source
         after = self._after(state)
         if after is not None:
             return after
@@ -249,7 +267,7 @@ class RequestPolicy:
 
     def _sleeper(self, what: str) -> Callable[[float], None]:
         def sleep(seconds: float) -> None:
-            if not self.context.sleep(seconds):
+            if seconds > 0 and not self.context.sleep(seconds):
                 msg = f"{what}: stopping while waiting to retry"
                 raise TransientError(msg)
 

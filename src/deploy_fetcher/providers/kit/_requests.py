@@ -156,7 +156,7 @@ class PolicyAdapter(HTTPAdapter):
         response._content = body  # noqa: SLF001 - hand the SDK a response already read
         response._content_consumed = True  # type: ignore[attr-defined]  # noqa: SLF001
         policy.after_response(
-            response.status_code, {k.lower(): v for k, v in response.headers.items()}
+            response.status_code, {k.lower(): v for k, v in response.headers.items()}, url=url
         )
         return response
 
