@@ -125,14 +125,15 @@ def memories(draw: st.DrawFn) -> PipelineMemory:
     return memory
 
 
-GITLAB_DEPLOYMENTS = st.builds(
-    DeploymentsState, TIMES, st.dictionaries(IDS, TIMES, **SMALL), memories()
+ID_DONE_SETS = st.dictionaries(IDS, TIMES, **SMALL).map(
+    lambda items: DoneSet({str(k): (t, 0) for k, t in items.items()})
 )
+GITLAB_DEPLOYMENTS = st.builds(DeploymentsState, TIMES, done=ID_DONE_SETS, memory=memories())
 GITLAB_PIPELINES = st.builds(
     PipelinesState,
     TIMES,
-    st.dictionaries(IDS, TIMES, **SMALL),
-    st.dictionaries(IDS, st.booleans(), **SMALL),
+    done=ID_DONE_SETS,
+    matches=st.dictionaries(IDS, st.booleans(), **SMALL),
 )
 
 

@@ -17,7 +17,7 @@ TOKEN = "glpat-test-token-0123456789"
 
 
 class SleepRecorder:
-    """A ProviderContext.sleep that records the waits instead of sleeping."""
+    """A ProviderContext.sleep that records the waits instead of sleeping (time moves by them)."""
 
     def __init__(self) -> None:
         self.waits: list[float] = []
@@ -26,12 +26,17 @@ class SleepRecorder:
         self.waits.append(seconds)
         return True
 
+    def elapsed(self) -> timedelta:
+        """Everything slept so far."""
+        return timedelta(seconds=sum(self.waits))
+
 
 def make_context(emulator: GitLabEmulator, sleeps: SleepRecorder | None = None) -> ProviderContext:
+    slept = sleeps or SleepRecorder()
     context = ProviderContext(
         metrics=Metrics(),
         defaults=Defaults(lookback=timedelta(days=7), overlap=timedelta(minutes=5)),
-        clock=lambda: emulator.now,
+        clock=lambda: emulator.now + slept.elapsed(),
     )
     if sleeps is not None:
         context.sleep = sleeps  # type: ignore[method-assign]
@@ -51,7 +56,7 @@ def make_provider(
         "url": emulator.url(prefix),
         "token": TOKEN,
         "projects": ["acme/api"],
-        "max_wait": "5s",
+        "max_rate_limit_wait": "5s",
     }
     data.update(overrides)
     config = GitLabSourceConfig.model_validate(data)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from tests.providers.kit.conftest import START, FakeTime, TestContext
 
-from deploy_fetcher.providers.kit import Quota
+from deploy_fetcher.providers.kit import Quota, RequestBudget
 
 EPOCH = int(START.timestamp())
 DATE = "Mon, 02 Mar 2026 12:00:00 GMT"
@@ -140,3 +140,39 @@ def test_the_figures_reach_the_gauges(context: TestContext) -> None:
         },
     )
     assert 4999 == context.metrics.rate_limit_remaining.labels("test", "cred/graphql")._value.get()
+
+
+def test_the_budget_allows_its_limit_then_says_how_long_to_wait() -> None:
+    """Within a window the budget hands out ``limit`` slots, then the wait until the oldest expires."""
+    ticks = [1000.0]
+    budget = RequestBudget(2, window=60, now=lambda: ticks[0])
+    first, second = budget.take(), budget.take()
+    ticks[0] += 15
+    assert (0.0, 0.0, 45.0) == (first, second, budget.take())
+
+
+def test_the_budget_frees_slots_as_the_window_slides() -> None:
+    """A slot is free again once its request is older than the window."""
+    ticks = [1000.0]
+    budget = RequestBudget(1, window=60, now=lambda: ticks[0])
+    budget.take()
+    ticks[0] += 60
+    assert 0.0 == budget.take()
+
+
+def test_a_reserve_stops_before_the_quota_is_spent(context: TestContext) -> None:
+    """GitLab's min_remaining: at or below the reserve the credential waits for the reset."""
+    headers = {
+        "ratelimit-remaining": "5",
+        "ratelimit-limit": "600",
+        "ratelimit-reset": str(EPOCH + 10),
+        "date": DATE,
+    }
+    four, five = _quota(context, reserve=4), _quota(context, reserve=5)
+    four.observe(200, headers)
+    five.observe(200, headers)
+    blocked = five.check()
+    assert (None, START + timedelta(seconds=10)) == (
+        four.check(),
+        blocked.until if blocked else None,
+    )

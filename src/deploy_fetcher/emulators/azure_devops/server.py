@@ -188,6 +188,10 @@ class AzureDevOpsEmulator(EmulatorServer):
         """The emulator's clock."""
         return self.start_time + timedelta(seconds=self._offset)
 
+    def server_time(self) -> datetime:
+        """The ``Date`` of every answer: the emulator's clock."""
+        return self.now()
+
     def advance(self, seconds: float) -> None:
         """Move the clock: runs progress, approvals get decided, the cadence adds new runs."""
         with self._lock:

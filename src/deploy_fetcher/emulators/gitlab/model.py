@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 __all__ = [
@@ -449,6 +449,9 @@ class Deployment:
     timeline: Timeline
     required_approvals: int = 0
     approvals: list[Approval] = field(default_factory=list)
+    #: A row written with a wrong clock (a restored backup, an import, a replica whose clock ran
+    #: ahead): every time it reports is off by this much, the rest of the world is not.
+    skew: timedelta = timedelta(0)
 
     def visible(self, when: datetime) -> bool:
         """Created by ``when``."""
@@ -460,9 +463,9 @@ class Deployment:
         return step.status if step else "created"
 
     def updated_at(self, when: datetime) -> datetime:
-        """The latest passed step."""
+        """The latest passed step (as the row reports it: skewed, see ``skew``)."""
         step = self.timeline.at(when)
-        return step.at if step else self.timeline.created_at
+        return (step.at if step else self.timeline.created_at) + self.skew
 
     def json(self, when: datetime, base: str, *, detail: bool = False) -> dict[str, Any]:
         """``API::Entities::Deployment``; the single-object view adds approvals (Premium)."""
@@ -471,7 +474,7 @@ class Deployment:
             "iid": self.iid,
             "ref": self.ref,
             "sha": self.sha,
-            "created_at": ts(self.timeline.created_at),
+            "created_at": ts(self.timeline.created_at + self.skew),
             "updated_at": ts(self.updated_at(when)),
             "user": self.user.json(base),
             "environment": self.environment.json(),

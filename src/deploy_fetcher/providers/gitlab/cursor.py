@@ -3,7 +3,8 @@
 Both modes list objects ordered by ``updated_at`` and filtered with ``updated_after`` (inclusive), and
 GitLab bumps ``updated_at`` on every status change, so the mark alone sees every change: there is no
 open set to re-check. Each poll re-reads ``overlap`` behind the mark (clock skew, replicas lagging);
-the store's dedup ledger makes that free.
+the store's dedup ledger makes that free. Both states are the kit's
+:class:`~deploy_fetcher.providers.kit.Watermark` (whose mark never passes the server's clock).
 
 What else is kept, bounded:
 
@@ -20,8 +21,6 @@ source starts again at ``now - lookback``, as a new source would (re-emitted eve
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,6 +28,14 @@ from typing import Any, Final
 
 from deploy_fetcher.model import format_rfc3339, parse_timestamp
 from deploy_fetcher.providers import Cursor
+from deploy_fetcher.providers.kit import (
+    CursorMismatch,
+    DoneSet,
+    Watermark,
+    scope_digest,
+    seal,
+    unseal,
+)
 
 __all__ = [
     "CURSOR_VERSION",
@@ -44,12 +51,8 @@ __all__ = [
 CURSOR_VERSION: Final = 1
 #: Pipelines remembered for parent lookups (each holds its few deployments).
 MEMORY_PIPELINES: Final = 100
-
-
-def scope_digest(selection: dict[str, Any]) -> str:
-    """A short, stable digest of the settings that decide which objects a target yields."""
-    text = json.dumps(selection, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+#: Versions remembered inside the overlap window.
+_MAX_DONE: Final = 5000
 
 
 @dataclass(frozen=True)
@@ -125,92 +128,65 @@ class PipelineMemory:
 
 
 @dataclass
-class _Marked:
-    """A high-water mark and the (id, ``updated_at``) pairs already handled inside the overlap."""
-
-    mark: datetime
-    #: Object id -> the ``updated_at`` already turned into events.
-    done: dict[int, datetime] = field(default_factory=dict)
-
-    def advance(self, updated_at: datetime) -> None:
-        """Move the mark forward (never back) to an item's ``updated_at``."""
-        self.mark = max(self.mark, updated_at)
-
-    def is_done(self, object_id: int, updated_at: datetime) -> bool:
-        """Whether this version of the object was already handled."""
-        return self.done.get(object_id) == updated_at
-
-    def prune(self, overlap: timedelta) -> None:
-        """Forget what the next poll cannot return any more (older than ``mark - overlap``)."""
-        horizon = self.mark - overlap
-        self.done = {oid: at for oid, at in self.done.items() if at >= horizon}
-
-    def _done_json(self) -> dict[str, str]:
-        return {str(oid): format_rfc3339(at) for oid, at in sorted(self.done.items())}
-
-
-@dataclass
-class DeploymentsState(_Marked):
-    """Cursor of ``deployments`` mode."""
+class DeploymentsState(Watermark):
+    """Cursor of ``deployments`` mode: the mark, the done versions, the pipelines' deployments."""
 
     memory: PipelineMemory = field(default_factory=PipelineMemory)
 
+    def forget(self, overlap: timedelta) -> None:
+        """Forget the versions the next poll cannot return (older than ``mark - overlap``)."""
+        self.done.prune(self.floor(overlap), max_size=_MAX_DONE)
+
     def encode(self, scope: str) -> Cursor:
         """The JSON object the store keeps."""
-        return {
-            "v": CURSOR_VERSION,
-            "mode": "deployments",
-            "scope": scope,
+        body = {
             "mark": format_rfc3339(self.mark),
-            "done": self._done_json(),
+            "done": self.done.to_json(),
             "pipelines": self.memory.to_json(),
         }
+        return seal(body, version=CURSOR_VERSION, mode="deployments", scope=scope)
 
 
 @dataclass
-class PipelinesState(_Marked):
-    """Cursor of ``pipelines`` mode."""
+class PipelinesState(Watermark):
+    """Cursor of ``pipelines`` mode: the mark, the done versions, the job-pattern verdicts."""
 
     #: Pipeline id -> whether it has a job matching ``job_pattern``.
     matches: dict[int, bool] = field(default_factory=dict)
 
-    def prune(self, overlap: timedelta) -> None:
+    def forget(self, overlap: timedelta) -> None:
         """Forget what the next poll cannot return, job-match verdicts included."""
-        super().prune(overlap)
-        self.matches = {pid: hit for pid, hit in self.matches.items() if pid in self.done}
+        self.done.prune(self.floor(overlap), max_size=_MAX_DONE)
+        self.matches = {pid: hit for pid, hit in self.matches.items() if str(pid) in self.done}
 
     def encode(self, scope: str) -> Cursor:
         """The JSON object the store keeps."""
-        return {
-            "v": CURSOR_VERSION,
-            "mode": "pipelines",
-            "scope": scope,
+        body = {
             "mark": format_rfc3339(self.mark),
-            "done": self._done_json(),
+            "done": self.done.to_json(),
             "matches": {str(pid): hit for pid, hit in sorted(self.matches.items())},
         }
-
-
-def _done(cursor: Cursor) -> dict[int, datetime]:
-    raw = cursor.get("done", {})
-    if not isinstance(raw, dict):
-        msg = "cursor: done must be an object"
-        raise TypeError(msg)
-    return {int(oid): parse_timestamp(str(at)) for oid, at in raw.items()}
+        return seal(body, version=CURSOR_VERSION, mode="pipelines", scope=scope)
 
 
 def _header(cursor: Cursor | None, mode: str, scope: str) -> datetime | None:
     """The mark of a cursor that belongs to this mode and scope, else None."""
-    if not isinstance(cursor, dict):
+    try:
+        body = unseal(cursor, version=CURSOR_VERSION, mode=mode, scope=scope)
+    except CursorMismatch:
         return None
-    if cursor.get("v") != CURSOR_VERSION or cursor.get("mode") != mode:
-        return None
-    if cursor.get("scope") != scope:
-        return None
-    mark = cursor.get("mark")
+    mark = body.get("mark")
     if not isinstance(mark, str):
         return None
     return parse_timestamp(mark)
+
+
+def _done(cursor: Cursor) -> DoneSet:
+    """The done versions; their keys must be object ids (ValueError otherwise)."""
+    done = DoneSet.from_json(cursor.get("done", {}))
+    for key in done.items:
+        int(key)
+    return done
 
 
 def decode_deployments(cursor: Cursor | None, scope: str) -> DeploymentsState | None:
@@ -223,7 +199,7 @@ def decode_deployments(cursor: Cursor | None, scope: str) -> DeploymentsState | 
     if mark is None or cursor is None:
         return None
     memory = PipelineMemory.from_json(cursor.get("pipelines", []))
-    return DeploymentsState(mark, _done(cursor), memory)
+    return DeploymentsState(mark, done=_done(cursor), memory=memory)
 
 
 def decode_pipelines(cursor: Cursor | None, scope: str) -> PipelinesState | None:
@@ -236,4 +212,4 @@ def decode_pipelines(cursor: Cursor | None, scope: str) -> PipelinesState | None
         msg = "pipelines cursor: matches must be an object"
         raise TypeError(msg)
     matches = {int(pid): bool(hit) for pid, hit in matches_raw.items()}
-    return PipelinesState(mark, _done(cursor), matches)
+    return PipelinesState(mark, done=_done(cursor), matches=matches)
