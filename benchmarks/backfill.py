@@ -55,8 +55,8 @@ def run_one(events: int, page_size: int) -> dict[str, float]:
     import yaml
 
     from deploy_fetcher._logging import configure_logging
-    from deploy_fetcher.config import load_config
     from deploy_fetcher.engine import Runtime
+    from deploy_fetcher.plugins import load_config
 
     configure_logging("warning", "json")
     start = datetime(2025, 1, 1, tzinfo=UTC)

@@ -99,7 +99,7 @@ def run_one(events: int, page_size: int) -> dict[str, float]:
 def _load(tmp: str, events: int, page_size: int, url: str):
     import yaml
 
-    from deploy_fetcher.config import load_config
+    from deploy_fetcher.plugins import load_config
 
     path = Path(tmp) / "config.yaml"
     path.write_text(

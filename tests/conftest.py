@@ -1,12 +1,18 @@
-"""Suite-wide options: ``--run-slow`` runs the long variants (marker ``slow``) that CI leaves out.
+"""Suite-wide options and the fixtures several test packages share.
 
-The option lives here, at the top of the test tree, because pytest only accepts options registered
-by the conftest files it loads before parsing the command line.
+``--run-slow`` runs the long variants (marker ``slow``) that CI leaves out. The option lives here, at
+the top of the test tree, because pytest only accepts options registered by the conftest files it
+loads before parsing the command line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
+
+from deploy_fetcher.model import DeployEvent
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -25,3 +31,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def make_event() -> Callable[..., DeployEvent]:
+    """A factory of events with every field set (a GitHub success); keywords override fields."""
+
+    def make(**overrides: Any) -> DeployEvent:
+        fields: dict[str, Any] = {
+            "deployment_id": "gh-1001",
+            "service": "checkout",
+            "environment": "prod",
+            "status": "success",
+            "happened_at": "2026-01-31T12:00:00Z",
+            "version": "v1.2.3",
+            "run_url": "https://github.com/octo/checkout/actions/runs/1001",
+            "run_number": 42,
+            "actor": "octocat",
+            "ref": "refs/heads/main",
+            "sha": "0123456789abcdef0123456789abcdef01234567",
+            "provider": "github",
+            "source": "octo-github",
+            "metadata": {"repo": "octo/checkout", "repo_name": "checkout", "branch": "main"},
+        }
+        fields.update(overrides)
+        return DeployEvent(**fields)
+
+    return make

@@ -8,8 +8,14 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from deploy_fetcher.config import FetcherConfig, load_config
-from deploy_fetcher.plugins import available_providers, available_sinks, load_provider, load_sink
+from deploy_fetcher.config import FetcherConfig
+from deploy_fetcher.plugins import (
+    available_providers,
+    available_sinks,
+    load_config,
+    load_provider,
+    load_sink,
+)
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 

@@ -51,7 +51,7 @@ def test_sensitive_keys_are_masked(monkeypatch):
 
 def test_secrets_in_a_config_are_registered(tmp_path):
     """Every SecretStr in the validated config (a sink's api_key here) is registered for redaction."""
-    from deploy_fetcher.config import load_config
+    from deploy_fetcher.plugins import load_config
 
     path = tmp_path / "c.yaml"
     path.write_text(

@@ -21,7 +21,6 @@ import structlog
 import yaml
 
 from deploy_fetcher._logging import configure_logging
-from deploy_fetcher.config import load_config
 from deploy_fetcher.daemon import Daemon
 from deploy_fetcher.emulators._server import EmulatorServer
 from deploy_fetcher.emulators.azure_devops import AzureDevOpsEmulator
@@ -31,6 +30,7 @@ from deploy_fetcher.emulators.github import GitHubEmulator
 from deploy_fetcher.emulators.github import demo_source as github_source
 from deploy_fetcher.emulators.gitlab import GitLabEmulator
 from deploy_fetcher.emulators.gitlab import demo_source as gitlab_source
+from deploy_fetcher.plugins import load_config
 
 __all__ = ["Demo", "provider_of"]
 

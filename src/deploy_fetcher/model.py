@@ -29,6 +29,7 @@ __all__ = [
     "Status",
     "format_rfc3339",
     "parse_timestamp",
+    "qualify_ref",
     "utc_now",
 ]
 
@@ -102,6 +103,20 @@ def format_rfc3339(value: datetime) -> str:
     if value.microsecond:
         return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def qualify_ref(name: str | None, *, tag: bool | None) -> str | None:
+    """A Git ref in its full form (``refs/heads/main``, ``refs/tags/v1``) when its kind is known.
+
+    The dashboard's contract gives ``refs/heads/main`` as the form of ``ref``; Azure DevOps sends it
+    so, GitHub and GitLab send bare names. ``tag`` says which kind a bare name is (None: unknown,
+    and the name is passed on as it came). A name already under ``refs/`` is kept.
+    """
+    if not name:
+        return name
+    if name.startswith("refs/") or tag is None:
+        return name
+    return f"refs/tags/{name}" if tag else f"refs/heads/{name}"
 
 
 UtcDatetime = Annotated[

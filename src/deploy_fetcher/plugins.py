@@ -3,19 +3,33 @@
 A third party adds a provider by publishing a package with an entry point in the
 ``deploy_fetcher.providers`` group (``deploy_fetcher.sinks`` for a sink) naming its class; nothing in
 the core changes.
+
+The configuration loader validates each ``sources[]`` / ``sinks[]`` entry with its plugin's model,
+but sits below the plugins: it takes resolvers. :func:`load_config` and :func:`parse_config` here
+are the loader with the installed plugins, the way the CLI and the daemon read their file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TypeVar
 
+from deploy_fetcher import config
 from deploy_fetcher.errors import PluginError
 from deploy_fetcher.providers import Provider
 from deploy_fetcher.sinks import Sink
 
-__all__ = ["available_providers", "available_sinks", "load_provider", "load_sink"]
+__all__ = [
+    "available_providers",
+    "available_sinks",
+    "load_config",
+    "load_provider",
+    "load_sink",
+    "parse_config",
+]
 
 PROVIDER_GROUP = "deploy_fetcher.providers"
 SINK_GROUP = "deploy_fetcher.sinks"
@@ -61,3 +75,21 @@ def load_provider(name: str) -> type[Provider]:
 def load_sink(name: str) -> type[Sink]:
     """The sink class registered under ``name``."""
     return _load(SINK_GROUP, name, Sink, "sink type")
+
+
+def load_config(
+    path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> config.FetcherConfig:
+    """:func:`deploy_fetcher.config.load_config` with the installed plugins' models."""
+    return config.load_config(
+        path, environ=environ, provider_resolver=load_provider, sink_resolver=load_sink
+    )
+
+
+def parse_config(
+    text: str, *, file: str = "<string>", environ: Mapping[str, str] | None = None
+) -> config.FetcherConfig:
+    """:func:`deploy_fetcher.config.parse_config` with the installed plugins' models."""
+    return config.parse_config(
+        text, file=file, environ=environ, provider_resolver=load_provider, sink_resolver=load_sink
+    )

@@ -115,8 +115,8 @@ def test_dry_run_prints_events_and_stores_nothing(setup, dashboard, tmp_path):
 
 def test_state_list_show_reset(setup, tmp_path):
     """Cursors written by a poll can be listed, shown as JSON and reset."""
-    from deploy_fetcher.config import load_config
     from deploy_fetcher.engine import Runtime
+    from deploy_fetcher.plugins import load_config
 
     runtime = Runtime(load_config(setup, environ={}))
     try:

@@ -61,13 +61,13 @@ def test_provider_must_be_a_string(load):
     assert ("sources[0].provider", "must be a string, not a list") == (error.path, error.message)
 
 
-def test_plugin_without_a_model_is_refused():
+def test_plugin_without_a_model_is_refused(resolvers):
     """A resolver returning something without a config_model is a ConfigError, not a crash."""
     with pytest.raises(ConfigError) as caught:
         parse_config(
             "sources:\n  - {name: a, provider: odd}\n",
             environ={},
-            provider_resolver=lambda _name: object(),
+            **(resolvers | {"provider_resolver": lambda _name: object()}),
         )
     assert "'odd' declares no SourceConfig model" == caught.value.message
 

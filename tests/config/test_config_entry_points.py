@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy_fetcher.config import load_config
 from deploy_fetcher.errors import ConfigError
-from deploy_fetcher.plugins import available_providers, load_provider, load_sink
+from deploy_fetcher.plugins import available_providers, load_config, load_provider, load_sink
 
 CONFIG = """\
 sinks:

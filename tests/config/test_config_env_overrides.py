@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy_fetcher.config import FetcherConfig, parse_config
+from deploy_fetcher.config import FetcherConfig
 from deploy_fetcher.errors import ConfigError
+from deploy_fetcher.plugins import parse_config
 
 OVERRIDDEN = "server:\n  port: 8000\n  host: 10.0.0.5\ndefaults:\n  interval: 1m\n"
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from deploy_fetcher.config import FetcherConfig, load_config
+from deploy_fetcher.config import FetcherConfig
 from deploy_fetcher.config._yaml import MAX_FILE_BYTES
 from deploy_fetcher.errors import ConfigError
+from deploy_fetcher.plugins import load_config
 
 
 def test_empty_file_gives_all_defaults(load):

@@ -20,12 +20,12 @@ import pytest
 import yaml
 from tests.contract.rigs import PROVIDER_RIGS, SINK_RIGS, ProviderRig
 
-from deploy_fetcher.config import SourceConfig, parse_config
+from deploy_fetcher.config import SourceConfig
 from deploy_fetcher.emulators._server import Fault
 from deploy_fetcher.engine import CycleResult, Health, Poller, target_key
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.model import DeployEvent, utc_now
-from deploy_fetcher.plugins import available_providers, available_sinks, load_provider
+from deploy_fetcher.plugins import available_providers, available_sinks, load_provider, parse_config
 from deploy_fetcher.providers import Provider, ProviderContext
 from deploy_fetcher.store import SqliteStore
 from deploy_fetcher.store._codec import dump_cursor

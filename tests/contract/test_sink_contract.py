@@ -22,12 +22,11 @@ import pytest
 import yaml
 from tests.contract.rigs import SECRET, SINK_RIGS, SinkRig
 
-from deploy_fetcher.config import parse_config
 from deploy_fetcher.emulators._server import Fault
 from deploy_fetcher.engine import DeliveryPolicy, DeliveryWorker, Health, Poller
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.model import DeployEvent
-from deploy_fetcher.plugins import load_sink
+from deploy_fetcher.plugins import load_sink, parse_config
 from deploy_fetcher.providers import Page
 from deploy_fetcher.sinks import (
     Delivered,

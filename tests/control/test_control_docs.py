@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy_fetcher.config import parse_config
 from deploy_fetcher.control import Reporter, ResetChoreography
+from deploy_fetcher.plugins import parse_config
 from deploy_fetcher.sinks.dashboard import DashboardConfig
 from deploy_fetcher.sinks.dashboard.config import ControlConfig
 

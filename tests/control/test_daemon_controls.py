@@ -13,10 +13,10 @@ import yaml
 from tests.control.conftest import API_KEY
 from tests.support import wait_until
 
-from deploy_fetcher.config import parse_config
 from deploy_fetcher.control import DaemonControls
 from deploy_fetcher.emulators._server import Fault
 from deploy_fetcher.engine import DeliveryPolicy, Runtime
+from deploy_fetcher.plugins import parse_config
 from deploy_fetcher.scheduler import Scheduler
 
 

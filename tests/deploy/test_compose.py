@@ -180,7 +180,7 @@ def test_every_ci_emulator_clock_moves_once(services):
 
 def test_the_trial_config_loads_through_the_real_loader(tmp_path, services):
     """config.local.yaml is valid for the real loader with the fetcher service's environment."""
-    from deploy_fetcher.config import load_config
+    from deploy_fetcher.plugins import load_config
 
     path = tmp_path / "config.yaml"
     path.write_text(_config_text(services["fetcher"]), encoding="utf-8")
@@ -192,7 +192,7 @@ def test_the_trial_config_loads_through_the_real_loader(tmp_path, services):
 
 def test_the_real_config_reads_every_declared_secret_and_loads(tmp_path, compose, services):
     """config.real.yaml reads its credentials from the service's compose secrets and loads."""
-    from deploy_fetcher.config import load_config
+    from deploy_fetcher.plugins import load_config
 
     service = services["fetcher-real"]
     assert set(service["secrets"]) <= set(compose["secrets"])

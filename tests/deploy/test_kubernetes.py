@@ -204,7 +204,7 @@ def test_the_config_is_mounted_where_config_points(objects, deployment, containe
 
 def test_the_config_map_loads_through_the_real_loader(pod, container):
     """The embedded config.yaml is valid for the real loader, with the pod's env overrides."""
-    from deploy_fetcher.config import load_config
+    from deploy_fetcher.plugins import load_config
 
     config_file = pod.host_path(_config_path(container))
     config_file.write_text(pod.rewrite(config_file.read_text(encoding="utf-8")), encoding="utf-8")

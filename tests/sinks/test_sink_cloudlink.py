@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from deploy_fetcher.emulators.receiver import ReceiverEmulator
+from deploy_fetcher.engine.select import select
 from deploy_fetcher.model import DeployEvent, Status
 from deploy_fetcher.sinks import Delivered, SinkContext, Unauthorized
-from deploy_fetcher.sinks._select import select
 from deploy_fetcher.sinks.cloudlink import CloudlinkConfig, CloudlinkSink, mapping
 
 Make = Callable[..., DeployEvent]

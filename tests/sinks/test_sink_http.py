@@ -12,7 +12,7 @@ import respx
 from pydantic import SecretStr, ValidationError
 
 from deploy_fetcher.sinks import Delivered, Rejected, Retry, SinkContext, Unauthorized
-from deploy_fetcher.sinks._http import (
+from deploy_fetcher.sinks.http import (
     MAX_REASON_BYTES,
     MAX_RETRY_AFTER,
     HttpSinkConfig,

@@ -20,10 +20,10 @@ from tests.sinks.seed_receivers import (
 )
 
 from deploy_fetcher.engine import DeliveryPolicy, DeliveryWorker, Health
+from deploy_fetcher.engine.select import select
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.sinks import Delivered, SinkContext
-from deploy_fetcher.sinks._select import select
 from deploy_fetcher.sinks.cloudlink import CloudlinkConfig, CloudlinkSink
 from deploy_fetcher.sinks.ctoai import CtoAiConfig, CtoAiSink
 from deploy_fetcher.sinks.dashboard import DashboardConfig, DashboardSink

@@ -28,7 +28,6 @@ from tests.properties.mutations import is_timestamp, reoffset
 from tests.stress.harness import API_KEY, metric
 from tests.support import FetcherProcess, free_port, wait_until
 
-from deploy_fetcher.config import parse_config
 from deploy_fetcher.emulators._server import EmulatorServer, Fault, Request, Response
 from deploy_fetcher.emulators.azure_devops import AzureDevOpsEmulator
 from deploy_fetcher.emulators.azure_devops import demo_source as azure_source
@@ -39,6 +38,7 @@ from deploy_fetcher.emulators.gitlab import GitLabEmulator
 from deploy_fetcher.emulators.gitlab import demo_source as gitlab_source
 from deploy_fetcher.engine import Runtime
 from deploy_fetcher.model import parse_timestamp
+from deploy_fetcher.plugins import parse_config
 
 #: The emulators' clocks stand still at the start of the test run (the daemon's lookback counts
 #: back from the real time, so the worlds' histories must end now).

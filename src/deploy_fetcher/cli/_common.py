@@ -10,8 +10,9 @@ from datetime import datetime
 from pathlib import Path
 
 from deploy_fetcher._logging import configure_logging, register_secrets_in
-from deploy_fetcher.config import FetcherConfig, load_config, parse_duration
+from deploy_fetcher.config import FetcherConfig, parse_duration
 from deploy_fetcher.model import parse_timestamp, utc_now
+from deploy_fetcher.plugins import load_config
 
 __all__ = ["UsageError", "config_option", "load", "parse_when", "print_table"]
 

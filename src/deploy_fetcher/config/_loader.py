@@ -6,7 +6,9 @@ The stages, each reporting problems rather than stopping at the first:
 2. ``${VAR}`` interpolation inside string values;
 3. ``FETCHER_<SECTION>__<KEY>`` overrides from the environment (pydantic-settings);
 4. each ``sources[i]`` / ``sinks[i]`` validated with the model of the plugin its ``provider`` /
-   ``type`` names (resolved through entry points, or injected resolvers in tests);
+   ``type`` names, found by the resolvers the caller passes in (the installed plugins, see
+   :func:`deploy_fetcher.plugins.load_config`, or test doubles): the configuration sits below the
+   plugins and never imports them;
 5. the whole tree validated, including the cross-checks (unique names, sink references).
 """
 
@@ -26,9 +28,15 @@ from deploy_fetcher.config._problems import Problem, format_path, raise_problems
 from deploy_fetcher.config._validation import kind_of, problems_from
 from deploy_fetcher.config._yaml import ConfigFileError, parse_yaml, read_text
 from deploy_fetcher.errors import ConfigError, PluginError
-from deploy_fetcher.plugins import load_provider, load_sink
 
-__all__ = ["CONFIG_ENV", "EXTENSION_PREFIX", "load_config", "parse_config"]
+__all__ = [
+    "CONFIG_ENV",
+    "EXTENSION_PREFIX",
+    "ProviderResolver",
+    "SinkResolver",
+    "load_config",
+    "parse_config",
+]
 
 #: The environment variable naming the configuration file when no path is given.
 CONFIG_ENV: Final = "FETCHER_CONFIG"
@@ -185,12 +193,13 @@ def parse_config(
     *,
     file: str = "<string>",
     environ: Mapping[str, str] | None = None,
-    provider_resolver: ProviderResolver = load_provider,
-    sink_resolver: SinkResolver = load_sink,
+    provider_resolver: ProviderResolver,
+    sink_resolver: SinkResolver,
 ) -> FetcherConfig:
     """Validate configuration ``text`` (YAML); ``file`` is the name its errors carry.
 
-    ``environ`` feeds interpolation and overrides (``os.environ`` when None). Raises
+    ``environ`` feeds interpolation and overrides (``os.environ`` when None); the resolvers give the
+    plugin class (its ``config_model``) for a ``provider`` or sink ``type`` name. Raises
     :class:`~deploy_fetcher.errors.ConfigError` naming every problem, the first one on its first line.
     """
     env = os.environ if environ is None else environ
@@ -220,8 +229,8 @@ def load_config(
     path: str | Path | None = None,
     *,
     environ: Mapping[str, str] | None = None,
-    provider_resolver: ProviderResolver = load_provider,
-    sink_resolver: SinkResolver = load_sink,
+    provider_resolver: ProviderResolver,
+    sink_resolver: SinkResolver,
 ) -> FetcherConfig:
     """Load, interpolate, override and validate the configuration file.
 

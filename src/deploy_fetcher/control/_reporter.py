@@ -23,8 +23,8 @@ import structlog
 from deploy_fetcher.engine import CycleResult
 from deploy_fetcher.model import format_rfc3339, utc_now
 from deploy_fetcher.sinks import Delivered
-from deploy_fetcher.sinks._http import classify, redact, transport_failure
 from deploy_fetcher.sinks.dashboard.config import ControlConfig
+from deploy_fetcher.sinks.http import classify, redact, transport_failure
 
 __all__ = ["EVENTS_PATH", "Reporter"]
 

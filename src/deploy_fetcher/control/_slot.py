@@ -15,7 +15,7 @@ import httpx
 from deploy_fetcher.config import SinkConfig
 from deploy_fetcher.control._http import dashboard_client, dashboard_settings
 from deploy_fetcher.sinks import Delivered, Retry
-from deploy_fetcher.sinks._http import (
+from deploy_fetcher.sinks.http import (
     MAX_REASON_BYTES,
     classify,
     display_url,

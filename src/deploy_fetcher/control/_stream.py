@@ -26,14 +26,14 @@ from tenacity import wait_exponential_jitter
 from deploy_fetcher.control._sse import SseError, SseEvent, SseParser
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.sinks import Retry, Unauthorized
-from deploy_fetcher.sinks._http import (
+from deploy_fetcher.sinks.dashboard.config import ControlConfig
+from deploy_fetcher.sinks.http import (
     MAX_REASON_BYTES,
     classify,
     parse_retry_after,
     redact,
     transport_failure,
 )
-from deploy_fetcher.sinks.dashboard.config import ControlConfig
 from deploy_fetcher.store import StateStore
 
 __all__ = ["STREAM_PATH", "ControlStream", "last_event_id_key"]

@@ -17,6 +17,7 @@ import structlog
 from deploy_fetcher.config import FetcherConfig, SinkConfig, SourceConfig
 from deploy_fetcher.engine.health import Health
 from deploy_fetcher.engine.rules import apply_rules, fill_parents
+from deploy_fetcher.engine.select import select
 from deploy_fetcher.errors import (
     AuthError,
     RateLimited,
@@ -25,10 +26,10 @@ from deploy_fetcher.errors import (
     TargetNotFound,
     TransientError,
 )
+from deploy_fetcher.lifecycle import enforce_lifecycle, lifecycle_order
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.providers import Page, Provider
-from deploy_fetcher.sinks._select import select
 from deploy_fetcher.store import StateStore
 
 __all__ = ["CycleResult", "Poller", "preview", "target_key"]
@@ -106,8 +107,12 @@ class Poller:
         return rows, kept
 
     def commit(self, source: SourceConfig, key: str, page: Page) -> int:
-        """Store one page's rows and cursor atomically; wake the sinks that got rows."""
-        rows, kept = self.prepare(source, page.events)
+        """Store one page's rows and cursor atomically; wake the sinks that got rows.
+
+        The page is first put in lifecycle order and stripped of events that would take a
+        deployment backwards (:mod:`deploy_fetcher.lifecycle`), whichever adapter made it.
+        """
+        rows, kept = self.prepare(source, enforce_lifecycle(page.events, source=source.name))
         inserted = self.store.commit_page(key, page.cursor, rows, successes=kept)
         for event in page.events:
             self.metrics.events.labels(source.name, event.status.value).inc()
@@ -176,7 +181,7 @@ class Poller:
                 events += len(page.events)
                 # Adapters walk newest-first and may interleave deployments; oldest first, a
                 # page's upstream successes are seen before the deployments promoted from them.
-                ordered = sorted(page.events, key=lambda event: event.happened_at)
+                ordered = lifecycle_order(page.events)
                 queued += self.commit(source, key, Page(ordered, None))
                 progress(len(page.events))
                 if self.should_stop():

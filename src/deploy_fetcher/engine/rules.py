@@ -15,8 +15,8 @@ import structlog
 from pydantic import ValidationError
 
 from deploy_fetcher.config import NameRule, RulesConfig
+from deploy_fetcher.engine.select import rename
 from deploy_fetcher.model import DeployEvent, Status
-from deploy_fetcher.sinks._select import rename
 
 __all__ = ["apply_rules", "fill_parents", "promotion_order"]
 

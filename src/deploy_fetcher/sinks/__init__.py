@@ -11,7 +11,6 @@ from deploy_fetcher.sinks._base import (
     Unauthorized,
     ValueStore,
 )
-from deploy_fetcher.sinks._select import select
 
 __all__ = [
     "CheckResult",
@@ -23,5 +22,4 @@ __all__ = [
     "SinkContext",
     "Unauthorized",
     "ValueStore",
-    "select",
 ]

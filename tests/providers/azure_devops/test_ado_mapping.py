@@ -347,8 +347,8 @@ def test_release_name_is_the_version_by_default_in_releases_mode():
 
 
 def test_release_pending_approval_waits():
-    """A pending pre-deployment approval is waiting since the approval was asked for."""
-    assert ["queued", "waiting"] == [e.status.value for e in _release(802)]
+    """Queued straight into a pending approval is waiting from the start: no zero-length queued."""
+    assert ["waiting"] == [e.status.value for e in _release(802)]
 
 
 def test_release_approval_waits_then_is_rejected():
@@ -356,7 +356,7 @@ def test_release_approval_waits_then_is_rejected():
     assert [
         ("waiting", "10:00:00.000"),
         ("rejected", "10:19:59.000"),
-    ] == [summary(e)[3:] for e in _release(803)[1:]]
+    ] == [summary(e)[3:] for e in _release(803)]
 
 
 def test_release_cancelled_while_running():
@@ -380,13 +380,11 @@ def test_release_cancelling_reports_nothing_new_until_canceled(deployment_status
     ]
 
 
-def test_release_manual_intervention_waits_again():
-    """A manual intervention in a running deployment is waiting from its last change."""
+def test_release_manual_intervention_does_not_go_back_to_waiting():
+    """A manual intervention in a running deployment keeps it in progress (never a step back)."""
     assert [
-        ("queued", "11:10:00.000"),
         ("waiting", "11:10:00.000"),
         ("in-progress", "11:25:05.000"),
-        ("waiting", "11:27:00.000"),
     ] == [summary(e)[3:] for e in _release(805)]
 
 
@@ -420,3 +418,47 @@ def test_release_unknown_status_pair_is_malformed():
 def test_release_status_table(deployment_status, operation_status, expected):
     """The documented deploymentStatus / operationStatus → status table."""
     assert expected == release_status(deployment_status, operation_status)
+
+
+# -- the service's own examples (tests/fixtures/real/azure_devops) ---------------------------------
+def _real_release(deployment_id: int):
+    from tests.fixtures.real import load_real
+
+    listed = load_real("azure_devops", "release_deployments_list.json")["responses"]["200"]
+    found = next(d for d in listed["body"]["value"] if d["id"] == deployment_id)
+    return release_events(found, naming=NAMING)
+
+
+def test_pascal_case_phase_failed_is_a_failure_not_a_queued_deployment():
+    """The service writes operationStatus PhaseFailed: the deployment failed, it does not wait."""
+    events = _real_release(79)
+    assert "failure" == events[-1].status.value
+
+
+@pytest.mark.parametrize(
+    ("operation_status", "expected"),
+    [
+        ("Rejected", Status.REJECTED),
+        ("Canceled", Status.CANCELLED),
+        ("PhaseCanceled", Status.CANCELLED),
+        ("GateFailed", Status.FAILURE),
+        ("PhaseFailed", Status.FAILURE),
+        ("ManualInterventionPending", Status.WAITING),
+        ("EvaluatingGates", Status.WAITING),
+        ("Pending", Status.WAITING),
+        ("Approved", Status.QUEUED),
+    ],
+)
+def test_operation_status_is_read_in_any_case(operation_status, expected):
+    """PascalCase (what the service sends) decides like the schema's camelCase."""
+    assert expected == release_status("notDeployed", operation_status)
+
+
+def test_in_progress_is_dated_after_the_approval_decision_not_at_started_on():
+    """The service sets startedOn before the approval exists: it runs from the decision."""
+    events = _real_release(35)
+    assert [
+        ("waiting", "2017-06-01T09:34:34.680Z"),
+        ("in-progress", "2017-06-11T17:24:31.787Z"),
+        ("success", "2017-06-11T17:25:19.937Z"),
+    ] == [(e.status.value, e.contract_payload()["happened_at"]) for e in events]

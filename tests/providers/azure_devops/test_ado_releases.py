@@ -17,13 +17,13 @@ def _by_env(harness: Harness, release_id: int) -> dict[str, list[str]]:
 
 
 def test_release_through_its_environments(emulator, providers):
-    """QA deploys, Production waits for its approval, then deploys."""
+    """QA deploys; Production, queued straight into its approval, waits, then deploys."""
     release = emulator.add_release("billing-classic", ago=3600)
     harness = Harness(providers(mode="releases"))
     harness.cycle()
     assert {
         "QA": ["queued", "in-progress", "success"],
-        "Production": ["queued", "waiting", "in-progress", "success"],
+        "Production": ["waiting", "in-progress", "success"],
     } == _by_env(harness, release.id)
 
 
@@ -59,12 +59,12 @@ def test_approval_waits_then_is_rejected(emulator, providers):
     harness = Harness(providers(mode="releases"))
     emulator.advance(300)
     harness.cycle()
-    assert ["queued", "waiting"] == _by_env(harness, release.id)["Production"]
+    assert ["waiting"] == _by_env(harness, release.id)["Production"]
     emulator.advance(60)
     emulator.reject_release(release.id, "Production")
     emulator.advance(5)
     harness.cycle()
-    assert ["queued", "waiting", "rejected"] == _by_env(harness, release.id)["Production"]
+    assert ["waiting", "rejected"] == _by_env(harness, release.id)["Production"]
 
 
 def test_cancelled_release(emulator, providers):

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from deploy_fetcher.emulators.github import GitHubEmulator
+from deploy_fetcher.lifecycle import rank
 from deploy_fetcher.model import DeployEvent, Status, format_rfc3339
 from deploy_fetcher.providers import Cursor, Provider, ProviderContext
 
@@ -93,6 +94,7 @@ def expected_deployment_keys(emulator: GitHubEmulator, repo: str, since: datetim
             for a in run.approvals
         )
         ordered = sorted(dep.statuses, key=lambda s: (s.created_at, s.id))
+        reached = -1
         for index, status in enumerate(ordered):
             mapped = _MAP.get(status.state)
             if mapped is None:
@@ -102,6 +104,9 @@ def expected_deployment_keys(emulator: GitHubEmulator, repo: str, since: datetim
                     mapped = Status.REJECTED
                 elif run.current["conclusion"] == "cancelled":
                     mapped = Status.CANCELLED
+            if rank(mapped) < reached:
+                continue  # queued again after an approval: the lifecycle never goes back
+            reached = rank(mapped)
             out.add((f"gh-deploy-{dep.id}", mapped.value, format_rfc3339(status.created_at)))
         if not ordered:
             out.add((f"gh-deploy-{dep.id}", Status.PENDING.value, format_rfc3339(dep.created_at)))

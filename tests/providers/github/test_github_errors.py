@@ -105,7 +105,7 @@ def test_deleted_repo_and_missing_permission_are_skipped_targets(make_emulator, 
         harness.cycle(["octo/gone"])
     with pytest.raises(TargetNotFound, match="forbidden \\(HTTP 403 Resource not accessible"):
         harness.cycle(["octo/secret"])
-    assert 20 == len(harness.cycle(["octo/api"]))
+    assert 18 == len(harness.cycle(["octo/api"]))
 
 
 def test_server_errors_are_retried_with_backoff(make_emulator, make_provider):
@@ -113,7 +113,7 @@ def test_server_errors_are_retried_with_backoff(make_emulator, make_provider):
     emulator = make_emulator(scenario=scenario(), start=START)
     emulator.inject(Fault(match="/deployments$", status=503, count=2))
     provider, context = make_provider(emulator)
-    assert 20 == len(Harness(provider).cycle())
+    assert 18 == len(Harness(provider).cycle())
     assert [0.5, 1.0] == context.slept
 
 
@@ -140,7 +140,7 @@ def test_secondary_rate_limit_honours_retry_after(make_emulator, make_provider):
         )
     )
     provider, context = make_provider(emulator)
-    assert 20 == len(Harness(provider).cycle())
+    assert 18 == len(Harness(provider).cycle())
     assert 7 <= context.slept[0] < 7.1
 
 
@@ -241,7 +241,7 @@ def test_malformed_list_is_logged_with_its_url_and_retried_next_cycle(make_emula
     assert [f"{emulator.url()}/repos/octo/api/deployments?per_page=100"] == [
         w["url"] for w in warnings
     ]
-    assert 20 == len(harness.cycle())
+    assert 18 == len(harness.cycle())
 
 
 def test_malformed_item_is_skipped_and_fetched_again_later(make_emulator, make_provider):
@@ -341,3 +341,21 @@ def test_a_redirect_to_another_scheme_or_host_names_the_base_url_to_set(
     with pytest.raises(SourceError) as caught:
         Harness(provider).cycle(["octo/api"])
     assert f"set base_url to {expected.format(port=port)}" in str(caught.value)
+
+
+def test_graphql_answering_404_falls_back_to_rest_with_advice_about_graphql(
+    make_emulator, make_provider
+):
+    """A GitHub whose /graphql answers 404 is read over REST; the log says GraphQL is not served."""
+    emulator = make_emulator(scenario=scenario(), start=START)
+    emulator.inject(Fault(match="/graphql$", status=404, body='{"message": "Not Found"}'))
+    provider, _ = make_provider(emulator)
+    with capture_logs() as logs:
+        events = Harness(provider).cycle()
+    assert 18 == len(events)
+    reasons = [log["reason"] for log in logs if log["event"] == "github.graphql_unavailable"]
+    assert reasons
+    for reason in reasons:
+        assert "does not serve GraphQL" in reason
+        assert "graphql: false" in reason
+        assert "repository name" not in reason

@@ -19,7 +19,7 @@ def runs_provider(make_provider, emulator, **kw):
 
 
 def test_run_lifecycle_is_rebuilt_from_its_timestamps(make_emulator, make_provider):
-    """A release run seen queued, then running, then done gives its three states at the run's times."""
+    """Queued at creation, in-progress when its job started (not at run_started_at), done at its end."""
     emulator = make_emulator(start=START)
     emulator.add_workflow("octo/legacy", "CI", "ci.yml")
     run_id = start_pipeline(
@@ -34,7 +34,7 @@ def test_run_lifecycle_is_rebuilt_from_its_timestamps(make_emulator, make_provid
     assert {
         f"gh-run-{run_id}-1": [
             ("queued", "2026-03-02T12:00:30Z"),
-            ("in-progress", "2026-03-02T12:00:30Z"),
+            ("in-progress", "2026-03-02T12:00:35Z"),
             ("success", "2026-03-02T12:01:35Z"),
         ]
     } == harness.by_deployment()
@@ -58,18 +58,20 @@ def test_rerun_is_a_new_deployment_and_closes_the_first_attempt(make_emulator, m
     harness.cycle()
     emulator.rerun("octo/legacy", run_id)
     harness.cycle()
-    emulator.advance(60)
+    emulator.advance(10)
+    emulator.set_run("octo/legacy", run_id, status="in_progress")
+    emulator.advance(50)
     emulator.set_run("octo/legacy", run_id, status="completed", conclusion="success")
     harness.cycle()
     assert {
         f"gh-run-{run_id}-1": [
             ("queued", "2026-03-02T12:00:00Z"),
-            ("in-progress", "2026-03-02T12:00:00Z"),
+            ("in-progress", "2026-03-02T12:00:05Z"),
             ("failure", "2026-03-02T12:01:05Z"),
         ],
         f"gh-run-{run_id}-2": [
             ("queued", "2026-03-02T12:02:00Z"),
-            ("in-progress", "2026-03-02T12:02:00Z"),
+            ("in-progress", "2026-03-02T12:02:10Z"),
             ("success", "2026-03-02T12:03:00Z"),
         ],
     } == harness.by_deployment()
@@ -217,3 +219,22 @@ def test_failed_runs_of_a_workflow_without_environments_read_no_review_history(
     approvals = [r for r in reads if r[0] == "approvals"]
     files = [status for name, status in reads if name == "release.yml"]
     assert (["failure", "failure"], [], [200, 304]) == (finals, approvals, files)
+
+
+def test_a_finished_run_is_dated_by_its_jobs_not_by_an_updated_at_that_moved_later(
+    make_emulator, make_provider
+):
+    """updated_at moved months after completion (as GitHub does): the end is the job's completion."""
+    emulator = make_emulator(start=START)
+    run_id = start_pipeline(emulator, "octo/legacy", RELEASE, at=START, sha="c" * 40)
+    emulator.advance(120)
+    emulator.touch_run("octo/legacy", run_id, at=START + timedelta(days=400))
+    harness = Harness(runs_provider(make_provider, emulator))
+    harness.cycle()
+    assert {
+        f"gh-run-{run_id}-1": [
+            ("queued", "2026-03-02T12:00:00Z"),
+            ("in-progress", "2026-03-02T12:00:05Z"),
+            ("success", "2026-03-02T12:01:05Z"),
+        ]
+    } == harness.by_deployment()

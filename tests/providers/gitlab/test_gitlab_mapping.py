@@ -58,7 +58,7 @@ def test_successful_deployment_yields_its_dated_lifecycle_snapshot():
             "run_url": "https://gitlab.example.com/acme/platform/api/-/pipelines/36",
             "run_number": 12,
             "actor": "root",
-            "ref": "main",
+            "ref": "refs/heads/main",
             "sha": "a91957a858320c0e17f3a0eca7cfacbff50ea29a",
         }
         for status, at in [
@@ -132,14 +132,10 @@ def test_rejected_approval_on_a_canceled_deployment_is_rejected():
 
 
 def test_deployment_without_job_uses_its_own_times():
-    """A deployment created through the API (no deployable) is in progress since its update."""
+    """A deployment created through the API as running (no deployable) was never pending."""
     view = parse_deployment(load("deployment_without_job.json"))
     events = deployment_events(view, RENDERING)
-    expected = (
-        [("pending", "2026-03-02T09:00:00Z"), ("in-progress", "2026-03-02T09:00:04Z")],
-        None,
-        None,
-    )
+    expected = ([("in-progress", "2026-03-02T09:00:00Z")], None, None)
     assert expected == (summary(events), events[0].run_url, events[0].run_number)
 
 
@@ -292,7 +288,7 @@ def test_finished_pipeline_with_details_yields_its_lifecycle_snapshot():
             "run_url": "https://gitlab.example.com/acme/tools/cli/-/pipelines/1201",
             "run_number": 88,
             "actor": "root",
-            "ref": "main",
+            "ref": "refs/heads/main",
             "sha": "f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3",
         }
         for status, at in [
@@ -357,3 +353,33 @@ def test_render_fills_absent_fields_with_nothing_and_refuses_unknown_ones():
     assert "" == render("{nope}", {"project": "api"})
     with pytest.raises(Malformed, match="template"):
         render("{project:d}", {"project": "api"})
+
+
+REAL = Path(__file__).resolve().parents[2] / "fixtures" / "real" / "gitlab"
+
+
+def real(name: str) -> Any:
+    return json.loads((REAL / name).read_text())
+
+
+def test_a_deployment_created_through_the_api_as_success_is_only_a_success():
+    """The API docs' create example (no deployable, created as success) emits no pending."""
+    events = deployment_events(parse_deployment(real("deployments_create.json")), RENDERING)
+    assert [("success", "2016-08-11T11:32:35.444Z")] == summary(events)
+
+
+def test_a_job_that_ended_before_its_deployment_record_is_dated_no_earlier_than_the_record():
+    """The API docs' example job finished before the deployment existed: success is not dated earlier."""
+    events = deployment_events(parse_deployment(real("deployments_get.json")), RENDERING)
+    assert [
+        ("pending", "2016-08-11T11:32:35.444Z"),
+        ("success", "2016-08-11T11:32:35.444Z"),
+    ] == summary(events)
+
+
+def test_ref_is_qualified_when_gitlab_says_branch_or_tag_and_bare_when_it_does_not():
+    """A job's tag flag gives refs/heads/… or refs/tags/…; a deployment without a job keeps the name."""
+    branch = deployment_events(parse_deployment(real("deployments_get.json")), RENDERING)[0]
+    tag = deployment_events(parse_deployment(by_id(46)), RENDERING)[0]
+    unknown = deployment_events(parse_deployment(real("deployments_create.json")), RENDERING)[0]
+    assert ("refs/heads/main", "refs/tags/v1.2.0", "main") == (branch.ref, tag.ref, unknown.ref)

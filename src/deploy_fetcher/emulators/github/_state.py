@@ -157,6 +157,61 @@ class Run:
             "head_repository": repo.to_json(base, web, short=True),
         }
 
+    def jobs_json(
+        self, repo: Repo, workflow: Workflow, base: str, web: str, attempt: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The ``job`` objects of one attempt: its deploy job, as GitHub's jobs list shows it.
+
+        A job cancelled before a runner took it has ``started_at`` equal to its creation and
+        ``completed_at`` set; one still queued has ``completed_at: null``.
+        """
+        state = self.attempts[(attempt or len(self.attempts)) - 1]
+        number = state["attempt"]
+        job_id = self.id * 100 + number
+        created = state["run_started_at"]
+        started = state.get("job_started_at")
+        completed = state.get("job_completed_at")
+        status = state["status"]
+        job_status = (
+            "completed"
+            if status == "completed"
+            else "in_progress"
+            if started is not None
+            else "queued"
+            if status != "waiting"
+            else "waiting"
+        )
+        conclusion = state["conclusion"] if job_status == "completed" else None
+        if conclusion in ("action_required", "stale", "startup_failure"):
+            conclusion = "failure"
+        return [
+            {
+                "id": job_id,
+                "run_id": self.id,
+                "workflow_name": workflow.name,
+                "head_branch": self.head_branch,
+                "run_url": f"{base}/repos/{repo.full_name}/actions/runs/{self.id}",
+                "run_attempt": number,
+                "node_id": node_id("CheckRun", job_id),
+                "head_sha": self.head_sha,
+                "url": f"{base}/repos/{repo.full_name}/actions/jobs/{job_id}",
+                "html_url": f"{web}/{repo.full_name}/actions/runs/{self.id}/job/{job_id}",
+                "status": job_status,
+                "conclusion": conclusion,
+                "created_at": iso(created),
+                "started_at": iso(started or created),
+                "completed_at": iso(completed) if completed is not None else None,
+                "name": "deploy",
+                "steps": [],
+                "check_run_url": f"{base}/repos/{repo.full_name}/check-runs/{job_id}",
+                "labels": ["ubuntu-latest"],
+                "runner_id": 1 if started is not None else None,
+                "runner_name": "GitHub Actions 1" if started is not None else None,
+                "runner_group_id": 1 if started is not None else None,
+                "runner_group_name": "GitHub Actions" if started is not None else None,
+            }
+        ]
+
 
 @dataclass
 class DeploymentStatus:

@@ -278,9 +278,24 @@ class GitHubEmulator(EmulatorServer):
         """Change the current attempt's status (and conclusion)."""
         with self.state_lock:
             attempt = self.repo(full_name).runs[run_id].current
+            when = at or self.now()
+            if status == "in_progress" and attempt.get("job_started_at") is None:
+                # The job starts now; the run's run_started_at stays its creation (as on GitHub).
+                attempt["job_started_at"] = when
+            if status == "completed":
+                attempt["job_completed_at"] = when
             attempt["status"] = status
             attempt["conclusion"] = conclusion
-            attempt["updated_at"] = at or self.now()
+            attempt["updated_at"] = when
+
+    def touch_run(self, full_name: str, run_id: int, *, at: datetime | None = None) -> None:
+        """Move a run's ``updated_at`` without changing its state.
+
+        GitHub does this long after a run completed (logs expire, artifacts are deleted, a check
+        suite is re-requested): a recorded real response shows it 13 months after completion.
+        """
+        with self.state_lock:
+            self.repo(full_name).runs[run_id].current["updated_at"] = at or self.now()
 
     def rerun(
         self, full_name: str, run_id: int, *, at: datetime | None = None, actor: str = "octocat"
@@ -429,6 +444,8 @@ class GitHubEmulator(EmulatorServer):
             ("GET", "/repos/{owner}/{repo}/actions/runs/{id}", self._get_run),
             ("GET", "/repos/{owner}/{repo}/actions/runs/{id}/attempts/{attempt}", self._get_run),
             ("GET", "/repos/{owner}/{repo}/actions/runs/{id}/approvals", self._approvals),
+            ("GET", "/repos/{owner}/{repo}/actions/runs/{id}/jobs", self._jobs),
+            ("GET", "/repos/{owner}/{repo}/actions/runs/{id}/attempts/{attempt}/jobs", self._jobs),
             ("GET", "/repos/{owner}/{repo}/contents/{path:path}", self._contents),
             ("GET", "/orgs/{owner}/repos", self._owner_repos),
             ("GET", "/users/{owner}/repos", self._owner_repos),
@@ -681,6 +698,18 @@ class GitHubEmulator(EmulatorServer):
             return _error(404, "Not Found")
         base, web = self._bases(self._prefix(request))
         return json_response(run.to_json(repo, repo.workflows[run.workflow_id], base, web, attempt))
+
+    def _jobs(self, request: Request, params: dict[str, str], _c: _Credential) -> Response:
+        repo = self._repo_of(params)
+        run = repo.runs.get(int(params["id"])) if params["id"].isdigit() else None
+        if run is None:
+            return _error(404, "Not Found")
+        attempt = int(params["attempt"]) if params.get("attempt", "").isdigit() else None
+        if attempt is not None and not 1 <= attempt <= len(run.attempts):
+            return _error(404, "Not Found")
+        base, web = self._bases(self._prefix(request))
+        jobs = run.jobs_json(repo, repo.workflows[run.workflow_id], base, web, attempt)
+        return json_response({"total_count": len(jobs), "jobs": jobs})
 
     def _approvals(self, _request: Request, params: dict[str, str], _c: _Credential) -> Response:
         repo = self._repo_of(params)

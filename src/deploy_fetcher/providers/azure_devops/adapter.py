@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 import structlog
 
 from deploy_fetcher.errors import PluginError
+from deploy_fetcher.lifecycle import lifecycle_order
 from deploy_fetcher.providers import Cursor, Page, Provider, ProviderContext
 from deploy_fetcher.providers.azure_devops.auth import BearerFileAuth, Credential, PatAuth
 from deploy_fetcher.providers.azure_devops.catalog import Catalog
@@ -48,10 +49,6 @@ __all__ = ["AzureDevOpsProvider"]
 _log = structlog.get_logger(__name__)
 
 C = TypeVar("C", EnvironmentsCursor, StagesCursor, ReleasesCursor)
-
-
-def _in_time_order(events: Sequence[DeployEvent]) -> list[DeployEvent]:
-    return sorted(events, key=lambda e: (e.happened_at, e.deployment_id))
 
 
 def _credential(config: AzureDevOpsConfig) -> Credential:
@@ -170,7 +167,7 @@ class AzureDevOpsProvider(Provider):
             walk = self._environments.poll(
                 target, env_cursor, naming=naming, now=now, overlap=overlap
             )
-            yield from cursor_pages(walk, env_cursor.to_json, cursor, order=_in_time_order)
+            yield from cursor_pages(walk, env_cursor.to_json, cursor, order=lifecycle_order)
         elif mode == "stages":
             stage_cursor = self._load(StagesCursor, cursor, target) or StagesCursor(
                 scope=self._scope, runs=Watermark(start)
@@ -178,13 +175,13 @@ class AzureDevOpsProvider(Provider):
             walk = self._runs.poll(
                 self._stage_walk(target, naming), stage_cursor.runs, now=now, overlap=overlap
             )
-            yield from cursor_pages(walk, stage_cursor.to_json, cursor, order=_in_time_order)
+            yield from cursor_pages(walk, stage_cursor.to_json, cursor, order=lifecycle_order)
         else:
             release_cursor = self._load(ReleasesCursor, cursor, target) or ReleasesCursor(
                 scope=self._scope, state=Watermark(start)
             )
             walk = self._releases.poll(target, release_cursor, naming=naming, overlap=overlap)
-            yield from cursor_pages(walk, release_cursor.to_json, cursor, order=_in_time_order)
+            yield from cursor_pages(walk, release_cursor.to_json, cursor, order=lifecycle_order)
 
     def backfill(self, target: str, since: datetime, until: datetime) -> Iterator[Page]:
         """Every event in ``[since, until)`` through each mode's own time filter; no cursor."""
@@ -202,7 +199,7 @@ class AzureDevOpsProvider(Provider):
     def _pages(walk: Iterator[list[DeployEvent]]) -> Iterator[Page]:
         for events in walk:
             if events:
-                yield Page(_in_time_order(events))
+                yield Page(lifecycle_order(events))
 
     def ready_problems(self) -> list[str]:
         """A rate limit that holds the credential beyond this moment."""

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 from pydantic import ValidationError
 
+from deploy_fetcher.lifecycle import rank
 from deploy_fetcher.model import DeployEvent, Status, parse_timestamp
 from deploy_fetcher.providers.kit import render_template
 
@@ -73,33 +74,43 @@ STAGE_RESULT: Final[dict[str, Status | None]] = {
     "skipped": None,
 }
 
-#: Classic release ``operationStatus`` values that decide the status on their own.
+#: Classic release ``operationStatus`` values that decide the status on their own. The service
+#: writes them in PascalCase (``Approved``, ``PhaseFailed``) though its schema lists them in
+#: camelCase: they are compared without regard to case (keys here are lower case).
 OPERATION_STATUS: Final[dict[str, Status]] = {
     "pending": Status.WAITING,
-    "evaluatingGates": Status.WAITING,
-    "manualInterventionPending": Status.WAITING,
+    "evaluatinggates": Status.WAITING,
+    "manualinterventionpending": Status.WAITING,
     "rejected": Status.REJECTED,
     "canceled": Status.CANCELLED,
-    "phaseCanceled": Status.CANCELLED,
-    "gateFailed": Status.FAILURE,
-    "phaseFailed": Status.FAILURE,
+    "phasecanceled": Status.CANCELLED,
+    "gatefailed": Status.FAILURE,
+    "phasefailed": Status.FAILURE,
 }
 
-#: Classic release ``deploymentStatus`` → status, when the operation status did not decide.
+#: Classic release ``deploymentStatus`` → status, when the operation status did not decide
+#: (lower-case keys, compared without regard to case).
 DEPLOYMENT_STATUS: Final[dict[str, Status]] = {
-    "notDeployed": Status.QUEUED,
-    "inProgress": Status.IN_PROGRESS,
+    "notdeployed": Status.QUEUED,
+    "inprogress": Status.IN_PROGRESS,
     "succeeded": Status.SUCCESS,
-    "partiallySucceeded": Status.SUCCESS,
+    "partiallysucceeded": Status.SUCCESS,
     "failed": Status.FAILURE,
 }
+
+#: Operation statuses reached only once a phase of the deployment ran (lower case).
+_PHASE_RAN: Final = frozenset(
+    {"phaseinprogress", "phasesucceeded", "phasepartiallysucceeded", "phasefailed", "phasecanceled"}
+)
+#: A ``queued`` this close to the first approval request is the same moment: no queued event.
+_SAME_MOMENT: Final = timedelta(seconds=1)
 
 #: On its way to ``canceled``: the deployment status decides until then, never as an end.
 _CANCELLING: Final = "cancelling"
 _REJECTED_APPROVAL: Final = frozenset({"failed", "rejected"})
 _SUCCESS_RESULTS: Final = frozenset({"succeeded", "succeededWithIssues", "partiallySucceeded"})
-#: Release deployment statuses reached only after the deployment really started.
-_RAN: Final = frozenset({"inProgress", "succeeded", "partiallySucceeded", "failed"})
+#: Release deployment statuses reached only after the deployment really started (lower case).
+_RAN: Final = frozenset({"inprogress", "succeeded", "partiallysucceeded", "failed"})
 _JOB_TYPES: Final = frozenset({"Phase", "Job"})
 #: Azure DevOps writes ``0001-01-01T00:00:00`` for "never"; nothing real happened before 1971.
 _FIRST_REAL_YEAR: Final = 1971
@@ -363,7 +374,7 @@ def record_events(
     terminal = RECORD_RESULT.get(result) if isinstance(result, str) else None
     if terminal is not None:
         steps.append((terminal, finished or started or queued))
-    for status, when in steps:
+    for status, when in _forward(steps):
         problem = _emit(events, base, status, when)
         if problem is not None:
             return problem
@@ -495,7 +506,7 @@ def _stage_lifecycle(stage: _Stage) -> list[tuple[Status, datetime]]:
     steps = _stage_start(stage)
     status = STAGE_RESULT.get(result) if isinstance(result, str) else None
     if state != "completed" or status is None:
-        return steps
+        return _dated(_forward(steps))
     rejected = [a for a in stage.approvals if _one_of(a.get("result"), _REJECTED_APPROVAL)]
     if status in (Status.FAILURE, Status.CANCELLED) and rejected:
         status = Status.REJECTED
@@ -508,7 +519,11 @@ def _stage_lifecycle(stage: _Stage) -> list[tuple[Status, datetime]]:
     )
     if finished is not None:
         steps.append((status, finished))
-    return steps
+    return _dated(_forward(steps))
+
+
+def _dated(steps: Sequence[tuple[Status, datetime | None]]) -> list[tuple[Status, datetime]]:
+    return [(status, when) for status, when in steps if when is not None]
 
 
 def _gate_steps(
@@ -603,15 +618,21 @@ def release_status(deployment_status: str | None, operation_status: str | None) 
 
     The operation status wins when it is decisive (approval pending, rejected, canceled, gate failed);
     otherwise the deployment status decides, except that ``cancelling`` is never an end (in
-    progress until ``canceled``). None for values this table does not know.
+    progress until ``canceled``). Values are compared without regard to case (the service sends
+    ``PhaseFailed`` where its schema says ``phaseFailed``). None for values this table does not know.
     """
-    if operation_status in OPERATION_STATUS:
-        return OPERATION_STATUS[operation_status]
-    status = DEPLOYMENT_STATUS.get(deployment_status) if deployment_status else None
-    if operation_status == _CANCELLING and (status is None or status.is_terminal):
+    operation = operation_status.lower() if operation_status else None
+    if operation in OPERATION_STATUS:
+        return OPERATION_STATUS[operation]
+    status = DEPLOYMENT_STATUS.get(deployment_status.lower()) if deployment_status else None
+    if operation == _CANCELLING and (status is None or status.is_terminal):
         # Not ended yet: the end is ``canceled``, dated ``completedOn``, reported once then.
         return Status.IN_PROGRESS
     return status
+
+
+def _lower(value: Any) -> str | None:
+    return value.lower() if isinstance(value, str) else None
 
 
 def _artifact(deployment: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -665,9 +686,10 @@ def _release_base(
 def _release_steps(
     deployment: Mapping[str, Any], current: Status
 ) -> list[tuple[Status, datetime | None]]:
-    """The dated transitions of one release deployment, oldest first."""
+    """The dated transitions of one release deployment, in lifecycle order."""
     modified = _time(deployment.get("lastModifiedOn"))
     started = _time(deployment.get("startedOn"))
+    queued = _time(deployment.get("queuedOn"))
     listed = deployment.get("preDeployApprovals")
     approvals = [
         a
@@ -675,28 +697,66 @@ def _release_steps(
         if isinstance(a, dict) and not a.get("isAutomated")
     ]
     asked = [t for t in (_time(a.get("createdOn")) for a in approvals) if t is not None]
-    rejected = [
+    decided = [
         t
-        for t in (_time(a.get("modifiedOn")) for a in approvals if a.get("status") == "rejected")
+        for t in (
+            _time(a.get("modifiedOn")) for a in approvals if _lower(a.get("status")) != "pending"
+        )
         if t is not None
     ]
-    ran = _one_of(deployment.get("deploymentStatus"), _RAN)
-    steps: list[tuple[Status, datetime | None]] = [
-        (Status.QUEUED, _time(deployment.get("queuedOn")))
+    rejected = [
+        t
+        for t in (
+            _time(a.get("modifiedOn")) for a in approvals if _lower(a.get("status")) == "rejected"
+        )
+        if t is not None
     ]
+    ran = _lower(deployment.get("deploymentStatus")) in _RAN or (
+        _lower(deployment.get("operationStatus")) in _PHASE_RAN
+    )
+    steps: list[tuple[Status, datetime | None]] = []
+    if queued is not None and not (asked and min(asked) - queued < _SAME_MOMENT):
+        # Straight to an approval is waiting from the start, not a zero-length queued.
+        steps.append((Status.QUEUED, queued))
     if asked:
         steps.append((Status.WAITING, min(asked)))
     if ran:
-        steps.append(
-            (Status.IN_PROGRESS, started or (modified if current == Status.IN_PROGRESS else None))
-        )
-    if current == Status.WAITING and (ran or not asked):
-        # Gates, or a manual intervention in the middle of the deployment: waiting since the change.
+        # The service sets ``startedOn`` before the approvals are even created: the deployment
+        # runs from the last approval decision on.
+        start = started or (modified if current == Status.IN_PROGRESS else None)
+        if start is not None and decided:
+            start = max(start, *decided)
+        steps.append((Status.IN_PROGRESS, start))
+    elif current == Status.WAITING and not asked:
+        # Gates, or a manual intervention before anything ran: waiting since the change. A wait
+        # in the middle of a running deployment is not a step back: it stays in progress.
         steps.append((Status.WAITING, modified))
     if current.is_terminal:
         when = max(rejected) if current == Status.REJECTED and rejected else None
         steps.append((current, when or _time(deployment.get("completedOn")) or modified))
-    return steps
+    return _forward(steps)
+
+
+def _forward(
+    steps: Sequence[tuple[Status, datetime | None]],
+) -> list[tuple[Status, datetime | None]]:
+    """Steps that never go back in the lifecycle, each dated no earlier than the one before.
+
+    A step behind one already reached is left out (a stage whose checks cleared is not queued
+    again after waiting); a step dated before the previous one takes its time (the service's
+    clocks disagree by a few hundred milliseconds, and ``0001-01-01`` means never).
+    """
+    out: list[tuple[Status, datetime | None]] = []
+    reached = -1
+    latest: datetime | None = None
+    for status, when in steps:
+        if rank(status) < reached:
+            continue
+        reached = rank(status)
+        dated = latest if when is not None and latest is not None and when < latest else when
+        latest = dated if dated is not None else latest
+        out.append((status, dated))
+    return out
 
 
 def release_events(deployment: Mapping[str, Any], *, naming: Naming) -> list[DeployEvent] | Skip:

@@ -25,12 +25,13 @@ from typing import Any, Final
 import structlog
 
 from deploy_fetcher.errors import TransientError
+from deploy_fetcher.lifecycle import lifecycle_order
 from deploy_fetcher.model import DeployEvent, parse_timestamp
 from deploy_fetcher.providers._base import Cursor, Page
 from deploy_fetcher.providers.github.client import GitHubClient, MalformedResponse, NotFound
 from deploy_fetcher.providers.github.config import RepoSettings, scope_hash
 from deploy_fetcher.providers.github.cursor import DeploymentsCursor, OpenDeployment
-from deploy_fetcher.providers.github.lookups import LRU, Lookups
+from deploy_fetcher.providers.github.lookups import LRU, Lookups, graphql_unavailable_reason
 from deploy_fetcher.providers.github.mapping import (
     Repo,
     deployment_events,
@@ -76,7 +77,7 @@ query DeploymentStatuses($ids: [ID!]!) {
 
 def chunk_pages(events: Sequence[DeployEvent], cursor: Cursor | None) -> Iterator[Page]:
     """Events oldest first in pages; only the last page carries the cursor (it covers them all)."""
-    ordered = sorted(events, key=lambda e: (e.happened_at, e.deployment_id, e.status.value))
+    ordered = lifecycle_order(events)
     if not ordered:
         if cursor is not None:
             yield Page([], cursor)
@@ -277,7 +278,11 @@ class DeploymentsPoller:
         try:
             response = self.client.graphql(GRAPHQL_STATUSES, {"ids": ids})
         except (NotFound, MalformedResponse, TransientError) as exc:
-            self._log.info("github.graphql_unavailable", reason=str(exc), fallback="rest")
+            self._log.info(
+                "github.graphql_unavailable",
+                reason=graphql_unavailable_reason(exc),
+                fallback="rest",
+            )
             if isinstance(exc, NotFound):
                 self.use_graphql = False
             return

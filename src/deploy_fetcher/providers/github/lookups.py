@@ -28,7 +28,7 @@ from deploy_fetcher.providers.github.graph import (
 )
 from deploy_fetcher.providers.github.mapping import run_problem
 
-__all__ = ["LRU", "Lookups"]
+__all__ = ["LRU", "Lookups", "graphql_unavailable_reason"]
 
 _log = structlog.get_logger(__name__)
 
@@ -36,6 +36,22 @@ _FILES_PER_QUERY = 50
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+
+def graphql_unavailable_reason(exc: Exception) -> str:
+    """Why GraphQL cannot be used, in words that point at the real cause.
+
+    The client's message for a 404 is written for a repository URL ("check the repository name and
+    the token's permissions"); on ``/graphql`` a 404 or 403 means this GitHub (an Enterprise Server
+    without the API, or a proxy in front of it) does not serve GraphQL, and REST does the work.
+    """
+    if isinstance(exc, NotFound):
+        return (
+            f"the GraphQL endpoint {exc.url} answered HTTP {exc.status}: this GitHub or a proxy "
+            "in front of it does not serve GraphQL; the same data is read over REST "
+            "(set graphql: false to skip the attempt)"
+        )
+    return str(exc)
 
 
 class LRU(Generic[K, V]):
@@ -251,7 +267,11 @@ class Lookups:
             try:
                 response = self.client.graphql(query, variables)
             except (NotFound, MalformedResponse) as exc:
-                _log.info("github.graphql_unavailable", reason=str(exc), fallback="rest")
+                _log.info(
+                    "github.graphql_unavailable",
+                    reason=graphql_unavailable_reason(exc),
+                    fallback="rest",
+                )
                 return False
             data = response.data.get("data") if isinstance(response.data, Mapping) else None
             found = data.get("repository") if isinstance(data, Mapping) else None

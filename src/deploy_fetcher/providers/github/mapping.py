@@ -36,17 +36,21 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from deploy_fetcher.model import DeployEvent, Status, parse_timestamp
+from deploy_fetcher.lifecycle import rank
+from deploy_fetcher.model import DeployEvent, Status, parse_timestamp, qualify_ref
 from deploy_fetcher.providers.github.config import RepoSettings
 
 __all__ = [
     "DEPLOYMENT_STATES",
     "RUN_CONCLUSIONS",
     "DeploymentOutcome",
+    "JobTimes",
     "Repo",
     "RunOutcome",
     "deployment_events",
     "deployment_problem",
+    "job_times",
+    "ref_of",
     "render",
     "run_events",
     "run_id_of_statuses",
@@ -91,6 +95,13 @@ RUN_CONCLUSIONS: Final[Mapping[str, Status | None]] = {
 _EMITTED_CONCLUSIONS: Final = frozenset(k for k, v in RUN_CONCLUSIONS.items() if v is not None)
 _WAITING_RUN_STATES: Final = frozenset({"waiting"})
 _QUEUED_RUN_STATES: Final = frozenset({"requested", "queued", "pending", "waiting"})
+
+#: Run events whose ``head_branch`` is a branch / a tag. Others (``push``, ``workflow_dispatch`` …)
+#: run on either, and nothing in the run says which: their ref is passed on as a bare name.
+_BRANCH_EVENTS: Final = frozenset(
+    {"pull_request", "pull_request_target", "merge_group", "schedule", "pull_request_review"}
+)
+_TAG_EVENTS: Final = frozenset({"release"})
 
 _RUN_LINK = re.compile(r"/actions/runs/(\d+)")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -220,6 +231,16 @@ def _branch(ref: Any) -> str | None:
     if not isinstance(ref, str) or not ref or _SHA.match(ref):
         return None
     return ref.removeprefix("refs/heads/")
+
+
+def ref_of(name: Any, event: Any) -> str | None:
+    """``ref`` in its full form when the run's event says whether the name is a branch or a tag."""
+    if not isinstance(name, str) or not name or _SHA.match(name):
+        return None
+    tag: bool | None = None
+    if isinstance(event, str):
+        tag = True if event in _TAG_EVENTS else False if event in _BRANCH_EVENTS else None
+    return qualify_ref(name, tag=tag)
 
 
 def render(template: str, values: Mapping[str, str]) -> str:
@@ -392,7 +413,7 @@ def _deployment_base(
         "run_url": _run_text(run, "html_url") or _status_url(ordered),
         "run_number": run_number if isinstance(run_number, int) else None,
         "actor": actor or _login(deployment.get("creator")),
-        "ref": ref,
+        "ref": ref_of(ref, _run_value(run, "event")) if ref else None,
         "sha": sha,
         "parent_deployments": list(parents),
         "provider": PROVIDER,
@@ -466,6 +487,7 @@ def deployment_events(
         and hold_unfinished_run
     )
     events: list[DeployEvent | str] = []
+    reached = -1
     for index, status in enumerate(ordered):
         state = status["state"].lower()
         mapped = DEPLOYMENT_STATES[state]
@@ -475,6 +497,11 @@ def deployment_events(
             if awaiting:
                 continue
             mapped = _final_status(mapped, rejected=rejected, conclusion=conclusion)
+        if rank(mapped) < reached:
+            # GitHub sets ``queued`` again once a reviewer approves a ``waiting`` deployment: the
+            # lifecycle never goes back, so the deployment stays waiting until it runs.
+            continue
+        reached = rank(mapped)
         events.append(_event(base, mapped, status["created_at"], problems))
     if not terminal and run is not None and run_completed:
         # The run ended but this deployment never got a final status (cancelled or rejected while
@@ -484,7 +511,7 @@ def deployment_events(
             events.append(_event(base, closing, run["updated_at"], problems))
             terminal = True
     return DeploymentOutcome(
-        _valid(events),
+        _never_earlier(events),
         terminal=terminal and not awaiting,
         awaiting_run=awaiting,
         waited=any(s["state"].lower() == "waiting" for s in ordered),
@@ -574,7 +601,7 @@ def _run_base(
         "run_url": run.get("html_url") if isinstance(run.get("html_url"), str) else None,
         "run_number": run.get("run_number") if isinstance(run.get("run_number"), int) else None,
         "actor": _login(run.get("triggering_actor")) or _login(run.get("actor")),
-        "ref": branch,
+        "ref": ref_of(branch, run.get("event")),
         "sha": sha,
         "provider": PROVIDER,
         "source": source,
@@ -593,6 +620,41 @@ def _run_base(
     }
 
 
+@dataclass(frozen=True)
+class JobTimes:
+    """When an attempt's jobs really started and ended (from ``GET …/attempts/{n}/jobs``)."""
+
+    started: str | None = None
+    completed: str | None = None
+
+
+def job_times(jobs: Any) -> JobTimes:
+    """The earliest real start and the latest end among an attempt's jobs.
+
+    A run's own ``run_started_at`` is when the attempt was created (on attempt 1 it equals
+    ``created_at``), and its ``updated_at`` moves long after completion; the jobs say when work
+    started and ended. A job that never ran — skipped, or cancelled before a runner took it
+    (``started_at`` equal to its creation, no runner) — has no start.
+    """
+    starts: list[tuple[datetime, str]] = []
+    ends: list[tuple[datetime, str]] = []
+    for job in jobs if isinstance(jobs, list) else []:
+        if not isinstance(job, Mapping) or job.get("conclusion") == "skipped":
+            continue
+        if job.get("status") in ("in_progress", "completed") and not _timestamp_problem(
+            job, "started_at"
+        ):
+            ran = isinstance(job.get("runner_name"), str) and bool(job["runner_name"])
+            if ran or job.get("started_at") != job.get("created_at"):
+                starts.append((parse_timestamp(job["started_at"]), str(job["started_at"])))
+        if job.get("status") == "completed" and not _timestamp_problem(job, "completed_at"):
+            ends.append((parse_timestamp(job["completed_at"]), str(job["completed_at"])))
+    return JobTimes(
+        started=min(starts)[1] if starts else None,
+        completed=max(ends)[1] if ends else None,
+    )
+
+
 def run_events(
     run: Mapping[str, Any],
     *,
@@ -603,12 +665,16 @@ def run_events(
     rejected: bool = False,
     waiting_since: str | None = None,
     resumed_at: str | None = None,
+    jobs: JobTimes | None = None,
 ) -> RunOutcome:
-    """Map one workflow run attempt to its events, each at the run's own timestamps.
+    """Map one workflow run attempt to its events.
 
     ``workflow`` is the YAML ``name:`` of the run's workflow (the run's ``display_title`` is not
     used: it changes with ``run-name``). ``waiting_since`` / ``resumed_at`` are when a previous poll
     first saw this attempt waiting / running again, so those events keep their time across polls.
+    ``jobs`` are the attempt's job times: in-progress is dated when the first job started and the
+    end when the last one completed. Without them (not read, or no job ran) the run's own
+    ``run_started_at`` and ``updated_at`` stand in, and no state is dated before the one before it.
     """
     problems: list[str] = []
     attempt = run["run_attempt"] if isinstance(run.get("run_attempt"), int) else 1
@@ -633,27 +699,59 @@ def run_events(
     if waiting_since:
         events.append(_event(base, Status.WAITING, waiting_since, problems))
     if status != "completed":
+        job_start = jobs.started if jobs else None
         # After a wait the run's start time lies before the wait: the resumption is dated by when
         # it was first seen running again (kept by the cursor), so the latest state stays right.
-        at = (resumed_at or str(run["updated_at"])) if waiting_since else started
+        # Jobs read and none started yet: still waiting for a runner, in progress once one runs.
+        at = (
+            (resumed_at or str(run["updated_at"]))
+            if waiting_since
+            else (job_start if jobs is not None else started)
+        )
         if at:
             events.append(_event(base, Status.IN_PROGRESS, at, problems))
         return RunOutcome(
-            _valid(events),
+            _never_earlier(events),
             terminal=False,
             waiting_since=waiting_since,
             resumed_at=at if waiting_since else None,
             problems=problems,
         )
-    progress = resumed_at if waiting_since else (started if conclusion != "cancelled" else None)
+    progress = _progress_of_finished(run, started, jobs, waiting_since, resumed_at)
     if progress:
         events.append(_event(base, Status.IN_PROGRESS, progress, problems))
     mapped = RUN_CONCLUSIONS[str(conclusion)]
     if mapped in (Status.CANCELLED, Status.FAILURE) and rejected:
         mapped = Status.REJECTED
     if mapped is not None:
-        events.append(_event(base, mapped, str(run["updated_at"]), problems))
-    return RunOutcome(_valid(events), terminal=True, problems=problems)
+        ended = (jobs.completed if jobs else None) or str(run["updated_at"])
+        events.append(_event(base, mapped, ended, problems))
+    return RunOutcome(_never_earlier(events), terminal=True, problems=problems)
+
+
+def _progress_of_finished(
+    run: Mapping[str, Any],
+    started: str | None,
+    jobs: JobTimes | None,
+    waiting_since: str | None,
+    resumed_at: str | None,
+) -> str | None:
+    """When a finished attempt was in progress (None: it never was, as far as can be told)."""
+    if waiting_since:
+        return resumed_at
+    if jobs is not None:
+        return jobs.started  # the jobs were read: no job ran means it never was in progress
+    return started if run.get("conclusion") != "cancelled" else None
+
+
+def _never_earlier(events: Sequence[DeployEvent | str]) -> list[DeployEvent]:
+    """Valid events (in lifecycle order), each dated no earlier than the one before it."""
+    out: list[DeployEvent] = []
+    for event in _valid(events):
+        if out and event.happened_at < out[-1].happened_at:
+            event = event.model_copy(update={"happened_at": out[-1].happened_at})  # noqa: PLW2901
+        out.append(event)
+    return out
 
 
 def latest_time(items: Sequence[Mapping[str, Any]], key: str = "created_at") -> datetime | None:

@@ -29,8 +29,15 @@ from deploy_fetcher.providers.github.client import GitHubClient, MalformedRespon
 from deploy_fetcher.providers.github.config import RepoSettings, scope_hash
 from deploy_fetcher.providers.github.cursor import OpenRun, RunsCursor
 from deploy_fetcher.providers.github.deployments import chunk_pages
-from deploy_fetcher.providers.github.lookups import Lookups
-from deploy_fetcher.providers.github.mapping import Repo, RunOutcome, run_events, run_problem
+from deploy_fetcher.providers.github.lookups import LRU, Lookups
+from deploy_fetcher.providers.github.mapping import (
+    JobTimes,
+    Repo,
+    RunOutcome,
+    job_times,
+    run_events,
+    run_problem,
+)
 
 __all__ = ["RunsPoller", "Workflow", "select_workflows"]
 
@@ -40,6 +47,10 @@ _LIST_CAP: Final = 1000
 _MAX_SPLITS: Final = 8
 #: Earlier attempts of a re-run read at most this far back (each costs a request).
 _MAX_PREVIOUS_ATTEMPTS: Final = 3
+#: Job times of attempts kept in memory (a started attempt's start never changes).
+_JOB_TIMES_CACHE: Final = 4096
+#: Run states whose attempt may have a job running or done: their jobs are read.
+_JOB_STATES: Final = frozenset({"in_progress", "completed"})
 
 Workflow = tuple[int, str, str]  # id, YAML name, path
 
@@ -86,6 +97,7 @@ class RunsPoller:
         self.scope = scope_hash(settings)
         self._workflows_etag: str | None = None
         self._workflows: list[Workflow] = []
+        self._job_times: LRU[tuple[int, int], JobTimes] = LRU(_JOB_TIMES_CACHE)
         self._log = _log.bind(source=source, target=repo.full_name)
 
     # -- workflows ---------------------------------------------------------------------------------
@@ -278,6 +290,39 @@ class RunsPoller:
             return None
         return dict(response.data)
 
+    def _jobs(self, run: Mapping[str, Any]) -> JobTimes | None:
+        """When the attempt's jobs started and ended; None when that cannot be read.
+
+        One request per attempt once it runs (``GET …/runs/{id}/attempts/{n}/jobs``, one page of
+        100 jobs); a known start is kept in memory, so a running attempt costs it once and its
+        completion once more. Runs that deployed nothing (skipped, neutral, stale) are not read.
+        """
+        if run.get("status") not in _JOB_STATES or run.get("conclusion") in (
+            "skipped",
+            "neutral",
+            "stale",
+        ):
+            return None
+        attempt = run["run_attempt"] if isinstance(run.get("run_attempt"), int) else 1
+        key = (int(run["id"]), attempt)
+        known = self._job_times.get(key)
+        done = run.get("status") == "completed"
+        if known is not None and (known.completed if done else known.started):
+            return known
+        url = f"/repos/{self.repo.full_name}/actions/runs/{run['id']}/attempts/{attempt}/jobs"
+        try:
+            response = self.client.get(url, {"per_page": 100})
+        except (NotFound, MalformedResponse) as exc:
+            self._log.info("github.jobs_unavailable", url=getattr(exc, "url", url), reason=str(exc))
+            return None
+        data = response.data if isinstance(response.data, Mapping) else {}
+        if not isinstance(data.get("jobs"), list):
+            self._log.warning("github.malformed_item", url=response.url, reason="jobs: no list")
+            return None
+        times = job_times(data["jobs"])
+        self._job_times.put(key, times)
+        return times
+
     def _process(
         self,
         run: dict[str, Any],
@@ -343,6 +388,7 @@ class RunsPoller:
             rejected=rejected,
             waiting_since=entry.waiting_since if entry else None,
             resumed_at=entry.resumed_at if entry else None,
+            jobs=self._jobs(run),
         )
         for problem in outcome.problems:
             self._log.warning(

@@ -15,6 +15,11 @@ Deployments (``gl-deploy-{id}``)::
     canceled  -> cancelled    (rejected when an approval on it was rejected)
     skipped   -> nothing at all (it never deployed)
 
+A deployment made through the Deployments API has no job (``deployable: null``) and is created
+already ``running`` or finished: it was never pending (in-progress at its creation, the end at its
+update). No state is dated before the one it follows (the record can be younger than its job).
+``ref`` is ``refs/heads/…`` / ``refs/tags/…`` when the job or pipeline says which; bare otherwise.
+
 Pipelines (``gl-pipeline-{id}``), for projects that deploy without GitLab environments::
 
     created                                       -> pending
@@ -36,7 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from deploy_fetcher.model import DeployEvent, Status, parse_timestamp
+from deploy_fetcher.model import DeployEvent, Status, parse_timestamp, qualify_ref
 from deploy_fetcher.providers.gitlab.config import VersionFrom
 from deploy_fetcher.providers.gitlab.cursor import Sibling
 from deploy_fetcher.providers.kit import render_template
@@ -211,6 +216,8 @@ class DeploymentView:
     job_finished_at: datetime | None
     failure_reason: str | None
     is_tag: bool
+    #: Whether GitLab said what kind of ref ``ref`` is (a deployment without a job does not).
+    ref_kind_known: bool
     pipeline_id: int | None
     pipeline_iid: int | None
     pipeline_url: str | None
@@ -256,6 +263,7 @@ def parse_deployment(raw: Any) -> DeploymentView:
         job_finished_at=_time(job, "finished_at"),
         failure_reason=_str(job, "failure_reason"),
         is_tag=job.get("tag") is True,
+        ref_kind_known=isinstance(job.get("tag"), bool),
         pipeline_id=_int(pipeline, "id"),
         pipeline_iid=_int(pipeline, "iid"),
         pipeline_url=_str(pipeline, "web_url"),
@@ -282,6 +290,8 @@ class PipelineView:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     user: str | None = None
+    #: Whether GitLab said what kind of ref ``ref`` is (the list items do not; the details do).
+    ref_kind_known: bool = False
 
 
 def parse_pipeline(raw: Any, detail: Any = None) -> PipelineView:
@@ -309,6 +319,7 @@ def parse_pipeline(raw: Any, detail: Any = None) -> PipelineView:
         started_at=_time(data, "started_at"),
         finished_at=_time(data, "finished_at"),
         user=_str(_obj(data, "user"), "username"),
+        ref_kind_known=isinstance(data.get("tag"), bool),
     )
 
 
@@ -457,6 +468,19 @@ def _terminal(view: DeploymentView) -> tuple[Status, datetime] | None:
     return None
 
 
+def _never_earlier(transitions: list[tuple[Status, datetime]]) -> list[tuple[Status, datetime]]:
+    """Transitions (in lifecycle order) each dated no earlier than the one before.
+
+    GitLab creates a deployment's record around its job, not always before it: in the API
+    documentation's own example the job finished before the deployment was created. A state is
+    then dated when the deployment that reached it existed, so the end never precedes the start.
+    """
+    out: list[tuple[Status, datetime]] = []
+    for status, at in transitions:
+        out.append((status, max(at, out[-1][1]) if out else at))
+    return out
+
+
 def deployment_events(
     view: DeploymentView, rendering: Rendering, parents: Sequence[str] = ()
 ) -> list[DeployEvent]:
@@ -475,16 +499,26 @@ def deployment_events(
         "stage": view.stage,
         "ref": view.ref,
     }
-    transitions: list[tuple[Status, datetime]] = [(Status.PENDING, view.created_at)]
-    if view.status == "blocked":
-        transitions.append((Status.WAITING, view.updated_at))
-    if view.job_started_at is not None:
-        transitions.append((Status.IN_PROGRESS, view.job_started_at))
-    elif view.status == "running":
-        transitions.append((Status.IN_PROGRESS, view.updated_at))
     terminal = _terminal(view)
+    transitions: list[tuple[Status, datetime]] = []
+    if view.job_id is None and view.status != "created":
+        # Made through the Deployments API (no job): created already running or finished, never
+        # pending. A finished one updated after its creation was running until then.
+        if view.status == "running" or (terminal is not None and view.updated_at > view.created_at):
+            transitions.append((Status.IN_PROGRESS, view.created_at))
+        if view.status == "blocked":
+            transitions.append((Status.WAITING, view.created_at))
+    else:
+        transitions.append((Status.PENDING, view.created_at))
+        if view.status == "blocked":
+            transitions.append((Status.WAITING, view.updated_at))
+        if view.job_started_at is not None:
+            transitions.append((Status.IN_PROGRESS, view.job_started_at))
+        elif view.status == "running":
+            transitions.append((Status.IN_PROGRESS, view.updated_at))
     if terminal is not None:
         transitions.append(terminal)
+    transitions = _never_earlier(transitions)
     common: dict[str, Any] = {
         "deployment_id": f"gl-deploy-{view.id}",
         "service": _service(rendering, fields),
@@ -493,7 +527,7 @@ def deployment_events(
         "run_url": view.pipeline_url,
         "run_number": view.pipeline_iid if view.pipeline_iid is not None else view.pipeline_id,
         "actor": view.user,
-        "ref": view.ref,
+        "ref": qualify_ref(view.ref, tag=view.is_tag if view.ref_kind_known else None),
         "sha": view.sha,
         "parent_deployments": tuple(parents),
         "provider": PROVIDER,
@@ -549,6 +583,7 @@ def pipeline_events(view: PipelineView, rendering: Rendering) -> list[DeployEven
         transitions.append((Status.IN_PROGRESS, view.updated_at))
     if current is not None and current.is_terminal:
         transitions.append((current, view.finished_at or view.updated_at))
+    transitions = _never_earlier(transitions)
     common: dict[str, Any] = {
         "deployment_id": f"gl-pipeline-{view.id}",
         "service": _service(rendering, fields),
@@ -557,7 +592,7 @@ def pipeline_events(view: PipelineView, rendering: Rendering) -> list[DeployEven
         "run_url": view.web_url,
         "run_number": view.iid if view.iid is not None else view.id,
         "actor": view.user,
-        "ref": view.ref,
+        "ref": qualify_ref(view.ref, tag=view.is_tag if view.ref_kind_known else None),
         "sha": view.sha,
         "provider": PROVIDER,
         "source": rendering.source,

@@ -8,7 +8,7 @@ from pydantic import SecretStr
 
 from deploy_fetcher.config import Filter
 from deploy_fetcher.model import Status
-from deploy_fetcher.sinks._http import HttpSinkConfig, HttpUrl
+from deploy_fetcher.sinks.http import HttpSinkConfig, HttpUrl
 
 __all__ = ["PRODUCTION_ENVIRONMENTS", "CloudlinkConfig"]
 

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 
 from deploy_fetcher.model import Status
-from deploy_fetcher.sinks._http import HttpSinkConfig, HttpUrl
+from deploy_fetcher.sinks.http import HttpSinkConfig, HttpUrl
 
 __all__ = ["CtoAiAction", "CtoAiConfig"]
 

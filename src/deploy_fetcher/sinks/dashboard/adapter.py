@@ -17,10 +17,10 @@ from deploy_fetcher.sinks._base import (
 )
 from deploy_fetcher.sinks._config import expect_config
 from deploy_fetcher.sinks._document import dumps
-from deploy_fetcher.sinks._http import Answer, SinkHttpClient, display_url
 from deploy_fetcher.sinks.dashboard import mapping
 from deploy_fetcher.sinks.dashboard.config import DashboardConfig
 from deploy_fetcher.sinks.dashboard.statuses import LearnedStatusSet
+from deploy_fetcher.sinks.http import Answer, SinkHttpClient, display_url
 
 __all__ = ["DashboardSink"]
 

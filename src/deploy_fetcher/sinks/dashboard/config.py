@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from deploy_fetcher.config import Duration, Section
-from deploy_fetcher.sinks._http import HttpSinkConfig, HttpUrl
+from deploy_fetcher.sinks.http import HttpSinkConfig, HttpUrl
 
 __all__ = ["ControlConfig", "DashboardConfig"]
 

@@ -11,7 +11,7 @@ from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.sinks._base import CheckResult, Delivery, Sink, SinkContext
 from deploy_fetcher.sinks._config import expect_config
 from deploy_fetcher.sinks._document import dumps
-from deploy_fetcher.sinks._http import SinkHttpClient, display_url
+from deploy_fetcher.sinks.http import SinkHttpClient, display_url
 from deploy_fetcher.sinks.webhook import mapping
 from deploy_fetcher.sinks.webhook.config import WebhookConfig
 from deploy_fetcher.sinks.webhook.signature import SIGNATURE_HEADER, sign

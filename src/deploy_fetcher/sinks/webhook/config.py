@@ -8,7 +8,7 @@ from typing import Final
 from pydantic import SecretStr, field_validator
 
 from deploy_fetcher.sinks._document import DocumentField
-from deploy_fetcher.sinks._http import HttpSinkConfig, check_url
+from deploy_fetcher.sinks.http import HttpSinkConfig, check_url
 
 __all__ = ["RESERVED_HEADERS", "WebhookConfig"]
 

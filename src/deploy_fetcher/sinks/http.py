@@ -17,6 +17,9 @@ timeout, refused, reset, bad framing   :class:`Retry` with the failure named
 
 Reasons end up in dead letters, logs and the CLI, so they never carry the request's headers or URL
 (a webhook URL often is the secret), and every secret of the sink's configuration is masked in them.
+
+A public module: besides the sinks' requests, the Deployment Dashboard's state slot, control stream
+and component reports classify their answers and mask their reasons with it.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from deploy_fetcher.config import SinkConfig
+from deploy_fetcher.engine.select import rename, select
 from deploy_fetcher.model import DeployEvent, Status
-from deploy_fetcher.sinks._select import rename, select
 
 Make = Callable[..., DeployEvent]
 

@@ -1,0 +1,86 @@
+"""The lifecycle invariant: a deployment's delivered events never go backwards, in state or time."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from structlog.testing import capture_logs
+from tests.engine.builders import T0, ListProvider, make_config
+
+from deploy_fetcher.engine import Health, Poller
+from deploy_fetcher.lifecycle import enforce_lifecycle, lifecycle_order, violations
+from deploy_fetcher.metrics import Metrics
+from deploy_fetcher.model import DeployEvent, Status, utc_now
+from deploy_fetcher.providers import Page
+from deploy_fetcher.providers.github.deployments import chunk_pages
+
+
+def _event(status: str, seconds: int = 0, deployment: str = "d1") -> DeployEvent:
+    return DeployEvent(
+        deployment_id=deployment,
+        service="api",
+        environment="prod",
+        status=Status(status),
+        happened_at=T0 + timedelta(seconds=seconds),
+        provider="test",
+        source="src",
+    )
+
+
+def test_events_at_one_instant_come_in_lifecycle_order():
+    """Equal timestamps sort pending, queued, waiting, in-progress, then the end — not by name."""
+    shuffled = [_event("success"), _event("in-progress"), _event("waiting"), _event("queued")]
+    ordered = lifecycle_order(shuffled)
+    assert ["queued", "waiting", "in-progress", "success"] == [e.status.value for e in ordered]
+
+
+def test_a_github_page_puts_queued_before_in_progress_at_the_same_instant():
+    """chunk_pages orders ties by lifecycle, so the latest row of a running deployment is running."""
+    [page] = list(chunk_pages([_event("in-progress"), _event("queued")], None))
+    assert ["queued", "in-progress"] == [e.status.value for e in page.events]
+
+
+def test_an_event_going_backwards_is_dropped_with_one_log_line():
+    """A pending dated after the deployment's success is dropped (logged); the rest is kept."""
+    events = [_event("pending", 10), _event("success", 5), _event("in-progress", 1)]
+    with capture_logs() as logs:
+        kept = enforce_lifecycle(events)
+    assert [("in-progress", 1), ("success", 5)] == [
+        (e.status.value, int((e.happened_at - T0).total_seconds())) for e in kept
+    ]
+    dropped = [log for log in logs if log["event"] == "lifecycle.event_dropped"]
+    assert [("d1", "pending", "success")] == [
+        (log["deployment_id"], log["status"], log["after"]) for log in dropped
+    ]
+    assert [] == violations(kept)
+
+
+def test_deployments_are_judged_apart_and_a_later_end_is_kept():
+    """Another deployment's state does not drop an event; failure then success keeps both."""
+    events = [_event("success", 1, "a"), _event("queued", 2, "b"), _event("failure", 3, "a")]
+    events.append(_event("success", 4, "a"))
+    assert events == enforce_lifecycle(events)
+
+
+def test_violations_names_backwards_states_and_times():
+    """The checker used by the property tests finds both kinds of breach."""
+    found = violations([_event("in-progress", 5), _event("queued", 6), _event("success", 1)])
+    assert 2 == len(found)
+    assert "queued after in-progress" in found[0]
+    assert "dated before" in found[1]
+
+
+def test_the_poller_stores_a_page_in_lifecycle_order_without_backward_events(tmp_path, context):
+    """Whatever order an adapter yields, the outbox gets queued then in-progress, never a stale pending."""
+    from deploy_fetcher.store.sqlite import SqliteStore
+
+    config = make_config()
+    page = Page([_event("in-progress"), _event("pending", 30), _event("queued")], {"mark": 1})
+    provider = ListProvider(config.sources[0], context, [page])
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        Poller(config, store, Metrics(), Health()).run_target(provider, "src")
+        rows = store.claim("dash", limit=10, lease_seconds=60, now=utc_now())
+        assert ["queued", "in-progress"] == [r.event.status.value for r in rows]
+    finally:
+        store.close()
