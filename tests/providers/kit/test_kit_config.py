@@ -6,6 +6,7 @@ import pytest
 
 from deploy_fetcher.config import HttpSourceConfig, parse_config
 from deploy_fetcher.errors import ConfigError
+from deploy_fetcher.plugins import load_sink
 
 
 class _Plugin:
@@ -14,7 +15,9 @@ class _Plugin:
 
 def _parse(source: str) -> object:
     text = f"sources:\n  - {{name: ci, provider: any, {source}}}\n"
-    return parse_config(text, environ={}, provider_resolver=lambda _name: _Plugin)
+    return parse_config(
+        text, environ={}, provider_resolver=lambda _name: _Plugin, sink_resolver=load_sink
+    )
 
 
 @pytest.mark.parametrize(
