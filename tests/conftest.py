@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from deploy_fetcher.model import DeployEvent
+from tests.store.factories import FakeClock
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,6 +32,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock the test moves by hand (``advance()``), for stores and their wrappers."""
+    return FakeClock()
 
 
 @pytest.fixture

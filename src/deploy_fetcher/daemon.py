@@ -19,10 +19,10 @@ import structlog
 
 from deploy_fetcher._version import __version__
 from deploy_fetcher.config import FetcherConfig
-from deploy_fetcher.control import build_channels
 from deploy_fetcher.engine import DeliveryPolicy, Runtime
 from deploy_fetcher.scheduler import Scheduler
 from deploy_fetcher.server import HealthServer
+from deploy_fetcher.sinks.dashboard.channel import build_channels
 
 __all__ = ["Daemon"]
 

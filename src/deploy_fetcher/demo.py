@@ -22,7 +22,7 @@ import yaml
 
 from deploy_fetcher._logging import configure_logging
 from deploy_fetcher.daemon import Daemon
-from deploy_fetcher.emulators._server import EmulatorServer
+from deploy_fetcher.emulators import EmulatorServer
 from deploy_fetcher.emulators.azure_devops import AzureDevOpsEmulator
 from deploy_fetcher.emulators.azure_devops import demo_source as azure_source
 from deploy_fetcher.emulators.dashboard import DashboardEmulator

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from deploy_fetcher.config import SinkConfig
     from deploy_fetcher.metrics import Metrics
     from deploy_fetcher.model import DeployEvent
+    from deploy_fetcher.store import StateStore
 
 __all__ = [
     "CheckResult",
@@ -129,3 +130,12 @@ class Sink(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+    @classmethod
+    def open_state_store(cls, config: SinkConfig, slot: str) -> StateStore | None:
+        """A state store keeping the cursors at this destination, under ``slot``; None if it cannot.
+
+        The ``dashboard`` state backend (``state.dashboard_sink``) asks the sink it names.
+        """
+        del config, slot
+        return None

@@ -59,6 +59,16 @@ _UPSERT_CURSOR: Final = """
 """
 
 
+#: Dedup keys (four parameters each) and row ids per query, well under SQLite's parameter limit.
+_KEYS_PER_QUERY: Final = 200
+_IDS_PER_QUERY: Final = 500
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 class _RollBack(Exception):
     """Raised inside a write transaction to undo it."""
 
@@ -435,6 +445,50 @@ class SqliteStore:
             total += deleted
             if deleted < DELETE_BATCH:
                 return total
+
+    # -- which rows are still pending (the dashboard backend's bookkeeping) ------------------------
+    def pending_ids(self, rows: Sequence[tuple[str, DeployEvent]]) -> set[int]:
+        """Ids of the outbox rows (by dedup key) of ``(sink, event)`` pairs that are still pending."""
+        keys = list(
+            {
+                (sink, event.deployment_id, event.status.value, to_db(event.happened_at))
+                for sink, event in rows
+            }
+        )
+        found: set[int] = set()
+        with self._db.read("looking up the rows of a page") as conn:
+            for chunk in _chunks(keys, _KEYS_PER_QUERY):
+                values = ", ".join("(?, ?, ?, ?)" for _ in chunk)
+                params = [value for key in chunk for value in key]
+                found.update(
+                    row[0]
+                    for row in conn.execute(
+                        f"""
+                        WITH wanted (sink, deployment_id, status, happened_at) AS (VALUES {values})
+                        SELECT outbox.id FROM outbox
+                        JOIN wanted USING (sink, deployment_id, status, happened_at)
+                        WHERE outbox.state = 'pending'
+                        """,  # noqa: S608 - only placeholders are interpolated
+                        params,
+                    )
+                )
+        return found
+
+    def still_pending(self, ids: Iterable[int]) -> set[int]:
+        """Those of ``ids`` whose rows are still pending (delivered, dead or purged ones are not)."""
+        wanted = sorted(ids)
+        found: set[int] = set()
+        with self._db.read("checking pending rows") as conn:
+            for chunk in _chunks(wanted, _IDS_PER_QUERY):
+                marks = ", ".join("?" for _ in chunk)
+                found.update(
+                    row[0]
+                    for row in conn.execute(
+                        f"SELECT id FROM outbox WHERE state = 'pending' AND id IN ({marks})",  # noqa: S608
+                        list(chunk),
+                    )
+                )
+        return found
 
     # -- promotion order -------------------------------------------------------------------------
     def latest_success(self, *, service: str, environment: str, sha: str) -> str | None:

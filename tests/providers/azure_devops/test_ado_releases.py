@@ -17,12 +17,12 @@ def _by_env(harness: Harness, release_id: int) -> dict[str, list[str]]:
 
 
 def test_release_through_its_environments(emulator, providers):
-    """QA deploys; Production, queued straight into its approval, waits, then deploys."""
+    """QA deploys; Production waits for its approval, then deploys (queuedOn is "never", as real)."""
     release = emulator.add_release("billing-classic", ago=3600)
     harness = Harness(providers(mode="releases"))
     harness.cycle()
     assert {
-        "QA": ["queued", "in-progress", "success"],
+        "QA": ["in-progress", "success"],
         "Production": ["waiting", "in-progress", "success"],
     } == _by_env(harness, release.id)
 
@@ -76,7 +76,7 @@ def test_cancelled_release(emulator, providers):
     emulator.cancel_release(release.id)
     emulator.advance(5)
     harness.cycle()
-    assert {"QA": ["queued", "in-progress", "cancelled"]} == _by_env(harness, release.id)
+    assert {"QA": ["in-progress", "cancelled"]} == _by_env(harness, release.id)
 
 
 def test_continuation_paging_across_pages(emulator, providers):

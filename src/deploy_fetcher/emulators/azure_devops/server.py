@@ -47,6 +47,12 @@ _PREVIEW_RESOURCES: Final = ("environments", "environmentdeploymentrecords", "re
 _WINDOW: Final = timedelta(minutes=5)
 _NAMESPACE: Final = uuid.UUID("6ba7b811-9dad-11d1-80b4-00c04fd430c8")
 _NOT_CHARGED: Final = frozenset({203, 401, 429})
+#: The service's "never" (``queuedOn`` in every published release deployment example).
+NEVER: Final = "0001-01-01T00:00:00"
+#: A release environment's approvals are created this long after its ``startedOn`` (as recorded).
+_APPROVAL_CREATED: Final = timedelta(milliseconds=650)
+#: An automated approval is decided this long after its creation.
+_AUTOMATED_DECISION: Final = timedelta(milliseconds=47)
 
 
 def ado_time(value: datetime | None) -> str | None:
@@ -842,6 +848,9 @@ class AzureDevOpsEmulator(EmulatorServer):
         definition = release.definition
         env: ReleaseEnvSpec = view.env
         web = self._web(f"_releaseProgress?releaseId={release.id}")
+        # As the service does: startedOn is when the environment was reached, and its approvals
+        # are created a moment after it (the deployment itself runs from the decision on).
+        asked = view.queued + _APPROVAL_CREATED
         approvals: list[dict[str, Any]]
         if view.approval_status is not None:
             approvals = [
@@ -849,8 +858,8 @@ class AzureDevOpsEmulator(EmulatorServer):
                     "id": release.id * 100 + env.id % 100,
                     "revision": 2 if view.approval_modified else 1,
                     "approvalType": "preDeploy",
-                    "createdOn": ado_time(view.queued),
-                    "modifiedOn": ado_time(view.approval_modified or view.queued),
+                    "createdOn": ado_time(asked),
+                    "modifiedOn": ado_time(view.approval_modified or asked),
                     "status": view.approval_status,
                     "isAutomated": False,
                     "isNotificationOn": False,
@@ -868,8 +877,8 @@ class AzureDevOpsEmulator(EmulatorServer):
                     "id": 0,
                     "revision": 0,
                     "approvalType": "preDeploy",
-                    "createdOn": ado_time(view.queued),
-                    "modifiedOn": ado_time(view.queued),
+                    "createdOn": ado_time(asked),
+                    "modifiedOn": ado_time(asked + _AUTOMATED_DECISION),
                     "status": "approved",
                     "isAutomated": True,
                     "isNotificationOn": False,
@@ -923,11 +932,13 @@ class AzureDevOpsEmulator(EmulatorServer):
             "attempt": 1,
             "reason": "automated",
             "deploymentStatus": view.deployment_status,
-            "operationStatus": view.operation_status,
+            # PascalCase, as the service sends it (its schema lists camelCase).
+            "operationStatus": view.operation_status[:1].upper() + view.operation_status[1:],
             "requestedBy": self._identity(release.requested_for),
             "requestedFor": self._identity(release.requested_for),
-            "queuedOn": ado_time(view.queued),
-            "startedOn": ado_time(view.started),
+            # The service's "never": every published example has it for queuedOn.
+            "queuedOn": NEVER,
+            "startedOn": ado_time(view.queued),
             "completedOn": ado_time(view.completed),
             "lastModifiedOn": ado_time(view.modified),
             "lastModifiedBy": self._identity("Release Manager"),

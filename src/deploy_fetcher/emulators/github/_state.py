@@ -6,7 +6,7 @@ import base64
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from deploy_fetcher.model import format_rfc3339
 
@@ -22,15 +22,64 @@ __all__ = [
     "user_json",
 ]
 
-#: The GitHub App that Actions acts as (``performed_via_github_app`` of its deployments).
+#: The GitHub App that Actions acts as (``performed_via_github_app`` of its deployments), with the
+#: fields GitHub's ``integration`` schema requires.
 ACTIONS_APP: dict[str, Any] = {
     "id": 15368,
     "slug": "github-actions",
     "node_id": "MDM6QXBwMTUzNjg=",
+    "client_id": "Iv1.05c79e9ad1f6bdfa",
     "name": "GitHub Actions",
-    "owner": {"login": "github", "id": 9919, "type": "Organization"},
+    "description": "Automate your workflow from idea to production",
     "external_url": "https://help.github.com/en/actions",
     "html_url": "https://github.com/apps/github-actions",
+    "created_at": "2018-07-30T09:30:17Z",
+    "updated_at": "2019-12-10T19:04:12Z",
+    "permissions": {"actions": "write", "deployments": "write", "metadata": "read"},
+    "events": ["check_run", "check_suite", "deployment", "deployment_status", "workflow_run"],
+}
+
+
+#: A repository's link fields (``{name}_url`` → ``…/repos/{full_name}/{name}``) and templated ones.
+_REPO_LINKS: Final = (
+    "forks",
+    "teams",
+    "hooks",
+    "events",
+    "tags",
+    "languages",
+    "stargazers",
+    "contributors",
+    "subscribers",
+    "subscription",
+    "merges",
+    "downloads",
+    "deployments",
+)
+_REPO_TEMPLATE_LINKS: Final = {
+    "archive": "{archive_format}{/ref}",
+    "assignees": "assignees{/user}",
+    "blobs": "git/blobs{/sha}",
+    "branches": "branches{/branch}",
+    "collaborators": "collaborators{/collaborator}",
+    "comments": "comments{/number}",
+    "commits": "commits{/sha}",
+    "compare": "compare/{base}...{head}",
+    "contents": "contents/{+path}",
+    "git_commits": "git/commits{/sha}",
+    "git_refs": "git/refs{/sha}",
+    "git_tags": "git/tags{/sha}",
+    "issue_comment": "issues/comments{/number}",
+    "issue_events": "issues/events{/number}",
+    "issues": "issues{/number}",
+    "keys": "keys{/key_id}",
+    "labels": "labels{/name}",
+    "milestones": "milestones{/number}",
+    "notifications": "notifications{?since,all,participating}",
+    "pulls": "pulls{/number}",
+    "releases": "releases{/id}",
+    "statuses": "statuses/{sha}",
+    "trees": "git/trees{/sha}",
 }
 
 
@@ -51,19 +100,36 @@ def node_id(kind: str, number: int) -> str:
 
 
 def user_json(login: str, base: str) -> dict[str, Any]:
-    """A ``simple-user`` object."""
+    """A ``simple-user`` object, with every field GitHub's schema requires."""
     number = int(hashlib.sha256(login.encode()).hexdigest()[:7], 16)
     bot = login.endswith("[bot]")
+    api = f"{base}/users/{login}"
     return {
         "login": login,
         "id": number,
         "node_id": node_id("User", number),
         "avatar_url": f"https://avatars.githubusercontent.com/u/{number}?v=4",
-        "url": f"{base}/users/{login}",
+        "gravatar_id": "",
+        "url": api,
         "html_url": f"https://github.com/{login}",
+        "followers_url": f"{api}/followers",
+        "following_url": f"{api}/following{{/other_user}}",
+        "gists_url": f"{api}/gists{{/gist_id}}",
+        "starred_url": f"{api}/starred{{/owner}}{{/repo}}",
+        "subscriptions_url": f"{api}/subscriptions",
+        "organizations_url": f"{api}/orgs",
+        "repos_url": f"{api}/repos",
+        "events_url": f"{api}/events{{/privacy}}",
+        "received_events_url": f"{api}/received_events",
         "type": "Bot" if bot else "User",
         "site_admin": False,
     }
+
+
+def _app_json(base: str) -> dict[str, Any]:
+    owner = user_json("github", base)
+    owner["type"] = "Organization"
+    return {**ACTIONS_APP, "owner": owner}
 
 
 @dataclass
@@ -152,7 +218,12 @@ class Run:
                 "id": self.head_sha,
                 "tree_id": self.head_sha[::-1],
                 "message": "deploy",
+                "timestamp": iso(self.created_at),
+                "author": {"name": self.actor, "email": f"{self.actor}@users.noreply.github.com"},
+                "committer": {"name": "GitHub", "email": "noreply@github.com"},
             },
+            "artifacts_url": f"{api}/artifacts",
+            "check_suite_url": f"{base}/repos/{repo.full_name}/check-suites/{self.id * 10 + state['attempt']}",
             "repository": repo.to_json(base, web, short=True),
             "head_repository": repo.to_json(base, web, short=True),
         }
@@ -273,7 +344,7 @@ class Deployment:
             "payload": self.payload,
             "transient_environment": False,
             "production_environment": self.environment.lower() in ("prod", "production"),
-            "performed_via_github_app": ACTIONS_APP if self.run_id is not None else None,
+            "performed_via_github_app": _app_json(base) if self.run_id is not None else None,
         }
 
     def status_json(self, status: DeploymentStatus, repo: Repo, base: str) -> dict[str, Any]:
@@ -294,7 +365,7 @@ class Deployment:
             "repository_url": f"{base}/repos/{repo.full_name}",
             "environment_url": status.environment_url,
             "log_url": status.log_url,
-            "performed_via_github_app": ACTIONS_APP if self.run_id is not None else None,
+            "performed_via_github_app": _app_json(base) if self.run_id is not None else None,
         }
 
     def status_graphql(self, status: DeploymentStatus) -> dict[str, Any]:
@@ -348,13 +419,16 @@ class Repo:
             "url": f"{base}/repos/{self.full_name}",
             "fork": False,
         }
+        api = f"{base}/repos/{self.full_name}"
+        out["description"] = None
+        out |= {f"{name}_url": f"{api}/{name}" for name in _REPO_LINKS}
+        out |= {f"{name}_url": f"{api}/{path}" for name, path in _REPO_TEMPLATE_LINKS.items()}
         if not short:
             out |= {
                 "archived": self.archived,
                 "disabled": False,
                 "default_branch": self.default_branch,
                 "visibility": "private",
-                "deployments_url": f"{base}/repos/{self.full_name}/deployments",
             }
         return out
 

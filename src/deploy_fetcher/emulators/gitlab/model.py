@@ -110,9 +110,9 @@ class User:
     username: str
     name: str
 
-    def json(self, base: str) -> dict[str, Any]:
-        """``UserBasic``."""
-        return {
+    def json(self, base: str, *, full: bool = False) -> dict[str, Any]:
+        """``UserBasic``; ``full``: the ``User`` a job embeds (with its profile fields)."""
+        out: dict[str, Any] = {
             "id": self.id,
             "username": self.username,
             "name": self.name,
@@ -121,6 +121,19 @@ class User:
             "avatar_url": f"https://www.gravatar.com/avatar/{self.id:032x}?s=80&d=identicon",
             "web_url": f"{base}/{self.username}",
         }
+        if full:
+            out |= {
+                "created_at": "2025-01-06T09:00:00.000Z",
+                "bio": "",
+                "location": None,
+                "public_email": None,
+                "skype": "",
+                "linkedin": "",
+                "twitter": "",
+                "website_url": "",
+                "organization": None,
+            }
+        return out
 
 
 @dataclass
@@ -404,7 +417,7 @@ class Job:
             "erased_at": None,
             "duration": (finished - started).total_seconds() if started and finished else None,
             "queued_duration": (started - pending).total_seconds() if started and pending else None,
-            "user": self.pipeline.user.json(base),
+            "user": self.pipeline.user.json(base, full=True),
             "commit": {
                 "id": self.pipeline.sha,
                 "short_id": self.pipeline.sha[:8],

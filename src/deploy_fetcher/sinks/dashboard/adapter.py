@@ -18,7 +18,9 @@ from deploy_fetcher.sinks._base import (
 from deploy_fetcher.sinks._config import expect_config
 from deploy_fetcher.sinks._document import dumps
 from deploy_fetcher.sinks.dashboard import mapping
+from deploy_fetcher.sinks.dashboard.backend import DashboardStore
 from deploy_fetcher.sinks.dashboard.config import DashboardConfig
+from deploy_fetcher.sinks.dashboard.slot import HttpStateSlot
 from deploy_fetcher.sinks.dashboard.statuses import LearnedStatusSet
 from deploy_fetcher.sinks.http import Answer, SinkHttpClient, display_url
 
@@ -151,3 +153,8 @@ class DashboardSink(Sink):
     def close(self) -> None:
         """Close the keep-alive connections."""
         self.http.close()
+
+    @classmethod
+    def open_state_store(cls, config: SinkConfig, slot: str) -> DashboardStore:
+        """The ``dashboard`` state backend: cursors in this dashboard's state slot ``slot``."""
+        return DashboardStore(HttpStateSlot(config, slot))

@@ -1,4 +1,4 @@
-"""Fixtures for the control package's tests: a dashboard emulator and sink configs pointing at it."""
+"""Fixtures for the dashboard integration's tests: an emulator with a control key, its sinks."""
 
 from __future__ import annotations
 

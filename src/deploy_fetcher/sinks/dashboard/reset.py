@@ -21,9 +21,9 @@ from typing import Any, Final
 
 import structlog
 
-from deploy_fetcher.control._engine import EngineControls
-from deploy_fetcher.control._reporter import Reporter
-from deploy_fetcher.control._sse import SseEvent
+from deploy_fetcher.sinks.dashboard.controls import EngineControls
+from deploy_fetcher.sinks.dashboard.reporter import Reporter
+from deploy_fetcher.sinks.dashboard.sse import SseEvent
 
 __all__ = ["INITIATED", "QUIET_TIMEOUT", "ResetChoreography"]
 

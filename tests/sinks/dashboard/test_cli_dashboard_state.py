@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from tests.control.conftest import API_KEY
+from tests.sinks.dashboard.conftest import API_KEY
 from tests.store.factories import T0
 from tests.support import run_cli, write_config
 
-from deploy_fetcher.store.dashboard import decode_document, encode_document
+from deploy_fetcher.sinks.dashboard.backend import decode_document, encode_document
 
 
 def _config(tmp_path: Path, dashboard) -> Path:

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.control.conftest import CONTROL_KEY
+from tests.sinks.dashboard.conftest import CONTROL_KEY
 from tests.support import wait_until
 
-from deploy_fetcher.control import ControlStream, SseEvent, last_event_id_key
-from deploy_fetcher.control._http import dashboard_client
 from deploy_fetcher.emulators._server import Fault
+from deploy_fetcher.sinks.dashboard.client import dashboard_client
+from deploy_fetcher.sinks.dashboard.sse import SseEvent
+from deploy_fetcher.sinks.dashboard.stream import ControlStream, last_event_id_key
 from deploy_fetcher.store import SqliteStore
 
 STREAM = "^/api/control/stream$"

@@ -7,14 +7,14 @@ import threading
 import httpx
 import structlog
 
-from deploy_fetcher.control._engine import DaemonControls, EngineControls
-from deploy_fetcher.control._http import dashboard_client
-from deploy_fetcher.control._reporter import Reporter
-from deploy_fetcher.control._reset import ResetChoreography
-from deploy_fetcher.control._stream import ControlStream
 from deploy_fetcher.engine import Runtime
 from deploy_fetcher.scheduler import Scheduler
+from deploy_fetcher.sinks.dashboard.client import dashboard_client
 from deploy_fetcher.sinks.dashboard.config import ControlConfig, DashboardConfig
+from deploy_fetcher.sinks.dashboard.controls import DaemonControls, EngineControls
+from deploy_fetcher.sinks.dashboard.reporter import Reporter
+from deploy_fetcher.sinks.dashboard.reset import ResetChoreography
+from deploy_fetcher.sinks.dashboard.stream import ControlStream
 from deploy_fetcher.store import StateStore
 
 __all__ = ["ControlChannel", "build_channels"]

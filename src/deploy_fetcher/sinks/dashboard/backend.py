@@ -29,7 +29,7 @@ import shutil
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,9 +39,7 @@ import structlog
 
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.model import DeployEvent, format_rfc3339, parse_timestamp, utc_now
-from deploy_fetcher.store._base import CursorRecord, OutboxRow, OutboxStats, RowState
-from deploy_fetcher.store._codec import to_db
-from deploy_fetcher.store.sqlite import SqliteStore
+from deploy_fetcher.store import CursorRecord, OutboxRow, OutboxStats, RowState, SqliteStore
 
 __all__ = [
     "DOCUMENT_VERSION",
@@ -59,8 +57,6 @@ _log = structlog.get_logger(__name__)
 SLOT_MAX_BYTES: Final = 8192
 #: Written into every document, so a slot holding anything else is recognised and left alone.
 DOCUMENT_VERSION: Final = 1
-_ROWS_PER_QUERY: Final = 200
-_IDS_PER_QUERY: Final = 500
 #: How often settled commits are looked for even when nothing woke the writer.
 _TICK_SECONDS: Final = 5.0
 
@@ -126,58 +122,6 @@ def _canonical(cursors: dict[str, dict[str, Any]]) -> str:
     return json.dumps(cursors, separators=(",", ":"), sort_keys=True, allow_nan=False)
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-class _LocalOutbox(SqliteStore):
-    """The temporary SQLite store, plus the two questions the cursor bookkeeping asks it."""
-
-    def pending_ids(self, rows: Sequence[tuple[str, DeployEvent]]) -> set[int]:
-        """Ids of the outbox rows (by dedup key) of ``rows`` that are still pending."""
-        keys = list(
-            {
-                (sink, event.deployment_id, event.status.value, to_db(event.happened_at))
-                for sink, event in rows
-            }
-        )
-        found: set[int] = set()
-        with self._db.read("looking up the rows of a page") as conn:
-            for chunk in _chunks(keys, _ROWS_PER_QUERY):
-                values = ", ".join("(?, ?, ?, ?)" for _ in chunk)
-                params = [value for key in chunk for value in key]
-                found.update(
-                    row[0]
-                    for row in conn.execute(
-                        f"""
-                        WITH wanted (sink, deployment_id, status, happened_at) AS (VALUES {values})
-                        SELECT outbox.id FROM outbox
-                        JOIN wanted USING (sink, deployment_id, status, happened_at)
-                        WHERE outbox.state = 'pending'
-                        """,  # noqa: S608 - only placeholders are interpolated
-                        params,
-                    )
-                )
-        return found
-
-    def still_pending(self, ids: Iterable[int]) -> set[int]:
-        """Those of ``ids`` whose rows are still pending (delivered, dead or purged ones are not)."""
-        wanted = sorted(ids)
-        found: set[int] = set()
-        with self._db.read("checking pending rows") as conn:
-            for chunk in _chunks(wanted, _IDS_PER_QUERY):
-                marks = ", ".join("?" for _ in chunk)
-                found.update(
-                    row[0]
-                    for row in conn.execute(
-                        f"SELECT id FROM outbox WHERE state = 'pending' AND id IN ({marks})",  # noqa: S608
-                        list(chunk),
-                    )
-                )
-        return found
-
-
 @dataclass
 class _Commit:
     """One committed page: its cursor (None = unchanged) and the ids of its rows still pending."""
@@ -221,7 +165,7 @@ class DashboardStore:
         self._max_bytes = max_bytes
         self._directory = Path(tempfile.mkdtemp(prefix="deploy-fetcher-", dir=directory))
         try:
-            self._local = _LocalOutbox(self._directory / "outbox.db", clock=clock)
+            self._local = SqliteStore(self._directory / "outbox.db", clock=clock)
         except BaseException:
             shutil.rmtree(self._directory, ignore_errors=True)
             raise

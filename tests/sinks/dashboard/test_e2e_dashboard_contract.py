@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.control.conftest import API_KEY, CONTROL_KEY
+from tests.sinks.dashboard.conftest import API_KEY, CONTROL_KEY
 from tests.support import FetcherProcess, free_port, wait_until, write_config
 
 from deploy_fetcher.emulators._server import Fault
 from deploy_fetcher.emulators.dashboard import DashboardEmulator
-from deploy_fetcher.store.dashboard import decode_document
+from deploy_fetcher.sinks.dashboard.backend import decode_document
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 INGEST = "^/api/deployments$"

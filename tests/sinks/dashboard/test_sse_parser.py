@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deploy_fetcher.control import SseError, SseEvent, SseParser
-from deploy_fetcher.control._sse import MAX_LINE_BYTES
+from deploy_fetcher.sinks.dashboard.sse import MAX_LINE_BYTES, SseError, SseEvent, SseParser
 
 
 def _parse(*chunks: bytes) -> tuple[list[SseEvent], SseParser]:

@@ -10,12 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy_fetcher.control import Reporter, ResetChoreography
 from deploy_fetcher.plugins import parse_config
 from deploy_fetcher.sinks.dashboard import DashboardConfig
 from deploy_fetcher.sinks.dashboard.config import ControlConfig
+from deploy_fetcher.sinks.dashboard.reporter import Reporter
+from deploy_fetcher.sinks.dashboard.reset import ResetChoreography
 
-DOC = Path(__file__).parents[2] / "docs" / "sinks.md"
+DOC = Path(__file__).parents[3] / "docs" / "sinks.md"
 
 
 def _section(heading: str) -> str:

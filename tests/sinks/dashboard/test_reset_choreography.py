@@ -11,8 +11,11 @@ import httpx
 import pytest
 from tests.support import wait_until
 
-from deploy_fetcher.control import ControlChannel, Reporter, ResetChoreography, SseEvent
 from deploy_fetcher.emulators._server import Fault
+from deploy_fetcher.sinks.dashboard.channel import ControlChannel
+from deploy_fetcher.sinks.dashboard.reporter import Reporter
+from deploy_fetcher.sinks.dashboard.reset import ResetChoreography
+from deploy_fetcher.sinks.dashboard.sse import SseEvent
 from deploy_fetcher.store import SqliteStore
 
 

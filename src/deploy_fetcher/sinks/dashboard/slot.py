@@ -2,7 +2,7 @@
 
 The slot holds one opaque string of at most 8 KiB (``{"state": "…"}``); 404 means nothing was stored
 yet. This module only moves that string: what it holds is the business of
-:class:`~deploy_fetcher.store.dashboard.DashboardStore`.
+:class:`~deploy_fetcher.sinks.dashboard.backend.DashboardStore`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import Final
 import httpx
 
 from deploy_fetcher.config import SinkConfig
-from deploy_fetcher.control._http import dashboard_client, dashboard_settings
 from deploy_fetcher.sinks import Delivered, Retry
+from deploy_fetcher.sinks.dashboard.backend import SlotError
+from deploy_fetcher.sinks.dashboard.client import dashboard_client, dashboard_settings
 from deploy_fetcher.sinks.http import (
     MAX_REASON_BYTES,
     classify,
@@ -23,7 +24,6 @@ from deploy_fetcher.sinks.http import (
     secret_values,
     transport_failure,
 )
-from deploy_fetcher.store.dashboard import SlotError
 
 __all__ = ["STATE_PATH", "HttpStateSlot"]
 

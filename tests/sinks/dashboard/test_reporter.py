@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.control.conftest import CONTROL_KEY
+from tests.sinks.dashboard.conftest import CONTROL_KEY
 from tests.support import wait_until
 
-from deploy_fetcher.control import Reporter
 from deploy_fetcher.engine import CycleResult
+from deploy_fetcher.sinks.dashboard.reporter import Reporter
 
 
 class Views:

@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.control.conftest import API_KEY
+from tests.sinks.dashboard.conftest import API_KEY
 from tests.store.factories import make_event
 
-from deploy_fetcher.control import HttpStateSlot
 from deploy_fetcher.emulators._server import Fault
 from deploy_fetcher.model import utc_now
-from deploy_fetcher.store import DashboardStore
-from deploy_fetcher.store.dashboard import SlotError, decode_document
+from deploy_fetcher.sinks.dashboard.backend import DashboardStore, SlotError, decode_document
+from deploy_fetcher.sinks.dashboard.slot import HttpStateSlot
 
 
 def test_nothing_stored_yet_reads_as_none(dashboard, sink_config) -> None:

@@ -14,9 +14,9 @@ from tests.support import wait_until
 
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.model import DeployEvent
-from deploy_fetcher.store import DashboardStore
-from deploy_fetcher.store.dashboard import (
+from deploy_fetcher.sinks.dashboard.backend import (
     SLOT_MAX_BYTES,
+    DashboardStore,
     SlotError,
     decode_document,
     encode_document,

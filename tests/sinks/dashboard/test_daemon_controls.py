@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.control.conftest import API_KEY
+from tests.sinks.dashboard.conftest import API_KEY
 from tests.support import wait_until
 
-from deploy_fetcher.control import DaemonControls
 from deploy_fetcher.emulators._server import Fault
 from deploy_fetcher.engine import DeliveryPolicy, Runtime
 from deploy_fetcher.plugins import parse_config
 from deploy_fetcher.scheduler import Scheduler
+from deploy_fetcher.sinks.dashboard.controls import DaemonControls
 
 
 def _line(n: int, source: str = "feeds") -> str:

@@ -23,10 +23,10 @@ import httpx
 import structlog
 from tenacity import wait_exponential_jitter
 
-from deploy_fetcher.control._sse import SseError, SseEvent, SseParser
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.sinks import Retry, Unauthorized
 from deploy_fetcher.sinks.dashboard.config import ControlConfig
+from deploy_fetcher.sinks.dashboard.sse import SseError, SseEvent, SseParser
 from deploy_fetcher.sinks.http import (
     MAX_REASON_BYTES,
     classify,
