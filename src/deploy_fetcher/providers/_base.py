@@ -51,12 +51,13 @@ class Page:
 class SharedResources:
     """Objects shared across sources, e.g. one API client and quota budget per credential.
 
-    Thread-safe: jobs of several sources run at once. Objects with a ``close()`` method are closed when
-    the daemon shuts down.
+    Thread-safe: jobs of several sources run at once. A factory may itself get shared objects (a
+    client built on a shared quota), so the lock is reentrant. Objects with a ``close()`` method are
+    closed when the daemon shuts down.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._items: dict[str, Any] = {}
 
     def get(self, key: str, factory: Callable[[], T]) -> T:

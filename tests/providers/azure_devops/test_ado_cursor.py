@@ -46,7 +46,7 @@ def test_environments_cursor_round_trips():
         runs=Watermark(T0, _open(**{"2412": T0}), _done(**{"2409": T0 - timedelta(minutes=1)})),
         polled_at=T0 + timedelta(minutes=1),
     )
-    assert cursor == EnvironmentsCursor.from_json(cursor.to_json(), scope="s")
+    assert cursor == EnvironmentsCursor.load(cursor.sealed(), scope="s")
 
 
 def test_a_walk_cut_short_round_trips_with_its_resume_token():
@@ -55,7 +55,7 @@ def test_a_walk_cut_short_round_trips_with_its_resume_token():
     cursor = EnvironmentsCursor(
         scope="s", start=T0, envs={"3": EnvMark(4107, T0, [4107], resume="4111", ahead=ahead)}
     )
-    assert cursor == EnvironmentsCursor.from_json(cursor.to_json(), scope="s")
+    assert cursor == EnvironmentsCursor.load(cursor.sealed(), scope="s")
 
 
 def test_a_resume_token_without_its_mark_is_refused():
@@ -70,8 +70,8 @@ def test_stages_and_releases_cursors_round_trip():
     stages = StagesCursor("s", Watermark(T0, _open(**{"1": T0})))
     releases = ReleasesCursor("s", Watermark(T0, done=_done(**{"801": T0})))
     assert (stages, releases) == (
-        StagesCursor.from_json(stages.to_json(), scope="s"),
-        ReleasesCursor.from_json(releases.to_json(), scope="s"),
+        StagesCursor.load(stages.sealed(), scope="s"),
+        ReleasesCursor.load(releases.sealed(), scope="s"),
     )
 
 
@@ -88,7 +88,7 @@ def test_stages_and_releases_cursors_round_trip():
 def test_foreign_cursors_are_refused(data, reason):
     """Another selection, mode or version, or garbage: CursorMismatch (the target starts over)."""
     with pytest.raises(CursorMismatch, match=reason):
-        StagesCursor.from_json(data, scope="s")
+        StagesCursor.load(data, scope="s")
 
 
 def test_run_state_forgets_done_runs_behind_the_overlap():
@@ -106,7 +106,7 @@ def test_releases_cursor_remembers_versions_at_millisecond_precision():
     """A deployment read again with the same lastModifiedOn is known, even after a JSON trip."""
     cursor = ReleasesCursor("s", Watermark(T0))
     cursor.state.done.add("801", T0.replace(microsecond=123456))
-    again = ReleasesCursor.from_json(cursor.to_json(), scope="s")
+    again = ReleasesCursor.load(cursor.sealed(), scope="s")
     assert (True, False) == (
         again.state.done.has("801", T0.replace(microsecond=123456)),
         again.state.done.has("801", T0.replace(microsecond=999000)),

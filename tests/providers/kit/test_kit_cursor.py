@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import pytest
 
@@ -11,10 +13,10 @@ from deploy_fetcher.providers.kit import (
     CursorMismatch,
     DoneSet,
     OpenSet,
+    Sealed,
     Watermark,
     scope_digest,
-    seal,
-    unseal,
+    short,
 )
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -86,6 +88,20 @@ def test_a_watermark_survives_a_json_round_trip() -> None:
     assert mark == Watermark.from_json(json.loads(json.dumps(mark.to_json())))
 
 
+@dataclass
+class _Target(Watermark, Sealed):
+    """A target's cursor as a provider would declare one."""
+
+    scope: str = field(default="", metadata=short(None))
+    etag: str | None = field(default=None, metadata=short("e"))
+    pages: dict[int, str] = field(default_factory=dict)
+
+    MODE: ClassVar[str] = "m"
+
+
+NOON = "2026-03-02T12:00:00Z"
+
+
 @pytest.mark.parametrize(
     ("stored", "reason"),
     [
@@ -93,24 +109,24 @@ def test_a_watermark_survives_a_json_round_trip() -> None:
         ({"v": 0, "mode": "m", "scope": "s"}, "version"),
         ({"v": 1, "mode": "other", "scope": "s"}, "mode"),
         ({"v": 1, "mode": "m", "scope": "t"}, "selection changed"),
+        ({"v": 1, "mode": "m", "scope": "s"}, "mark missing"),
+        ({"v": 1, "mode": "m", "scope": "s", "mark": NOON, "e": 7}, "not a str"),
+        ({"v": 1, "mode": "m", "scope": "s", "mark": NOON, "pages": {"x": "a"}}, "not ids"),
     ],
 )
-def test_a_cursor_of_another_version_mode_or_scope_is_refused(stored: object, reason: str) -> None:
-    """Unsealing names why a stored cursor cannot be continued."""
+def test_a_foreign_or_damaged_cursor_is_refused(stored: object, reason: str) -> None:
+    """Loading names why a stored cursor cannot be continued."""
     with pytest.raises(CursorMismatch, match=reason):
-        unseal(stored, version=1, mode="m", scope="s")
+        _Target.load(stored, scope="s")
 
 
-def test_a_sealed_cursor_unseals() -> None:
-    """Sealing and unsealing are inverses for the same version, mode and scope."""
-    body = Watermark(T0).to_json()
-    scope = scope_digest({"mode": "m", "branches": ["main"]})
-    assert (
-        body.items()
-        <= unseal(
-            seal(body, version=1, mode="m", scope=scope), version=1, mode="m", scope=scope
-        ).items()
-    )
+def test_a_record_is_written_compactly_and_read_back_equal() -> None:
+    """Defaults are left out, short keys used, the scope kept out of the body; it reads back."""
+    cursor = _Target(T0, scope=scope_digest({"branches": ["main"]}), etag="W/1", pages={3: "p"})
+    cursor.done.add("9", T0, 2)
+    stored = json.loads(json.dumps(cursor.sealed()))
+    assert {"v", "mode", "scope", "mark", "done", "e", "pages"} == set(stored)
+    assert cursor == _Target.load(stored, scope=cursor.scope)
 
 
 def test_a_damaged_watermark_is_a_mismatch() -> None:

@@ -176,3 +176,21 @@ def test_a_reserve_stops_before_the_quota_is_spent(context: TestContext) -> None
         four.check(),
         blocked.until if blocked else None,
     )
+
+
+def test_a_block_covers_every_resource_and_is_reported_for_readiness(
+    context: TestContext, fake_time: FakeTime
+) -> None:
+    """GitHub's secondary limit: without figures nothing is enforced, a block stops everything."""
+    quota = _quota(context, share=0.5)
+    for _ in range(1000):
+        quota.observe(200, {})
+    assert None is quota.check()
+    until = quota.block(30, "secondary rate limit")
+    blocked = quota.check("graphql")
+    assert until == (blocked.until if blocked else None)
+    assert "GitHub credential gh: secondary rate limit until 2026-03-02T12:00:30Z" == quota.problem(
+        "GitHub credential gh"
+    )
+    fake_time.now = until
+    assert (None, None) == (quota.check(), quota.problem("GitHub credential gh"))

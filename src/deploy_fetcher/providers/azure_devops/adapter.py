@@ -118,7 +118,7 @@ class AzureDevOpsProvider(Provider):
         if raw is None:
             return None
         try:
-            return kind.from_json(raw, scope=self._scope)
+            return kind.load(raw, scope=self._scope)
         except CursorMismatch as exc:
             self._log.info("azure_devops.cursor_reset", target=target, reason=str(exc))
             return None
@@ -167,7 +167,7 @@ class AzureDevOpsProvider(Provider):
             walk = self._environments.poll(
                 target, env_cursor, naming=naming, now=now, overlap=overlap
             )
-            yield from cursor_pages(walk, env_cursor.to_json, cursor, order=lifecycle_order)
+            yield from cursor_pages(walk, env_cursor.sealed, cursor, order=lifecycle_order)
         elif mode == "stages":
             stage_cursor = self._load(StagesCursor, cursor, target) or StagesCursor(
                 scope=self._scope, runs=Watermark(start)
@@ -175,13 +175,13 @@ class AzureDevOpsProvider(Provider):
             walk = self._runs.poll(
                 self._stage_walk(target, naming), stage_cursor.runs, now=now, overlap=overlap
             )
-            yield from cursor_pages(walk, stage_cursor.to_json, cursor, order=lifecycle_order)
+            yield from cursor_pages(walk, stage_cursor.sealed, cursor, order=lifecycle_order)
         else:
             release_cursor = self._load(ReleasesCursor, cursor, target) or ReleasesCursor(
                 scope=self._scope, state=Watermark(start)
             )
             walk = self._releases.poll(target, release_cursor, naming=naming, overlap=overlap)
-            yield from cursor_pages(walk, release_cursor.to_json, cursor, order=lifecycle_order)
+            yield from cursor_pages(walk, release_cursor.sealed, cursor, order=lifecycle_order)
 
     def backfill(self, target: str, since: datetime, until: datetime) -> Iterator[Page]:
         """Every event in ``[since, until)`` through each mode's own time filter; no cursor."""

@@ -20,7 +20,6 @@ One client (and one quota) serves every source of an organization and credential
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,12 +35,13 @@ from deploy_fetcher.errors import AuthError, TargetNotFound, TransientError
 from deploy_fetcher.providers.kit import (
     ContinuationPaginator,
     HttpClient,
-    Quota,
     RedirectRefused,
     Reply,
     RequestPolicy,
     Retry,
     classify,
+    credential_digest,
+    shared_policy,
     tls_verify,
 )
 
@@ -369,15 +369,6 @@ def _parsed(url: str, reply: Reply) -> Any:
         raise TransientError(msg) from None
 
 
-def _credential_key(config: AzureDevOpsConfig) -> str:
-    """Who the requests are made as, without the secret (a digest of a PAT, a token file's path)."""
-    if config.pat is not None:
-        material = "pat:" + config.pat.get_secret_value()
-    else:
-        material = f"bearer:{config.bearer_token_file}"
-    return hashlib.sha256(material.encode()).hexdigest()[:16]
-
-
 def shared_client(
     config: AzureDevOpsConfig,
     context: ProviderContext,
@@ -389,51 +380,31 @@ def shared_client(
     Sources with the same credential share its quota and keep-alive connections; their transport
     settings (timeout, TLS, retries …) are part of the key, so sources that differ get their own.
     """
-    limits = RequestPolicy.limits_of(config, context.defaults)
-    key = json.dumps(
-        [
-            "azure-devops",
-            config.organization_url,
-            config.effective_release_url,
-            _credential_key(config),
-            config.api_version,
-            config.retries,
-            config.max_rate_limit_wait.total_seconds(),
-            config.rate_limit_low_water,
-            config.tls_verify,
-            str(config.ca_bundle),
-            limits.timeout,
-            limits.max_bytes,
-        ]
+    secret = config.pat.get_secret_value() if config.pat else str(config.bearer_token_file)
+    policy = shared_policy(
+        config,
+        context,
+        provider=PROVIDER,
+        credential=credential_digest(config.organization_url, secret),
+        low_water=config.rate_limit_low_water,
     )
-
-    def build() -> AzureDevOpsClient:
-        max_wait = config.max_rate_limit_wait.total_seconds()
-        quota = Quota(
-            provider=PROVIDER,
-            label=config.name,
-            metrics=context.metrics,
-            clock=context.clock,
-            low_water=config.rate_limit_low_water,
-            max_pause=max_wait,
-        )
-        policy = RequestPolicy(
-            provider=PROVIDER,
-            label=config.name,
-            context=context,
-            limits=limits,
-            retries=config.retries,
-            max_wait=max_wait,
-            quota=quota,
-        )
-        return AzureDevOpsClient(
+    verify = tls_verify(config.tls_verify, config.ca_bundle)
+    key = (
+        id(policy),
+        config.effective_release_url,
+        config.api_version,
+        config.tls_verify,
+        str(config.ca_bundle),
+    )
+    return context.shared.get(
+        f"azure-devops-client:{key}",
+        lambda: AzureDevOpsClient(
             organization_url=config.organization_url,
             release_url=config.effective_release_url,
             credential=credential,
             policy=policy,
             api_version=config.api_version,
-            verify=tls_verify(config.tls_verify, config.ca_bundle),
+            verify=verify,
             transport=transport,
-        )
-
-    return context.shared.get(key, build)
+        ),
+    )

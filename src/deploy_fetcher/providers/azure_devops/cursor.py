@@ -21,22 +21,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
-from deploy_fetcher.model import format_rfc3339
 from deploy_fetcher.providers.kit import (
     CursorMismatch,
-    DoneSet,
     OpenSet,
+    Record,
+    Sealed,
     Watermark,
     scope_digest,
-    seal,
-    timestamp,
-    unseal,
+    short,
 )
 
 __all__ = [
-    "CURSOR_VERSION",
     "CursorMismatch",
     "EnvMark",
     "EnvironmentsCursor",
@@ -45,13 +42,12 @@ __all__ = [
     "scope_digest",
 ]
 
-CURSOR_VERSION: Final = 1
 #: Learned (pipeline, stage) → environment pairs kept in an environments cursor.
 _MAX_STAGE_ENVS: Final = 1000
 
 
 @dataclass
-class EnvMark:
+class EnvMark(Record):
     """One environment's high-water mark.
 
     ``hwm`` is the highest record id seen, ``seen_at`` the newest record time, ``recent`` the ids of
@@ -69,6 +65,11 @@ class EnvMark:
     resume: str | None = None
     ahead: EnvMark | None = None
 
+    def __post_init__(self) -> None:
+        if (self.resume is None) != (self.ahead is None) or self.resume == "":
+            msg = "environment mark with a bad resume token"
+            raise CursorMismatch(msg)
+
     def advance(self, record_id: int, when: datetime | None, *, ceiling: datetime) -> bool:
         """Raise the mark to cover a record; False when its time lies beyond ``ceiling``."""
         self.hwm = max(self.hwm, record_id)
@@ -80,44 +81,12 @@ class EnvMark:
             self.seen_at = when
         return True
 
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON."""
-        out: dict[str, Any] = {"hwm": self.hwm, "recent": sorted(self.recent)}
-        if self.seen_at is not None:
-            out["seen_at"] = format_rfc3339(self.seen_at)
-        if self.resume is not None and self.ahead is not None:
-            out["resume"] = self.resume
-            out["ahead"] = self.ahead.to_json()
-        return out
-
-    @classmethod
-    def from_json(cls, data: Any) -> EnvMark:
-        """Inverse of :meth:`to_json`."""
-        if not isinstance(data, dict) or not isinstance(data.get("hwm"), int):
-            msg = "environment mark without hwm"
-            raise CursorMismatch(msg)
-        recent = data.get("recent", [])
-        if not isinstance(recent, list) or not all(isinstance(r, int) for r in recent):
-            msg = "environment mark with a bad recent list"
-            raise CursorMismatch(msg)
-        seen, resume, ahead = data.get("seen_at"), data.get("resume"), data.get("ahead")
-        if resume is not None and (not isinstance(resume, str) or not resume or ahead is None):
-            msg = "environment mark with a bad resume token"
-            raise CursorMismatch(msg)
-        return cls(
-            hwm=data["hwm"],
-            seen_at=timestamp(seen) if seen is not None else None,
-            recent=recent,
-            resume=resume,
-            ahead=cls.from_json(ahead) if resume is not None else None,
-        )
-
 
 @dataclass
-class EnvironmentsCursor:
+class EnvironmentsCursor(Sealed):
     """Cursor of mode ``environments``."""
 
-    scope: str
+    scope: str = field(metadata=short(None))
     start: datetime
     envs: dict[str, EnvMark] = field(default_factory=dict)
     open: OpenSet = field(default_factory=OpenSet)
@@ -152,104 +121,26 @@ class EnvironmentsCursor:
         for key in self.late_seen.prune(now, max_size=_MAX_STAGE_ENVS, max_age=keep):
             self.late.pop(key, None)
 
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON."""
-        out: dict[str, Any] = {
-            "start": format_rfc3339(self.start),
-            "envs": {k: m.to_json() for k, m in sorted(self.envs.items())},
-            "open": self.open.to_json(),
-            "stage_envs": dict(self.stage_envs),
-            "definitions": sorted(self.definitions),
-        }
-        if self.runs is not None:
-            out["runs"] = self.runs.to_json()
-        if self.polled_at is not None:
-            out["polled_at"] = format_rfc3339(self.polled_at)
-        if self.late:
-            out["late"] = {k: format_rfc3339(v) for k, v in sorted(self.late.items())}
-            out["late_seen"] = self.late_seen.to_json()
-        return seal(out, version=CURSOR_VERSION, mode=self.MODE, scope=self.scope)
-
-    @classmethod
-    def from_json(cls, data: Any, *, scope: str) -> EnvironmentsCursor:
-        """Inverse of :meth:`to_json`; CursorMismatch when it does not fit this source."""
-        data = unseal(data, version=CURSOR_VERSION, mode=cls.MODE, scope=scope)
-        envs, stage_envs, definitions = (
-            data.get("envs"),
-            data.get("stage_envs"),
-            data.get("definitions"),
-        )
-        if not isinstance(envs, dict) or not isinstance(stage_envs, dict):
-            msg = "environments cursor without envs / stage_envs"
-            raise CursorMismatch(msg)
-        if not isinstance(definitions, list) or not all(isinstance(d, int) for d in definitions):
-            msg = "definitions is not a list of ids"
-            raise CursorMismatch(msg)
-        if not all(isinstance(v, int) for v in stage_envs.values()):
-            msg = "stage_envs values are not environment ids"
-            raise CursorMismatch(msg)
-        runs, polled_at, late = data.get("runs"), data.get("polled_at"), data.get("late", {})
-        if not isinstance(late, dict):
-            msg = "late is not an object"
-            raise CursorMismatch(msg)
-        return cls(
-            scope=scope,
-            start=timestamp(data.get("start")),
-            envs={str(k): EnvMark.from_json(v) for k, v in envs.items()},
-            open=OpenSet.from_json(data.get("open", {})),
-            stage_envs={str(k): int(v) for k, v in stage_envs.items()},
-            definitions=list(definitions),
-            runs=Watermark.from_json(runs) if runs is not None else None,
-            polled_at=timestamp(polled_at) if polled_at is not None else None,
-            late={str(k): timestamp(v) for k, v in late.items()},
-            late_seen=OpenSet.from_json(data.get("late_seen", {})),
-        )
-
 
 @dataclass
-class StagesCursor:
-    """Cursor of mode ``stages``."""
+class StagesCursor(Sealed):
+    """Cursor of mode ``stages``: the run state."""
 
-    scope: str
+    scope: str = field(metadata=short(None))
     runs: Watermark
 
     MODE: ClassVar[str] = "stages"
 
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON."""
-        body = {"runs": self.runs.to_json()}
-        return seal(body, version=CURSOR_VERSION, mode=self.MODE, scope=self.scope)
-
-    @classmethod
-    def from_json(cls, data: Any, *, scope: str) -> StagesCursor:
-        """Inverse of :meth:`to_json`; CursorMismatch when it does not fit this source."""
-        data = unseal(data, version=CURSOR_VERSION, mode=cls.MODE, scope=scope)
-        return cls(scope=scope, runs=Watermark.from_json(data.get("runs")))
-
 
 @dataclass
-class ReleasesCursor:
+class ReleasesCursor(Sealed):
     """Cursor of mode ``releases``: the mark, and the versions emitted inside the overlap window.
 
     ``state.done`` remembers each deployment inside the window with the ``lastModifiedOn`` already
     emitted, so re-reading the window does not emit it again.
     """
 
-    scope: str
+    scope: str = field(metadata=short(None))
     state: Watermark
 
     MODE: ClassVar[str] = "releases"
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON."""
-        body = {"mark": format_rfc3339(self.state.mark), "recent": self.state.done.to_json()}
-        return seal(body, version=CURSOR_VERSION, mode=self.MODE, scope=self.scope)
-
-    @classmethod
-    def from_json(cls, data: Any, *, scope: str) -> ReleasesCursor:
-        """Inverse of :meth:`to_json`; CursorMismatch when it does not fit this source."""
-        data = unseal(data, version=CURSOR_VERSION, mode=cls.MODE, scope=scope)
-        state = Watermark(
-            timestamp(data.get("mark")), done=DoneSet.from_json(data.get("recent", {}))
-        )
-        return cls(scope=scope, state=state)

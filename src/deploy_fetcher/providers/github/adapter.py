@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import structlog
 
 from deploy_fetcher.config import SourceConfig
-from deploy_fetcher.errors import ConfigError, TransientError
+from deploy_fetcher.errors import TransientError
 from deploy_fetcher.providers._base import Cursor, Page, Provider, ProviderContext
 from deploy_fetcher.providers.github.auth import InstallationTokenAuth
 from deploy_fetcher.providers.github.client import (
@@ -32,6 +32,7 @@ from deploy_fetcher.providers.github.deployments import DeploymentsPoller
 from deploy_fetcher.providers.github.lookups import Lookups
 from deploy_fetcher.providers.github.mapping import Repo, web_base
 from deploy_fetcher.providers.github.runs import RunsPoller
+from deploy_fetcher.providers.kit import settings_of
 
 __all__ = ["GitHubProvider"]
 
@@ -45,13 +46,10 @@ class GitHubProvider(Provider):
     config_model: ClassVar[type[SourceConfig]] = GitHubConfig
 
     def __init__(self, config: SourceConfig, context: ProviderContext) -> None:
-        if not isinstance(config, GitHubConfig):
-            msg = f"the github provider needs a GitHubConfig, got {type(config).__name__}"
-            raise ConfigError(msg, path=f"sources[{config.name}]")
         super().__init__(config, context)
-        self.gh_config: GitHubConfig = config
+        self.gh_config = config = settings_of(config, GitHubConfig)
         self.credential = credential_for(config, context)
-        self.client = GitHubClient(self.credential, context, max_wait=config.max_rate_limit_wait)
+        self.client = GitHubClient(self.credential, context)
         self.lookups = Lookups(self.client)
         self._web = web_base(config.base_url)
         #: One poller per repository; the scheduler polls repositories of a source in parallel.
@@ -140,7 +138,7 @@ class GitHubProvider(Provider):
             "repo": repo,
             "source": self.config.name,
             "settings": settings,
-            "max_open": self.gh_config.max_open,
+            "max_open": self.gh_config.open_max,
             "open_max_age": self.gh_config.open_max_age,
         }
         if settings.mode == "workflow_runs":
@@ -163,5 +161,5 @@ class GitHubProvider(Provider):
 
     def ready_problems(self) -> list[str]:
         """The credential's quota state when it blocks polling."""
-        problem = self.credential.budget.problem()
+        problem = self.credential.quota.problem(f"GitHub credential {self.credential.label}")
         return [problem] if problem else []

@@ -17,7 +17,6 @@ python-gitlab and ``requests`` exceptions into :mod:`deploy_fetcher.errors`.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -36,11 +35,12 @@ from deploy_fetcher.errors import (
     TransientError,
 )
 from deploy_fetcher.providers.kit import (
-    Quota,
     RequestBudget,
     RequestPolicy,
     Retry,
+    credential_digest,
     policed_session,
+    shared_policy,
 )
 
 if TYPE_CHECKING:
@@ -233,11 +233,9 @@ def shared_client(config: GitLabSourceConfig, context: ProviderContext) -> GitLa
     """The client of a source's instance and credential, created once and shared.
 
     The request budget is shared per instance (every source reading it counts against it); the
-    rate-limit figures per instance and credential (GitLab counts per user); the client per
-    credential and transport settings.
+    quota per instance and token (GitLab counts per user); the client per policy.
     """
     token = config.token.get_secret_value()
-    digest = hashlib.sha256(f"{config.token_type}:{token}".encode()).hexdigest()[:16]
     budget: RequestBudget | None = None
     if config.request_budget is not None:
         limit = config.request_budget
@@ -250,37 +248,16 @@ def shared_client(config: GitLabSourceConfig, context: ProviderContext) -> GitLa
                 configured=limit,
                 shared=budget.limit,
             )
-    quota = context.shared.get(
-        f"gitlab-quota:{config.url}:{digest}:{config.min_remaining}",
-        lambda: Quota(
-            provider=PROVIDER,
-            label=config.name,
-            metrics=context.metrics,
-            clock=context.clock,
-            reserve=config.min_remaining,
-        ),
+    policy = shared_policy(
+        config,
+        context,
+        provider=PROVIDER,
+        credential=credential_digest(config.url, config.token_type, token),
+        budget=budget,
+        reserve=config.min_remaining,
     )
-    limits = RequestPolicy.limits_of(config, context.defaults)
-    policy_key = (
-        limits,
-        config.retries,
-        config.max_rate_limit_wait,
-        config.tls_verify,
-        str(config.ca_bundle),
+    verify = str(config.ca_bundle) if config.ca_bundle is not None else config.tls_verify
+    return context.shared.get(
+        f"gitlab-client:{id(policy)}:{verify}",
+        lambda: GitLabClient(config.url, token, config.token_type, policy, ssl_verify=verify),
     )
-
-    def build() -> GitLabClient:
-        policy = RequestPolicy(
-            provider=PROVIDER,
-            label=config.name,
-            context=context,
-            limits=limits,
-            retries=config.retries,
-            max_wait=config.max_rate_limit_wait.total_seconds(),
-            quota=quota,
-            budget=budget,
-        )
-        verify = str(config.ca_bundle) if config.ca_bundle is not None else config.tls_verify
-        return GitLabClient(config.url, token, config.token_type, policy, ssl_verify=verify)
-
-    return context.shared.get(f"gitlab-client:{config.url}:{digest}:{policy_key!r}", build)

@@ -23,19 +23,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Final
+from datetime import timedelta
+from typing import Any, ClassVar, Final, TypeVar
 
-from deploy_fetcher.model import format_rfc3339, parse_timestamp
 from deploy_fetcher.providers import Cursor
-from deploy_fetcher.providers.kit import (
-    CursorMismatch,
-    DoneSet,
-    Watermark,
-    scope_digest,
-    seal,
-    unseal,
-)
+from deploy_fetcher.providers.kit import CursorMismatch, Watermark, scope_digest, short
 
 __all__ = [
     "CURSOR_VERSION",
@@ -53,6 +45,8 @@ CURSOR_VERSION: Final = 1
 MEMORY_PIPELINES: Final = 100
 #: Versions remembered inside the overlap window.
 _MAX_DONE: Final = 5000
+
+S = TypeVar("S", bound="DeploymentsState")
 
 
 @dataclass(frozen=True)
@@ -104,6 +98,11 @@ class PipelineMemory:
     def __len__(self) -> int:
         return len(self._pipelines)
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PipelineMemory) and self.to_json() == other.to_json()
+
+    __hash__ = None  # type: ignore[assignment]
+
     def to_json(self) -> list[Any]:
         """Compact form for the cursor, oldest pipeline first."""
         return [
@@ -131,7 +130,9 @@ class PipelineMemory:
 class DeploymentsState(Watermark):
     """Cursor of ``deployments`` mode: the mark, the done versions, the pipelines' deployments."""
 
-    memory: PipelineMemory = field(default_factory=PipelineMemory)
+    memory: PipelineMemory = field(default_factory=PipelineMemory, metadata=short("pipelines"))
+
+    MODE: ClassVar[str] = "deployments"
 
     def forget(self, overlap: timedelta) -> None:
         """Forget the versions the next poll cannot return (older than ``mark - overlap``)."""
@@ -139,77 +140,48 @@ class DeploymentsState(Watermark):
 
     def encode(self, scope: str) -> Cursor:
         """The JSON object the store keeps."""
-        body = {
-            "mark": format_rfc3339(self.mark),
-            "done": self.done.to_json(),
-            "pipelines": self.memory.to_json(),
-        }
-        return seal(body, version=CURSOR_VERSION, mode="deployments", scope=scope)
+        return {"v": CURSOR_VERSION, "mode": self.MODE, "scope": scope, **self.to_json()}
 
 
 @dataclass
-class PipelinesState(Watermark):
+class PipelinesState(DeploymentsState):
     """Cursor of ``pipelines`` mode: the mark, the done versions, the job-pattern verdicts."""
 
     #: Pipeline id -> whether it has a job matching ``job_pattern``.
     matches: dict[int, bool] = field(default_factory=dict)
 
+    MODE: ClassVar[str] = "pipelines"
+
     def forget(self, overlap: timedelta) -> None:
         """Forget what the next poll cannot return, job-match verdicts included."""
-        self.done.prune(self.floor(overlap), max_size=_MAX_DONE)
+        super().forget(overlap)
         self.matches = {pid: hit for pid, hit in self.matches.items() if str(pid) in self.done}
 
-    def encode(self, scope: str) -> Cursor:
-        """The JSON object the store keeps."""
-        body = {
-            "mark": format_rfc3339(self.mark),
-            "done": self.done.to_json(),
-            "matches": {str(pid): hit for pid, hit in sorted(self.matches.items())},
-        }
-        return seal(body, version=CURSOR_VERSION, mode="pipelines", scope=scope)
 
+def _decode(kind: type[S], cursor: Cursor | None, scope: str) -> S | None:
+    """A cursor of this mode and scope read back; None when it is not ours to continue.
 
-def _header(cursor: Cursor | None, mode: str, scope: str) -> datetime | None:
-    """The mark of a cursor that belongs to this mode and scope, else None."""
-    try:
-        body = unseal(cursor, version=CURSOR_VERSION, mode=mode, scope=scope)
-    except CursorMismatch:
+    Raises ValueError (CursorMismatch) when the cursor claims to be ours but is damaged (the adapter
+    logs it and starts over rather than guessing).
+    """
+    header = (CURSOR_VERSION, kind.MODE, scope)
+    if (
+        not isinstance(cursor, dict)
+        or (cursor.get("v"), cursor.get("mode"), cursor.get("scope")) != header
+    ):
         return None
-    mark = body.get("mark")
-    if not isinstance(mark, str):
-        return None
-    return parse_timestamp(mark)
-
-
-def _done(cursor: Cursor) -> DoneSet:
-    """The done versions; their keys must be object ids (ValueError otherwise)."""
-    done = DoneSet.from_json(cursor.get("done", {}))
-    for key in done.items:
-        int(key)
-    return done
+    state = kind.from_json(cursor)
+    if not all(key.isdigit() for key in state.done.items):
+        msg = "done keys are not ids"
+        raise CursorMismatch(msg)
+    return state
 
 
 def decode_deployments(cursor: Cursor | None, scope: str) -> DeploymentsState | None:
-    """Read a ``deployments`` cursor; None when it is absent or not ours to continue.
-
-    Raises ValueError when the cursor claims to be ours but is damaged (the adapter logs it and starts
-    over rather than guessing).
-    """
-    mark = _header(cursor, "deployments", scope)
-    if mark is None or cursor is None:
-        return None
-    memory = PipelineMemory.from_json(cursor.get("pipelines", []))
-    return DeploymentsState(mark, done=_done(cursor), memory=memory)
+    """Read a ``deployments`` cursor (see :func:`_decode`)."""
+    return _decode(DeploymentsState, cursor, scope)
 
 
 def decode_pipelines(cursor: Cursor | None, scope: str) -> PipelinesState | None:
-    """Read a ``pipelines`` cursor; None when it is absent or not ours to continue."""
-    mark = _header(cursor, "pipelines", scope)
-    if mark is None or cursor is None:
-        return None
-    matches_raw = cursor.get("matches", {})
-    if not isinstance(matches_raw, dict):
-        msg = "pipelines cursor: matches must be an object"
-        raise TypeError(msg)
-    matches = {int(pid): bool(hit) for pid, hit in matches_raw.items()}
-    return PipelinesState(mark, done=_done(cursor), matches=matches)
+    """Read a ``pipelines`` cursor (see :func:`_decode`)."""
+    return _decode(PipelinesState, cursor, scope)

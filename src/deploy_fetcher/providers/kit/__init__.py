@@ -17,9 +17,10 @@ the rest, the same way for every provider (``docs/contributing/new-provider.md``
 
 :func:`classify` is the common reading of a status; an adapter handles its special cases first.
 
-**Cursors** — :class:`Watermark` (mark, open set, done set, pruning, JSON round trip, and a mark
-that never passes the server's clock plus :data:`CLOCK_SKEW`), sealed with :func:`seal` /
-:func:`unseal` (version, mode, scope check).
+**Cursors** — :class:`Watermark` (mark, open set, done set, pruning, and a mark that never passes
+the server's clock plus :data:`CLOCK_SKEW`); :class:`Record` dataclasses that read and write
+themselves as compact, strictly checked JSON; :class:`Sealed` records stored with a version, a
+mode and the source's scope.
 
 **Paging** — :class:`LinkPaginator`, :class:`ContinuationPaginator`, :class:`OffsetPaginator`,
 :class:`KeysetPaginator`: each refuses to loop (:class:`PaginationLoop`).
@@ -42,16 +43,13 @@ The errors it raises are all in :mod:`deploy_fetcher.errors`' taxonomy::
 from deploy_fetcher.config import HttpSourceConfig
 from deploy_fetcher.providers.kit._config import OpenSetKeys, settings_of
 from deploy_fetcher.providers.kit._cursor import (
-    CursorMismatch,
     DoneSet,
     OpenItem,
     OpenSet,
     Watermark,
     millis,
     scope_digest,
-    seal,
     timestamp,
-    unseal,
 )
 from deploy_fetcher.providers.kit._errors import (
     DeadlineExceeded,
@@ -73,7 +71,9 @@ from deploy_fetcher.providers.kit._paging import (
 )
 from deploy_fetcher.providers.kit._policy import CLOCK_SKEW, LimitHit, RequestPolicy, classify
 from deploy_fetcher.providers.kit._quota import Blocked, Figures, Quota, RequestBudget
+from deploy_fetcher.providers.kit._record import CursorMismatch, Record, Sealed, short
 from deploy_fetcher.providers.kit._requests import PolicyAdapter, policed_session
+from deploy_fetcher.providers.kit._shared import credential_digest, shared_policy
 from deploy_fetcher.providers.kit._templates import (
     check_template,
     render_template,
@@ -104,16 +104,19 @@ __all__ = [
     "Paginator",
     "PolicyAdapter",
     "Quota",
+    "Record",
     "RedirectRefused",
     "Reply",
     "RequestBudget",
     "RequestPolicy",
     "ResponseTooLarge",
     "Retry",
+    "Sealed",
     "Watermark",
     "check_redirect",
     "check_template",
     "classify",
+    "credential_digest",
     "cursor_pages",
     "display_url",
     "millis",
@@ -122,10 +125,10 @@ __all__ = [
     "policed_session",
     "render_template",
     "scope_digest",
-    "seal",
     "settings_of",
+    "shared_policy",
+    "short",
     "template_fields",
     "timestamp",
     "tls_verify",
-    "unseal",
 ]

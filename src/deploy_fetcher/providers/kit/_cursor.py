@@ -14,9 +14,9 @@ The shape that works for every CI API (see the architecture's "Cursors"):
   done set remembers it) and logged once; the mark stays where the clock says.
 
 A cursor is sealed with a version, the provider's mode and a digest of the source's selection
-(:func:`seal`); :func:`unseal` refuses one written for another mode, selection or version with
-:class:`CursorMismatch`, and the target starts again at ``now − lookback`` (re-read events are
-deduplicated).
+(:class:`~deploy_fetcher.providers.kit.Sealed`): one written for another mode, selection or
+version is refused with :class:`CursorMismatch`, and the target starts again at
+``now − lookback`` (re-read events are deduplicated).
 """
 
 from __future__ import annotations
@@ -29,23 +29,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from deploy_fetcher.model import format_rfc3339, parse_timestamp
+from deploy_fetcher.providers.kit._record import CursorMismatch, Record
 
-__all__ = [
-    "CursorMismatch",
-    "DoneSet",
-    "OpenItem",
-    "OpenSet",
-    "Watermark",
-    "millis",
-    "scope_digest",
-    "seal",
-    "timestamp",
-    "unseal",
-]
-
-
-class CursorMismatch(ValueError):
-    """A stored cursor that cannot be continued (another mode, selection or version, or damaged)."""
+__all__ = ["DoneSet", "OpenItem", "OpenSet", "Watermark", "millis", "scope_digest", "timestamp"]
 
 
 def scope_digest(selection: Any) -> str:
@@ -76,26 +62,6 @@ def _object(value: Any, what: str) -> dict[str, Any]:
         msg = f"{what} is not an object"
         raise CursorMismatch(msg)
     return dict(value)
-
-
-def seal(body: Mapping[str, Any], *, version: int, mode: str, scope: str) -> dict[str, Any]:
-    """A cursor: the body with its version, mode and scope in front."""
-    return {"v": version, "mode": mode, "scope": scope, **body}
-
-
-def unseal(data: Any, *, version: int, mode: str, scope: str) -> dict[str, Any]:
-    """The body of a cursor written for this version, mode and scope; CursorMismatch otherwise."""
-    body = _object(data, "cursor")
-    if body.get("v") != version:
-        msg = f"cursor version {body.get('v')!r}, expected {version}"
-        raise CursorMismatch(msg)
-    if body.get("mode") != mode:
-        msg = f"cursor of mode {body.get('mode')!r}, the source now uses {mode!r}"
-        raise CursorMismatch(msg)
-    if body.get("scope") != scope:
-        msg = "the source's selection changed since the cursor was written"
-        raise CursorMismatch(msg)
-    return body
 
 
 @dataclass
@@ -233,7 +199,7 @@ class DoneSet:
 
 
 @dataclass
-class Watermark:
+class Watermark(Record):
     """A mark, the open items and the done items of one target (see the module docstring)."""
 
     mark: datetime
@@ -267,21 +233,3 @@ class Watermark:
         """Forget done items behind the window, and open items too old or too many (returned)."""
         self.done.prune(self.floor(overlap), max_size=done_max)
         return self.open.prune(now, max_size=open_max, max_age=open_max_age)
-
-    def to_json(self) -> dict[str, Any]:
-        """``{"mark", "open", "done"}`` as plain JSON."""
-        return {
-            "mark": format_rfc3339(self.mark),
-            "open": self.open.to_json(),
-            "done": self.done.to_json(),
-        }
-
-    @classmethod
-    def from_json(cls, data: Any) -> Watermark:
-        """Inverse of :meth:`to_json`; CursorMismatch when it is damaged."""
-        data = _object(data, "watermark")
-        return cls(
-            mark=timestamp(data.get("mark")),
-            open=OpenSet.from_json(data.get("open", {})),
-            done=DoneSet.from_json(data.get("done", {})),
-        )

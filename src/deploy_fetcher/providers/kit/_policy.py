@@ -167,7 +167,7 @@ class RequestPolicy:
             )
             if not self.context.sleep(wait):
                 msg = f"stopping while waiting for the {reason} of {self.provider}"
-                raise RateLimited(msg, retry_at=retry_at)
+                raise TransientError(msg)
 
     def _wait_needed(self, resource: str) -> tuple[float, str]:
         """Seconds to wait before the next request, and why (a budget slot is taken at 0)."""
@@ -238,10 +238,17 @@ class RequestPolicy:
             before_sleep=self._logger(what),
             reraise=True,
         )
+        tried = 0
+
+        def counted() -> T:
+            nonlocal tried
+            tried += 1
+            return attempt()
+
         try:
-            return retrying(attempt)
+            return retrying(counted)
         except Retry as exc:
-            raise self._final(exc) from None
+            raise self._final(exc, tried) from None
 
     def _after(self, state: tenacity.RetryCallState) -> float | None:
         exc = state.outcome.exception() if state.outcome is not None else None
@@ -287,13 +294,19 @@ class RequestPolicy:
 
         return log
 
-    def _final(self, exc: Retry) -> SourceError:
+    def _final(self, exc: Retry, tried: int) -> SourceError:
         """The error to raise when no attempt is left (or the asked wait is too long)."""
         failure = exc.failure
         if exc.after is None or exc.after <= self.max_wait:
-            if isinstance(failure, RateLimited) and failure.retry_at is None:
-                blocked = self.quota.check() if self.quota is not None else None
-                return RateLimited(str(failure), retry_at=blocked.until if blocked else None)
+            said = f"{failure} (failed after {tried} attempts)" if tried > 1 else str(failure)
+            if isinstance(failure, RateLimited):
+                retry_at = failure.retry_at
+                if retry_at is None and self.quota is not None:
+                    blocked = self.quota.check()
+                    retry_at = blocked.until if blocked else None
+                return RateLimited(said, retry_at=retry_at)
+            if tried > 1 and type(failure) in {TransientError, SourceError}:
+                return type(failure)(said)
             return failure
         retry_at = self.context.clock() + timedelta(seconds=exc.after)
         if isinstance(failure, RateLimited):

@@ -159,10 +159,7 @@ class Quota:
                 self._blocked = None
             self._pace(state, now)
         if status == _TOO_MANY:
-            wait = parse_retry_after(headers.get("retry-after"), now=now)
-            if wait is None and state.reset is not None:
-                wait = max((state.reset - now).total_seconds(), 0.0)
-            self.block(DEFAULT_BLOCK if wait is None else wait, "rate limited (429)")
+            self.hold(headers, resource=resource, reason="rate limited (429)")
         self._export(resource, limit, remaining)
 
     def _pace(self, state: Figures, now: datetime) -> None:
@@ -193,6 +190,31 @@ class Quota:
             if self._blocked is None or until > self._blocked.until:
                 self._blocked = Blocked(until, reason)
             return self._blocked.until
+
+    def hold(
+        self,
+        headers: Mapping[str, str],
+        *,
+        resource: str = "core",
+        reason: str = "rate limited",
+        exhausted: str = "quota exhausted",
+    ) -> datetime:
+        """Block the credential as a rate-limited answer asks; returns until when.
+
+        Its ``Retry-After`` when it sends one; else, when nothing remains, until the window
+        resets; else :data:`DEFAULT_BLOCK` (GitHub's advice for a secondary limit).
+        """
+        wait = parse_retry_after(headers.get("retry-after"), now=self._clock())
+        if wait is not None:
+            return self.block(wait, f"{reason} (retry-after)")
+        if _int(headers, "x-ratelimit-remaining", "ratelimit-remaining") == 0:
+            until = self.block_until_reset(
+                headers.get("x-ratelimit-resource") or resource, exhausted
+            )
+            if until is not None:
+                return until
+            return self.block(DEFAULT_BLOCK, exhausted)
+        return self.block(DEFAULT_BLOCK, reason)
 
     def block_until_reset(self, resource: str, reason: str) -> datetime | None:
         """Stop requests until the window of ``resource`` resets (None when no reset is known)."""

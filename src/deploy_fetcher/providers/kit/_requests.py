@@ -18,6 +18,7 @@ The SDK still sees an ordinary ``requests.Response``; the limits come out as the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import requests
@@ -87,8 +88,16 @@ _POOLS: Final = {"http": _HTTPPool, "https": _HTTPSPool}
 class PolicyAdapter(HTTPAdapter):
     """A transport adapter that applies a :class:`RequestPolicy` to every request it sends."""
 
-    def __init__(self, policy: RequestPolicy, *, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        policy: RequestPolicy,
+        *,
+        resource_of: Callable[[str], str] = lambda _url: "core",
+        pool_size: int = 10,
+    ) -> None:
         self.policy = policy
+        #: Which quota a request URL is charged to (GitHub meters GraphQL apart from REST).
+        self.resource_of = resource_of
         super().__init__(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -116,7 +125,8 @@ class PolicyAdapter(HTTPAdapter):
         url = display_url(request.url or "")
         policy = self.policy
         limits = policy.limits
-        policy.before_send(url)
+        resource = self.resource_of(request.url or "")
+        policy.before_send(url, resource)
         with deadline(limits.timeout) as watch:
             try:
                 response = super().send(
@@ -156,7 +166,10 @@ class PolicyAdapter(HTTPAdapter):
         response._content = body  # noqa: SLF001 - hand the SDK a response already read
         response._content_consumed = True  # type: ignore[attr-defined]  # noqa: SLF001
         policy.after_response(
-            response.status_code, {k.lower(): v for k, v in response.headers.items()}, url=url
+            response.status_code,
+            {k.lower(): v for k, v in response.headers.items()},
+            url=url,
+            resource=resource,
         )
         return response
 
