@@ -23,8 +23,9 @@ WORKDIR /src
 # Only what the wheel is built from (the .dockerignore allow-list says the same).
 COPY pyproject.toml README.md ./
 COPY src ./src
-# Every runtime dependency ships manylinux wheels, so no compiler is needed here either.
-RUN python -m pip wheel --wheel-dir /wheels .
+# Every runtime dependency ships manylinux wheels, so no compiler is needed here either. The
+# postgres extra (psycopg with its bundled libpq) lets one image run with either state backend.
+RUN python -m pip wheel --wheel-dir /wheels '.[postgres]'
 
 
 FROM ${PYTHON_IMAGE} AS runtime
@@ -51,7 +52,7 @@ RUN groupadd --system --gid 10001 fetcher \
  && install -d -o root -g root -m 0755 /etc/fetcher
 
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    python -m pip install --no-cache-dir --no-index --find-links=/wheels deploy-fetcher \
+    python -m pip install --no-cache-dir --no-index --find-links=/wheels 'deploy-fetcher[postgres]' \
  && fetcher --version
 
 # PYTHONDONTWRITEBYTECODE: the root filesystem is read-only under Kubernetes; nothing may try to
@@ -76,10 +77,12 @@ EXPOSE 8080
 # Numeric, so Kubernetes' runAsNonRoot can verify it without a runAsUser override.
 USER 10001:10001
 
-# The fetcher checks itself (no curl in the image): exit 0 when /readyz answers 200. The start
-# period covers the state migration and the first poll of every source.
+# The fetcher checks itself (no curl in the image): exit 0 when /healthz answers 200, i.e. while
+# its scheduler beats. Liveness, not readiness: one rejected token makes /readyz 503, and marking
+# the container unhealthy for it (or restarting it) would fix nothing. The start period covers the
+# state migration.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["fetcher", "healthcheck"]
+    CMD ["fetcher", "healthcheck", "--live"]
 
 # The daemon drains in-flight work on SIGTERM within its grace period (20 s by default); give
 # `docker stop` a longer timeout than that (`docker stop -t 30`, compose stop_grace_period).

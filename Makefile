@@ -1,5 +1,5 @@
 # The two commands of a fresh clone: `make demo` runs the offline demo, `make test` runs the tests.
-# Each creates .venv and installs what it needs the first time.
+# Each creates .venv and installs what it needs the first time (the demo: no dev tools).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,13 +7,23 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test check-wheel lint typecheck bench clean
 
-$(STAMP): pyproject.toml
+# The demo needs the package and its runtime dependencies only; tests and linters need the dev
+# extra on top. Each stamp is redone when pyproject.toml changes.
+RUNTIME := $(VENV)/.installed-runtime
+
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME)
+
+$(STAMP): pyproject.toml $(RUNTIME)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(BIN)/fetcher demo $(ARGS)
 
 # Without ARGS (as CI runs it) the wheel is also built and tried in a clean venv, first, so the
@@ -26,11 +36,12 @@ check-wheel: $(STAMP)
 	./scripts/check-wheel.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks deploy
-	$(BIN)/ruff format --check src tests benchmarks deploy
+	$(BIN)/ruff check src tests benchmarks deploy scripts
+	$(BIN)/ruff format --check src tests benchmarks deploy scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy scripts/config_reference.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -7,13 +7,20 @@ loads before parsing the command line.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from deploy_fetcher.emulators.dashboard import DashboardEmulator
 from deploy_fetcher.model import DeployEvent
+from deploy_fetcher.store import SqliteStore
 from tests.store.factories import FakeClock
+from tests.support import DASHBOARD_CONTROL_KEY, DASHBOARD_KEY
+
+# A real PostgreSQL server for the tests that need one (``postgres_cluster``, ``pg_url``).
+pytest_plugins = ["tests.postgres"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -32,6 +39,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def dashboard() -> Iterator[DashboardEmulator]:
+    """A Deployment Dashboard emulator (ingest and control keys from tests.support, pings at 0.2 s)."""
+    emulator = DashboardEmulator(
+        api_key=DASHBOARD_KEY, control_api_key=DASHBOARD_CONTROL_KEY, ping_interval=0.2
+    )
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    """A state store on a fresh SQLite file."""
+    opened = SqliteStore(tmp_path / "state.db")
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

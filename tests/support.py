@@ -17,6 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
+#: The keys of the suite's dashboard emulator (the ``dashboard`` fixture).
+DASHBOARD_KEY = "dash-ingest-key-1234"
+DASHBOARD_CONTROL_KEY = "dash-control-key-5678"
+
 
 def wait_until(
     predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05
@@ -115,9 +119,13 @@ class FetcherProcess:
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    cwd: Path | None = None,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `fetcher ARGS` as a subprocess and return its result."""
+    """Run `fetcher ARGS` as a subprocess (in ``cwd``, fed ``stdin``) and return its result."""
     return subprocess.run(
         [sys.executable, "-m", "deploy_fetcher.cli", *args],
         capture_output=True,
@@ -125,4 +133,7 @@ def run_cli(
         timeout=timeout,
         env={**os.environ, **(env or {})},
         check=False,
+        cwd=cwd,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
     )

@@ -104,8 +104,8 @@ def test_discovery_adds_and_removes_targets(tmp_path):
         runtime.close()
     assert {"slow/b"} == set(runtime.health.snapshot())
     exported = generate_latest(runtime.metrics.registry).decode()
-    assert 'source="slow/b"' in exported
-    assert 'source="slow/a"' not in exported  # no stale series left to keep an alert firing
+    assert 'fetcher_target_up{source="slow",target="b"} 1.0' in exported
+    assert 'target="a"' not in exported  # no stale series left to keep an alert firing
 
 
 def test_a_failed_discovery_is_retried_after_one_poll_interval(tmp_path):

@@ -52,6 +52,7 @@ class Daemon:
                 config.server.port,
                 registry=self.runtime.metrics.registry,
                 problems=self.runtime.ready_problems,
+                liveness=self.runtime.health.liveness_problem,
             )
         self.stopping = threading.Event()
 

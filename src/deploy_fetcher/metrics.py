@@ -1,34 +1,117 @@
 """Prometheus metrics, held in one registry per process (a fresh one per test).
 
+Every series about a source carries the label ``source`` (the source's name); series about one
+target of it add ``target`` (``octo/api``, ``group/project``), so any two of them join on those
+labels. Series about a sink carry ``sink``; CI-side series carry ``provider`` and ``credential``
+(a credential is shared by the sources that use it).
+
 Labels never carry secrets: a credential is named by the source that uses it (or an App id), never by
 the token or anything derived from it.
+
+The registry also holds the standard ``process_*`` and ``python_info`` series and
+``fetcher_build_info``; counters expose no ``_created`` series (they double the series count and no
+dashboard here reads them).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import platform
+import time
+from contextlib import suppress
 
-__all__ = ["Metrics"]
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+
+from deploy_fetcher._version import __version__
+
+__all__ = ["CYCLE_OUTCOMES", "DISCOVERY_TARGET", "Metrics", "split_key"]
+
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+#: Every ``outcome`` of ``fetcher_poll_cycles_total``.
+CYCLE_OUTCOMES = (
+    "ok",
+    "auth_error",
+    "not_found",
+    "rate_limited",
+    "transient_error",
+    "store_error",
+    "error",
+)
+
+#: The ``target`` label of what a source's target listing (``owner/*`` discovery) does.
+DISCOVERY_TARGET = ""
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``(source, target)`` of a cursor key (``github/octo/api``; a bare ``name`` is its own target).
+
+    Source names cannot contain ``/`` (see the configuration's name rule), so the first one splits.
+    """
+    source, _, target = key.partition("/")
+    return source, target or source
 
 
 class Metrics:
-    """Every metric the fetcher exports."""
+    """Every metric the fetcher exports, and small methods to record the common facts."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        if r is not REGISTRY:  # the default registry has them already
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+        self.build_info = Info(
+            "fetcher_build", "Version of deploy-fetcher and of the Python running it.", registry=r
+        )
+        self.build_info.info({"version": __version__, "python": platform.python_version()})
         self.poll_cycles = Counter(
             "fetcher_poll_cycles",
             "Poll cycles of a source target by outcome (ok, auth_error, not_found, rate_limited, "
-            "transient_error, error).",
-            ["source", "outcome"],
+            "transient_error, store_error, error).",
+            ["source", "target", "outcome"],
             registry=r,
         )
         self.poll_duration = Histogram(
             "fetcher_poll_cycle_duration_seconds",
-            "Duration of one poll cycle of a source target.",
+            "Duration of one poll cycle of a source target (all targets of the source together).",
             ["source"],
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=r,
+        )
+        self.target_up = Gauge(
+            "fetcher_target_up",
+            "1 when the last poll cycle of a source target succeeded, 0 while it fails.",
+            ["source", "target"],
+            registry=r,
+        )
+        self.discovery_cycles = Counter(
+            "fetcher_discovery_cycles",
+            "Listings of a source's targets (owner/*, group/*, projects) by outcome (ok, "
+            "auth_error, discovery_error).",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.discovery_up = Gauge(
+            "fetcher_discovery_up",
+            "1 when the last listing of a source's targets succeeded, 0 while it fails.",
+            ["source"],
+            registry=r,
+        )
+        self.auth_failures = Counter(
+            "fetcher_auth_failures",
+            "Requests a CI system refused for the credentials (401/403), per source and target "
+            "(target empty for the listing of targets).",
+            ["source", "target"],
             registry=r,
         )
         self.events = Counter(
@@ -65,13 +148,13 @@ class Metrics:
         self.cursor_lag = Gauge(
             "fetcher_cursor_lag_seconds",
             "Seconds since the last successful poll of a source target.",
-            ["source"],
+            ["source", "target"],
             registry=r,
         )
         self.last_success = Gauge(
             "fetcher_last_success_timestamp_seconds",
             "Unix time of the last successful poll of a source target.",
-            ["source"],
+            ["source", "target"],
             registry=r,
         )
         self.ci_requests = Counter(
@@ -98,3 +181,49 @@ class Metrics:
             ["provider", "credential"],
             registry=r,
         )
+
+    # -- what the engine records -------------------------------------------------------------------
+    def cycle(self, source: str, target: str, outcome: str, seconds: float) -> None:
+        """One poll cycle of a target ended with ``outcome`` after ``seconds``."""
+        self.poll_cycles.labels(source, target, outcome).inc()
+        self.poll_duration.labels(source).observe(seconds)
+        if outcome == "store_error":
+            return  # the store failed, not the source: its up/down state is unknown
+        self.target_up.labels(source, target).set(1 if outcome == "ok" else 0)
+        if outcome == "ok":
+            self.last_success.labels(source, target).set(time.time())
+        elif outcome == "auth_error":
+            self.auth_failure(source, target)
+
+    def discovery(self, source: str, outcome: str) -> None:
+        """One listing of a source's targets ended with ``outcome``."""
+        self.discovery_cycles.labels(source, outcome).inc()
+        self.discovery_up.labels(source).set(1 if outcome == "ok" else 0)
+        if outcome == "auth_error":
+            self.auth_failure(source, DISCOVERY_TARGET)
+
+    def auth_failure(self, source: str, target: str = DISCOVERY_TARGET) -> None:
+        """A CI system refused ``source``'s credential while reading ``target``."""
+        self.auth_failures.labels(source, target).inc()
+
+    def forget_target(self, source: str, target: str) -> None:
+        """A target left the configuration: its series must not linger (a stale alert, forever)."""
+        for metric in (self.last_success, self.cursor_lag, self.target_up, self.auth_failures):
+            with suppress(KeyError):
+                metric.remove(source, target)
+        for outcome in CYCLE_OUTCOMES:
+            with suppress(KeyError):
+                self.poll_cycles.remove(source, target, outcome)
+
+    # -- what providers record ---------------------------------------------------------------------
+    def ci_request(self, provider: str, status_code: int | str) -> None:
+        """One HTTP answer from a CI API (``status_code`` 304 included)."""
+        self.ci_requests.labels(provider, str(status_code)).inc()
+
+    def rate_limit(
+        self, provider: str, credential: str, *, remaining: float, limit: float | None = None
+    ) -> None:
+        """The quota a CI system reported for a credential."""
+        self.rate_limit_remaining.labels(provider, credential).set(remaining)
+        if limit is not None:
+            self.rate_limit_limit.labels(provider, credential).set(limit)

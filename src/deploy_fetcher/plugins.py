@@ -11,11 +11,11 @@ are the loader with the installed plugins, the way the CLI and the daemon read t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from deploy_fetcher import config
 from deploy_fetcher.errors import PluginError
@@ -78,11 +78,18 @@ def load_sink(name: str) -> type[Sink]:
 
 
 def load_config(
-    path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    sources: Collection[str] | None = None,
 ) -> config.FetcherConfig:
     """:func:`deploy_fetcher.config.load_config` with the installed plugins' models."""
     return config.load_config(
-        path, environ=environ, provider_resolver=load_provider, sink_resolver=load_sink
+        path,
+        environ=environ,
+        provider_resolver=load_provider,
+        sink_resolver=load_sink,
+        sources=sources,
     )
 
 
@@ -92,4 +99,12 @@ def parse_config(
     """:func:`deploy_fetcher.config.parse_config` with the installed plugins' models."""
     return config.parse_config(
         text, file=file, environ=environ, provider_resolver=load_provider, sink_resolver=load_sink
+    )
+
+
+def config_schema() -> dict[str, Any]:
+    """The configuration's JSON Schema with the installed providers' and sinks' models."""
+    return config.json_schema(
+        {name: load_provider(name).config_model for name in available_providers()},
+        {name: load_sink(name).config_model for name in available_sinks()},
     )

@@ -3,7 +3,8 @@
 * never two runs of one target at once (``max_instances=1``), missed runs coalesced into one;
 * jitter spreads hundreds of targets over the interval instead of a thundering herd on the CI API;
 * targets are discovered again every ``discovery_interval`` (``owner/*`` gains and loses repositories);
-* housekeeping refreshes gauges, checks the store is writable and prunes the dedup ledger;
+* housekeeping beats the heartbeat behind ``/healthz``, refreshes gauges, checks the store is
+  writable and prunes the dedup ledger (in a thread of its own, so busy polls cannot starve it);
 * sources can be paused (the dashboard's reset choreography): their runs are skipped, and
   :meth:`Scheduler.wait_sources_idle` waits for the runs already in flight.
 """
@@ -15,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import timedelta
 
 import structlog
@@ -26,6 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from deploy_fetcher.engine import CycleResult, Runtime, target_key
 from deploy_fetcher.errors import AuthError
+from deploy_fetcher.metrics import split_key
 from deploy_fetcher.model import utc_now
 from deploy_fetcher.providers import Provider
 
@@ -34,6 +36,7 @@ __all__ = ["Scheduler"]
 _log = structlog.get_logger(__name__)
 
 HOUSEKEEPING_SECONDS = 15
+HOUSEKEEPING_EXECUTOR = "housekeeping"
 PRUNE_EVERY = timedelta(hours=1)
 
 
@@ -48,10 +51,23 @@ def _discovery_key(source_name: str) -> str:
 class Scheduler:
     """Drives a :class:`Runtime` on a schedule until shut down."""
 
-    def __init__(self, runtime: Runtime, *, max_workers: int = 8) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        max_workers: int = 8,
+        housekeeping_every: float | None = None,
+    ) -> None:
         self.runtime = runtime
+        # Read at construction, so a test can shorten the module's period for a whole process.
+        self.housekeeping_every = housekeeping_every or HOUSEKEEPING_SECONDS
+        # Housekeeping (the heartbeat) has a thread of its own: polls stuck in slow CI requests
+        # must not starve it, or a busy daemon would look wedged and be restarted.
         self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=max_workers)},
+            executors={
+                "default": ThreadPoolExecutor(max_workers=max_workers),
+                HOUSEKEEPING_EXECUTOR: ThreadPoolExecutor(max_workers=1),
+            },
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
         )
@@ -82,8 +98,9 @@ class Scheduler:
             )
         self._scheduler.add_job(
             self._housekeeping,
-            IntervalTrigger(seconds=HOUSEKEEPING_SECONDS),
+            IntervalTrigger(seconds=self.housekeeping_every),
             id="housekeeping",
+            executor=HOUSEKEEPING_EXECUTOR,
             next_run_time=now,
         )
         self._scheduler.add_listener(self._on_missed, mask=EVENT_JOB_MISSED)
@@ -155,6 +172,7 @@ class Scheduler:
             # A rejected credential reads the same in /readyz whether listing or polling found it.
             outcome = "auth_error" if isinstance(exc, AuthError) else "discovery_error"
             self.runtime.health.target_failed(_discovery_key(source_name), outcome, str(exc))
+            self.runtime.metrics.discovery(source_name, outcome)
             # Try again after one poll interval, not a whole discovery interval (an hour by
             # default): a source whose first listing failed has no job at all until then.
             retry = self.runtime.config.effective(provider.config, "interval")
@@ -165,6 +183,7 @@ class Scheduler:
                     )
             return
         self.runtime.health.forget_target(_discovery_key(source_name))
+        self.runtime.metrics.discovery(source_name, "ok")
         with self._lock:
             if self._stopping:
                 return
@@ -237,9 +256,7 @@ class Scheduler:
         keep a staleness alert firing for ever.
         """
         self.runtime.health.forget_target(key)
-        for gauge in (self.runtime.metrics.last_success, self.runtime.metrics.cursor_lag):
-            with suppress(KeyError):
-                gauge.remove(key)
+        self.runtime.metrics.forget_target(*split_key(key))
 
     def _current(self, source_name: str, target: str) -> bool:
         with self._lock:
@@ -247,6 +264,8 @@ class Scheduler:
 
     def _housekeeping(self) -> None:
         runtime = self.runtime
+        # The heartbeat first: a store that hangs below must show as a wedged process.
+        runtime.health.beat()
         try:
             problem = runtime.store.check_writable()
             runtime.health.set_store_problem(problem)
@@ -256,7 +275,7 @@ class Scheduler:
             now = utc_now()
             for key, state in runtime.health.snapshot().items():
                 if state.last_success is not None:
-                    runtime.metrics.cursor_lag.labels(key).set(
+                    runtime.metrics.cursor_lag.labels(*split_key(key)).set(
                         (now - state.last_success).total_seconds()
                     )
             if time.monotonic() - self._last_prune > PRUNE_EVERY.total_seconds():

@@ -1,21 +1,47 @@
 """The health and metrics HTTP server: ``/healthz``, ``/readyz``, ``/metrics``.
 
-``/healthz`` answers as long as the process can serve HTTP (liveness: restart me if this fails);
-``/readyz`` says whether the fetcher is doing its job (a credential rejected, the store unwritable, no
-source polled successfully yet → 503 with the reasons as JSON).
+``/healthz`` is liveness: 200 while the scheduler's heartbeat is fresh, 503 when it stopped
+dispatching jobs (restart me). ``/readyz`` says whether the fetcher is doing its job (a credential
+rejected, the store unwritable, no source polled successfully yet → 503 with the reasons as JSON);
+a restart would not fix those, so nothing restarts on them.
+
+``/metrics`` is prometheus_client's own WSGI exposition: the text format or OpenMetrics as the
+scraper's ``Accept`` asks, gzip when it accepts it, ``?name[]=`` to select series.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 __all__ = ["HealthServer"]
+
+StartResponse = Callable[..., Any]
+Environ = dict[str, Any]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """Probes every few seconds would flood the log; stay quiet."""
+
+
+def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> Iterable[bytes]:
+    data = json.dumps(body).encode()
+    start_response(
+        status,
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(data))),
+            ("Cache-Control", "no-store"),
+        ],
+    )
+    return [data]
 
 
 class HealthServer:
@@ -28,50 +54,48 @@ class HealthServer:
         *,
         registry: CollectorRegistry,
         problems: Callable[[], list[str]],
+        liveness: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.host = host
         self.port = port
-        self._registry = registry
+        self._metrics_app = make_wsgi_app(registry)
         self._problems = problems
-        self._server: ThreadingHTTPServer | None = None
+        self._liveness = liveness
+        self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
+
+    def app(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """The WSGI application behind the server (usable on its own in tests)."""
+        path = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD", "GET") not in {"GET", "HEAD"}:
+            return _json(start_response, "405 Method Not Allowed", {"error": "GET only"})
+        if path == "/metrics":
+            return self._metrics_app(environ, start_response)  # type: ignore[no-any-return]
+        if path == "/healthz":
+            problem = self._liveness()
+            if problem:
+                return _json(
+                    start_response,
+                    "503 Service Unavailable",
+                    {"status": "wedged", "problems": [problem]},
+                )
+            return _json(start_response, "200 OK", {"status": "alive"})
+        if path == "/readyz":
+            problems = self._problems()
+            body = {"status": "not ready" if problems else "ready", "problems": problems}
+            status = "503 Service Unavailable" if problems else "200 OK"
+            return _json(start_response, status, body)
+        return _json(start_response, "404 Not Found", {"error": "not found"})
 
     def start(self) -> int:
         """Start serving; returns the bound port (useful with port 0)."""
-        owner = self
-
-        class _Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                """Probes every few seconds would flood the log; stay quiet."""
-
-            def _reply(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                if path == "/healthz":
-                    self._reply(200, b'{"status":"alive"}', "application/json")
-                elif path == "/readyz":
-                    problems = owner._problems()
-                    body = {"status": "not ready" if problems else "ready", "problems": problems}
-                    self._reply(
-                        503 if problems else 200, json.dumps(body).encode(), "application/json"
-                    )
-                elif path == "/metrics":
-                    self._reply(200, generate_latest(owner._registry), CONTENT_TYPE_LATEST)
-                else:
-                    self._reply(404, b'{"error":"not found"}', "application/json")
-
-        self._server = ThreadingHTTPServer((self.host, self.port), _Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
+        server = make_server(
+            self.host, self.port, self.app, ThreadingWSGIServer, handler_class=_QuietHandler
+        )
+        self._server = server
+        self.port = server.server_address[1]
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="health-server", daemon=True
+            target=server.serve_forever, name="health-server", daemon=True
         )
         self._thread.start()
         return self.port

@@ -96,3 +96,15 @@ def test_version_flag():
 
     result = run_cli("--version")
     assert (0, f"deploy-fetcher {__version__}") == (result.returncode, result.stdout.strip())
+
+
+def test_every_problem_line_has_the_same_prefix(write):
+    """Several problems print one line each, every one as `fetcher: FILE: PATH: message`."""
+    text = GOOD.replace("defaults: {interval: 30s}", "defaults: {interval: 30 sec, jitter: x}")
+    text = text.replace("api_key: ${DASH_KEY}", "api_key: ${NOT_SET_ANYWHERE}")
+    path = write(text)
+    result = run_cli("check", "--offline", "--config", str(path))
+    lines = result.stderr.strip().splitlines()
+    assert 2 == result.returncode
+    assert [f"fetcher: {path}: defaults.interval", f"fetcher: {path}: defaults.jitter",
+            f"fetcher: {path}: sinks[0].api_key"] == [": ".join(line.split(": ")[:3]) for line in lines]  # fmt: skip

@@ -93,7 +93,7 @@ def test_outbox_purge_deletes_dead_letters(setup, dashboard):
     """`outbox purge --all` removes dead letters for good."""
     dashboard.inject(Fault(status=422, body="{}", match="^/api/deployments$", method="POST"))
     run_cli("sync", "--config", setup, "--since", "2026-02-01", "--until", "2026-02-02")
-    purged = run_cli("outbox", "purge", "--all", "--config", setup)
+    purged = run_cli("outbox", "purge", "--all", "--yes", "--config", setup)
     assert "1 dead letters purged" == purged.stdout.strip()
     listing = run_cli("outbox", "list", "--config", setup)
     assert 0 == listing.returncode

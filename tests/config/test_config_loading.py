@@ -7,20 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from deploy_fetcher.config import FetcherConfig
+from deploy_fetcher.config import FetcherConfig, StateConfig
 from deploy_fetcher.config._yaml import MAX_FILE_BYTES
 from deploy_fetcher.errors import ConfigError
 from deploy_fetcher.plugins import load_config
 
 
 def test_empty_file_gives_all_defaults(load):
-    """An empty file is a configuration of defaults."""
-    assert FetcherConfig() == load("")
+    """An empty file is a configuration of defaults (the state file beside it)."""
+    expected = FetcherConfig(state=StateConfig(path=load.tmp_path / "fetcher-state.db"))
+    assert expected == load("")
 
 
 def test_comment_only_file_gives_all_defaults(load):
     """A file holding only comments is as good as empty."""
-    assert FetcherConfig() == load("# nothing configured yet\n")
+    assert load("") == load("# nothing configured yet\n")
 
 
 def test_empty_sections_mean_defaults(load):

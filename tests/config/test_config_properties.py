@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deploy_fetcher.config import (
-    Defaults,
+    DefaultsConfig,
     FetcherConfig,
     Filter,
     NameRule,
@@ -20,7 +20,7 @@ from deploy_fetcher.config import (
 )
 from deploy_fetcher.errors import ConfigError
 
-_MODELS = (FetcherConfig, StateConfig, ServerConfig, Defaults, RulesConfig, NameRule, Filter)
+_MODELS = (FetcherConfig, StateConfig, ServerConfig, DefaultsConfig, RulesConfig, NameRule, Filter)
 _KNOWN = sorted(
     {name for model in (*_MODELS, SourceConfig, SinkConfig) for name in model.model_fields}
     | {"repos", "url", "token", "app", "app_id", "private_key", "*"}

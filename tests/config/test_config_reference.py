@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deploy_fetcher.config._reference import main, render
+from scripts.config_reference import main, render
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 

@@ -28,7 +28,7 @@ def test_unknown_key_inside_an_optional_section(load):
 def test_unknown_key_without_close_match_lists_known_keys(load):
     """Without a close match, the message lists the keys the section accepts."""
     error = load.error("state:\n  wibble: 1\n")
-    expected = "unknown key (known keys: backend, path, delivered_retention, dashboard_sink, dashboard_slot)"
+    expected = "unknown key (known keys: backend, path, url, url_file, pool_size, delivered_retention, dashboard_sink, dashboard_slot)"
     assert expected == error.message
 
 
@@ -131,19 +131,44 @@ def test_several_problems_in_one_error(load):
     lines = str(error).splitlines()
     file = str(load.path)
     assert [
-        f"{file}: server.port: must be a valid integer, unable to parse string as an integer",
         f"{file}: log.level: must be 'debug', 'info', 'warning' or 'error'",
+        f"{file}: server.port: must be a valid integer, unable to parse string as an integer",
         f"{file}: defaults.jitter: not a duration: 'soon' (use e.g. 30s, 5m, 2h, 7d)",
     ] == lines
-    assert "server.port" == error.path
+    assert "log.level" == error.path
 
 
-def test_problems_follow_section_order(load):
-    """Problems are ordered by section (state, server, …, sinks, sources), whatever the file's order."""
+def test_problems_follow_the_files_order(load):
+    """Problems are listed in the order their keys appear in the file, whatever the section."""
     error = load.error(
         "sources:\n  - {name: a, provider: nope}\n"
         "sinks:\n  - {name: b, type: hook, url: ftp://x}\n"
-        "state:\n  backend: postgres\n"
+        "state:\n  backend: mysql\n"
     )
     paths = [line.split(": ")[1] for line in str(error).splitlines()]
-    assert ["state.backend", "sinks[0].url", "sources[0].provider"] == paths
+    assert ["sources[0].provider", "sinks[0].url", "state.backend"] == paths
+
+
+def test_an_unset_variable_does_not_hide_the_other_problems(load):
+    """An unset ${VAR} is reported with every other problem, each in file order, one prefix each."""
+    error = load.error(
+        "server:\n  port: x\n"
+        "sinks:\n  - {name: b, type: hook, url: '${HOOK_URL}'}\n"
+        "defaults:\n  jitter: soon\n"
+    )
+    file = str(load.path)
+    lines = str(error).splitlines()
+    assert [f"{file}: server.port", f"{file}: sinks[0].url", f"{file}: defaults.jitter"] == [
+        ": ".join(line.split(": ")[:2]) for line in lines
+    ]
+    assert "HOOK_URL is not set" in lines[1]
+    assert "http(s) URL" not in lines[1]  # the raw ${…} is not reported a second time
+
+
+def test_a_missing_key_is_placed_at_its_entry(load):
+    """A required key that is absent is reported where its entry starts in the file."""
+    error = load.error(
+        "defaults:\n  jitter: soon\nsinks:\n  - {name: b, type: hook}\nserver:\n  port: x\n"
+    )
+    paths = [line.split(": ")[1] for line in str(error).splitlines()]
+    assert ["defaults.jitter", "sinks[0].url", "server.port"] == paths

@@ -110,7 +110,7 @@ def test_fetchers_use_the_images_command_config_path_and_state_volume(compose, s
         mounts = _mounts(service)
         assert (COMPOSE_FILE.parent / mounts[config_path]).is_file(), name
         assert mounts[state_dir] in compose["volumes"], name
-        assert ["CMD", "fetcher", "healthcheck"] == service["healthcheck"]["test"]
+        assert ["CMD", "fetcher", "healthcheck", "--live"] == service["healthcheck"]["test"]
 
 
 def test_the_fetchers_published_port_is_the_configured_server_port(services):

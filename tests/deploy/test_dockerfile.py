@@ -101,12 +101,16 @@ def test_exposed_port_is_the_servers_default_and_listens_on_all_interfaces(docke
 
 
 def test_healthcheck_asks_the_fetcher_itself(dockerfile):
-    """HEALTHCHECK runs ``fetcher healthcheck`` (no curl) with bounded timing."""
+    """HEALTHCHECK runs ``fetcher healthcheck --live`` (no curl) with bounded timing.
+
+    Liveness, not readiness: one rejected token (a 503 from /readyz) must not mark the container
+    unhealthy, which would get it restarted for nothing.
+    """
     healthcheck = dockerfile.final.last("HEALTHCHECK")
     assert healthcheck is not None
     kind, _, command = healthcheck.args.partition(" ")
     assert "CMD" == kind
-    assert ["fetcher", "healthcheck"] == json.loads(command)[:2]
+    assert ["fetcher", "healthcheck", "--live"] == json.loads(command)
     seconds = {k: _seconds(v) for k, v in healthcheck.flags.items() if k != "retries"}
     assert {"interval", "timeout", "start-period"} <= set(seconds)
     assert seconds["timeout"] < seconds["interval"]

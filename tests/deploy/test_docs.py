@@ -69,7 +69,8 @@ def _exported_metrics() -> dict[str, tuple[str, set[str]]]:
     out = {}
     for metric in vars(Metrics()).values():
         if isinstance(metric, MetricWrapperBase):
-            name = metric._name + ("_total" if metric._type == "counter" else "")
+            suffix = {"counter": "_total", "info": "_info"}.get(metric._type, "")
+            name = metric._name + suffix
             out[name] = (metric._type, set(metric._labelnames))
     return out
 

@@ -127,7 +127,7 @@ def test_the_images_command_serves_health_delivers_and_stops_cleanly(tmp_path, i
         assert None is proc.poll(), log.read_text()[-2000:]
         wait_until(lambda: len(dashboard.rows()) >= EVENTS, timeout=20)
         healthcheck = image.last("HEALTHCHECK").args.removeprefix("CMD").strip()
-        probe = [*json.loads(healthcheck), "--url", f"http://127.0.0.1:{port}/readyz"]
+        probe = [*json.loads(healthcheck), "--url", f"http://127.0.0.1:{port}/healthz"]
         probe[0] = _console_script(probe[0])
         checked = wait_until(
             lambda: (
@@ -158,6 +158,6 @@ def test_the_healthcheck_fails_when_nothing_answers(image):
         _console_script(healthcheck[0]),
         *healthcheck[1:],
         "--url",
-        f"http://127.0.0.1:{free_port()}/readyz",
+        f"http://127.0.0.1:{free_port()}/healthz",
     ]
     assert 1 == subprocess.run(probe, capture_output=True, timeout=30, check=False).returncode

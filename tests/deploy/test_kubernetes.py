@@ -1,18 +1,22 @@
 """The Kubernetes manifests: well-formed, consistent with each other, the image and the daemon."""
 
+import base64
+import json
 import shutil
 import subprocess
 import urllib.error
 import urllib.request
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 from tests.deploy._dockerfile import parse_file
+from tests.deploy._kustomize import KustomizeError, render
 from tests.deploy._manifests import find, load_documents, parse_quantity
-from tests.deploy._paths import DEPLOY, DOCKERFILE, KUBERNETES
+from tests.deploy._paths import DEPLOY, DOCKERFILE, KUBERNETES, ROOT
 from tests.deploy._pod import PodFiles
 
 from deploy_fetcher import __version__
@@ -21,13 +25,32 @@ NAMESPACE = "deploy-fetcher"
 HEALTH_ENDPOINTS = {"/healthz", "/readyz"}
 
 
+BASE = KUBERNETES / "base"
+OVERLAY = KUBERNETES / "overlays" / "secret-files"
+SERVICE_MONITOR = KUBERNETES / "components" / "servicemonitor"
+#: The credentials the overlay's secretGenerator reads, as an admin would write them.
+SECRET_FILES = {
+    "github-token": "test-github-token\n",
+    "gitlab-token": "test-gitlab-token\n",
+    "azure-devops-pat": "test-azure-devops-pat\n",
+    "dashboard-api-key": "test-dashboard-api-key\n",
+}
+
+
 @pytest.fixture(scope="module")
-def objects() -> list[dict[str, Any]]:
-    kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text(encoding="utf-8"))
-    out: list[dict[str, Any]] = []
-    for resource in kustomization["resources"]:
-        out.extend(load_documents(KUBERNETES / resource))
-    return out
+def kubernetes_copy(tmp_path_factory) -> Path:
+    """deploy/kubernetes copied aside, with the credential files the overlay reads written in."""
+    copy = tmp_path_factory.mktemp("k8s") / "kubernetes"
+    shutil.copytree(KUBERNETES, copy)
+    for name, value in SECRET_FILES.items():
+        (copy / "overlays" / "secret-files" / "secrets" / name).write_text(value, encoding="utf-8")
+    return copy
+
+
+@pytest.fixture(scope="module")
+def objects(kubernetes_copy) -> list[dict[str, Any]]:
+    """What ``kubectl apply -k deploy/kubernetes/overlays/secret-files`` creates."""
+    return render(kubernetes_copy / "overlays" / "secret-files")
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +98,8 @@ def pod(tmp_path, objects, deployment, container) -> PodFiles:
         if "configMap" in volume:
             content = find(objects, "ConfigMap", volume["configMap"]["name"])["data"]
         elif "secret" in volume:
-            content = find(objects, "Secret", volume["secret"]["secretName"])["stringData"]
+            data = find(objects, "Secret", volume["secret"]["secretName"])["data"]
+            content = {key: base64.b64decode(value).decode() for key, value in data.items()}
         files.mount(mount["mountPath"], content)
     return files
 
@@ -91,21 +115,128 @@ def test_every_yaml_file_under_deploy_is_well_formed():
 
 
 def test_kustomization_lists_every_manifest_of_the_folder():
-    """No manifest is forgotten by ``kubectl apply -k`` and none is listed twice."""
-    kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text(encoding="utf-8"))
-    files = {p.name for p in KUBERNETES.glob("*.yaml")} - {"kustomization.yaml"}
-    assert sorted(files) == sorted(kustomization["resources"])
-    assert NAMESPACE == kustomization["namespace"]
+    """No manifest of the base or the component is forgotten by ``apply -k``, none listed twice."""
+    for folder in (BASE, SERVICE_MONITOR):
+        kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text(encoding="utf-8"))
+        files = {p.name for p in folder.glob("*.yaml")} - {"kustomization.yaml"}
+        assert sorted(files) == sorted(kustomization["resources"]), folder
+    base = yaml.safe_load((BASE / "kustomization.yaml").read_text(encoding="utf-8"))
+    assert NAMESPACE == base["namespace"]
 
 
 def test_every_object_has_api_version_kind_name_and_the_app_label(objects):
-    """Each object is addressable and carries app.kubernetes.io/name."""
-    assert 7 == len(objects)
+    """Each object is addressable; each object of the base carries app.kubernetes.io/name."""
+    assert [
+        "ConfigMap",
+        "Deployment",
+        "Namespace",
+        "PersistentVolumeClaim",
+        "Secret",
+        "Service",
+    ] == (sorted(o["kind"] for o in objects))
     for obj in objects:
         assert obj.get("apiVersion"), obj
         assert obj.get("kind"), obj
         assert obj["metadata"].get("name"), obj
-        assert "deploy-fetcher" == obj["metadata"]["labels"]["app.kubernetes.io/name"]
+        if obj["kind"] != "Secret":
+            assert "deploy-fetcher" == obj["metadata"]["labels"]["app.kubernetes.io/name"]
+
+
+def test_no_committed_manifest_is_a_secret():
+    """No Secret is committed: applying the manifests can never overwrite a real one."""
+    kinds = {
+        doc.get("kind")
+        for path in KUBERNETES.rglob("*.yaml")
+        for doc in load_documents(path)
+        if isinstance(doc, dict)
+    }
+    assert "Secret" not in kinds
+
+
+def test_the_base_leaves_the_secret_to_the_admin(kubernetes_copy):
+    """The base renders without any credential file and mounts the Secret by its plain name."""
+    rendered = render(kubernetes_copy / "base")
+    deployment = find(rendered, "Deployment")
+    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if "secret" in v]
+    assert [] == [o for o in rendered if o["kind"] == "Secret"]
+    assert "deploy-fetcher-secrets" == volume["secret"]["secretName"]
+
+
+def test_the_overlays_secret_comes_from_the_files_and_rolls_the_pod(objects, deployment):
+    """The generated Secret holds the files' contents under a content-hash name the pod mounts."""
+    secret = find(objects, "Secret")
+    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if "secret" in v]
+    decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert SECRET_FILES == decoded
+    assert secret["metadata"]["name"] == volume["secret"]["secretName"]
+    assert secret["metadata"]["name"].startswith("deploy-fetcher-secrets-")
+    assert NAMESPACE == secret["metadata"]["namespace"]
+
+
+def test_a_missing_credential_file_stops_the_build(tmp_path):
+    """Without its files the overlay does not render (no placeholder gets applied instead)."""
+    copy = tmp_path / "kubernetes"
+    shutil.copytree(KUBERNETES, copy)
+    with pytest.raises(KustomizeError, match="github-token"):
+        render(copy / "overlays" / "secret-files")
+
+
+def test_git_ignores_the_credential_files():
+    """Files written into the overlay's secrets/ folder are never committed."""
+    folder = OVERLAY / "secrets"
+    rules = (folder / ".gitignore").read_text(encoding="utf-8").split()
+    assert ["*", "!.gitignore", "!README.md"] == [r for r in rules if not r.startswith("#")][-3:]
+    if shutil.which("git"):
+        probe = subprocess.run(
+            ["git", "check-ignore", "-q", str(folder / "github-token")],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        assert 0 == probe.returncode
+
+
+def _kubernetes_schemas() -> dict[str, Any]:
+    return json.loads((Path(__file__).parent / "k8s" / "schemas.json").read_text(encoding="utf-8"))
+
+
+def _schema_errors(schema: dict[str, Any], obj: dict[str, Any]) -> list[str]:
+    """The innermost errors (inside anyOf), as kubectl's validation would name them."""
+
+    def leaves(errors):
+        out = []
+        for error in errors:
+            if error.context:
+                out += leaves(error.context)
+            elif not (error.validator == "type" and error.validator_value == "null"):
+                out.append(f"{'.'.join(map(str, error.absolute_path))}: {error.message}")
+        return out
+
+    return leaves(jsonschema.Draft202012Validator(schema).iter_errors(obj))
+
+
+@pytest.mark.parametrize("folder", ["base", "overlays/secret-files"])
+def test_every_rendered_object_validates_against_the_kubernetes_schema(kubernetes_copy, folder):
+    """Each object the base and the overlay render passes the pinned Kubernetes schema of its kind."""
+    schemas = _kubernetes_schemas()
+    rendered = render(kubernetes_copy / folder)
+    problems = {}
+    for obj in rendered:
+        schema = {"$defs": schemas["$defs"], **schemas["kinds"][obj["kind"]]}
+        errors = _schema_errors(schema, obj)
+        if errors:
+            problems[f"{obj['kind']}/{obj['metadata']['name']}"] = errors
+    assert {} == problems
+
+
+def test_the_kubernetes_schema_catches_a_misspelt_field(deployment):
+    """The pinned schema refuses an unknown field (it is not a schema that accepts anything)."""
+    schemas = _kubernetes_schemas()
+    broken = json.loads(json.dumps(deployment))
+    broken["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"
+    errors = _schema_errors({"$defs": schemas["$defs"], **schemas["kinds"]["Deployment"]}, broken)
+    assert any("imagePullPolcy" in error for error in errors), errors
 
 
 def test_one_replica_replaced_by_recreate(deployment):
@@ -226,13 +357,6 @@ def test_state_is_on_the_claim_at_the_images_volume(objects, deployment, contain
     assert not mount.get("readOnly", False)
 
 
-def test_the_secret_holds_placeholders_only(objects):
-    """The committed Secret never carries a real value: every entry is REPLACE_ME."""
-    secret = find(objects, "Secret")
-    assert "data" not in secret
-    assert {"REPLACE_ME"} == set(secret["stringData"].values())
-
-
 def test_every_secret_file_the_config_reads_comes_from_the_secret(objects, deployment, container):
     """Each ``*_file`` path in the config is a key of the mounted Secret, and no key is unused."""
     config_map = find(objects, "ConfigMap")
@@ -248,7 +372,7 @@ def test_every_secret_file_the_config_reads_comes_from_the_secret(objects, deplo
         for key, value in section.items()
         if key.endswith("_file")
     }
-    assert {f"{mount['mountPath']}/{key}" for key in secret["stringData"]} == referenced
+    assert {f"{mount['mountPath']}/{key}" for key in secret["data"]} == referenced
 
 
 def test_the_service_selects_the_pod_and_publishes_unready_addresses(
@@ -265,8 +389,8 @@ def test_the_service_selects_the_pod_and_publishes_unready_addresses(
 
 
 def test_prometheus_scrapes_metrics_through_monitor_or_annotations(objects, deployment, container):
-    """The ServiceMonitor and the scrape annotations both point at /metrics on the http port."""
-    monitor = find(objects, "ServiceMonitor")
+    """The ServiceMonitor component and the scrape annotations both point at /metrics on http."""
+    monitor = find(render(SERVICE_MONITOR), "ServiceMonitor")
     service = find(objects, "Service")
     assert "monitoring.coreos.com/v1" == monitor["apiVersion"]
     assert (
@@ -293,7 +417,7 @@ def test_termination_grace_outlasts_the_daemons_drain(deployment):
 
 def test_the_image_is_pinned_to_the_package_version(container):
     """The manifests deploy the release they were written for, never ``latest``."""
-    kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text(encoding="utf-8"))
+    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text(encoding="utf-8"))
     name, _, tag = container["image"].rpartition(":")
     assert __version__ == tag
     assert [{"name": name, "newTag": __version__}] == kustomization["images"]
@@ -303,13 +427,13 @@ def test_the_image_is_pinned_to_the_package_version(container):
 def test_kustomize_renders_every_object_into_the_namespace():
     """``kubectl kustomize`` builds the folder; every namespaced object lands in deploy-fetcher."""
     rendered = subprocess.run(
-        ["kubectl", "kustomize", str(KUBERNETES)],
+        ["kubectl", "kustomize", str(BASE)],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
     objects = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
-    assert 7 == len(objects)
+    assert 5 == len(objects)
     namespaced = [o for o in objects if o["kind"] != "Namespace"]
     assert {NAMESPACE} == {o["metadata"]["namespace"] for o in namespaced}

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from tests.dashboard_view import Shown, latest_by_deployment, matrix
 from tests.support import FetcherProcess, free_port, run_cli, wait_until, write_config
 
 from deploy_fetcher.emulators._server import Fault
@@ -114,6 +115,21 @@ def test_every_event_is_delivered_exactly_once(scenario, daemon):
     wait_until(scenario.all_delivered)
     time.sleep(1.5)  # a further poll cycle re-reads nothing new
     assert len(scenario.delivered()) == 40
+    shown = latest_by_deployment(scenario.dashboard.rows())
+    assert {
+        f"run-{k}": Shown(
+            "success",
+            (T0 + timedelta(seconds=2 * k + 1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            f"svc-{(2 * k + 1) % 3}",
+            "prod",
+        )
+        for k in range(20)
+    } == shown
+    # The script sends each event to svc-{n % 3}: the matrix's cell is its service's last event.
+    last = {n % 3: n for n in range(40)}
+    assert {
+        (f"svc-{s}", "prod"): ("in-progress", "success")[n % 2] for s, n in last.items()
+    } == matrix(scenario.dashboard.rows())
     assert daemon.terminate() == 0
     assert "fetcher.stopped" in [line.get("event") for line in daemon.logs()]
 

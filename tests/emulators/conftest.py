@@ -1,3 +1,5 @@
+"""Fixtures of the emulator tests: a client of the suite's dashboard emulator."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -6,17 +8,6 @@ import httpx
 import pytest
 
 from deploy_fetcher.emulators.dashboard import DashboardEmulator
-
-KEY = "emu-ingest-key-1234"
-CONTROL_KEY = "emu-control-key-5678"
-
-
-@pytest.fixture
-def dashboard() -> Iterator[DashboardEmulator]:
-    emulator = DashboardEmulator(api_key=KEY, control_api_key=CONTROL_KEY, ping_interval=0.2)
-    emulator.start()
-    yield emulator
-    emulator.stop()
 
 
 @pytest.fixture

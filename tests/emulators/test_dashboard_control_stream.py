@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.support import DASHBOARD_CONTROL_KEY
 
 from deploy_fetcher.emulators._server import Fault
 from deploy_fetcher.emulators.dashboard import DashboardEmulator
 
-CONTROL_KEY = "emu-control-key-5678"
 STREAM = "/api/control/stream"
 
 
@@ -46,7 +46,7 @@ def _until(frames: Iterator[dict[str, str]], event_type: str) -> list[dict[str, 
 
 
 def _headers(**extra: str) -> dict[str, str]:
-    return {"X-Control-API-Key": CONTROL_KEY, **extra}
+    return {"X-Control-API-Key": DASHBOARD_CONTROL_KEY, **extra}
 
 
 def test_reset_reaches_a_connected_client(
@@ -176,7 +176,7 @@ def test_bad_reports_are_refused(
 
 def test_reset_wipes_rows_and_state(client: httpx.Client, dashboard: DashboardEmulator) -> None:
     """A completed reset leaves an empty dashboard, as an operator's reset does."""
-    key = {"X-Api-Key": "emu-ingest-key-1234"}
+    key = {"X-Api-Key": dashboard.api_key}
     row = {
         "deployment_id": "gh-1",
         "service": "api",

@@ -6,10 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.support import DASHBOARD_KEY
 
 from deploy_fetcher.emulators.dashboard import DashboardEmulator
 
-KEY = "emu-ingest-key-1234"
 VALID: dict[str, Any] = {
     "deployment_id": "gh-1",
     "service": "checkout",
@@ -19,7 +19,7 @@ VALID: dict[str, Any] = {
 }
 
 
-def _post(client: httpx.Client, body: Any, key: str | None = KEY) -> httpx.Response:
+def _post(client: httpx.Client, body: Any, key: str | None = DASHBOARD_KEY) -> httpx.Response:
     headers = {"Content-Type": "application/json"}
     if key is not None:
         headers["X-Api-Key"] = key
@@ -152,7 +152,7 @@ def test_non_object_bodies_are_422(client: httpx.Client, body: bytes) -> None:
 def test_string_run_numbers_when_configured() -> None:
     """A newer dashboard takes run_number strings up to 128 characters (and still integers)."""
     with (
-        DashboardEmulator(api_key=KEY, run_number_type="string") as emulator,
+        DashboardEmulator(api_key=DASHBOARD_KEY, run_number_type="string") as emulator,
         httpx.Client(base_url=emulator.url(), timeout=5.0) as client,
     ):
         assert 201 == _post(client, VALID | {"run_number": "2026.01.31-7"}).status_code
@@ -180,7 +180,7 @@ def test_string_run_numbers_when_configured() -> None:
 def test_seed_001_mode_takes_three_statuses(status: str, code: int) -> None:
     """status_set="three" is seed 001's dashboard: any status but its three is a 422 naming status."""
     with (
-        DashboardEmulator(api_key=KEY, status_set="three") as emulator,
+        DashboardEmulator(api_key=DASHBOARD_KEY, status_set="three") as emulator,
         httpx.Client(base_url=emulator.url(), timeout=5.0) as client,
     ):
         response = _post(client, VALID | {"status": status})
@@ -240,7 +240,7 @@ def test_unknown_row_is_404(client: httpx.Client) -> None:
 
 def test_fetcher_state_round_trip(client: httpx.Client, dashboard: DashboardEmulator) -> None:
     """PUT stores an opaque string per adapter; GET returns it; 404 before the first PUT."""
-    headers = {"X-Api-Key": KEY}
+    headers = {"X-Api-Key": DASHBOARD_KEY}
     assert 404 == client.get("/api/fetcher/state/github", headers=headers).status_code
     state = '{"cursor": "2026-01-31T12:00:00Z"}'
     put = client.put("/api/fetcher/state/github", json={"state": state}, headers=headers)
@@ -261,7 +261,9 @@ def test_fetcher_state_needs_the_key(client: httpx.Client) -> None:
 )
 def test_fetcher_state_limits(client: httpx.Client, body: Any) -> None:
     """A state over 8 KiB, or not a string under "state", is 422."""
-    response = client.put("/api/fetcher/state/github", json=body, headers={"X-Api-Key": KEY})
+    response = client.put(
+        "/api/fetcher/state/github", json=body, headers={"X-Api-Key": DASHBOARD_KEY}
+    )
     assert 422 == response.status_code
     assert "state" == response.json()["errors"][0]["field"]
 
@@ -270,7 +272,10 @@ def test_fetcher_state_of_exactly_8_kib_is_kept(client: httpx.Client) -> None:
     """The limit is inclusive: 8192 bytes fit."""
     body = {"state": "é" * 4096}
     assert (
-        200 == client.put("/api/fetcher/state/x", json=body, headers={"X-Api-Key": KEY}).status_code
+        200
+        == client.put(
+            "/api/fetcher/state/x", json=body, headers={"X-Api-Key": DASHBOARD_KEY}
+        ).status_code
     )
 
 

@@ -1,22 +1,14 @@
-"""Fixtures for engine tests: a real SQLite store, a provider context."""
+"""Fixtures for engine tests: a provider context (the SQLite store is the suite's ``store``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from deploy_fetcher.config import Defaults
+from deploy_fetcher.config import DefaultsConfig
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.providers import ProviderContext
-from deploy_fetcher.store.sqlite import SqliteStore
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = SqliteStore(tmp_path / "state.db")
-    yield s
-    s.close()
 
 
 @pytest.fixture
 def context():
-    return ProviderContext(metrics=Metrics(), defaults=Defaults())
+    return ProviderContext(metrics=Metrics(), defaults=DefaultsConfig())

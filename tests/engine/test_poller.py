@@ -100,7 +100,7 @@ def test_unexpected_adapter_errors_do_not_escape(store, context):
         result = _poller(config, store, metrics=metrics).run_target(provider, "src")
     assert result.outcome == "error"
     assert "poll.unexpected_error" in [log["event"] for log in logs]
-    assert metrics.poll_cycles.labels("src", "error")._value.get() == 1.0
+    assert metrics.poll_cycles.labels("src", "src", "error")._value.get() == 1.0
 
 
 def test_promotion_ledger_uses_canonical_names_even_when_a_sink_renames(store, context):

@@ -1,29 +1,21 @@
+"""Fixtures of the sink tests: a sink context and a catch-all receiver."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
 
-from deploy_fetcher.emulators.dashboard import DashboardEmulator
 from deploy_fetcher.emulators.receiver import ReceiverEmulator
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.sinks import SinkContext
 
-API_KEY = "dash-key-0123456789"
 USER_AGENT = "deploy-fetcher/test"
 
 
 @pytest.fixture
 def context() -> SinkContext:
     return SinkContext(metrics=Metrics(), user_agent=USER_AGENT)
-
-
-@pytest.fixture
-def dashboard() -> Iterator[DashboardEmulator]:
-    emulator = DashboardEmulator(api_key=API_KEY)
-    emulator.start()
-    yield emulator
-    emulator.stop()
 
 
 @pytest.fixture

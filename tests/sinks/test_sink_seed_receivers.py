@@ -122,10 +122,9 @@ def test_dashboard_learns_the_three_statuses_from_one_refusal(
 
 
 def test_dashboard_normal_run_is_delivered_without_a_dead_letter(
-    seed_001: DashboardSeed001, tmp_path: Any, make_event: Make
+    seed_001: DashboardSeed001, store: SqliteStore, make_event: Make
 ) -> None:
     """A delivery worker drains a run with all eight statuses into a seed-001 dashboard: none dead."""
-    store = SqliteStore(tmp_path / "state.db")
     lifecycles = {
         "gh-1": ["pending", "queued", "waiting", "in-progress", "success"],
         "gh-2": ["queued", "in-progress", "cancelled"],
@@ -155,7 +154,6 @@ def test_dashboard_normal_run_is_delivered_without_a_dead_letter(
     worker.drain_once()
     sink.close()
     dead = store.list_rows(sink="dash", state="dead")
-    store.close()
     assert ([], 0, len(events)) == (dead, worker.dead, worker.delivered)
     assert {
         "svc-gh-1": "success",

@@ -1,18 +1,20 @@
 """A separate process for test_store_concurrency: claim every row it can, print the ids as JSON.
 
-Usage: ``python claim_worker.py STATE_FILE START_FLAG``. The worker opens the store, waits for the
+Usage: ``python claim_worker.py STATE START_FLAG``, STATE being a SQLite file or, when it is
+``postgres``, the database named by ``CLAIM_WORKER_URL``. The worker opens the store, waits for the
 start flag so all workers begin together, then claims in small batches until nothing is left.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from deploy_fetcher.store import SqliteStore
+from deploy_fetcher.store import SqliteStore, StateStore
 
 #: Every loop here ends by this deadline, whatever happens.
 DEADLINE_SECONDS = 30.0
@@ -20,9 +22,15 @@ DEADLINE_SECONDS = 30.0
 
 def main() -> None:
     """Claim until the outbox has nothing left to claim."""
-    path, start = Path(sys.argv[1]), Path(sys.argv[2])
+    state, start = sys.argv[1], Path(sys.argv[2])
     deadline = time.monotonic() + DEADLINE_SECONDS
-    store = SqliteStore(path)
+    store: StateStore
+    if state == "postgres":
+        from deploy_fetcher.store.postgres import PostgresStore
+
+        store = PostgresStore(os.environ["CLAIM_WORKER_URL"], pool_size=2)
+    else:
+        store = SqliteStore(Path(state))
     while not start.exists():
         if time.monotonic() > deadline:
             sys.exit("never told to start")

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from tests.store.conftest import Backend
 from tests.store.factories import T0, FakeClock, make_event
 
-from deploy_fetcher.store import SqliteStore
+from deploy_fetcher.store import StateStore
 from deploy_fetcher.store._claims import is_orphaned, new_token
 
 LEASE = 3600.0
@@ -41,17 +40,14 @@ def _owner_like_ours(pid: int) -> str:
     return f"{host_and_namespace}-{pid}-0badcafe"
 
 
-def _claim_all_as(db_path: Path, owners: list[str]) -> None:
+def _claim_all_as(backend: Backend, owners: list[str]) -> None:
     """Mark row i as claimed by owners[i] with a lease far in the future."""
-    conn = sqlite3.connect(db_path)
     for row_id, owner in enumerate(owners, start=1):
-        conn.execute(
+        backend.execute(
             "UPDATE outbox SET claimed_by = ?, claim_until = '2999-01-01T00:00:00.000000Z'"
             " WHERE id = ?",
             (owner, row_id),
         )
-    conn.commit()
-    conn.close()
 
 
 def test_a_token_names_this_host_and_process() -> None:
@@ -79,14 +75,14 @@ def test_only_provably_dead_owners_are_orphaned(dead_pid: int, live_pid: int) ->
 
 
 def test_opening_frees_rows_claimed_by_dead_local_processes(
-    store: SqliteStore, db_path: Path, clock: FakeClock, dead_pid: int, live_pid: int
+    store: StateStore, backend: Backend, clock: FakeClock, dead_pid: int, live_pid: int
 ) -> None:
     """After a crash, a restarted process gets the dead one's rows at once; a live one's stay held."""
     store.commit_page(
         "gh/octo/api", None, [("dash", make_event(f"run-{m}", minute=m)) for m in range(4)]
     )
     _claim_all_as(
-        db_path,
+        backend,
         [
             _owner_like_ours(dead_pid),
             _owner_like_ours(live_pid),
@@ -94,7 +90,7 @@ def test_opening_frees_rows_claimed_by_dead_local_processes(
         ],
     )
 
-    restarted = SqliteStore(db_path, clock=clock)
+    restarted = backend.open(clock)
     try:
         rows = restarted.claim("dash", limit=10, lease_seconds=LEASE, now=T0)
     finally:
@@ -104,13 +100,13 @@ def test_opening_frees_rows_claimed_by_dead_local_processes(
 
 
 def test_a_second_store_in_the_same_process_keeps_the_first_ones_claims(
-    store: SqliteStore, db_path: Path, clock: FakeClock
+    store: StateStore, backend: Backend, clock: FakeClock
 ) -> None:
     """Stores opened by one process share its claim owner: opening another frees nothing."""
     store.commit_page("gh/octo/api", None, [("dash", make_event())])
     store.claim("dash", limit=1, lease_seconds=LEASE, now=T0)
 
-    second = SqliteStore(db_path, clock=clock)
+    second = backend.open(clock)
     try:
         assert [] == second.claim("dash", limit=1, lease_seconds=LEASE, now=T0)
         assert store.claim_token == second.claim_token

@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.store.conftest import BACKENDS, Backend, PostgresBackend
 from tests.store.factories import T0, FakeClock, make_event
 
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.model import Status
-from deploy_fetcher.store import CursorRecord, SqliteStore
+from deploy_fetcher.store import CursorRecord, SqliteStore, StateStore
 
 
-def _row_count(path: Path) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
-    finally:
-        conn.close()
+def _row_count(backend: Backend) -> int:
+    return int(backend.execute("SELECT count(*) FROM outbox")[0][0])
 
 
 # -- cursors --------------------------------------------------------------------------------------
-def test_cursor_round_trip(store: SqliteStore) -> None:
+def test_cursor_round_trip(store: StateStore) -> None:
     """A committed cursor comes back equal, nested values included."""
     cursor = {"since": "2024-05-01T12:00:00Z", "etag": 'W/"abc"', "seen": [1, 2], "n": {"x": None}}
 
@@ -35,12 +30,12 @@ def test_cursor_round_trip(store: SqliteStore) -> None:
     assert cursor == store.get_cursor("gh/octo/api")
 
 
-def test_no_cursor_before_the_first_commit(store: SqliteStore) -> None:
+def test_no_cursor_before_the_first_commit(store: StateStore) -> None:
     """get_cursor is None for a target never committed."""
     assert None is store.get_cursor("gh/octo/api")
 
 
-def test_a_later_commit_replaces_the_cursor(store: SqliteStore, clock: FakeClock) -> None:
+def test_a_later_commit_replaces_the_cursor(store: StateStore, clock: FakeClock) -> None:
     """The newest committed cursor wins, stamped with the time of its commit."""
     store.commit_page("gh/octo/api", {"page": 1}, [])
     later = clock.advance(60)
@@ -49,7 +44,7 @@ def test_a_later_commit_replaces_the_cursor(store: SqliteStore, clock: FakeClock
     assert [CursorRecord("gh/octo/api", {"page": 2}, later)] == store.list_cursors()
 
 
-def test_a_page_without_cursor_leaves_the_stored_one(store: SqliteStore) -> None:
+def test_a_page_without_cursor_leaves_the_stored_one(store: StateStore) -> None:
     """A page with cursor None stores its rows and keeps the previous cursor as it is."""
     store.commit_page("gh/octo/api", {"page": 1}, [])
 
@@ -59,7 +54,7 @@ def test_a_page_without_cursor_leaves_the_stored_one(store: SqliteStore) -> None
     assert 1 == store.pending_count("dash")
 
 
-def test_list_cursors_is_ordered_by_key_with_aware_utc_times(store: SqliteStore) -> None:
+def test_list_cursors_is_ordered_by_key_with_aware_utc_times(store: StateStore) -> None:
     """Every cursor is listed, by key, with a timezone-aware UTC updated_at."""
     for key in ("gl/b", "az/a", "gh/c"):
         store.commit_page(key, {"k": key}, [])
@@ -71,7 +66,7 @@ def test_list_cursors_is_ordered_by_key_with_aware_utc_times(store: SqliteStore)
     assert {"UTC"} == {record.updated_at.tzname() for record in records}
 
 
-def test_reset_cursor_forgets_it_once(store: SqliteStore) -> None:
+def test_reset_cursor_forgets_it_once(store: StateStore) -> None:
     """reset_cursor removes the cursor and says whether there was one."""
     store.commit_page("gh/octo/api", {"page": 1}, [])
 
@@ -79,11 +74,21 @@ def test_reset_cursor_forgets_it_once(store: SqliteStore) -> None:
     assert None is store.get_cursor("gh/octo/api")
 
 
-@pytest.fixture(scope="module")
-def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqliteStore]:
-    opened = SqliteStore(tmp_path_factory.mktemp("hypothesis") / "state.db")
-    yield opened
-    opened.close()
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StateStore]:
+    """One store for every example hypothesis tries (a new database per example would be slow)."""
+    if request.param == "sqlite":
+        opened: StateStore = SqliteStore(tmp_path_factory.mktemp("hypothesis") / "state.db")
+        yield opened
+        opened.close()
+        return
+    cluster = request.getfixturevalue("postgres_cluster")
+    with cluster.database() as url:
+        opened = PostgresBackend(url).open(FakeClock())
+        yield opened
+        opened.close()
 
 
 _json = st.recursive(
@@ -100,7 +105,7 @@ _json = st.recursive(
 @settings(max_examples=60, deadline=None)
 @given(cursor=st.dictionaries(st.text(), _json, max_size=6))
 def test_any_json_object_cursor_round_trips(
-    shared_store: SqliteStore, cursor: dict[str, Any]
+    shared_store: StateStore, cursor: dict[str, Any]
 ) -> None:
     """Whatever JSON object an adapter uses as its cursor comes back equal."""
     shared_store.commit_page("prop", cursor, [])
@@ -109,24 +114,24 @@ def test_any_json_object_cursor_round_trips(
 
 
 def test_a_cursor_json_cannot_carry_is_refused_and_nothing_is_stored(
-    store: SqliteStore, db_path: Path
+    store: StateStore, backend: Backend
 ) -> None:
     """A cursor with a non-JSON value raises ValueError before any row or cursor is written."""
     with pytest.raises(ValueError, match="not JSON-serialisable"):
         store.commit_page("gh/octo/api", {"since": T0}, [("dash", make_event())])
 
-    assert (None, 0) == (store.get_cursor("gh/octo/api"), _row_count(db_path))
+    assert (None, 0) == (store.get_cursor("gh/octo/api"), _row_count(backend))
 
 
 # -- commit_page ----------------------------------------------------------------------------------
-def test_commit_page_returns_rows_inserted(store: SqliteStore) -> None:
+def test_commit_page_returns_rows_inserted(store: StateStore) -> None:
     """Every new (sink, event) pair is one row, counted in the return value."""
     rows = [("dash", make_event("run-1")), ("dash", make_event("run-2"))]
 
     assert 2 == store.commit_page("gh/octo/api", {"page": 1}, rows)
 
 
-def test_an_event_seen_again_in_a_later_page_is_not_queued_twice(store: SqliteStore) -> None:
+def test_an_event_seen_again_in_a_later_page_is_not_queued_twice(store: StateStore) -> None:
     """Re-reading an overlap window inserts nothing new: the dedup key is already there."""
     store.commit_page("gh/octo/api", {"page": 1}, [("dash", make_event("run-1"))])
 
@@ -139,7 +144,7 @@ def test_an_event_seen_again_in_a_later_page_is_not_queued_twice(store: SqliteSt
     assert {"page": 2} == store.get_cursor("gh/octo/api")
 
 
-def test_the_dedup_key_includes_status_and_time(store: SqliteStore) -> None:
+def test_the_dedup_key_includes_status_and_time(store: StateStore) -> None:
     """The same deployment in another status, or the same status at another time, is a new row."""
     rows = [
         ("dash", make_event("run-1", status=Status.IN_PROGRESS, minute=0)),
@@ -150,7 +155,7 @@ def test_the_dedup_key_includes_status_and_time(store: SqliteStore) -> None:
     assert 3 == store.commit_page("gh/octo/api", None, rows)
 
 
-def test_the_same_event_for_two_sinks_is_two_rows(store: SqliteStore) -> None:
+def test_the_same_event_for_two_sinks_is_two_rows(store: StateStore) -> None:
     """Dedup is per sink: one event fanned out to two sinks is queued for each."""
     event = make_event()
 
@@ -161,42 +166,31 @@ def test_the_same_event_for_two_sinks_is_two_rows(store: SqliteStore) -> None:
 
 
 def test_a_failure_inside_the_transaction_stores_neither_rows_nor_cursor(
-    store: SqliteStore, db_path: Path
+    store: StateStore, backend: Backend
 ) -> None:
     """When the cursor write fails after the rows went in, the rows are rolled back with it."""
     store.commit_page("gh/octo/api", {"page": 1}, [])
-    conn = sqlite3.connect(db_path)
-    conn.execute(
-        "CREATE TRIGGER refuse BEFORE UPDATE ON cursors BEGIN SELECT RAISE(ABORT, 'boom'); END"
-    )
-    conn.commit()
-    conn.close()
+    backend.refuse_writes("cursors", "UPDATE", "boom")
 
     with pytest.raises(StoreError, match="boom while committing a page"):
         store.commit_page("gh/octo/api", {"page": 2}, [("dash", make_event())])
 
     assert {"page": 1} == store.get_cursor("gh/octo/api")
-    assert 0 == _row_count(db_path)
+    assert 0 == _row_count(backend)
 
 
-def test_the_store_is_usable_after_a_rolled_back_page(store: SqliteStore, db_path: Path) -> None:
+def test_the_store_is_usable_after_a_rolled_back_page(store: StateStore, backend: Backend) -> None:
     """A failed commit leaves no transaction open: the next page commits normally."""
-    conn = sqlite3.connect(db_path)
-    conn.execute(
-        "CREATE TRIGGER refuse BEFORE INSERT ON cursors BEGIN SELECT RAISE(ABORT, 'x'); END"
-    )
-    conn.commit()
+    backend.refuse_writes("cursors", "INSERT", "x")
     with pytest.raises(StoreError):
         store.commit_page("gh/octo/api", {"page": 1}, [("dash", make_event("run-1"))])
-    conn.execute("DROP TRIGGER refuse")
-    conn.commit()
-    conn.close()
+    backend.allow_writes("cursors")
 
     assert 1 == store.commit_page("gh/octo/api", {"page": 1}, [("dash", make_event("run-2"))])
 
 
 # -- promotion ledger -----------------------------------------------------------------------------
-def test_latest_success_picks_the_latest_whatever_the_commit_order(store: SqliteStore) -> None:
+def test_latest_success_picks_the_latest_whatever_the_commit_order(store: StateStore) -> None:
     """The latest successful deployment by happened_at wins, even when committed first."""
     store.commit_page("k", None, [("dash", make_event("late", minute=30))])
     store.commit_page("k", None, [("dash", make_event("early", minute=10))])
@@ -204,7 +198,7 @@ def test_latest_success_picks_the_latest_whatever_the_commit_order(store: Sqlite
     assert "late" == store.latest_success(service="api", environment="prod", sha="abc123")
 
 
-def test_latest_success_ignores_failures_and_events_without_sha(store: SqliteStore) -> None:
+def test_latest_success_ignores_failures_and_events_without_sha(store: StateStore) -> None:
     """Only successes with a sha are remembered; other service, env or sha find nothing."""
     store.commit_page(
         "k",
@@ -226,7 +220,7 @@ def test_latest_success_ignores_failures_and_events_without_sha(store: SqliteSto
 
 
 # -- small values ---------------------------------------------------------------------------------
-def test_values_round_trip_and_replace(store: SqliteStore) -> None:
+def test_values_round_trip_and_replace(store: StateStore) -> None:
     """set_value stores, a second set_value replaces, an unknown key is None."""
     store.set_value("control.last-event-id", "41")
     store.set_value("control.last-event-id", "42")
@@ -235,14 +229,11 @@ def test_values_round_trip_and_replace(store: SqliteStore) -> None:
 
 
 def test_a_damaged_cursor_is_a_store_error_naming_the_key(
-    store: SqliteStore, db_path: Path
+    store: StateStore, backend: Backend
 ) -> None:
     """A cursor that is no longer JSON is reported with its key, so the operator can reset it."""
     store.commit_page("gh/octo/api", {"page": 1}, [])
-    conn = sqlite3.connect(db_path)
-    conn.execute("UPDATE cursors SET cursor = '{not json'")
-    conn.commit()
-    conn.close()
+    backend.execute("UPDATE cursors SET cursor = '{not json'")
 
     with pytest.raises(StoreError, match="the cursor 'gh/octo/api' is damaged"):
         store.get_cursor("gh/octo/api")

@@ -5,35 +5,42 @@ from __future__ import annotations
 import gc
 import json
 import multiprocessing
+import os
 import subprocess
 import sys
 import threading
 from collections import Counter
 from pathlib import Path
 
+from tests.store.conftest import Backend, PostgresBackend
 from tests.store.factories import T0, FakeClock, make_event
 
-from deploy_fetcher.store import SqliteStore
+from deploy_fetcher.store import SqliteStore, StateStore
 
 WORKER = Path(__file__).with_name("claim_worker.py")
 ROWS = 1500
 
 
-def _fill(store: SqliteStore, count: int) -> None:
+def _fill(store: StateStore, count: int) -> None:
     for start in range(0, count, 100):
         page = [("dash", make_event(f"run-{n}", minute=n)) for n in range(start, start + 100)]
         store.commit_page("gh/octo/api", {"n": start}, page)
 
 
 def test_processes_claiming_concurrently_claim_every_row_exactly_once(
-    store: SqliteStore, db_path: Path, tmp_path: Path
+    store: StateStore, backend: Backend, db_path: Path, tmp_path: Path
 ) -> None:
     """Three processes draining one outbox at once: each row is claimed once, by exactly one."""
     _fill(store, ROWS)
     start = tmp_path / "go"
+    env = dict(os.environ)
+    state = str(db_path)
+    if isinstance(backend, PostgresBackend):
+        env["CLAIM_WORKER_URL"], state = backend.url, "postgres"
     workers = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), str(db_path), str(start)],
+            [sys.executable, str(WORKER), state, str(start)],
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -53,7 +60,7 @@ def test_processes_claiming_concurrently_claim_every_row_exactly_once(
 
 
 def test_threads_sharing_one_store_claim_every_row_exactly_once(
-    store: SqliteStore, clock: FakeClock
+    store: StateStore, clock: FakeClock
 ) -> None:
     """Threads of one process share the store object, each on its own connection."""
     _fill(store, 400)
@@ -87,8 +94,11 @@ def _claim_in_child(store: SqliteStore, results: multiprocessing.Queue) -> None:
     results.put((store.claim_token, [row.id for row in rows]))
 
 
-def test_a_forked_child_uses_its_own_connection_and_claim_token(store: SqliteStore) -> None:
+def test_a_forked_child_uses_its_own_connection_and_claim_token(
+    sqlite_store: SqliteStore,
+) -> None:
     """A store inherited through fork() keeps working in the child, claiming under its own name."""
+    store = sqlite_store
     _fill(store, 100)
     store.claim("dash", limit=1, lease_seconds=600, now=T0)
     context = multiprocessing.get_context("fork")
@@ -104,8 +114,9 @@ def test_a_forked_child_uses_its_own_connection_and_claim_token(store: SqliteSto
     assert 98 == len(store.claim("dash", limit=200, lease_seconds=600, now=T0))
 
 
-def test_a_finished_threads_connection_is_closed(store: SqliteStore) -> None:
+def test_a_finished_threads_connection_is_closed(sqlite_store: SqliteStore) -> None:
     """Connections do not pile up when short-lived threads use the store: only the opener's is left."""
+    store = sqlite_store
 
     def read() -> None:
         store.get_cursor("gh/octo/api")

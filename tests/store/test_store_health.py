@@ -12,10 +12,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from tests.store.conftest import Backend
 from tests.store.factories import FakeClock, make_event
 
 from deploy_fetcher.errors import StoreError
-from deploy_fetcher.store import SqliteStore
+from deploy_fetcher.store import SqliteStore, StateStore
 
 
 @contextmanager
@@ -49,20 +50,21 @@ def _write_lock_held(path: Path) -> Iterator[None]:
         other.close()
 
 
-def test_a_healthy_store_is_writable(store: SqliteStore) -> None:
+def test_a_healthy_store_is_writable(store: StateStore) -> None:
     """check_writable is None when nothing is wrong."""
     assert None is store.check_writable()
 
 
-def test_check_writable_leaves_no_trace(store: SqliteStore) -> None:
+def test_check_writable_leaves_no_trace(store: StateStore) -> None:
     """The write probe is rolled back: no value is left behind."""
     store.check_writable()
 
     assert None is store.get_value("deploy-fetcher.write-probe")
 
 
-def test_a_read_only_file_is_reported(store: SqliteStore, db_path: Path) -> None:
+def test_a_read_only_file_is_reported(sqlite_store: SqliteStore, db_path: Path) -> None:
     """A state file made read-only after the store opened is reported, naming the file."""
+    store = sqlite_store
     with _read_only(db_path):
         problem = store.check_writable()
 
@@ -114,9 +116,10 @@ def test_a_locked_file_is_a_store_error_naming_the_file(db_path: Path) -> None:
 
 
 def test_a_full_disk_is_a_store_error_and_nothing_is_half_written(
-    store: SqliteStore, db_path: Path
+    sqlite_store: SqliteStore, db_path: Path
 ) -> None:
     """SQLite's 'disk full' surfaces as a StoreError naming the file; the page is not stored."""
+    store = sqlite_store
     store.commit_page("gh/octo/api", {"page": 1}, [])
     conn = store._db.get()
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
@@ -133,28 +136,30 @@ def test_a_full_disk_is_a_store_error_and_nothing_is_half_written(
     assert ({"page": 1}, 0) == (store.get_cursor("gh/octo/api"), store.pending_count("dash"))
 
 
-def test_a_closed_store_refuses_use(db_path: Path, clock: FakeClock) -> None:
+def test_a_closed_store_refuses_use(backend: Backend, clock: FakeClock) -> None:
     """Using a store after close raises StoreError rather than reopening behind the caller's back."""
-    store = SqliteStore(db_path, clock=clock)
+    store = backend.open(clock)
     store.close()
 
     with pytest.raises(StoreError, match="the store is closed"):
         store.get_cursor("gh/octo/api")
 
 
-def test_naive_datetimes_are_refused(store: SqliteStore) -> None:
+def test_naive_datetimes_are_refused(store: StateStore) -> None:
     """A naive 'now' would shift leases by the local offset, so it is a ValueError."""
     with pytest.raises(ValueError, match="timezone-aware"):
         store.claim("dash", limit=1, lease_seconds=60, now=datetime(2024, 5, 1, 12, 0))  # noqa: DTZ001
 
 
-def test_repr_names_the_file_and_nothing_else(store: SqliteStore, db_path: Path) -> None:
+def test_repr_names_the_file_and_nothing_else(sqlite_store: SqliteStore, db_path: Path) -> None:
     """The store's repr is its path (it holds no secrets, and says no more)."""
+    store = sqlite_store
     assert f"SqliteStore({str(db_path)!r})" == repr(store)
 
 
-def test_a_deleted_file_is_reported(store: SqliteStore, db_path: Path) -> None:
+def test_a_deleted_file_is_reported(sqlite_store: SqliteStore, db_path: Path) -> None:
     """A state file removed under a running store is reported: its writes would be lost."""
+    store = sqlite_store
     db_path.unlink()
 
     assert f"state file {db_path}: the file was deleted or moved away" == store.check_writable()

@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from tests.store.conftest import Backend
 from tests.store.factories import FakeClock, make_event
 
 from deploy_fetcher.config import StateConfig
@@ -53,13 +54,13 @@ def test_an_empty_file_is_initialised(db_path: Path) -> None:
     assert schema.APPLICATION_ID == _pragmas(db_path)[0]
 
 
-def test_data_survives_reopening(db_path: Path, clock: FakeClock) -> None:
-    """Cursors and rows committed before close are there after reopening the file."""
-    first = SqliteStore(db_path, clock=clock)
+def test_data_survives_reopening(backend: Backend, clock: FakeClock) -> None:
+    """Cursors and rows committed before close are there after reopening the file or database."""
+    first = backend.open(clock)
     first.commit_page("gh/octo/api", {"since": "x"}, [("dash", make_event())])
     first.close()
 
-    again = SqliteStore(db_path, clock=clock)
+    again = backend.open(clock)
     try:
         assert {"since": "x"} == again.get_cursor("gh/octo/api")
         assert 1 == again.pending_count("dash")

@@ -1,7 +1,10 @@
 """The ``fetcher`` command line.
 
 Exit codes: 0 success; 1 the command ran but something failed (dead letters after a sync, a failed
-check, an unhealthy daemon); 2 bad usage or a bad configuration (one line on stderr, no traceback).
+check, an unhealthy daemon, an unknown row id or key); 2 bad usage or a bad configuration (one line
+on stderr per problem, no traceback).
+
+``--config`` and ``--output`` are accepted before the subcommand and after it.
 """
 
 from __future__ import annotations
@@ -11,8 +14,18 @@ import sys
 from collections.abc import Sequence
 
 from deploy_fetcher._version import __version__
-from deploy_fetcher.cli import _check, _demo, _outbox, _run, _state, _sync
-from deploy_fetcher.cli._common import EXIT_FAILED, EXIT_USAGE, UsageError
+from deploy_fetcher.cli import (
+    _check,
+    _completion,
+    _config,
+    _demo,
+    _explain,
+    _outbox,
+    _run,
+    _state,
+    _sync,
+)
+from deploy_fetcher.cli._common import EXIT_FAILED, EXIT_USAGE, UsageError, add_global_options
 from deploy_fetcher.errors import ConfigError, FetcherError, PluginError
 
 __all__ = ["main"]
@@ -24,10 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fetcher",
         description="Pull deployment activity out of CI systems and forward it to dashboards.",
     )
-    parser.add_argument("--version", action="version", version=f"deploy-fetcher {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"deploy-fetcher {__version__}",
+        help="print the version and exit",
+    )
+    add_global_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (_run, _sync, _check, _state, _outbox, _demo):
+    for module in (_run, _sync, _check, _explain, _state, _outbox, _config, _completion, _demo):
         module.register(commands)
+    parser.set_defaults(root_parser=parser)  # `fetcher completion` walks the whole tree
     return parser
 
 
@@ -38,7 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except (ConfigError, PluginError, UsageError) as exc:
-        print(f"fetcher: {exc}", file=sys.stderr)
+        # One problem a line, each with the same prefix (a bad config names all of them).
+        for line in str(exc).splitlines() or [""]:
+            print(f"fetcher: {line}", file=sys.stderr)
         return EXIT_USAGE
     except FetcherError as exc:
         print(f"fetcher: {exc}", file=sys.stderr)

@@ -11,30 +11,53 @@ from typing import Any
 
 import structlog
 
-from deploy_fetcher.cli._common import EXIT_FAILED, EXIT_OK, load
+from deploy_fetcher.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    config_option,
+    duration_arg,
+    load,
+)
 
 __all__ = ["register"]
 
 
 def register(commands: Any) -> None:
     """Add the subcommands."""
-    run = commands.add_parser("run", help="run the daemon in the foreground")
-    run.add_argument("--config", help="YAML file (default: $FETCHER_CONFIG)")
+    run = commands.add_parser(
+        "run", parents=[config_option()], help="run the daemon in the foreground"
+    )
     run.add_argument(
-        "--grace", type=float, default=20.0, help="seconds to flush on SIGTERM (default 20)"
+        "--grace",
+        type=duration_arg,
+        default=20.0,
+        metavar="DURATION",
+        help="how long to keep delivering after SIGTERM, e.g. 20s (default 20s)",
     )
     run.set_defaults(handler=_run)
 
     health = commands.add_parser(
-        "healthcheck", help="probe a running daemon's /readyz (or /healthz); exit 0 when healthy"
+        "healthcheck",
+        help="probe a running daemon's /readyz (or /healthz with --live); exit 0 when healthy",
     )
     health.add_argument(
         "--url",
         default=None,
-        help="default http://127.0.0.1:$FETCHER_SERVER__PORT/readyz (port 8080 when unset)",
+        help="the URL to probe (default http://127.0.0.1:$FETCHER_SERVER__PORT/readyz, or"
+        " /healthz with --live; port 8080 when the variable is unset)",
     )
-    health.add_argument("--live", action="store_true", help="probe /healthz (liveness) instead")
-    health.add_argument("--timeout", type=float, default=5.0)
+    health.add_argument(
+        "--live",
+        action="store_true",
+        help="probe /healthz (liveness: is the scheduler alive?) instead of /readyz",
+    )
+    health.add_argument(
+        "--timeout",
+        type=duration_arg,
+        default=5.0,
+        metavar="DURATION",
+        help="give up on the probe after this long, e.g. 5s (default 5s)",
+    )
     health.set_defaults(handler=_healthcheck)
 
 
@@ -62,10 +85,11 @@ def _healthcheck(args: argparse.Namespace) -> int:
     try:
         with urllib.request.urlopen(url, timeout=args.timeout) as response:  # noqa: S310 - local probe
             ok = response.status == 200  # noqa: PLR2004
-            body = response.read().decode(errors="replace")
+            body = response.read(4096).decode(errors="replace")
     except urllib.error.HTTPError as exc:
-        ok, body = False, exc.read().decode(errors="replace")
-    except OSError as exc:
-        ok, body = False, str(exc)
+        ok, body = False, f"{url}: HTTP {exc.code}: {exc.read(4096).decode(errors='replace')}"
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        ok, body = False, f"{url}: {reason}"
     print(body.strip(), file=sys.stdout if ok else sys.stderr)
     return EXIT_OK if ok else EXIT_FAILED

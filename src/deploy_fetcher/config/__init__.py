@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from deploy_fetcher.config._digest import config_digest
 from deploy_fetcher.config._loader import CONFIG_ENV, load_config, parse_config
 from deploy_fetcher.config._models import (
-    Defaults,
+    DefaultsConfig,
     FetcherConfig,
     Filter,
     HttpSourceConfig,
@@ -24,11 +24,18 @@ from deploy_fetcher.config._models import (
     SourceConfig,
     StateConfig,
 )
+from deploy_fetcher.config._schema import json_schema
+from deploy_fetcher.config._schema import render as render_schema
 from deploy_fetcher.config._types import Duration, Url, format_duration, parse_duration
+
+#: ``DefaultsConfig``'s former name, from before every section model was called ``<X>Config``. The
+#: providers still use it (``ProviderContext.defaults``); remove it once they say ``DefaultsConfig``.
+Defaults = DefaultsConfig
 
 __all__ = [
     "CONFIG_ENV",
     "Defaults",
+    "DefaultsConfig",
     "Duration",
     "FetcherConfig",
     "Filter",
@@ -45,7 +52,9 @@ __all__ = [
     "Url",
     "config_digest",
     "format_duration",
+    "json_schema",
     "load_config",
     "parse_config",
     "parse_duration",
+    "render_schema",
 ]

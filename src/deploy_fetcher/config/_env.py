@@ -31,7 +31,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from deploy_fetcher.config._models import Defaults, LogConfig, ServerConfig, StateConfig
+from deploy_fetcher.config._models import DefaultsConfig, LogConfig, ServerConfig, StateConfig
 from deploy_fetcher.config._problems import Loc, Problem, format_path
 from deploy_fetcher.config._validation import problems_from
 
@@ -78,7 +78,7 @@ class EnvOverrides(BaseSettings):
     state: StateConfig = StateConfig()
     server: ServerConfig = ServerConfig()
     log: LogConfig = LogConfig()
-    defaults: Defaults = Defaults()
+    defaults: DefaultsConfig = DefaultsConfig()
 
 
 class Overrides:

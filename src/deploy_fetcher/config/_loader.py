@@ -15,7 +15,9 @@ The stages, each reporting problems rather than stopping at the first:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -26,14 +28,16 @@ from deploy_fetcher.config._interpolate import interpolate
 from deploy_fetcher.config._models import FetcherConfig, Section, SinkConfig, SourceConfig
 from deploy_fetcher.config._problems import Problem, format_path, raise_problems
 from deploy_fetcher.config._validation import kind_of, problems_from
-from deploy_fetcher.config._yaml import ConfigFileError, parse_yaml, read_text
+from deploy_fetcher.config._yaml import ConfigFileError, parse_yaml, positions, read_text
 from deploy_fetcher.errors import ConfigError, PluginError
 
 __all__ = [
     "CONFIG_ENV",
     "EXTENSION_PREFIX",
+    "STATE_PATH_ENV",
     "ProviderResolver",
     "SinkResolver",
+    "anchor_state_path",
     "load_config",
     "parse_config",
 ]
@@ -134,10 +138,21 @@ class _Entries:
         return out
 
 
-def _rank(problem: Problem) -> int:
-    """Order problems as the sections are documented (the file's own order is not known here)."""
-    head = problem.path.split(".", 1)[0].split("[", 1)[0]
-    return _SECTIONS.index(head) if head in _SECTIONS else len(_SECTIONS)
+def _locate(problem: Problem, where: Mapping[str, tuple[int, int]]) -> tuple[int, int, int]:
+    """A sort key putting problems in the order of the file.
+
+    A problem sits where its path (or, for a missing key, the nearest enclosing path) starts;
+    problems about the file as a whole come first, those set by environment variables last.
+    """
+    if not problem.file:
+        return (2, 0, 0)
+    candidate = problem.path
+    while candidate:
+        if candidate in where:
+            return (1, *where[candidate])
+        cut = max(candidate.rfind("."), candidate.rfind("["))
+        candidate = candidate[:cut] if cut > 0 else ""
+    return (0, 0, 0)
 
 
 def _build(
@@ -147,7 +162,8 @@ def _build(
     environ: Mapping[str, str],
     provider_resolver: ProviderResolver,
     sink_resolver: SinkResolver,
-) -> FetcherConfig:
+) -> tuple[FetcherConfig | None, list[Problem]]:
+    """The validated configuration (None when invalid) and every problem, unordered."""
     # An empty section (``sources:`` with every entry commented out) means "the defaults"; top-level
     # ``x-…`` keys are the admin's own, e.g. anchors shared by several sources (as in Compose files).
     tree = {
@@ -181,11 +197,49 @@ def _build(
         problems += problems_from(
             exc, model=FetcherConfig, data=data, file=file, origins=overrides.origins
         )
-    problems = sorted(problems, key=_rank) + env_problems
-    raise_problems(problems)
-    if config is None:  # pragma: no cover - a failed validation always leaves a problem
-        raise ConfigError("the configuration is invalid", file=file)
-    return config
+    return config, problems + env_problems
+
+
+def _entry_name(entry: Any) -> Any:
+    return entry.get("name") if isinstance(entry, dict) else None
+
+
+def _select_sources(
+    raw: Any, only: Collection[str], file: str
+) -> tuple[Any, dict[int, int], set[int]]:
+    """Keep the ``sources[]`` entries named in ``only``.
+
+    Returns the tree, the kept entries' new index → their index in the file (problems must name
+    the file's index), and the indexes left out (their unset variables are no problem here).
+    """
+    if not isinstance(raw, dict) or not isinstance(raw.get("sources"), list):
+        names: list[Any] = []
+    else:
+        names = [_entry_name(entry) for entry in raw["sources"]]
+    unknown = sorted(set(only) - {n for n in names if isinstance(n, str)})
+    if unknown:
+        have = ", ".join(n for n in names if isinstance(n, str)) or "none"
+        raise ConfigError(f"no source named {', '.join(unknown)} (configured: {have})", file=file)
+    kept = [index for index, name in enumerate(names) if name in only]
+    left_out = set(range(len(names))) - set(kept)
+    tree = {**raw, "sources": [raw["sources"][index] for index in kept]}
+    return tree, dict(enumerate(kept)), left_out
+
+
+_SOURCE_INDEX = re.compile(r"\bsources\[(\d+)\]")
+
+
+def _renumber(problems: list[Problem], index_map: Mapping[int, int]) -> list[Problem]:
+    """Problems of selected sources under the index the file gives them (paths and messages)."""
+    if not index_map:
+        return problems
+
+    def fix(text: str) -> str:
+        return _SOURCE_INDEX.sub(
+            lambda m: f"sources[{index_map.get(int(m.group(1)), int(m.group(1)))}]", text
+        )
+
+    return [replace(p, path=fix(p.path), message=fix(p.message)) for p in problems]
 
 
 def parse_config(
@@ -195,34 +249,53 @@ def parse_config(
     environ: Mapping[str, str] | None = None,
     provider_resolver: ProviderResolver,
     sink_resolver: SinkResolver,
+    sources: Collection[str] | None = None,
 ) -> FetcherConfig:
     """Validate configuration ``text`` (YAML); ``file`` is the name its errors carry.
 
     ``environ`` feeds interpolation and overrides (``os.environ`` when None); the resolvers give the
-    plugin class (its ``config_model``) for a ``provider`` or sink ``type`` name. Raises
+    plugin class (its ``config_model``) for a ``provider`` or sink ``type`` name. ``sources`` keeps
+    only the sources of those names (``fetcher check --source``): the others are neither
+    interpolated nor validated, so their secrets need not be set. Raises
     :class:`~deploy_fetcher.errors.ConfigError` naming every problem, the first one on its first line.
     """
     env = os.environ if environ is None else environ
     problems: list[Problem] = []
     tree: Any = None
+    index_map: dict[int, int] = {}
     try:
-        tree, problems = interpolate(parse_yaml(text, file), env, file)
+        raw = parse_yaml(text, file)
+        if sources is not None:
+            raw, index_map, _ = _select_sources(raw, sources, file)
+        tree, problems = interpolate(raw, env, file)
     except ConfigFileError as exc:
-        problems = [exc.problem]
-    raise_problems(problems)
+        raise_problems([exc.problem])
     if tree is None:
         tree = {}
     if not isinstance(tree, dict):
         sections = ", ".join(_SECTIONS)
         message = f"the top level must be a mapping of sections ({sections}), not {kind_of(tree)}"
         raise ConfigError(message, file=file)
-    return _build(
+    # Validation goes on past an unset variable (its value is left as written), so one run names
+    # every problem; a value that failed to interpolate is not reported a second time.
+    config, found = _build(
         tree,
         file=file,
         environ=env,
         provider_resolver=provider_resolver,
         sink_resolver=sink_resolver,
     )
+    unresolved = {problem.path for problem in problems}
+    problems += [p for p in found if p.path not in unresolved or not p.file]
+    problems = _renumber(problems, index_map)
+    where = positions(text)
+    ordered = [
+        p for _, p in sorted(enumerate(problems), key=lambda i: (_locate(i[1], where), i[0]))
+    ]
+    raise_problems(ordered)
+    if config is None:  # pragma: no cover - a failed validation always leaves a problem
+        raise ConfigError("the configuration is invalid", file=file)
+    return config
 
 
 def load_config(
@@ -231,6 +304,7 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     provider_resolver: ProviderResolver,
     sink_resolver: SinkResolver,
+    sources: Collection[str] | None = None,
 ) -> FetcherConfig:
     """Load, interpolate, override and validate the configuration file.
 
@@ -253,10 +327,37 @@ def load_config(
     except ConfigFileError as exc:
         problems = [exc.problem]
     raise_problems(problems)
-    return parse_config(
+    config = parse_config(
         text,
         file=str(file_path),
         environ=env,
         provider_resolver=provider_resolver,
         sink_resolver=sink_resolver,
+        sources=sources,
     )
+    return anchor_state_path(config, file_path, env)
+
+
+#: The variable that overrides ``state.path`` (a relative value there means the working directory).
+STATE_PATH_ENV: Final = "FETCHER_STATE__PATH"
+
+
+def anchor_state_path(
+    config: FetcherConfig, file: Path, environ: Mapping[str, str]
+) -> FetcherConfig:
+    """``state.path`` made absolute: relative to the configuration file's directory.
+
+    A relative default (``fetcher-state.db``) read against the working directory would give each
+    directory a command is run from a state file of its own, and a ``fetcher sync`` run elsewhere
+    would re-send everything already delivered. A path from ``FETCHER_STATE__PATH`` is resolved
+    against the working directory, as any path in an environment variable is.
+    """
+    path = config.state.path.expanduser()
+    if not path.is_absolute():
+        base = Path.cwd() if environ.get(STATE_PATH_ENV) else file.expanduser().absolute().parent
+        path = base / path
+    path = Path(os.path.normpath(path))
+    if path == config.state.path:
+        return config
+    state = config.state.model_copy(update={"path": path})
+    return config.model_copy(update={"state": state})

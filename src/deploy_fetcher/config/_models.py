@@ -28,6 +28,7 @@ from pydantic import (
     ByteSize,
     ConfigDict,
     Field,
+    SecretStr,
     SerializeAsAny,
     field_validator,
     model_validator,
@@ -35,13 +36,13 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from deploy_fetcher.config._problems import Loc, format_path
-from deploy_fetcher.config._types import Duration, is_secret_annotation
+from deploy_fetcher.config._types import Duration, check_postgres_url, is_secret_annotation
 from deploy_fetcher.model import DeployEvent, Status
 
 __all__ = [
     "DASHBOARD_SINK_TYPE",
     "MAX_SECRET_FILE_BYTES",
-    "Defaults",
+    "DefaultsConfig",
     "FetcherConfig",
     "Filter",
     "HttpSourceConfig",
@@ -141,21 +142,33 @@ class Section(BaseModel):
 class StateConfig(Section):
     """Where cursors and the outbox live.
 
+    ``backend: postgres`` keeps them in a PostgreSQL database, which several replicas can share.
     ``backend: dashboard`` keeps the cursors in the Deployment Dashboard itself, for a fetcher run
     without a volume: the outbox then lives in a temporary file for the life of the process, and a
     cursor is written to the dashboard only once every event it covers has been delivered.
     """
 
-    backend: Literal["sqlite", "dashboard"] = "sqlite"
-    """Storage engine of the state store: ``sqlite`` (a file at ``path``) or ``dashboard``."""
+    backend: Literal["sqlite", "postgres", "dashboard"] = "sqlite"
+    """Storage engine of the state store: ``sqlite`` (a file at ``path``), ``postgres`` (the database at ``url``) or ``dashboard``."""
     path: Path = Path("fetcher-state.db")
-    """The SQLite file (created on first start; relative paths start in the working directory); not used by the ``dashboard`` backend."""
+    """The SQLite file (created on first start); a relative path is resolved against the configuration file's directory (against the working directory when it comes from ``FETCHER_STATE__PATH``); only used by the ``sqlite`` backend."""
+    url: SecretStr | None = None
+    """With ``backend: postgres``: the database's URL, ``postgresql://user:password@host:5432/dbname`` (a secret: use ``${VAR}`` or ``url_file``; the password may instead come from ``PGPASSWORD`` or ``~/.pgpass``)."""
+    pool_size: int = Field(default=10, ge=2, le=100)
+    """With ``backend: postgres``: the most connections one process opens (polls, deliveries and housekeeping share them)."""
     delivered_retention: Duration = timedelta(days=30)
     """How long delivered rows are kept as the dedup ledger before they are pruned."""
     dashboard_sink: str | None = None
     """With ``backend: dashboard``: the name of the ``deployment-dashboard`` sink whose dashboard (URL, API key) stores the cursors."""
     dashboard_slot: str = "deploy-fetcher"
     """With ``backend: dashboard``: the name of the dashboard's state slot (``/api/fetcher/state/<slot>``); give each fetcher sharing one dashboard its own."""
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_postgres_url(value.get_secret_value())
+        return value
 
     @field_validator("dashboard_slot")
     @classmethod
@@ -175,6 +188,14 @@ class StateConfig(Section):
                         "backend dashboard needs the name of a deployment-dashboard sink",
                     )
                 ]
+            )
+        if self.backend == "postgres" and self.url is None:
+            raise config_problems(
+                [(("url",), "backend postgres needs the database URL (url or url_file)")]
+            )
+        if self.backend != "postgres" and self.url is not None:
+            raise config_problems(
+                [(("url",), f"only used with backend postgres (backend is {self.backend})")]
             )
         if self.backend != "dashboard" and self.dashboard_sink is not None:
             raise config_problems(
@@ -208,7 +229,7 @@ class LogConfig(Section):
     """``auto`` writes JSON lines unless standard error is a terminal."""
 
 
-class Defaults(Section):
+class DefaultsConfig(Section):
     """Polling defaults every source inherits unless it sets its own."""
 
     interval: Duration = timedelta(seconds=60)
@@ -483,7 +504,7 @@ class FetcherConfig(Section):
     """The health and metrics HTTP server."""
     log: LogConfig = LogConfig()
     """Logging level and format."""
-    defaults: Defaults = Defaults()
+    defaults: DefaultsConfig = DefaultsConfig()
     """Polling defaults of every source."""
     rules: RulesConfig = RulesConfig()
     """Mapping rules applied to every event."""

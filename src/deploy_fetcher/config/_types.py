@@ -8,12 +8,14 @@ from datetime import timedelta
 from typing import Annotated, Any, Final, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, PlainSerializer, SecretStr
+from pydantic import BeforeValidator, PlainSerializer, SecretStr, WithJsonSchema
 
 __all__ = [
+    "DURATION_JSON_SCHEMA",
     "MAX_DURATION",
     "Duration",
     "Url",
+    "check_postgres_url",
     "check_url",
     "format_duration",
     "is_secret_annotation",
@@ -109,10 +111,23 @@ def format_duration(value: timedelta) -> str:
     return out
 
 
+#: What editors are told a duration looks like (the JSON Schema of the configuration file).
+DURATION_JSON_SCHEMA: Final = {
+    "anyOf": [
+        {
+            "type": "string",
+            "pattern": r"^\s*([0-9]+(\.[0-9]+)?\s*([mM][sS]|[sSmMhHdDwW])\s*)+$",
+            "examples": ["500ms", "30s", "5m", "2h", "7d", "1h30m"],
+        },
+        {"type": "number", "minimum": 0},
+    ]
+}
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
+    WithJsonSchema(DURATION_JSON_SCHEMA),
 ]
 
 
@@ -160,3 +175,26 @@ def is_secret_annotation(annotation: Any) -> bool:
     if annotation is SecretStr:
         return True
     return any(is_secret_annotation(arg) for arg in get_args(annotation))
+
+
+def check_postgres_url(text: str) -> str:
+    """Accept a PostgreSQL connection URL (``postgresql://`` or ``postgres://``) and return it as given.
+
+    Only the form is checked (libpq reads the rest, and says what it dislikes when it connects). The
+    value never appears in the error: it usually carries a password.
+    """
+    value = text.strip()
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+        parts = urlsplit("")
+    if (
+        not port_ok
+        or parts.scheme.lower() not in {"postgresql", "postgres"}
+        or any(char.isspace() or not char.isprintable() for char in value)
+    ):
+        msg = "not a PostgreSQL URL (postgresql://user:password@host:5432/dbname)"
+        raise ValueError(msg)
+    return value

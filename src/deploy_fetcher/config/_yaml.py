@@ -13,16 +13,19 @@ from typing import Any, Final
 
 import yaml
 from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from deploy_fetcher.config._problems import Problem
+from deploy_fetcher.config._problems import Problem, format_path
 
-__all__ = ["MAX_FILE_BYTES", "ConfigFileError", "parse_yaml", "read_text"]
+__all__ = ["MAX_FILE_BYTES", "ConfigFileError", "parse_yaml", "positions", "read_text"]
 
 #: A configuration file larger than this is not a configuration file.
 MAX_FILE_BYTES: Final = 4 * 1024 * 1024
 
 _MERGE_TAG: Final = "tag:yaml.org,2002:merge"
+#: Bounds of the position map (aliases can make a small file describe a huge tree).
+_MAX_DEPTH: Final = 64
+_MAX_POSITIONS: Final = 100_000
 
 
 class ConfigFileError(Exception):
@@ -106,3 +109,35 @@ def parse_yaml(text: str, file: str) -> Any:
         raise ConfigFileError(Problem("", message, file)) from None
     finally:
         loader.dispose()
+
+
+def positions(text: str) -> dict[str, tuple[int, int]]:
+    """Where each YAML path starts in ``text``: ``{"sources[1].repos[0]": (line, column)}``.
+
+    Used to report problems in the order of the file. Paths under an alias point at the anchor's
+    place; a text that does not parse gives an empty map (its problem is reported on its own).
+    """
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except (yaml.YAMLError, ValueError, RecursionError):
+        return {}
+    found: dict[str, tuple[int, int]] = {}
+    pending: list[tuple[Node, tuple[object, ...], int]] = [(root, (), 0)] if root else []
+    while pending:
+        node, loc, depth = pending.pop()
+        found.setdefault(format_path(loc), (node.start_mark.line, node.start_mark.column))
+        if depth > _MAX_DEPTH or len(found) > _MAX_POSITIONS:
+            continue
+        if isinstance(node, MappingNode):
+            for key_node, value_node in node.value:
+                if isinstance(key_node, ScalarNode) and key_node.tag != _MERGE_TAG:
+                    key: object = key_node.value
+                    with_key = (*loc, key)
+                    found.setdefault(
+                        format_path(with_key),
+                        (key_node.start_mark.line, key_node.start_mark.column),
+                    )
+                    pending.append((value_node, with_key, depth + 1))
+        elif isinstance(node, SequenceNode):
+            pending += [(item, (*loc, index), depth + 1) for index, item in enumerate(node.value)]
+    return found

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -206,34 +206,45 @@ class DeliveryWorker:
         log = self._log.bind(
             row=row.id, deployment_id=row.event.deployment_id, status=row.event.status.value
         )
-        if isinstance(outcome, Delivered):
-            self._settle(lambda: self.store.mark_delivered(row.id, now=now))
-            self.metrics.deliveries.labels(self.name, "delivered").inc()
-            self.metrics.delivery_latency.labels(self.name).observe(
-                max(0.0, (now - row.created_at).total_seconds())
-            )
-            self.delivered += 1
-            if self._failures:
-                log.info("delivery.recovered", after_failures=self._failures)
-            self._failures = 0
-            self.health.sink_resumed(self.name)
-            log.debug("delivery.delivered", seconds=round(time.monotonic() - started, 3))
-            return None
-        if isinstance(outcome, Rejected):
-            self._settle(lambda: self.store.dead_letter(row.id, reason=outcome.reason, now=now))
-            self.metrics.deliveries.labels(self.name, "rejected").inc()
-            self.dead += 1
-            log.warning(
-                "delivery.dead_lettered", reason=outcome.reason, status_code=outcome.status_code
-            )
-            return None
-        if isinstance(outcome, Unauthorized):
-            self.store.release([row.id])
-            self.metrics.deliveries.labels(self.name, "unauthorized").inc()
-            self.metrics.sink_paused.labels(self.name).set(1)
-            self.health.sink_paused(self.name, f"credentials rejected ({outcome.reason})")
-            return self.policy.pause_probe
-        # Retry
+        match outcome:
+            case Delivered():
+                self._delivered(row, now, log, seconds=time.monotonic() - started)
+                return None
+            case Rejected(reason=reason, status_code=status_code):
+                self._dead_letter(row, reason, now, log, status_code=status_code)
+                return None
+            case Unauthorized(reason=reason):
+                self.store.release([row.id])
+                self.metrics.deliveries.labels(self.name, "unauthorized").inc()
+                self.metrics.sink_paused.labels(self.name).set(1)
+                self.health.sink_paused(self.name, f"credentials rejected ({reason})")
+                return self.policy.pause_probe
+            case Retry():
+                return self._retry(row, outcome, now, log)
+
+    def _delivered(self, row: OutboxRow, now: datetime, log: Any, *, seconds: float) -> None:
+        self._settle(lambda: self.store.mark_delivered(row.id, now=now))
+        self.metrics.deliveries.labels(self.name, "delivered").inc()
+        self.metrics.delivery_latency.labels(self.name).observe(
+            max(0.0, (now - row.created_at).total_seconds())
+        )
+        self.delivered += 1
+        if self._failures:
+            log.info("delivery.recovered", after_failures=self._failures)
+        self._failures = 0
+        self.health.sink_resumed(self.name)
+        log.debug("delivery.delivered", seconds=round(seconds, 3))
+
+    def _dead_letter(
+        self, row: OutboxRow, reason: str, now: datetime, log: Any, *, status_code: int | None
+    ) -> None:
+        self._settle(lambda: self.store.dead_letter(row.id, reason=reason, now=now))
+        self.metrics.deliveries.labels(self.name, "rejected").inc()
+        self.dead += 1
+        log.warning("delivery.dead_lettered", reason=reason, status_code=status_code)
+
+    def _retry(self, row: OutboxRow, outcome: Retry, now: datetime, log: Any) -> float | None:
+        """Back the sink off, or dead-letter the row when it used up ``max_attempts``."""
         self._failures += 1
         self.metrics.deliveries.labels(self.name, "retry").inc()
         max_attempts = self.sink.config.max_attempts

@@ -6,15 +6,22 @@ A failing source target is logged when it starts failing and when it recovers, n
 
 from __future__ import annotations
 
+import json
 import threading
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import structlog
 
-from deploy_fetcher.model import utc_now
+from deploy_fetcher.model import format_rfc3339, utc_now
 
-__all__ = ["Health", "TargetState"]
+__all__ = ["OUTCOME_PREFIX", "Health", "TargetState", "outcome_record", "parse_outcome"]
+
+#: Store values under this prefix + a target's key hold its latest outcome (see :func:`outcome_record`).
+OUTCOME_PREFIX = "last-outcome:"
+_MAX_STORED_MESSAGE = 300
 
 _log = structlog.get_logger(__name__)
 
@@ -30,6 +37,34 @@ class TargetState:
     failing_since: datetime | None = None
 
 
+def outcome_record(state: TargetState) -> str:
+    """A target's outcome as the small JSON value kept in the store."""
+    since = state.last_success if state.ok else state.failing_since
+    return json.dumps(
+        {
+            "outcome": state.outcome,
+            "since": format_rfc3339(since) if since else None,
+            "error": state.message[:_MAX_STORED_MESSAGE],
+        }
+    )
+
+
+def parse_outcome(text: str | None) -> dict[str, str | None]:
+    """The inverse of :func:`outcome_record`; empty when nothing usable is stored."""
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        key: (str(data[key]) if data.get(key) is not None else None)
+        for key in ("outcome", "since", "error")
+    }
+
+
 @dataclass
 class Health:
     """Thread-safe health bookkeeping shared by the poller, the delivery workers and the server."""
@@ -38,6 +73,39 @@ class Health:
     targets: dict[str, TargetState] = field(default_factory=dict)
     paused_sinks: dict[str, str] = field(default_factory=dict)
     store_problem: str | None = None
+    #: Called (outside the lock) with a target's key and new state when its outcome changes: the
+    #: first success after start, a new failure or a change of kind, a recovery. Must not raise.
+    transition_listeners: list[Callable[[str, TargetState], None]] = field(default_factory=list)
+    #: Seconds without a scheduler heartbeat after which the process counts as wedged (``/healthz``).
+    heartbeat_limit: float = 60.0
+    _last_beat: float = field(default_factory=time.monotonic)
+
+    def beat(self) -> None:
+        """The scheduler is alive and dispatching jobs (its housekeeping job calls this)."""
+        with self._lock:
+            self._last_beat = time.monotonic()
+
+    def liveness_problem(self) -> str | None:
+        """Why the process should be restarted (its scheduler stopped dispatching), or None.
+
+        Only a wedged scheduler counts: a rejected credential or a sink that is down is a readiness
+        problem, which a restart would not fix.
+        """
+        with self._lock:
+            age = time.monotonic() - self._last_beat
+        if age > self.heartbeat_limit:
+            return (
+                f"the scheduler's last heartbeat was {age:.0f}s ago"
+                f" (limit {self.heartbeat_limit:g}s): it no longer dispatches jobs"
+            )
+        return None
+
+    def _announce(self, key: str, state: TargetState) -> None:
+        for listener in self.transition_listeners:
+            try:
+                listener(key, state)
+            except Exception:
+                _log.exception("health.listener_failed", target=key)
 
     def target_ok(self, key: str, *, now: datetime | None = None) -> None:
         """Record a successful cycle; log recovery once."""
@@ -45,9 +113,13 @@ class Health:
         with self._lock:
             state = self.targets.setdefault(key, TargetState())
             recovered = state.ok is False
+            changed = state.ok is not True
             since = state.failing_since
             state.ok, state.outcome, state.message = True, "ok", ""
             state.last_success, state.failing_since = now, None
+            copy = replace(state)
+        if changed:
+            self._announce(key, copy)
         if recovered:
             _log.info(
                 "source.recovered", target=key, failing_since=since.isoformat() if since else None
@@ -64,6 +136,9 @@ class Health:
             state.ok, state.outcome, state.message = False, outcome, message
             if state.failing_since is None:
                 state.failing_since = now
+            copy = replace(state)
+        if changed:
+            self._announce(key, copy)
         if changed:
             _log.warning("source.failing", target=key, outcome=outcome, error=message)
 

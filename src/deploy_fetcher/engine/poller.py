@@ -120,6 +120,30 @@ class Poller:
             self.on_commit(sorted({sink for sink, _ in rows}))
         return inserted
 
+    def commit_by_sink(
+        self, source: SourceConfig, key: str, events: Sequence[DeployEvent]
+    ) -> dict[str, tuple[int, int]]:
+        """Store a cursor-less page one sink at a time: ``{sink: (rows offered, rows inserted)}``.
+
+        For a backfill, whose pages carry no cursor, so nothing is lost by splitting the write;
+        the difference between offered and inserted is what each sink's ledger already held.
+        """
+        rows, kept = self.prepare(source, events)
+        by_sink: dict[str, list[tuple[str, DeployEvent]]] = {}
+        for sink, event in rows:
+            by_sink.setdefault(sink, []).append((sink, event))
+        counts: dict[str, tuple[int, int]] = {}
+        for sink, sink_rows in by_sink.items():
+            inserted = self.store.commit_page(key, None, sink_rows, successes=kept)
+            counts[sink] = (len(sink_rows), inserted)
+            if inserted:
+                self.on_commit([sink])
+        if not rows and kept:
+            self.store.commit_page(key, None, [], successes=kept)
+        for event in events:
+            self.metrics.events.labels(source.name, event.status.value).inc()
+        return counts
+
     # -- one cycle -------------------------------------------------------------------------------
     def run_target(self, provider: Provider, target: str) -> CycleResult:
         """Poll one target from its stored cursor, committing page by page."""
@@ -149,11 +173,9 @@ class Poller:
             outcome, error = "error", f"{type(exc).__name__}: {exc}"
             log.exception("poll.unexpected_error")
         elapsed = time.monotonic() - started
-        self.metrics.poll_cycles.labels(source.name, outcome).inc()
-        self.metrics.poll_duration.labels(source.name).observe(elapsed)
+        self.metrics.cycle(source.name, target, outcome, elapsed)
         if outcome == "ok":
             self.health.target_ok(key)
-            self.metrics.last_success.labels(key).set(time.time())
             log.debug(
                 "poll.done", pages=pages, events=events, queued=queued, seconds=round(elapsed, 3)
             )
@@ -170,8 +192,13 @@ class Poller:
         until: datetime,
         *,
         progress: Callable[[int], None] = lambda _n: None,
+        sink_progress: Callable[[dict[str, tuple[int, int]]], None] | None = None,
     ) -> CycleResult:
-        """Walk a time window and queue its events; the source's cursor is left alone."""
+        """Walk a time window and queue its events; the source's cursor is left alone.
+
+        ``progress`` gets each page's number of events; ``sink_progress``, when given, each
+        page's ``{sink: (rows offered, rows inserted)}`` (the page is then stored sink by sink).
+        """
         source = provider.config
         key = target_key(source.name, target)
         pages = events = queued = 0
@@ -182,7 +209,12 @@ class Poller:
                 # Adapters walk newest-first and may interleave deployments; oldest first, a
                 # page's upstream successes are seen before the deployments promoted from them.
                 ordered = lifecycle_order(page.events)
-                queued += self.commit(source, key, Page(ordered, None))
+                if sink_progress is None:
+                    queued += self.commit(source, key, Page(ordered, None))
+                else:
+                    counts = self.commit_by_sink(source, key, ordered)
+                    queued += sum(inserted for _, inserted in counts.values())
+                    sink_progress(counts)
                 progress(len(page.events))
                 if self.should_stop():
                     break

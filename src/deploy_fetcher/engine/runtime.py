@@ -14,8 +14,9 @@ import structlog
 from deploy_fetcher._version import __version__
 from deploy_fetcher.config import FetcherConfig, SinkConfig, SourceConfig
 from deploy_fetcher.engine.delivery import DeliveryPolicy, DeliveryWorker
-from deploy_fetcher.engine.health import Health
+from deploy_fetcher.engine.health import OUTCOME_PREFIX, Health, TargetState, outcome_record
 from deploy_fetcher.engine.poller import Poller
+from deploy_fetcher.errors import StoreError
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.plugins import load_provider, load_sink
 from deploy_fetcher.providers import Provider, ProviderContext
@@ -74,6 +75,7 @@ class Runtime:
             )
             for name, sink in self.sinks.items()
         }
+        self.health.transition_listeners.append(self._record_outcome)
         self.poller = Poller(
             config,
             self.store,
@@ -82,6 +84,13 @@ class Runtime:
             on_commit=self.wake,
             should_stop=self.stop.is_set,
         )
+
+    def _record_outcome(self, key: str, state: TargetState) -> None:
+        """Keep a target's latest outcome in the store, for ``fetcher state list`` (transitions only)."""
+        try:
+            self.store.set_value(OUTCOME_PREFIX + key, outcome_record(state))
+        except StoreError as exc:
+            _log.warning("store.outcome_not_recorded", target=key, error=str(exc))
 
     def wake(self, sinks: Sequence[str]) -> None:
         """Tell the workers of ``sinks`` that rows are waiting."""

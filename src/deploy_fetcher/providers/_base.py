@@ -28,7 +28,15 @@ if TYPE_CHECKING:
     from deploy_fetcher.metrics import Metrics
     from deploy_fetcher.providers.kit import LimitHit
 
-__all__ = ["Cursor", "Page", "Provider", "ProviderContext", "SharedResources"]
+__all__ = [
+    "CheckItem",
+    "Cursor",
+    "Page",
+    "Provider",
+    "ProviderContext",
+    "Reread",
+    "SharedResources",
+]
 
 #: An adapter-owned JSON object (dicts, lists, strings, numbers); opaque to the core.
 Cursor = dict[str, Any]
@@ -46,6 +54,31 @@ class Page:
 
     events: Sequence[DeployEvent]
     cursor: Cursor | None = None
+
+
+@dataclass(frozen=True)
+class Reread:
+    """One deployment read again from its CI system, for ``fetcher explain``.
+
+    ``events`` are what the adapter maps it to today, before any rule; ``objects`` the raw objects
+    it read on the way (``(what, JSON)`` pairs), where the adapter records them.
+    """
+
+    events: Sequence[DeployEvent]
+    objects: Sequence[tuple[str, Any]] = ()
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    """One thing ``fetcher check`` tried for a source: a credential, a target, an endpoint.
+
+    ``ok`` None is a warning: it worked, but will read nothing (a mode without events, an empty
+    list of targets).
+    """
+
+    what: str
+    ok: bool | None
+    detail: str = ""
 
 
 class SharedResources:
@@ -136,6 +169,52 @@ class Provider(abc.ABC):
     def ready_problems(self) -> list[str]:
         """Reasons this source is not healthy beyond failed cycles (e.g. quota spent); empty = fine."""
         return []
+
+    def check(self, target: str) -> list[CheckItem]:
+        """``fetcher check``: one cheap authenticated request proving ``target`` can be read.
+
+        Called once per named target after :meth:`targets` succeeded (so the credential was used
+        at least once when targets are listed). The default reads the target for real: the first
+        page of a poll from scratch, which proves the credential, the target's visibility and the
+        mode's endpoint at once; nothing is stored. Adapters override it with something cheaper.
+        """
+        from deploy_fetcher.config import format_duration
+
+        pages = iter(self.poll(target, None))
+        try:
+            page = next(pages, None)
+        finally:
+            close = getattr(pages, "close", None)
+            if callable(close):
+                close()
+        found = len(page.events) if page is not None else 0
+        if not found:
+            lookback = self.config.lookback or self.context.defaults.lookback
+            detail = (
+                f"readable, but nothing deployed in the lookback window"
+                f" ({format_duration(lookback)}): check"
+                " its mode and filters if it deploys"
+            )
+            return [CheckItem(f"target {target}", ok=None, detail=detail)]
+        detail = f"readable ({found} events on the first page)"
+        return [CheckItem(f"target {target}", ok=True, detail=detail)]
+
+    def reread(
+        self, target: str, deployment_id: str, *, since: datetime, until: datetime
+    ) -> Reread:
+        """``fetcher explain``: read one deployment of ``target`` again, dated in ``[since, until)``.
+
+        The default walks the window as a backfill would and keeps that deployment's events, so it
+        works for every adapter at the cost of reading the window; adapters that can fetch one
+        deployment directly, or record the raw objects they read, override it.
+        """
+        events = [
+            event
+            for page in self.backfill(target, since, until)
+            for event in page.events
+            if event.deployment_id == deployment_id
+        ]
+        return Reread(sorted(events, key=lambda event: event.happened_at))
 
     def close(self) -> None:  # noqa: B027 - optional hook, most adapters share clients via context
         """Release what the adapter holds (the shared resources are closed by the core)."""

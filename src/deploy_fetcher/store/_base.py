@@ -137,6 +137,21 @@ class StateStore(Protocol):
         """Move dead letters back to pending (attempts reset); returns how many."""
         ...
 
+    def rows_for(self, deployment_id: str, *, sinks: Sequence[str]) -> list[OutboxRow]:
+        """Every row of one deployment for ``sinks``, any state, oldest ``happened_at`` first.
+
+        What ``fetcher explain`` shows: each event of the deployment and what became of it.
+        """
+        ...
+
+    def make_due(self, *, sink: str | None = None, now: datetime) -> int:
+        """Make pending rows waiting out a backoff due at ``now`` (``fetcher outbox flush``).
+
+        Attempts are not reset, and rows under a live claim are left to their claimer; returns how
+        many rows were waiting.
+        """
+        ...
+
     def purge(
         self, *, state: RowState, sink: str | None = None, ids: Sequence[int] | None = None
     ) -> int:

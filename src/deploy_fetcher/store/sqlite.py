@@ -370,6 +370,35 @@ class SqliteStore:
             ).fetchall()
         return [row for row in map(self._decode, found) if not isinstance(row, str)]
 
+    def rows_for(self, deployment_id: str, *, sinks: Sequence[str]) -> list[OutboxRow]:
+        """Every row of one deployment for ``sinks``, oldest ``happened_at`` first.
+
+        One lookup per sink on the dedup index (which starts with sink, deployment_id), so the
+        size of the outbox does not matter.
+        """
+        found: list[Any] = []
+        with self._db.read(f"reading the rows of deployment {deployment_id!r}") as conn:
+            for sink in dict.fromkeys(sinks):
+                found += conn.execute(
+                    f"SELECT {_ROW_COLUMNS} FROM outbox WHERE sink = ? AND deployment_id = ?",  # noqa: S608
+                    (sink, deployment_id),
+                ).fetchall()
+        rows = [row for row in map(self._decode, found) if not isinstance(row, str)]
+        return sorted(rows, key=lambda row: (row.event.happened_at, row.id))
+
+    def make_due(self, *, sink: str | None = None, now: datetime) -> int:
+        """Make pending rows waiting out a backoff due at ``now``; live claims are left alone."""
+        where, params = _filters(sink=sink, state="pending")
+        at = to_db(now)
+        with self._db.write("making waiting rows due") as conn:
+            return conn.execute(
+                f"""
+                UPDATE outbox SET next_attempt_at = ?
+                {where} AND next_attempt_at > ? AND (claim_until IS NULL OR claim_until <= ?)
+                """,  # noqa: S608 - the filters are built from constant clauses
+                (at, *params, at, at),
+            ).rowcount
+
     def retry_dead(self, *, sink: str | None = None, ids: Sequence[int] | None = None) -> int:
         """Move dead letters back to pending (attempts reset, due now); returns how many.
 

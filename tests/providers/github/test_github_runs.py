@@ -241,6 +241,36 @@ def test_a_finished_run_is_dated_by_its_jobs_not_by_an_updated_at_that_moved_lat
     } == harness.by_deployment()
 
 
+def test_a_rerun_of_a_run_older_than_the_rerun_window_is_seen_while_it_runs(
+    make_emulator, make_provider
+):
+    """A failed deploy re-run three days later (rerun_window 1d) is seen running, then succeeding."""
+    emulator = make_emulator(start=START)
+    run_id = start_pipeline(
+        emulator, "octo/legacy", RELEASE, at=START, sha="d" * 40, plan=Pipeline("failure")
+    )
+    emulator.advance(120)
+    harness = Harness(runs_provider(make_provider, emulator))
+    harness.cycle()
+    for _ in range(3):
+        emulator.advance(86400)
+        start_pipeline(emulator, "octo/legacy", RELEASE, at=emulator.now(), sha="e" * 40)
+        emulator.advance(120)
+        harness.cycle()
+    emulator.rerun("octo/legacy", run_id)
+    emulator.advance(10)
+    emulator.set_run("octo/legacy", run_id, status="in_progress")
+    emulator.advance(20)
+    harness.cycle()
+    emulator.advance(60)
+    emulator.set_run("octo/legacy", run_id, status="completed", conclusion="success")
+    emulator.advance(30)
+    harness.cycle()
+    assert ["queued", "in-progress", "success"] == [
+        status for status, _ in harness.by_deployment()[f"gh-run-{run_id}-2"]
+    ]
+
+
 def test_a_cycle_cut_short_resumes_after_the_last_chunk_it_stored(
     make_emulator, make_provider, monkeypatch
 ):

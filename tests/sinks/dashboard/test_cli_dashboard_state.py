@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from tests.sinks.dashboard.conftest import API_KEY
 from tests.store.factories import T0
-from tests.support import run_cli, write_config
+from tests.support import DASHBOARD_KEY, run_cli, write_config
 
 from deploy_fetcher.sinks.dashboard.backend import decode_document, encode_document
 
@@ -27,7 +26,7 @@ def _config(tmp_path: Path, dashboard) -> Path:
                     "name": "dashboard",
                     "type": "deployment-dashboard",
                     "url": dashboard.url(),
-                    "api_key": API_KEY,
+                    "api_key": DASHBOARD_KEY,
                 }
             ],
         },
@@ -38,7 +37,7 @@ def _store_slot(dashboard, cursors: dict) -> None:
     response = httpx.put(
         dashboard.url("/api/fetcher/state/fetcher-cli"),
         json={"state": encode_document(cursors, T0)},
-        headers={"X-Api-Key": API_KEY},
+        headers={"X-Api-Key": DASHBOARD_KEY},
         timeout=5,
     )
     assert 200 == response.status_code

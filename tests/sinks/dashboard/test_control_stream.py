@@ -9,8 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.sinks.dashboard.conftest import CONTROL_KEY
-from tests.support import wait_until
+from tests.support import DASHBOARD_CONTROL_KEY, wait_until
 
 from deploy_fetcher.emulators._server import Fault
 from deploy_fetcher.sinks.dashboard.client import dashboard_client
@@ -91,7 +90,7 @@ def test_events_are_handed_on_in_order_and_their_id_kept(
     assert correlation_id in item.events[0].data
     assert "2" == store.get_value(last_event_id_key("dash"))
     [request] = dashboard.requests_to(STREAM)
-    assert CONTROL_KEY == request.headers["x-control-api-key"]
+    assert DASHBOARD_CONTROL_KEY == request.headers["x-control-api-key"]
     assert "text/event-stream" == request.headers["accept"]
 
 
@@ -158,7 +157,7 @@ def test_a_rejected_key_is_retried_and_a_fixed_one_picked_up(
     item = _run(running, sink_config(), store)
     wait_until(lambda: len(dashboard.requests_to(STREAM)) >= 2)
     assert {401} == {r.status for r in dashboard.requests_to(STREAM)}
-    dashboard.control_api_key = CONTROL_KEY
+    dashboard.control_api_key = DASHBOARD_CONTROL_KEY
     wait_until(lambda: item.stream.connects == 1)
     assert 200 == dashboard.requests_to(STREAM)[-1].status
 

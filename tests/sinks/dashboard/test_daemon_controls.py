@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.sinks.dashboard.conftest import API_KEY
-from tests.support import wait_until
+from tests.support import DASHBOARD_KEY, wait_until
 
 from deploy_fetcher.emulators._server import Fault
 from deploy_fetcher.engine import DeliveryPolicy, Runtime
@@ -47,7 +46,7 @@ class Setup:
                     "name": "dash",
                     "type": "deployment-dashboard",
                     "url": dashboard.url(),
-                    "api_key": API_KEY,
+                    "api_key": DASHBOARD_KEY,
                     "backoff_initial": "10ms",
                 },
                 {"name": "archive", "type": "jsonl", "path": str(tmp_path / "out.jsonl")},

@@ -11,8 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.sinks.dashboard.conftest import API_KEY, CONTROL_KEY
-from tests.support import FetcherProcess, free_port, wait_until, write_config
+from tests.support import (
+    DASHBOARD_CONTROL_KEY,
+    DASHBOARD_KEY,
+    FetcherProcess,
+    free_port,
+    wait_until,
+    write_config,
+)
 
 from deploy_fetcher.emulators._server import Fault
 from deploy_fetcher.emulators.dashboard import DashboardEmulator
@@ -48,13 +54,13 @@ class Scenario:
     ) -> None:
         self.tmp_path = tmp_path
         self.dashboard = DashboardEmulator(
-            api_key=API_KEY, control_api_key=CONTROL_KEY, ping_interval=0.5
+            api_key=DASHBOARD_KEY, control_api_key=DASHBOARD_CONTROL_KEY, ping_interval=0.5
         )
         self.dashboard.start()
         self.temp = tmp_path / "tmp"
         self.temp.mkdir()
         monkeypatch.setenv("TMPDIR", str(self.temp))
-        monkeypatch.setenv("DASHBOARD_KEY", API_KEY)
+        monkeypatch.setenv("DASHBOARD_KEY", DASHBOARD_KEY)
         self.script = tmp_path / "events.jsonl"
         self.script.write_text("", encoding="utf-8")
         self.written = 0
@@ -193,7 +199,9 @@ def test_a_page_whose_posts_failed_is_not_covered_by_the_dashboards_cursor(
 
 def _poll_cycles(proc: FetcherProcess) -> float:
     _, text = proc.get("/metrics")
-    found = re.search(r'fetcher_poll_cycles_total\{outcome="ok",source="scripted"\} (\S+)', text)
+    found = re.search(
+        r'fetcher_poll_cycles_total\{outcome="ok",source="scripted",target="scripted"\} (\S+)', text
+    )
     return float(found.group(1)) if found else 0.0
 
 
@@ -206,7 +214,7 @@ def test_the_reset_choreography_end_to_end(
         monkeypatch,
         state={},
         control={
-            "api_key": CONTROL_KEY,
+            "api_key": DASHBOARD_CONTROL_KEY,
             "component_id": "fetcher-e2e",
             "report_status": True,
             "report_interval": "500ms",
@@ -254,6 +262,8 @@ def test_the_reset_choreography_end_to_end(
     assert (scenario.expected(), 10) == (set(delivered), len(delivered))
     log = proc.log_path.read_text(encoding="utf-8")
     assert "control.reset_completed" in log
-    assert [] == [key for key in (CONTROL_KEY, API_KEY) if key in log]  # secrets never logged
+    assert [] == [
+        key for key in (DASHBOARD_CONTROL_KEY, DASHBOARD_KEY) if key in log
+    ]  # secrets never logged
     periodic = [r.body for r in dashboard.reports() if r.type == "status" and not r.correlation_id]
     assert ("running", True) == (periodic[0]["status"], periodic[0]["cycles"] >= 1)

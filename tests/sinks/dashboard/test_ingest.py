@@ -296,13 +296,6 @@ def seed_001() -> Iterator[DashboardEmulator]:
     emulator.stop()
 
 
-@pytest.fixture
-def values(tmp_path: Path) -> Iterator[SqliteStore]:
-    store = SqliteStore(tmp_path / "state.db")
-    yield store
-    store.close()
-
-
 def _answers(emulator: DashboardEmulator) -> list[int]:
     return [r.status for r in emulator.requests_to("/api/deployments$", "POST")]
 
@@ -311,15 +304,15 @@ def _stored_statuses(emulator: DashboardEmulator) -> list[str]:
     return [row["status"] for row in emulator.rows()]
 
 
-def _with_values(values: SqliteStore) -> SinkContext:
-    return SinkContext(metrics=Metrics(), user_agent="test", values=values)
+def _with_values(store: SqliteStore) -> SinkContext:
+    return SinkContext(metrics=Metrics(), user_agent="test", values=store)
 
 
 def test_auto_folds_statuses_after_a_422_naming_status(
-    seed_001: DashboardEmulator, values: SqliteStore, make_event: Make
+    seed_001: DashboardEmulator, store: SqliteStore, make_event: Make
 ) -> None:
     """A seed-001 dashboard refusing "pending" switches the sink to three statuses; the row lands."""
-    sink = DashboardSink(_config(seed_001), _with_values(values))
+    sink = DashboardSink(_config(seed_001), _with_values(store))
     with capture_logs() as logs:
         first = sink.send(make_event(status="pending"))
         later = [sink.send(make_event(status=s)) for s in ("waiting", "cancelled", "rejected")]
@@ -332,13 +325,13 @@ def test_auto_folds_statuses_after_a_422_naming_status(
 
 
 def test_the_learned_status_set_survives_a_restart(
-    seed_001: DashboardEmulator, values: SqliteStore, make_event: Make
+    seed_001: DashboardEmulator, store: SqliteStore, make_event: Make
 ) -> None:
     """A new sink on the same store sends three statuses at once: no 422 after a restart."""
-    first = DashboardSink(_config(seed_001), _with_values(values))
+    first = DashboardSink(_config(seed_001), _with_values(store))
     first.send(make_event(status="queued"))
     first.close()
-    again = DashboardSink(_config(seed_001), _with_values(values))
+    again = DashboardSink(_config(seed_001), _with_values(store))
     assert "three" == again.status_set
     assert Delivered(201) == again.send(make_event(status="pending"))
     again.close()
@@ -347,15 +340,15 @@ def test_the_learned_status_set_survives_a_restart(
 
 
 def test_another_dashboard_url_is_learned_anew(
-    seed_001: DashboardEmulator, values: SqliteStore, make_event: Make
+    seed_001: DashboardEmulator, store: SqliteStore, make_event: Make
 ) -> None:
     """What one dashboard refused is not assumed of another URL given to the same sink name."""
-    first = DashboardSink(_config(seed_001), _with_values(values))
+    first = DashboardSink(_config(seed_001), _with_values(store))
     first.send(make_event(status="queued"))
     first.close()
     newer = DashboardEmulator(api_key=seed_001.api_key)
     newer.start()
-    sink = DashboardSink(_config(newer), _with_values(values))
+    sink = DashboardSink(_config(newer), _with_values(store))
     outcome = sink.send(make_event(status="queued"))
     sink.close()
     newer.stop()
@@ -364,10 +357,10 @@ def test_another_dashboard_url_is_learned_anew(
 
 
 def test_auto_sends_eight_statuses_to_a_newer_dashboard(
-    dashboard: DashboardEmulator, values: SqliteStore, make_event: Make
+    dashboard: DashboardEmulator, store: SqliteStore, make_event: Make
 ) -> None:
     """A dashboard that takes the eight statuses gets them as they are."""
-    sink = DashboardSink(_config(dashboard), _with_values(values))
+    sink = DashboardSink(_config(dashboard), _with_values(store))
     for status in ("pending", "queued", "waiting", "cancelled", "rejected"):
         assert Delivered(201) == sink.send(make_event(status=status))
     sink.close()
@@ -378,10 +371,10 @@ def test_auto_sends_eight_statuses_to_a_newer_dashboard(
 
 
 def test_a_422_naming_another_field_is_not_a_status_refusal(
-    seed_001: DashboardEmulator, values: SqliteStore, make_event: Make
+    seed_001: DashboardEmulator, store: SqliteStore, make_event: Make
 ) -> None:
     """A pending event refused for its run_number is dead-lettered as before, nothing learned."""
-    sink = DashboardSink(_config(seed_001, run_number_type="string"), _with_values(values))
+    sink = DashboardSink(_config(seed_001, run_number_type="string"), _with_values(store))
     outcome = sink.send(make_event(status="in-progress"))
     sink.close()
     assert isinstance(outcome, Rejected)
@@ -390,10 +383,10 @@ def test_a_422_naming_another_field_is_not_a_status_refusal(
 
 
 def test_explicit_eight_dead_letters_a_refused_status(
-    seed_001: DashboardEmulator, values: SqliteStore, make_event: Make
+    seed_001: DashboardEmulator, store: SqliteStore, make_event: Make
 ) -> None:
     """status_set: eight is the operator's word: a refused status is a rejection, not a switch."""
-    sink = DashboardSink(_config(seed_001, status_set="eight"), _with_values(values))
+    sink = DashboardSink(_config(seed_001, status_set="eight"), _with_values(store))
     outcome = sink.send(make_event(status="pending"))
     sink.close()
     assert isinstance(outcome, Rejected)

@@ -8,8 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.sinks.dashboard.conftest import CONTROL_KEY
-from tests.support import wait_until
+from tests.support import DASHBOARD_CONTROL_KEY, wait_until
 
 from deploy_fetcher.engine import CycleResult
 from deploy_fetcher.sinks.dashboard.reporter import Reporter
@@ -67,7 +66,7 @@ def test_a_status_report_sums_up_the_cycles_since_the_last(dashboard, reporter) 
     counts = {k: report.body[k] for k in ("status", "cycles", "events", "failed_cycles")}
     assert {"status": "running", "cycles": 3, "events": 7, "failed_cycles": 1} == counts
     [post] = dashboard.requests_to("^/api/control/events$")
-    assert CONTROL_KEY == post.headers["x-control-api-key"]
+    assert DASHBOARD_CONTROL_KEY == post.headers["x-control-api-key"]
 
 
 def test_rate_limit_reports_only_when_the_quota_moved(dashboard, reporter, views) -> None:

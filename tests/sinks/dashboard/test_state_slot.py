@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.sinks.dashboard.conftest import API_KEY
 from tests.store.factories import make_event
+from tests.support import DASHBOARD_KEY
 
 from deploy_fetcher.emulators._server import Fault
 from deploy_fetcher.model import utc_now
@@ -33,7 +33,7 @@ def test_save_then_load_round_trips_through_the_dashboard(dashboard, sink_config
     finally:
         slot.close()
     [put] = dashboard.requests_to("^/api/fetcher/state/fetcher-a$", method="PUT")
-    assert API_KEY == put.headers["x-api-key"]
+    assert DASHBOARD_KEY == put.headers["x-api-key"]
 
 
 def test_a_wrong_key_is_a_permanent_error_without_the_key(dashboard, sink_config) -> None:

@@ -8,7 +8,11 @@ exist). One cycle:
 2. per selected workflow, ``GET …/workflows/{id}/runs?created=>=W`` with ``If-None-Match``, where ``W``
    is ``mark − rerun_window``: the URL stays the same while nothing new happens, so an idle workflow
    answers ``304``; within the window a re-run (``run_attempt`` + 1) of a recent run is seen;
-3. open runs that fell out of the window: ``GET …/runs/{id}`` with ``If-None-Match``.
+3. open runs that fell out of the window: ``GET …/runs/{id}`` with ``If-None-Match``;
+4. re-runs of runs older than the window: ``GET …/actions/runs?status=in_progress`` and
+   ``?status=waiting`` for the whole repository, with ``If-None-Match`` (free while nothing runs
+   or waits): a re-run started days later is active, whatever its run's creation time, so a poll
+   that sees it running or waiting follows it to its end.
 
 A filtered run listing stops at 1 000 results; a window with more is split at a whole second into
 halves until each half fits.
@@ -51,6 +55,8 @@ _MAX_SPLITS: Final = 8
 _MAX_PREVIOUS_ATTEMPTS: Final = 3
 #: Job times of attempts kept in memory (a started attempt's start never changes).
 _JOB_TIMES_CACHE: Final = 4096
+#: Statuses under which a re-run of an old run is listed by the repository's run list.
+_ACTIVE_STATUSES: Final = ("in_progress", "waiting")
 #: Run states whose attempt may have a job running or done: their jobs are read.
 _JOB_STATES: Final = frozenset({"in_progress", "completed"})
 
@@ -191,7 +197,37 @@ class RunsPoller:
                 if reread is not None:
                     state.keep_open(run_id, entry)  # with the ETag it came back with
                     runs[run_id] = reread
+        for status in _ACTIVE_STATUSES:
+            key = f"active|{status}"
+            active, etag = self._active(status, etag=state.etags.get(key))
+            if etag:
+                etags[key] = etag
+            for run in active:
+                if run["id"] not in runs and run.get("workflow_id") in names:
+                    runs[run["id"]] = run
         return runs, names, etags
+
+    def _active(self, status: str, *, etag: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """Runs of the repository now ``status`` (one page of 100), ``([], etag)`` when unchanged."""
+        url = f"/repos/{self.repo.full_name}/actions/runs"
+        response = self.client.get(url, {"per_page": 100, "status": status}, etag=etag)
+        if response.not_modified:
+            return [], etag
+        data = response.data if isinstance(response.data, Mapping) else {}
+        items = data.get("workflow_runs")
+        if not isinstance(items, list):
+            msg = f"GitHub sent a run list without workflow_runs: {response.url}"
+            raise MalformedResponse(msg, url=response.url)
+        out: list[dict[str, Any]] = []
+        for run in items:
+            problem = run_problem(run)
+            if problem:
+                self._log.warning(
+                    "github.malformed_item", url=response.url, reason=f"run: {problem}"
+                )
+            elif self._branch_selected(run):
+                out.append(run)
+        return out, response.etag
 
     def backfill(self, since: datetime, until: datetime) -> Iterator[Page]:
         """Every event of runs created in ``[since, until)``, oldest first, without cursor."""
@@ -377,11 +413,14 @@ class RunsPoller:
         if outcome.terminal:
             state.close(run_id, attempt, str(run["created_at"]))
         else:
+            # A re-run's age counts from its attempt, not from its run's creation days before.
+            started = run.get("run_started_at")
+            since = started if attempt > 1 and isinstance(started, str) else run["created_at"]
             state.keep_open(
                 run_id,
                 OpenRun(
                     attempt=attempt,
-                    created_at=str(run["created_at"]),
+                    created_at=str(since),
                     etag=current.etag if current else None,
                     waiting_since=outcome.waiting_since,
                     resumed_at=outcome.resumed_at,

@@ -27,7 +27,7 @@ from deploy_fetcher.errors import (
     TransientError,
 )
 from deploy_fetcher.model import DeployEvent, Status
-from deploy_fetcher.providers import Cursor, Page, Provider
+from deploy_fetcher.providers import CheckItem, Cursor, Page, Provider, Reread
 
 __all__ = ["Generate", "ScriptedProvider", "ScriptedSource"]
 
@@ -165,3 +165,35 @@ class ScriptedProvider(Provider):
                     page = []
         if page:
             yield Page(page)
+
+    def check(self, target: str) -> list[CheckItem]:
+        """The script exists and can be read (a generated source always can)."""
+        if self.source.script is None:
+            return [CheckItem(f"target {target}", ok=True, detail="generated events")]
+        if not self.source.script.is_file():
+            return [
+                CheckItem(
+                    f"target {target}",
+                    ok=False,
+                    detail=f"script {self.source.script} does not exist",
+                )
+            ]
+        return [
+            CheckItem(
+                f"target {target}", ok=True, detail=f"script {self.source.script} is readable"
+            )
+        ]
+
+    def reread(
+        self, target: str, deployment_id: str, *, since: datetime, until: datetime
+    ) -> Reread:
+        """The script lines of one deployment (the raw objects) and the events they map to."""
+        events: list[DeployEvent] = []
+        objects: list[tuple[str, Any]] = []
+        for index, event in self._items(0):
+            if event is not None and event.deployment_id == deployment_id:
+                events.append(event)
+                objects.append(
+                    (f"line {index + 1}", event.model_dump(mode="json", exclude_defaults=True))
+                )
+        return Reread(events, objects)

@@ -425,6 +425,14 @@ class DashboardStore:
         """Rows of this process's outbox, newest first."""
         return self._local.list_rows(sink=sink, state=state, limit=limit)
 
+    def rows_for(self, deployment_id: str, *, sinks: Sequence[str]) -> list[OutboxRow]:
+        """Rows of one deployment in this process's outbox."""
+        return self._local.rows_for(deployment_id, sinks=sinks)
+
+    def make_due(self, *, sink: str | None = None, now: datetime) -> int:
+        """Make waiting rows of this process's outbox due now."""
+        return self._local.make_due(sink=sink, now=now)
+
     def retry_dead(self, *, sink: str | None = None, ids: Sequence[int] | None = None) -> int:
         """Move dead letters back to pending (their pages' cursors may already be written)."""
         return self._local.retry_dead(sink=sink, ids=ids)

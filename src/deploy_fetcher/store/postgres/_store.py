@@ -1,0 +1,658 @@
+"""The PostgreSQL state store: cursors, the outbox, its dedup ledger and dead letters in one database.
+
+The same contract as the SQLite file (:class:`~deploy_fetcher.store.StateStore`), for operators who
+run several replicas or already operate PostgreSQL. Each method is one short transaction on a pooled
+connection; nothing loads the whole outbox, and prunes and purges delete in batches.
+
+Claims lock the rows they take with ``FOR UPDATE SKIP LOCKED``, so claimers in several processes
+never wait on one another and never take the same row; the head-of-line rule is kept by reading the
+sink's line first, without locks, and locking only the due rows before the first one that waits (see
+:meth:`PostgresStore.claim`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import structlog
+
+from deploy_fetcher.errors import StoreError
+from deploy_fetcher.model import DeployEvent, Status, utc_now
+from deploy_fetcher.store._base import CursorRecord, OutboxRow, OutboxStats, RowState
+from deploy_fetcher.store._claims import is_orphaned, process_token
+from deploy_fetcher.store._codec import dump_cursor, load_cursor
+from deploy_fetcher.store.postgres._database import Database, url_label
+from deploy_fetcher.store.postgres._schema import SCHEMA, Connection, ensure_schema
+
+__all__ = ["PostgresStore"]
+
+_log = structlog.get_logger(__name__)
+
+#: Rows deleted per transaction by prunes and purges, so no lock is held for long.
+DELETE_BATCH: Final = 500
+_PROBE_KEY: Final = "deploy-fetcher.write-probe"
+#: How many stretches of a sink's line one claim reads past rows other claimers hold.
+_CLAIM_ROUNDS: Final = 8
+
+_ROW_COLUMNS: Final = (
+    "id, sink, source, event, state, attempts, created_at, next_attempt_at, last_error"
+)
+_INSERT_ROWS: Final = f"""
+    INSERT INTO {SCHEMA}.outbox
+        (sink, source, deployment_id, status, happened_at, event, created_at, next_attempt_at)
+    SELECT sink, source, deployment_id, status, happened_at, event, %(now)s, %(now)s
+    FROM unnest(%(sink)s::text[], %(source)s::text[], %(deployment_id)s::text[],
+                %(status)s::text[], %(happened_at)s::timestamptz[], %(event)s::text[])
+         WITH ORDINALITY AS page (sink, source, deployment_id, status, happened_at, event, n)
+    ORDER BY n
+    ON CONFLICT ON CONSTRAINT outbox_dedup DO NOTHING
+"""
+_UPSERT_SUCCESS: Final = f"""
+    INSERT INTO {SCHEMA}.successes (service, environment, sha, deployment_id, happened_at)
+    VALUES (%s, %s, %s, %s, %s)
+    ON CONFLICT (service, environment, sha) DO UPDATE
+        SET deployment_id = excluded.deployment_id, happened_at = excluded.happened_at
+        WHERE excluded.happened_at > {SCHEMA}.successes.happened_at
+"""
+_UPSERT_CURSOR: Final = f"""
+    INSERT INTO {SCHEMA}.cursors (key, cursor, updated_at) VALUES (%s, %s, %s)
+    ON CONFLICT (key) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at
+"""
+
+
+class PostgresStore:
+    """A :class:`~deploy_fetcher.store.StateStore` in a PostgreSQL database, shared by replicas.
+
+    Opening creates the schema in an empty database, migrates an older one, and refuses one that
+    belongs to another application or to a newer deploy-fetcher, without touching it. A database
+    that cannot be reached at open is a :class:`~deploy_fetcher.errors.StoreError`; once open, an
+    outage makes each call fail with one (the poller and the delivery workers retry) until the pool
+    reconnects by itself. ``clock`` stamps rows, cursors and values (tests pass a fake); claims and
+    deliveries take the time from the caller.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        pool_size: int = 10,
+        borrow_timeout: float = 10.0,
+    ) -> None:
+        self.label = url_label(url)
+        self._clock = clock
+        self._db = Database(url, max_size=pool_size, borrow_timeout=borrow_timeout)
+        try:
+            ensure_schema(self._db)
+        except BaseException:
+            self._db.close()
+            raise
+        self._release_orphaned_claims()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.label!r})"
+
+    @property
+    def claim_token(self) -> str:
+        """This process's claim owner id."""
+        return process_token()
+
+    # -- cursors ---------------------------------------------------------------------------------
+    def get_cursor(self, key: str) -> dict[str, Any] | None:
+        """Return the cursor stored for a source target, or None before its first commit."""
+        with self._db.connection(f"reading the cursor {key!r}") as conn:
+            found = conn.execute(
+                f"SELECT cursor FROM {SCHEMA}.cursors WHERE key = %s",
+                (key,),
+            ).fetchone()
+        return None if found is None else self._load_cursor(key, str(found[0]))
+
+    def list_cursors(self) -> list[CursorRecord]:
+        """Every stored cursor, ordered by key."""
+        with self._db.connection("listing cursors") as conn:
+            found = conn.execute(
+                f'SELECT key, cursor, updated_at FROM {SCHEMA}.cursors ORDER BY key COLLATE "C"'
+            ).fetchall()
+        return [
+            CursorRecord(str(key), self._load_cursor(str(key), str(cursor)), _aware(updated))
+            for key, cursor, updated in found
+        ]
+
+    def reset_cursor(self, key: str) -> bool:
+        """Forget a cursor (the next poll starts at now - lookback); False when there was none."""
+        with self._db.transaction(f"resetting the cursor {key!r}") as conn:
+            deleted = conn.execute(
+                f"DELETE FROM {SCHEMA}.cursors WHERE key = %s",
+                (key,),
+            ).rowcount
+        return deleted > 0
+
+    def _load_cursor(self, key: str, text: str) -> dict[str, Any]:
+        try:
+            return load_cursor(text)
+        except ValueError as exc:
+            msg = f"state database {self.label}: the cursor {key!r} is damaged ({exc}); reset it"
+            raise StoreError(msg) from exc
+
+    # -- the transaction rule --------------------------------------------------------------------
+    def commit_page(
+        self,
+        key: str,
+        cursor: dict[str, Any] | None,
+        rows: Sequence[tuple[str, DeployEvent]],
+        *,
+        successes: Sequence[DeployEvent] | None = None,
+    ) -> int:
+        """Store ``(sink name, event)`` rows (duplicates by dedup key ignored) and the cursor, atomically.
+
+        ``successes`` are the page's events under their canonical names (before any sink's filter or
+        rename) for :meth:`latest_success`; when None, the rows' events are used. The page's rows go
+        in with one statement (arrays through ``unnest``), whatever their number.
+        """
+        if cursor is None and not rows and not successes:
+            return 0
+        now = _utc(self._clock())
+        cursor_json = None if cursor is None else dump_cursor(key, cursor)
+        columns = _outbox_columns(rows)
+        ledger = _success_params((event for _, event in rows) if successes is None else successes)
+        with self._db.transaction(f"committing a page for {key!r}") as conn:
+            inserted = conn.execute(_INSERT_ROWS, {**columns, "now": now}).rowcount if rows else 0
+            if ledger:
+                with conn.cursor() as cur:
+                    cur.executemany(_UPSERT_SUCCESS, ledger)
+            if cursor_json is not None:
+                conn.execute(_UPSERT_CURSOR, (key, cursor_json, now))
+        return max(inserted, 0)
+
+    # -- outbox ----------------------------------------------------------------------------------
+    def claim(
+        self, sink: str, *, limit: int, lease_seconds: float, now: datetime
+    ) -> list[OutboxRow]:
+        """Claim up to ``limit`` due pending rows of ``sink``, oldest ``happened_at`` first.
+
+        The line is held at its head, as in the SQLite store: the walk stops at the first row waiting
+        for its retry, so nothing later overtakes it. Rows under another live claim are in flight
+        elsewhere and are stepped over. Two steps keep that rule with concurrent claimers: the line
+        is read without locks (so a waiting row is never locked by anyone's claim, which would make
+        other claimers step over it), then the due rows before the first waiting one are locked with
+        ``SKIP LOCKED`` and checked again under the lock (a row locked by another claimer is being
+        claimed or settled there: in flight elsewhere). When other claimers hold the stretch read,
+        the next stretch of the line is read, a few times at most, so a claim comes back empty only
+        when nothing is free to take. A row whose stored event no longer parses is
+        dead-lettered here rather than returned, so it cannot block the sink's queue forever.
+        """
+        if limit <= 0:
+            return []
+        at = _utc(now)
+        until = at + timedelta(seconds=lease_seconds)
+        with self._db.transaction(f"claiming rows for the sink {sink!r}") as conn:
+            claimed: list[OutboxRow] = []
+            poisoned: list[tuple[str, datetime, int]] = []
+            after: tuple[datetime, int] | None = None
+            for _ in range(_CLAIM_ROUNDS):
+                line = self._read_line(conn, sink, at, limit, after)
+                due = list(_before_waiting(line, at))
+                stop = bool(due) and self._lock_due(
+                    conn, due, at=at, claimed=claimed, poisoned=poisoned, limit=limit
+                )
+                if not due or stop or len(due) < len(line) or len(line) < limit:
+                    break  # a waiting row, the line's end, or enough rows
+                if len(claimed) + len(poisoned) >= limit:
+                    break
+                last = line[-1]
+                after = (_aware(last[2]), int(str(last[0])))
+            claimed = claimed[:limit]
+            if claimed:
+                conn.execute(
+                    f"UPDATE {SCHEMA}.outbox SET claimed_by = %s, claim_until = %s"
+                    " WHERE id = ANY(%s)",
+                    (self.claim_token, until, [row.id for row in claimed]),
+                )
+            if poisoned:
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        f"""
+                        UPDATE {SCHEMA}.outbox SET state = 'dead', last_error = %s, dead_at = %s,
+                            claimed_by = NULL, claim_until = NULL
+                        WHERE id = %s
+                        """,
+                        poisoned,
+                    )
+        return claimed
+
+    @staticmethod
+    def _read_line(
+        conn: Connection, sink: str, at: datetime, limit: int, after: tuple[datetime, int] | None
+    ) -> list[tuple[Any, ...]]:
+        """The next ``limit`` free pending rows of the sink's line (after ``after``), unlocked."""
+        start = "" if after is None else "AND (happened_at, id) > (%s, %s)"
+        return conn.execute(
+            f"""
+            SELECT id, next_attempt_at, happened_at FROM {SCHEMA}.outbox
+            WHERE sink = %s AND state = 'pending'
+              AND (claim_until IS NULL OR claim_until <= %s) {start}
+            ORDER BY happened_at, id
+            LIMIT %s
+            """,
+            (sink, at, *(after or ()), limit),
+        ).fetchall()
+
+    def _lock_due(
+        self,
+        conn: Connection,
+        due: list[tuple[Any, ...]],
+        *,
+        at: datetime,
+        claimed: list[OutboxRow],
+        poisoned: list[tuple[str, datetime, int]],
+        limit: int,
+    ) -> bool:
+        """Lock what is still free of ``due`` and take it; True when the line stops (a row waits)."""
+        locked = conn.execute(
+            f"""
+            SELECT {_ROW_COLUMNS}, claim_until FROM {SCHEMA}.outbox
+            WHERE id = ANY(%s)
+            ORDER BY happened_at, id
+            FOR UPDATE SKIP LOCKED
+            """,
+            ([int(str(record[0])) for record in due],),
+        ).fetchall()
+        for record in locked:
+            *columns, claim_until = record
+            if columns[4] != "pending" or (claim_until is not None and _aware(claim_until) > at):
+                continue  # settled or claimed since the line was read
+            if _aware(columns[7]) > at:
+                return True  # waits for its retry now: the line stops here
+            if len(claimed) + len(poisoned) >= limit:
+                return False
+            row = self._decode(tuple(columns))
+            if isinstance(row, str):
+                poisoned.append((row, at, int(str(columns[0]))))
+            else:
+                claimed.append(row)
+        return False
+
+    def mark_delivered(self, row_id: int, *, now: datetime) -> None:
+        """The row reached its sink; it stays as a dedup ledger entry until pruned."""
+        self._finish(
+            row_id,
+            "marking a row delivered",
+            "state = 'delivered', delivered_at = %s",
+            (_utc(now),),
+        )
+
+    def mark_retry(self, row_id: int, *, next_attempt_at: datetime, error: str) -> None:
+        """Count a failed attempt, release the claim, and make the row due again at ``next_attempt_at``."""
+        self._finish(
+            row_id,
+            "scheduling a retry",
+            "attempts = attempts + 1, next_attempt_at = %s, last_error = %s",
+            (_utc(next_attempt_at), error),
+        )
+
+    def dead_letter(self, row_id: int, *, reason: str, now: datetime) -> None:
+        """Move the row to the dead letters with the reason; the attempt that failed is counted."""
+        self._finish(
+            row_id,
+            "dead-lettering a row",
+            "state = 'dead', attempts = attempts + 1, last_error = %s, dead_at = %s",
+            (reason, _utc(now)),
+        )
+
+    def _finish(self, row_id: int, action: str, assignments: str, params: tuple[Any, ...]) -> None:
+        """Settle one pending row and drop its claim; a row already settled elsewhere is left alone."""
+        with self._db.transaction(action) as conn:
+            changed = conn.execute(
+                f"""
+                UPDATE {SCHEMA}.outbox SET {assignments}, claimed_by = NULL, claim_until = NULL
+                WHERE id = %s AND state = 'pending'
+                """,
+                (*params, row_id),
+            ).rowcount
+        if not changed:
+            _log.debug("store.row_not_pending", row=row_id, action=action)
+
+    def release(self, row_ids: Sequence[int]) -> None:
+        """Give back this process's claims without counting an attempt (shutdown, sink paused)."""
+        if not row_ids:
+            return
+        with self._db.transaction("releasing claims") as conn:
+            conn.execute(
+                f"""
+                UPDATE {SCHEMA}.outbox SET claimed_by = NULL, claim_until = NULL
+                WHERE id = ANY(%s) AND claimed_by = %s
+                """,
+                (list(row_ids), self.claim_token),
+            )
+
+    def _release_orphaned_claims(self) -> None:
+        """Free, on open, the claims of processes on this host that died holding them (best effort)."""
+        try:
+            with self._db.connection("looking for orphaned claims") as conn:
+                owners = [
+                    str(row[0])
+                    for row in conn.execute(
+                        f"SELECT DISTINCT claimed_by FROM {SCHEMA}.outbox"
+                        " WHERE claimed_by IS NOT NULL"
+                    )
+                ]
+            orphaned = [owner for owner in owners if is_orphaned(owner, self.claim_token)]
+            if not orphaned:
+                return
+            with self._db.transaction("releasing orphaned claims") as conn:
+                released = conn.execute(
+                    f"UPDATE {SCHEMA}.outbox SET claimed_by = NULL, claim_until = NULL"
+                    " WHERE claimed_by = ANY(%s)",
+                    (orphaned,),
+                ).rowcount
+        except StoreError as exc:
+            _log.warning("store.orphaned_claims_kept", database=self.label, error=str(exc))
+            return
+        _log.info("store.orphaned_claims_released", database=self.label, rows=released)
+
+    def pending_count(self, sink: str) -> int:
+        """Rows of ``sink`` not yet delivered nor dead."""
+        with self._db.connection("counting pending rows") as conn:
+            found = conn.execute(
+                f"SELECT count(*) FROM {SCHEMA}.outbox WHERE sink = %s AND state = 'pending'",
+                (sink,),
+            ).fetchone()
+        return int(str(found[0])) if found else 0
+
+    def stats(self) -> list[OutboxStats]:
+        """Counts per sink (every sink that has rows), ordered by sink."""
+        with self._db.connection("counting rows") as conn:
+            found = conn.execute(
+                f"""
+                SELECT sink,
+                       count(*) FILTER (WHERE state = 'pending'),
+                       count(*) FILTER (WHERE state = 'delivered'),
+                       count(*) FILTER (WHERE state = 'dead'),
+                       min(created_at) FILTER (WHERE state = 'pending')
+                FROM {SCHEMA}.outbox GROUP BY sink ORDER BY sink COLLATE "C"
+                """
+            ).fetchall()
+        return [
+            OutboxStats(
+                str(sink),
+                int(str(pending)),
+                int(str(delivered)),
+                int(str(dead)),
+                None if oldest is None else _aware(oldest),
+            )
+            for sink, pending, delivered, dead, oldest in found
+        ]
+
+    def list_rows(
+        self, *, sink: str | None = None, state: RowState | None = None, limit: int = 100
+    ) -> list[OutboxRow]:
+        """Rows for ``fetcher outbox list``, newest first; unreadable rows are logged and skipped."""
+        where, params = _filters(sink=sink, state=state)
+        with self._db.connection("listing rows") as conn:
+            found = conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM {SCHEMA}.outbox{where} ORDER BY id DESC LIMIT %s",
+                (*params, max(limit, 0)),
+            ).fetchall()
+        return [row for row in map(self._decode, found) if not isinstance(row, str)]
+
+    def rows_for(self, deployment_id: str, *, sinks: Sequence[str]) -> list[OutboxRow]:
+        """Every row of one deployment for ``sinks``, oldest ``happened_at`` first (dedup index)."""
+        if not sinks:
+            return []
+        with self._db.connection(f"reading the rows of deployment {deployment_id!r}") as conn:
+            found = conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM {SCHEMA}.outbox"
+                " WHERE sink = ANY(%s) AND deployment_id = %s ORDER BY happened_at, id",
+                (list(dict.fromkeys(sinks)), deployment_id),
+            ).fetchall()
+        return [row for row in map(self._decode, found) if not isinstance(row, str)]
+
+    def make_due(self, *, sink: str | None = None, now: datetime) -> int:
+        """Make pending rows waiting out a backoff due at ``now``; live claims are left alone."""
+        where, params = _filters(sink=sink, state="pending")
+        at = _utc(now)
+        with self._db.transaction("making waiting rows due") as conn:
+            return conn.execute(
+                f"""
+                UPDATE {SCHEMA}.outbox SET next_attempt_at = %s
+                {where} AND next_attempt_at > %s AND (claim_until IS NULL OR claim_until <= %s)
+                """,
+                (at, *params, at, at),
+            ).rowcount
+
+    def retry_dead(self, *, sink: str | None = None, ids: Sequence[int] | None = None) -> int:
+        """Move dead letters back to pending (attempts reset, due now); returns how many.
+
+        The last error is kept, so ``fetcher outbox list`` still says why the row died before.
+        """
+        if ids is not None and not ids:
+            return 0
+        where, params = _filters(sink=sink, state="dead")
+        if ids is not None:
+            where += " AND id = ANY(%s)"
+            params = (*params, list(ids))
+        with self._db.transaction("retrying dead letters") as conn:
+            return conn.execute(
+                f"""
+                UPDATE {SCHEMA}.outbox SET state = 'pending', attempts = 0, next_attempt_at = %s,
+                    dead_at = NULL, claimed_by = NULL, claim_until = NULL
+                {where}
+                """,
+                (_utc(self._clock()), *params),
+            ).rowcount
+
+    def purge(
+        self, *, state: RowState, sink: str | None = None, ids: Sequence[int] | None = None
+    ) -> int:
+        """Delete rows in ``state`` (dead letters, typically); returns how many."""
+        where, params = _filters(sink=sink, state=state)
+        if ids is not None:
+            if not ids:
+                return 0
+            with self._db.transaction("purging rows") as conn:
+                return conn.execute(
+                    f"DELETE FROM {SCHEMA}.outbox{where} AND id = ANY(%s)",
+                    (*params, list(ids)),
+                ).rowcount
+        return self._delete_in_batches(
+            "purging rows",
+            f"DELETE FROM {SCHEMA}.outbox WHERE id IN"
+            f" (SELECT id FROM {SCHEMA}.outbox{where} LIMIT %s)",
+            params,
+        )
+
+    def prune_delivered(self, *, older_than: datetime) -> int:
+        """Delete delivered rows older than the retention window; returns how many.
+
+        Promotion ledger entries (:meth:`latest_success`) older than the same cutoff go too.
+        """
+        cutoff = (_utc(older_than),)
+        pruned = self._delete_in_batches(
+            "pruning delivered rows",
+            f"""
+            DELETE FROM {SCHEMA}.outbox WHERE id IN (
+                SELECT id FROM {SCHEMA}.outbox
+                WHERE state = 'delivered' AND delivered_at < %s LIMIT %s
+            )
+            """,
+            cutoff,
+        )
+        self._delete_in_batches(
+            "pruning the promotion ledger",
+            f"""
+            DELETE FROM {SCHEMA}.successes WHERE (service, environment, sha) IN (
+                SELECT service, environment, sha FROM {SCHEMA}.successes
+                WHERE happened_at < %s LIMIT %s
+            )
+            """,
+            cutoff,
+        )
+        return pruned
+
+    def _delete_in_batches(self, action: str, statement: str, params: tuple[Any, ...]) -> int:
+        """Run a ``DELETE … LIMIT %s`` until it deletes less than a batch, one transaction each."""
+        total = 0
+        while True:
+            with self._db.transaction(action) as conn:
+                deleted = conn.execute(statement, (*params, DELETE_BATCH)).rowcount
+            total += deleted
+            if deleted < DELETE_BATCH:
+                return total
+
+    # -- promotion order -------------------------------------------------------------------------
+    def latest_success(self, *, service: str, environment: str, sha: str) -> str | None:
+        """deployment_id of the latest successful deployment of service+sha in environment."""
+        with self._db.connection("looking up a successful deployment") as conn:
+            found = conn.execute(
+                f"""
+                SELECT deployment_id FROM {SCHEMA}.successes
+                WHERE service = %s AND environment = %s AND sha = %s
+                """,
+                (service, environment, sha),
+            ).fetchone()
+        return None if found is None else str(found[0])
+
+    # -- small values ----------------------------------------------------------------------------
+    def get_value(self, key: str) -> str | None:
+        """A value stored with :meth:`set_value`, or None."""
+        with self._db.connection(f"reading the value {key!r}") as conn:
+            found = conn.execute(
+                f"SELECT value FROM {SCHEMA}.kv WHERE key = %s",
+                (key,),
+            ).fetchone()
+        return None if found is None else str(found[0])
+
+    def set_value(self, key: str, value: str) -> None:
+        """Store a small value under ``key`` (replacing any previous one)."""
+        with self._db.transaction(f"storing the value {key!r}") as conn:
+            conn.execute(
+                f"""
+                INSERT INTO {SCHEMA}.kv (key, value, updated_at) VALUES (%s, %s, %s)
+                ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+                """,
+                (key, value, _utc(self._clock())),
+            )
+
+    # -- health ----------------------------------------------------------------------------------
+    def check_writable(self) -> str | None:
+        """None when the store can be written, else the reason (unreachable, read-only, full).
+
+        A real write, rolled back: it finds what a commit would meet (no connection, a read-only
+        standby after a failover, a full disk, a revoked privilege) without leaving a trace.
+        """
+        try:
+            with self._db.transaction("testing a write") as conn:
+                conn.execute(
+                    f"""
+                    INSERT INTO {SCHEMA}.kv (key, value, updated_at) VALUES (%s, '', now())
+                    ON CONFLICT (key) DO UPDATE SET value = excluded.value
+                    """,
+                    (_PROBE_KEY,),
+                )
+                raise _RollBack  # noqa: TRY301 - leaving the block by exception is what rolls back
+        except _RollBack:
+            return None
+        except StoreError as exc:
+            return str(exc)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._db.close()
+
+    # -- decoding --------------------------------------------------------------------------------
+    def _decode(self, record: Sequence[Any]) -> OutboxRow | str:
+        """The row, or why its stored event cannot be read back (logged once here)."""
+        row_id, sink, source, event, state, attempts, created, next_attempt, last_error = record
+        try:
+            parsed = DeployEvent.from_json(event)
+        except ValueError as exc:
+            reason = f"stored event cannot be read back: {exc}"
+            _log.warning(
+                "store.unreadable_row", database=self.label, row=row_id, sink=sink, error=reason
+            )
+            return reason
+        return OutboxRow(
+            id=int(row_id),
+            sink=sink,
+            source=source,
+            event=parsed,
+            state=state,
+            attempts=int(attempts),
+            created_at=_aware(created),
+            next_attempt_at=_aware(next_attempt),
+            last_error=last_error,
+        )
+
+
+class _RollBack(Exception):
+    """Raised inside a transaction to undo it."""
+
+
+def _utc(value: datetime) -> datetime:
+    """An aware datetime in UTC; a naive one is refused (it would shift every lease and retry)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        msg = f"the state store only takes timezone-aware datetimes, got {value!r}"
+        raise ValueError(msg)
+    return value.astimezone(UTC)
+
+
+def _aware(value: Any) -> datetime:
+    """A ``timestamptz`` as read back: aware, in UTC (psycopg gives the session's time zone)."""
+    if not isinstance(value, datetime):
+        msg = f"expected a timestamp, got {value!r}"
+        raise StoreError(msg)
+    return value.astimezone(UTC)
+
+
+def _before_waiting(line: Iterable[tuple[Any, ...]], at: datetime) -> Iterable[tuple[Any, ...]]:
+    """The rows of a sink's line up to (not including) the first one waiting for its retry."""
+    for record in line:
+        if _aware(record[1]) > at:
+            return
+        yield record
+
+
+def _outbox_columns(rows: Sequence[tuple[str, DeployEvent]]) -> dict[str, list[Any]]:
+    """The page's rows as one array per column (an event fanned out to sinks is serialised once)."""
+    encoded: dict[int, str] = {}
+    columns: dict[str, list[Any]] = {
+        name: [] for name in ("sink", "source", "deployment_id", "status", "happened_at", "event")
+    }
+    for sink, event in rows:
+        text = encoded.get(id(event))
+        if text is None:
+            text = encoded[id(event)] = event.to_json()
+        columns["sink"].append(sink)
+        columns["source"].append(event.source)
+        columns["deployment_id"].append(event.deployment_id)
+        columns["status"].append(event.status.value)
+        columns["happened_at"].append(_utc(event.happened_at))
+        columns["event"].append(text)
+    return columns
+
+
+def _success_params(
+    events: Iterable[DeployEvent],
+) -> list[tuple[str, str, str, str, datetime]]:
+    """Successful deployments with a sha, once each however many sinks they were fanned out to."""
+    unique = {
+        (e.service, e.environment, e.sha or "", e.deployment_id, _utc(e.happened_at)): None
+        for e in events
+        if e.status is Status.SUCCESS and e.sha
+    }
+    return list(unique)
+
+
+def _filters(*, sink: str | None, state: RowState | None) -> tuple[str, tuple[Any, ...]]:
+    """A WHERE clause (always present, so callers can append ``AND …``) and its parameters."""
+    clauses = ["true"]
+    params: list[Any] = []
+    if sink is not None:
+        clauses.append("sink = %s")
+        params.append(sink)
+    if state is not None:
+        clauses.append("state = %s")
+        params.append(state)
+    return " WHERE " + " AND ".join(clauses), tuple(params)
