@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 import yaml
@@ -78,6 +78,10 @@ class Demo:
             url = emulator.start()
             self.emulators[label] = emulator
             source = demo_source(url)
+            # One rule for service names across the three: the repository / project (GitHub's
+            # own default is the workflow's name, which reads as "Deploy Web").
+            if label == "github":
+                source.setdefault("service", "{repo_name}")
             source.setdefault("interval", f"{self.interval:g}s")
             source.setdefault("jitter", "1s")
             sources.append(source)
@@ -132,19 +136,25 @@ class Demo:
 
 
 def run_demo(duration: float | None, *, interactive: bool | None = None) -> int:
-    """Run until Ctrl-C or ``duration`` seconds; exit 0 when every CI system delivered events."""
+    """Run until Ctrl-C or ``duration`` seconds; exit 0 when every CI system delivered events.
+
+    The last frame is drawn after the daemon has stopped (and flushed), so it shows exactly what
+    the summary below it counts.
+    """
     interactive = sys.stdout.isatty() if interactive is None else interactive
     configure_logging("warning", "console" if interactive else "json")
     with tempfile.TemporaryDirectory(prefix="fetcher-demo-") as tmp:
         demo = Demo(Path(tmp))
         demo.start()
         stop = threading.Event()
+        view = _LiveView(demo) if interactive else _LineView(demo)
         try:
-            _drive(demo, duration, stop, _live_view(demo) if interactive else _line_view(demo))
+            _drive(demo, duration, stop, view.render)
         except KeyboardInterrupt:
             pass
         finally:
             demo.stop()
+            view.close()
         counts = demo.counts()
     print("\nEvents delivered to the dashboard emulator:")  # noqa: T201
     for label, *_ in PROVIDERS:
@@ -172,66 +182,92 @@ def _drive(
         time.sleep(0.25)
 
 
-def _line_view(demo: Demo) -> Callable[[], None]:
-    """Plain lines, one per new dashboard row (for logs and pipes)."""
-    shown = 0
+#: Column widths of the plain view: happened_at, CI system, service/environment, status, version.
+_WIDTHS = (24, 13, 26, 12, 12)
 
-    def render() -> None:
-        nonlocal shown
-        rows = demo.dashboard.rows()
-        for row in rows[shown:]:
+
+class _LineView:
+    """Plain lines in aligned columns, one per new dashboard row (for logs and pipes)."""
+
+    def __init__(self, demo: Demo) -> None:
+        self.demo = demo
+        self.shown = 0
+        header = ("happened_at", "from", "service/environment", "status", "version")
+        print(self._line(*header, "deployment_id"))  # noqa: T201
+
+    @staticmethod
+    def _line(*cells: str) -> str:
+        padded = [cell.ljust(width) for cell, width in zip(cells, _WIDTHS, strict=False)]
+        return " ".join([*padded, *cells[len(_WIDTHS) :]]).rstrip()
+
+    def render(self) -> None:
+        """Print the rows that arrived since the last call."""
+        rows = self.demo.dashboard.rows()
+        for row in rows[self.shown :]:
             print(  # noqa: T201
-                f"{row['happened_at']}  {provider_of(row['deployment_id']):<13} "
-                f"{row['service']}/{row['environment']:<10} {row['status']:<12} "
-                f"{row.get('version') or '-':<12} {row['deployment_id']}",
+                self._line(
+                    row["happened_at"],
+                    provider_of(row["deployment_id"]),
+                    f"{row['service']}/{row['environment']}",
+                    row["status"],
+                    row.get("version") or "-",
+                    row["deployment_id"],
+                ),
                 flush=True,
             )
-        shown = len(rows)
+        self.shown = len(rows)
 
-    return render
+    def close(self) -> None:
+        """The rows delivered while the daemon stopped."""
+        self.render()
 
 
-def _live_view(demo: Demo) -> Callable[[], None]:
+class _LiveView:
     """A live table of the dashboard's matrix on a terminal."""
-    from rich.console import Console
-    from rich.live import Live
-    from rich.table import Table
 
-    console = Console()
-    live = Live(console=console, refresh_per_second=4, transient=False)
-    live.start()
+    STYLES: ClassVar[dict[str, str]] = {
+        "success": "green",
+        "failure": "red",
+        "in-progress": "yellow",
+        "waiting": "magenta",
+    }
 
-    def build() -> Table:
-        counts = demo.counts()
+    def __init__(self, demo: Demo) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.demo = demo
+        self.live = Live(console=Console(), refresh_per_second=4, transient=False)
+        self.live.start()
+
+    def _table(self, caption: str) -> Any:
+        from rich.table import Table
+
+        counts = self.demo.counts()
         title = "Deployment Dashboard (emulator) — " + ", ".join(
             f"{label}: {counts.get(label, 0)}" for label, *_ in PROVIDERS
         )
-        table = Table(title=title, caption="Ctrl-C to stop")
+        table = Table(title=title, caption=caption)
         for column in ("service", "environment", "status", "version", "from", "happened_at"):
             table.add_column(column)
-        styles = {
-            "success": "green",
-            "failure": "red",
-            "in-progress": "yellow",
-            "waiting": "magenta",
-        }
-        for cell in demo.dashboard.matrix():
+        for cell in self.demo.dashboard.matrix():
             row: dict[str, Any] = cell["deployment"]
             status = row["status"]
             table.add_row(
                 cell["service"],
                 cell["environment"],
-                f"[{styles.get(status, 'white')}]{status}[/]",
+                f"[{self.STYLES.get(status, 'white')}]{status}[/]",
                 row.get("version") or "-",
                 provider_of(row["deployment_id"]),
                 row["happened_at"],
             )
         return table
 
-    def render() -> None:
-        live.update(build())
+    def render(self) -> None:
+        """Redraw the table."""
+        self.live.update(self._table("Ctrl-C to stop"))
 
-    import atexit
-
-    atexit.register(live.stop)
-    return render
+    def close(self) -> None:
+        """The final frame, drawn once the daemon has stopped: it matches the summary."""
+        self.live.update(self._table("stopped: final state"))
+        self.live.stop()

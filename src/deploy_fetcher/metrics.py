@@ -220,6 +220,10 @@ class Metrics:
         """One HTTP answer from a CI API (``status_code`` 304 included)."""
         self.ci_requests.labels(provider, str(status_code)).inc()
 
+    def ci_request_limit(self, provider: str, limit: str) -> None:
+        """A request to a CI API cut short by a limit (``deadline``, ``size``, ``redirect``)."""
+        self.ci_request_limits.labels(provider, limit).inc()
+
     def rate_limit(
         self, provider: str, credential: str, *, remaining: float, limit: float | None = None
     ) -> None:

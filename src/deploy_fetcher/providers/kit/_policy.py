@@ -186,7 +186,7 @@ class RequestPolicy:
 
         A server that says it already slowed the request down (``X-RateLimit-Delay``) is logged.
         """
-        self.context.metrics.ci_requests.labels(self.provider, str(status)).inc()
+        self.context.metrics.ci_request(self.provider, status)
         delay = headers.get("x-ratelimit-delay")
         if delay and delay.strip() not in {"0", "0.0", "0.000"}:
             _log.info(
@@ -204,12 +204,12 @@ class RequestPolicy:
 
     def after_failure(self) -> None:
         """Count an exchange that got no answer (timeout, reset, refused)."""
-        self.context.metrics.ci_requests.labels(self.provider, "error").inc()
+        self.context.metrics.ci_request(self.provider, "error")
 
     def limit_hit(self, limit: str, url: str) -> None:
         """A request was cut short by a limit: counted, logged, and handed to the context's hook."""
         hit = LimitHit(self.provider, self.label, limit, url)
-        self.context.metrics.ci_request_limits.labels(self.provider, limit).inc()
+        self.context.metrics.ci_request_limit(self.provider, limit)
         _log.warning(f"{self.log_name}.request_limit", limit=limit, url=url, credential=self.label)
         self.context.on_limit(hit)
 

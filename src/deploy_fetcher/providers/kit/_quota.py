@@ -179,9 +179,7 @@ class Quota:
         if remaining is None:
             return
         name = self.label if resource == "core" else f"{self.label}/{resource}"
-        self._metrics.rate_limit_remaining.labels(self.provider, name).set(remaining)
-        if limit is not None:
-            self._metrics.rate_limit_limit.labels(self.provider, name).set(limit)
+        self._metrics.rate_limit(self.provider, name, remaining=remaining, limit=limit)
 
     def block(self, seconds: float, reason: str) -> datetime:
         """Stop every request of this credential for ``seconds``; returns until when."""
