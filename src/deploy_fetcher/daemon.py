@@ -42,17 +42,21 @@ class Daemon:
     ) -> None:
         self.config = config
         self.grace = grace
-        self.runtime = Runtime(config, policy=policy)
+        self.runtime = Runtime(config, policy=policy, coordinate=True)
         self.scheduler = Scheduler(self.runtime, max_workers=max_workers)
         self.control = build_channels(self.runtime, self.scheduler)
         self.server: HealthServer | None = None
         if config.server.enabled:
+            coordinator = self.runtime.coordinator
             self.server = HealthServer(
                 config.server.host,
                 config.server.port,
                 registry=self.runtime.metrics.registry,
                 problems=self.runtime.ready_problems,
                 liveness=self.runtime.health.liveness_problem,
+                details=(lambda: {"replica": coordinator.status().as_dict()})
+                if coordinator is not None
+                else None,
             )
         self.stopping = threading.Event()
 
@@ -68,7 +72,9 @@ class Daemon:
         signal.signal(signal.SIGINT, _handler)
 
     def start(self) -> None:
-        """Start delivery, the server and the scheduler."""
+        """Join the replica set (if any), start delivery, the server and the scheduler."""
+        if self.runtime.coordinator is not None:
+            self.runtime.coordinator.start()
         self.runtime.start_delivery()
         port = self.server.start() if self.server else None
         self.scheduler.start()
@@ -99,6 +105,9 @@ class Daemon:
             _log.warning("fetcher.poll_still_running_at_grace_end")
         self._flush(deadline)
         self.runtime.stop_delivery(max(1.0, deadline - time.monotonic()))
+        if self.runtime.coordinator is not None:
+            # Hand every target and sink over now rather than when the leases run out.
+            self.runtime.coordinator.stop(leave=True)
         if self.server is not None:
             self.server.stop()
         pending = {name: self.runtime.store.pending_count(name) for name in self.runtime.sinks}

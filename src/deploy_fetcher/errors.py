@@ -8,6 +8,7 @@ the engine decides what to do from the class alone::
     ├── PluginError            an unknown provider/sink name or a plugin that fails to load
     ├── StoreError             the state store cannot be used
     │   └── ForeignStateError  the file is not a deploy-fetcher state file (refused, never replaced)
+    ├── LeaseLost              another replica holds the target now: this poll's commit was refused
     └── SourceError            polling a source failed; the cycle ends, the cursor stays where it was
         ├── AuthError          credentials rejected: one clear error, readiness 503, no crash loop
         ├── TargetNotFound     a repo/project is gone or not visible: reported and skipped
@@ -27,6 +28,7 @@ __all__ = [
     "ConfigError",
     "FetcherError",
     "ForeignStateError",
+    "LeaseLost",
     "PluginError",
     "RateLimited",
     "SourceError",
@@ -65,6 +67,14 @@ class StoreError(FetcherError):
 
 class ForeignStateError(StoreError):
     """The state file exists but was not written by deploy-fetcher (or by a newer version)."""
+
+
+class LeaseLost(FetcherError):
+    """A poll's commit was fenced out: its replica no longer holds the target's lease.
+
+    Nothing was committed; the replica that holds the lease now polls the target. Not a store
+    problem (the store works), and not the source's.
+    """
 
 
 class SourceError(FetcherError):

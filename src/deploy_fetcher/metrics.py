@@ -45,6 +45,7 @@ CYCLE_OUTCOMES = (
     "rate_limited",
     "transient_error",
     "store_error",
+    "lease_lost",
     "error",
 )
 
@@ -77,7 +78,7 @@ class Metrics:
         self.poll_cycles = Counter(
             "fetcher_poll_cycles",
             "Poll cycles of a source target by outcome (ok, auth_error, not_found, rate_limited, "
-            "transient_error, store_error, error).",
+            "transient_error, store_error, lease_lost, error).",
             ["source", "target", "outcome"],
             registry=r,
         )
@@ -181,14 +182,45 @@ class Metrics:
             ["provider", "credential"],
             registry=r,
         )
+        # Replicas sharing a PostgreSQL state (zero with a SQLite file: one process does it all).
+        self.replicas = Gauge(
+            "fetcher_replicas",
+            "Live members of the replica set, as this replica last saw it.",
+            registry=r,
+        )
+        self.owned_targets = Gauge(
+            "fetcher_owned_targets",
+            "Source targets whose lease this replica holds (it polls them).",
+            registry=r,
+        )
+        self.owned_sinks = Gauge(
+            "fetcher_owned_sinks",
+            "Sinks whose lease this replica holds (it delivers to them).",
+            registry=r,
+        )
+        self.lease_losses = Counter(
+            "fetcher_lease_losses",
+            "Leases this replica lost while it held them (expired before renewal, or taken over).",
+            registry=r,
+        )
+        self.lease_handovers = Counter(
+            "fetcher_lease_handovers",
+            "Leases handed to another replica (out) or taken over from one (in).",
+            ["direction"],
+            registry=r,
+        )
+        for direction in ("in", "out"):  # both series from the start, so rate() has a baseline
+            self.lease_handovers.labels(direction)
 
     # -- what the engine records -------------------------------------------------------------------
     def cycle(self, source: str, target: str, outcome: str, seconds: float) -> None:
         """One poll cycle of a target ended with ``outcome`` after ``seconds``."""
         self.poll_cycles.labels(source, target, outcome).inc()
         self.poll_duration.labels(source).observe(seconds)
-        if outcome == "store_error":
-            return  # the store failed, not the source: its up/down state is unknown
+        if outcome in {"store_error", "lease_lost"}:
+            # Not the source's doing (the store failed, or another replica polls it now): its
+            # up/down state is unknown here.
+            return
         self.target_up.labels(source, target).set(1 if outcome == "ok" else 0)
         if outcome == "ok":
             self.last_success.labels(source, target).set(time.time())

@@ -55,12 +55,15 @@ class HealthServer:
         registry: CollectorRegistry,
         problems: Callable[[], list[str]],
         liveness: Callable[[], str | None] = lambda: None,
+        details: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self._metrics_app = make_wsgi_app(registry)
         self._problems = problems
         self._liveness = liveness
+        #: More for ``/readyz`` to show (a replica's membership and what it holds).
+        self._details = details
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -82,7 +85,12 @@ class HealthServer:
             return _json(start_response, "200 OK", {"status": "alive"})
         if path == "/readyz":
             problems = self._problems()
-            body = {"status": "not ready" if problems else "ready", "problems": problems}
+            body: dict[str, Any] = {
+                "status": "not ready" if problems else "ready",
+                "problems": problems,
+            }
+            if self._details is not None:
+                body.update(self._details())
             status = "503 Service Unavailable" if problems else "200 OK"
             return _json(start_response, status, body)
         return _json(start_response, "404 Not Found", {"error": "not found"})

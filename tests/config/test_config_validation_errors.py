@@ -28,7 +28,7 @@ def test_unknown_key_inside_an_optional_section(load):
 def test_unknown_key_without_close_match_lists_known_keys(load):
     """Without a close match, the message lists the keys the section accepts."""
     error = load.error("state:\n  wibble: 1\n")
-    expected = "unknown key (known keys: backend, path, url, url_file, pool_size, delivered_retention, dashboard_sink, dashboard_slot)"
+    expected = "unknown key (known keys: backend, path, url, url_file, pool_size, lease_ttl, delivered_retention, dashboard_sink, dashboard_slot)"
     assert expected == error.message
 
 

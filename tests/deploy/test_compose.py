@@ -60,8 +60,11 @@ def _container_port(mapping: str) -> int:
 
 
 def test_every_service_runs_the_image_built_from_the_repository(services):
-    """One image for all services, built from the repository's Dockerfile."""
+    """One image for all services, built from the repository's Dockerfile; the database is pinned."""
+    assert re.fullmatch(r"postgres:15\.\d+-bookworm", services["postgres"]["image"])
     for name, service in services.items():
+        if name == "postgres":
+            continue
         assert IMAGE == service["image"], name
         context = (COMPOSE_FILE.parent / service["build"]["context"]).resolve()
         assert DOCKERFILE == context / service["build"]["dockerfile"], name
@@ -79,9 +82,13 @@ def test_every_service_restarts_and_reports_its_health(services):
 
 
 def test_the_local_trial_runs_by_default_and_the_real_fetcher_only_in_its_profile(services):
-    """No profile on the trial's services; ``fetcher-real`` only under ``--profile real``."""
+    """No profile on the trial's services; ``fetcher-real`` and the replicas only in theirs."""
     profiles = {name: service.get("profiles") for name, service in services.items()}
-    assert {"fetcher-real": ["real"]} == {k: v for k, v in profiles.items() if v}
+    assert {
+        "fetcher-real": ["real"],
+        "postgres": ["replicas"],
+        "fetcher-replica": ["replicas"],
+    } == {k: v for k, v in profiles.items() if v}
     assert EMULATORS | {"clock", "fetcher"} == {k for k, v in profiles.items() if not v}
 
 
@@ -218,3 +225,41 @@ def test_the_secrets_folder_keeps_real_credentials_out_of_git():
     """deploy/compose/secrets ignores everything but its README and .gitignore."""
     ignore = (COMPOSE_DIR / "secrets" / ".gitignore").read_text(encoding="utf-8").split()
     assert ["*", "!.gitignore", "!README.md"] == ignore
+
+
+def test_the_replicas_share_the_trials_sources_through_the_postgres_service(tmp_path, services):
+    """Profile ``replicas``: N fetchers, each loading the trial's sources with a postgres state."""
+    from deploy_fetcher.plugins import load_config
+
+    replica = services["fetcher-replica"]
+    local = yaml.safe_load(_config_text(services["fetcher"]))
+    shared = yaml.safe_load(_config_text(replica))
+    path = tmp_path / "config.yaml"
+    path.write_text(_config_text(replica), encoding="utf-8")
+    env = {k: v for k, v in _environment(replica).items() if v is not None}
+
+    config = load_config(path, environ=env)
+
+    assert (local["sources"], local["sinks"]) == (shared["sources"], shared["sinks"])
+    assert "postgres" == config.state.backend
+    url = urlsplit(config.state.url.get_secret_value())
+    postgres = _environment(services["postgres"])
+    assert ("postgres", 5432, "/" + str(postgres["POSTGRES_DB"])) == (
+        url.hostname,
+        url.port,
+        url.path,
+    )
+    assert (postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"]) == (
+        url.username,
+        url.password,
+    )
+    assert "service_healthy" == replica["depends_on"]["postgres"]["condition"]
+    low, high = re.fullmatch(r"127\.0\.0\.1:(\d+)-(\d+):8080", replica["ports"][0]).groups()
+    assert replica["deploy"]["replicas"] == int(high) - int(low) + 1
+    assert state_dir_not_mounted(replica)
+
+
+def state_dir_not_mounted(service: dict[str, Any]) -> bool:
+    """The replicas keep nothing on a volume: their state is the database's."""
+    (state_dir,) = [v.args for v in parse_file(DOCKERFILE).final.all("VOLUME")]
+    return state_dir not in _mounts(service)

@@ -1,10 +1,11 @@
-"""``fetcher state``: list, show and reset the sources' cursors; move the state into PostgreSQL."""
+"""``fetcher state``: list, show and reset the sources' cursors; replicas; move into PostgreSQL."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from datetime import datetime
 from typing import Any
 
 from deploy_fetcher.cli._common import (
@@ -57,6 +58,15 @@ def register(commands: Any) -> None:
         "--yes", "-y", action="store_true", help="do not ask for confirmation (for scripts)"
     )
     reset.set_defaults(handler=_reset)
+    members = sub.add_parser(
+        "members",
+        parents=parents,
+        help="the replicas sharing a PostgreSQL state, and what each holds",
+    )
+    members.add_argument(
+        "--leases", action="store_true", help="also list every lease: target or sink, holder, token"
+    )
+    members.set_defaults(handler=_members)
     migrate = sub.add_parser(
         "migrate",
         parents=[config_option()],
@@ -182,6 +192,64 @@ def _reset(args: argparse.Namespace) -> int:
         print(f"fetcher: no cursor stored under {', '.join(sorted(missing))}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _members(args: argparse.Namespace) -> int:
+    from deploy_fetcher.model import utc_now
+
+    config = load(args.config, log_level="warning")
+    if config.state.backend != "postgres":
+        print(
+            f"fetcher: state members needs state.backend postgres (with backend"
+            f" {config.state.backend} one process does all the work)"
+        )
+        return EXIT_FAILED
+    store = open_existing_store(config)
+    try:
+        board = store.lease_board
+        members = board.members()
+        leases = board.leases() if args.leases else []
+    finally:
+        store.close()
+    now = utc_now()
+
+    def ago(when: datetime) -> str:
+        return f"{max(0.0, (now - when).total_seconds()):.0f}s ago"
+
+    member_rows = [
+        {
+            "member": m.id,
+            "host": m.host,
+            "version": m.version,
+            "started": m.started_at,
+            "heartbeat": ago(m.heartbeat_at),
+            "state": "alive" if m.alive else "gone",
+            "leases": m.leases,
+        }
+        for m in members
+    ]
+    lease_rows = [
+        {
+            "key": lease.key,
+            "holder": lease.holder,
+            "token": lease.token,
+            "expires": f"in {(lease.expires_at - now).total_seconds():.0f}s"
+            if lease.alive
+            else "expired",
+        }
+        for lease in leases
+    ]
+    if getattr(args, "output", "table") == "json":
+        print_json({"members": member_rows, "leases": lease_rows} if args.leases else member_rows)
+        return EXIT_OK
+    emit(args, member_rows, columns=list(_MEMBER_COLUMNS))
+    if args.leases:
+        print()
+        emit(args, lease_rows, columns=["key", "holder", "token", "expires"])
+    return EXIT_OK
+
+
+_MEMBER_COLUMNS = ("member", "host", "version", "started", "heartbeat", "state", "leases")
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -156,12 +156,22 @@ class StateConfig(Section):
     """With ``backend: postgres``: the database's URL, ``postgresql://user:password@host:5432/dbname`` (a secret: use ``${VAR}`` or ``url_file``; the password may instead come from ``PGPASSWORD`` or ``~/.pgpass``)."""
     pool_size: int = Field(default=10, ge=2, le=100)
     """With ``backend: postgres``: the most connections one process opens (polls, deliveries and housekeeping share them)."""
+    lease_ttl: Duration = timedelta(seconds=30)
+    """With ``backend: postgres``: how long a replica's hold on a target or sink lasts unless renewed (every third of it); a replica that dies or hangs has its work taken over within about this time."""
     delivered_retention: Duration = timedelta(days=30)
     """How long delivered rows are kept as the dedup ledger before they are pruned."""
     dashboard_sink: str | None = None
     """With ``backend: dashboard``: the name of the ``deployment-dashboard`` sink whose dashboard (URL, API key) stores the cursors."""
     dashboard_slot: str = "deploy-fetcher"
     """With ``backend: dashboard``: the name of the dashboard's state slot (``/api/fetcher/state/<slot>``); give each fetcher sharing one dashboard its own."""
+
+    @field_validator("lease_ttl")
+    @classmethod
+    def _lease_ttl_bounds(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(hours=1):
+            msg = "must be between 1s and 1h"
+            raise ValueError(msg)
+        return value
 
     @field_validator("url")
     @classmethod

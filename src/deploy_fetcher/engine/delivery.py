@@ -73,6 +73,9 @@ class DeliveryWorker:
     health: Health
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     stop_event: threading.Event = field(default_factory=threading.Event)
+    #: Whether this process may deliver to the sink now: with replicas sharing the work, only the
+    #: one holding the sink's lease does (so the sink gets events in order); always, alone.
+    gate: Callable[[], bool] = lambda: True
 
     def __post_init__(self) -> None:
         self.name = self.sink.config.name
@@ -163,8 +166,8 @@ class DeliveryWorker:
 
     def drain_once(self) -> float:
         """Send one claimed batch; return how long to wait before the next (0 = go on at once)."""
-        if self._held.is_set():
-            return self.policy.idle_poll  # unhold() wakes the worker
+        if self._held.is_set() or not self.gate():
+            return self.policy.idle_poll  # unhold() or gaining the sink's lease wakes the worker
         backing_off = self._resume_at - time.monotonic()
         if backing_off > 0:
             # New rows woke us, but the sink is backing off or paused: they wait their turn.
@@ -180,9 +183,11 @@ class DeliveryWorker:
             if (
                 self.stop_event.is_set()
                 or self._held.is_set()
+                or not self.gate()
                 or time.monotonic() - claimed_at > lease / 2
             ):
-                # Stopping, held, or a slow sink used half the lease: hand the rest back.
+                # Stopping, held, the sink's lease gone, or a slow sink used half the claim's
+                # lease: hand the rest back.
                 self.store.release([r.id for r in rows[index:]])
                 return 0
             wait = self._send(row)

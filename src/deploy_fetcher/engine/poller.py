@@ -20,6 +20,7 @@ from deploy_fetcher.engine.rules import apply_rules, fill_parents
 from deploy_fetcher.engine.select import select
 from deploy_fetcher.errors import (
     AuthError,
+    LeaseLost,
     RateLimited,
     SourceError,
     StoreError,
@@ -30,7 +31,7 @@ from deploy_fetcher.lifecycle import enforce_lifecycle, lifecycle_order
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.providers import Page, Provider
-from deploy_fetcher.store import StateStore
+from deploy_fetcher.store import Fence, StateStore
 
 __all__ = ["CycleResult", "Poller", "preview", "target_key"]
 
@@ -106,14 +107,20 @@ class Poller:
             rows += [(sink_name, e) for e in (select(sink, ev) for ev in kept) if e is not None]
         return rows, kept
 
-    def commit(self, source: SourceConfig, key: str, page: Page) -> int:
+    def commit(
+        self, source: SourceConfig, key: str, page: Page, *, fence: Fence | None = None
+    ) -> int:
         """Store one page's rows and cursor atomically; wake the sinks that got rows.
 
         The page is first put in lifecycle order and stripped of events that would take a
-        deployment backwards (:mod:`deploy_fetcher.lifecycle`), whichever adapter made it.
+        deployment backwards (:mod:`deploy_fetcher.lifecycle`), whichever adapter made it. With a
+        ``fence``, the commit happens only under that lease (see :meth:`run_target`).
         """
         rows, kept = self.prepare(source, enforce_lifecycle(page.events, source=source.name))
-        inserted = self.store.commit_page(key, page.cursor, rows, successes=kept)
+        if fence is None:
+            inserted = self.store.commit_page(key, page.cursor, rows, successes=kept)
+        else:
+            inserted = self.store.commit_page(key, page.cursor, rows, successes=kept, fence=fence)
         for event in page.events:
             self.metrics.events.labels(source.name, event.status.value).inc()
         if inserted:
@@ -145,8 +152,15 @@ class Poller:
         return counts
 
     # -- one cycle -------------------------------------------------------------------------------
-    def run_target(self, provider: Provider, target: str) -> CycleResult:
-        """Poll one target from its stored cursor, committing page by page."""
+    def run_target(
+        self, provider: Provider, target: str, *, fence: Fence | None = None
+    ) -> CycleResult:
+        """Poll one target from its stored cursor, committing page by page.
+
+        With a ``fence`` (replicas sharing the work), every page commits only while this replica
+        still holds the target's lease under the token the poll started with; once it does not,
+        the poll ends there (``lease_lost``) and the holder polls the target instead.
+        """
         source = provider.config
         key = target_key(source.name, target)
         log = _log.bind(source=source.name, target=target)
@@ -158,10 +172,13 @@ class Poller:
             for page in provider.poll(target, cursor):
                 pages += 1
                 events += len(page.events)
-                queued += self.commit(source, key, page)
+                queued += self.commit(source, key, page, fence=fence)
                 if self.should_stop():
                     log.info("poll.stopped_after_page", pages=pages)
                     break
+        except LeaseLost as exc:
+            outcome, error = "lease_lost", str(exc)
+            log.info("poll.lease_lost", error=error)
         except StoreError as exc:
             outcome, error = "store_error", str(exc)
             self.health.set_store_problem(error)
@@ -179,7 +196,7 @@ class Poller:
             log.debug(
                 "poll.done", pages=pages, events=events, queued=queued, seconds=round(elapsed, 3)
             )
-        elif outcome != "store_error":
+        elif outcome not in {"store_error", "lease_lost"}:
             self.health.target_failed(key, outcome, error)
         return CycleResult(key, outcome, pages, events, queued, error)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import structlog
 
@@ -16,18 +17,20 @@ from deploy_fetcher.config import FetcherConfig, SinkConfig, SourceConfig
 from deploy_fetcher.engine.delivery import DeliveryPolicy, DeliveryWorker
 from deploy_fetcher.engine.health import OUTCOME_PREFIX, Health, TargetState, outcome_record
 from deploy_fetcher.engine.poller import Poller
+from deploy_fetcher.engine.replicas import Coordinator
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.plugins import load_provider, load_sink
 from deploy_fetcher.providers import Provider, ProviderContext
 from deploy_fetcher.sinks import Sink, SinkContext
-from deploy_fetcher.store import StateStore, open_store
+from deploy_fetcher.store import LeaseBoard, StateStore, open_store
 
 __all__ = ["Runtime"]
 
 _log = structlog.get_logger(__name__)
 
 USER_AGENT = f"deploy-fetcher/{__version__}"
+_NOTHING_POLLED_YET = ("no source has completed a poll yet", "no source has been polled yet")
 
 #: What a plugin resolver returns: the plugin class, or any callable building an instance (tests).
 ProviderFactory = Callable[[SourceConfig, ProviderContext], Provider]
@@ -47,6 +50,7 @@ class Runtime:
         sources: Sequence[str] | None = None,
         provider_resolver: Callable[[str], ProviderFactory] = load_provider,
         sink_resolver: Callable[[str], SinkFactory] = load_sink,
+        coordinate: bool = False,
     ) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
@@ -84,6 +88,26 @@ class Runtime:
             on_commit=self.wake,
             should_stop=self.stop.is_set,
         )
+        #: With ``coordinate`` and a store replicas can share (PostgreSQL), this process is one
+        #: member of the replica set; None when it works alone.
+        self.coordinator: Coordinator | None = None
+        board: LeaseBoard | None = getattr(self.store, "lease_board", None)
+        if coordinate and board is not None:
+            self.coordinator = self._join(board)
+
+    def _join(self, board: LeaseBoard) -> Coordinator:
+        coordinator = Coordinator(
+            board,
+            member=getattr(self.store, "claim_token", "") or USER_AGENT,
+            ttl=self.config.state.lease_ttl.total_seconds(),
+            metrics=self.metrics,
+            health=self.health,
+            on_gained=self.wake,
+        )
+        coordinator.set_sinks(self.workers)
+        for name, worker in self.workers.items():
+            worker.gate = partial(coordinator.may_deliver, name)
+        return coordinator
 
     def _record_outcome(self, key: str, state: TargetState) -> None:
         """Keep a target's latest outcome in the store, for ``fetcher state list`` (transitions only)."""
@@ -116,6 +140,12 @@ class Runtime:
     def ready_problems(self) -> list[str]:
         """Every reason the process is not ready (empty = ready)."""
         problems = self.health.problems()
+        if self.coordinator is not None:
+            if self.coordinator.owns_no_targets():
+                # A replica with nothing to poll (more replicas than targets, or just joined)
+                # is ready to take work over; it has no poll of its own to wait for.
+                problems = [p for p in problems if p not in _NOTHING_POLLED_YET]
+            problems = self.coordinator.problems() + problems
         for name, provider in self.providers.items():
             problems += [f"source {name}: {p}" for p in provider.ready_problems()]
         return problems

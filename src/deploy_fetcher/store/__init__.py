@@ -5,11 +5,21 @@ from __future__ import annotations
 from deploy_fetcher.config import FetcherConfig, StateConfig
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.plugins import load_sink
-from deploy_fetcher.store._base import CursorRecord, OutboxRow, OutboxStats, RowState, StateStore
+from deploy_fetcher.store._base import (
+    CursorRecord,
+    Fence,
+    LeaseBoard,
+    OutboxRow,
+    OutboxStats,
+    RowState,
+    StateStore,
+)
 from deploy_fetcher.store.sqlite import SqliteStore
 
 __all__ = [
     "CursorRecord",
+    "Fence",
+    "LeaseBoard",
     "OutboxRow",
     "OutboxStats",
     "RowState",

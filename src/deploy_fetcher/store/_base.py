@@ -18,7 +18,15 @@ from typing import Any, Literal, Protocol
 
 from deploy_fetcher.model import DeployEvent
 
-__all__ = ["CursorRecord", "OutboxRow", "OutboxStats", "RowState", "StateStore"]
+__all__ = [
+    "CursorRecord",
+    "Fence",
+    "LeaseBoard",
+    "OutboxRow",
+    "OutboxStats",
+    "RowState",
+    "StateStore",
+]
 
 RowState = Literal["pending", "delivered", "dead"]
 
@@ -45,6 +53,19 @@ class OutboxRow:
     created_at: datetime
     next_attempt_at: datetime
     last_error: str | None
+
+
+@dataclass(frozen=True)
+class Fence:
+    """What a poll commits under: the lease on ``key`` held by ``holder`` with ``token``.
+
+    A store that checks fences refuses the commit (:class:`~deploy_fetcher.errors.LeaseLost`) unless
+    that lease is still live under that very token when the commit's transaction runs.
+    """
+
+    key: str
+    holder: str
+    token: int
 
 
 @dataclass(frozen=True)
@@ -82,13 +103,16 @@ class StateStore(Protocol):
         rows: Sequence[tuple[str, DeployEvent]],
         *,
         successes: Sequence[DeployEvent] | None = None,
+        fence: Fence | None = None,
     ) -> int:
         """Store ``(sink name, event)`` rows (duplicates by dedup key ignored) and the cursor, atomically.
 
         ``cursor`` None leaves the stored cursor as it is. Successful events with a sha among
         ``successes`` (the page's events under their canonical names, before any sink's filter or
         rename; the rows' events when None) are recorded for :meth:`latest_success`. Returns the
-        number of rows actually inserted.
+        number of rows actually inserted. With a ``fence``, the commit happens only if that lease is
+        still held under its token (else LeaseLost, nothing stored); stores without leases refuse a
+        fence.
         """
         ...
 
@@ -187,4 +211,39 @@ class StateStore(Protocol):
 
     def close(self) -> None:
         """Close connections."""
+        ...
+
+
+class LeaseBoard(Protocol):
+    """Membership and leases of replicas sharing one store (the PostgreSQL backend has one).
+
+    Every time is the store's own clock, so replicas whose clocks disagree still agree on leases.
+    """
+
+    def heartbeat(self, member: str, *, host: str, version: str, ttl: float) -> list[str]:
+        """Record ``member`` as alive for ``ttl`` seconds more; every live member's id, sorted."""
+        ...
+
+    def renew(self, member: str, *, ttl: float) -> dict[str, int]:
+        """Extend the unexpired leases of ``member``; return them (key → token)."""
+        ...
+
+    def acquire(self, member: str, keys: Sequence[str], *, ttl: float) -> dict[str, int]:
+        """Take those of ``keys`` whose lease is free or expired (key → new token)."""
+        ...
+
+    def release(self, member: str, keys: Sequence[str]) -> None:
+        """Give leases up at once."""
+        ...
+
+    def leave(self, member: str) -> None:
+        """Release every lease and claim of ``member`` and forget it (a clean exit)."""
+        ...
+
+    def free_claims_of_departed(self) -> int:
+        """Release outbox claims of members whose membership expired; how many rows."""
+        ...
+
+    def claimed_elsewhere(self, sink: str, member: str) -> int:
+        """Rows of ``sink`` under a live claim of another process."""
         ...

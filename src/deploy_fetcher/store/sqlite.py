@@ -20,7 +20,7 @@ import structlog
 
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.model import DeployEvent, Status, utc_now
-from deploy_fetcher.store._base import CursorRecord, OutboxRow, OutboxStats, RowState
+from deploy_fetcher.store._base import CursorRecord, Fence, OutboxRow, OutboxStats, RowState
 from deploy_fetcher.store._claims import is_orphaned, process_token
 from deploy_fetcher.store._codec import dump_cursor, from_db, load_cursor, to_db
 from deploy_fetcher.store._connections import Connections
@@ -147,15 +147,20 @@ class SqliteStore:
         rows: Sequence[tuple[str, DeployEvent]],
         *,
         successes: Sequence[DeployEvent] | None = None,
+        fence: Fence | None = None,
     ) -> int:
         """Store ``(sink name, event)`` rows (duplicates by dedup key ignored) and the cursor, atomically.
 
         ``successes`` are the page's events under their canonical names (before any sink's filter or
-        rename) for :meth:`latest_success`; when None, the rows' events are used.
+        rename) for :meth:`latest_success`; when None, the rows' events are used. A file has no
+        leases (one process polls it), so a ``fence`` is refused.
 
         Everything is serialised before the transaction starts, so the write lock is held only for
         the inserts; a cursor that JSON cannot carry raises ValueError and nothing is stored.
         """
+        if fence is not None:
+            msg = f"state file {self.path}: the sqlite backend has no leases to fence a commit with"
+            raise StoreError(msg)
         if cursor is None and not rows and not successes:
             return 0
         now = to_db(self._clock())

@@ -39,7 +39,14 @@ import structlog
 
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.model import DeployEvent, format_rfc3339, parse_timestamp, utc_now
-from deploy_fetcher.store import CursorRecord, OutboxRow, OutboxStats, RowState, SqliteStore
+from deploy_fetcher.store import (
+    CursorRecord,
+    Fence,
+    OutboxRow,
+    OutboxStats,
+    RowState,
+    SqliteStore,
+)
 
 __all__ = [
     "DOCUMENT_VERSION",
@@ -367,11 +374,12 @@ class DashboardStore:
         rows: Sequence[tuple[str, DeployEvent]],
         *,
         successes: Sequence[DeployEvent] | None = None,
+        fence: Fence | None = None,
     ) -> int:
         """Commit to the local outbox, and hold the cursor until the page's rows are settled."""
         if cursor is not None:
             self._ensure_loaded()
-        inserted = self._local.commit_page(key, cursor, rows, successes=successes)
+        inserted = self._local.commit_page(key, cursor, rows, successes=successes, fence=fence)
         waiting = self._local.pending_ids(rows) if rows else set()
         if cursor is None and not waiting:
             return inserted

@@ -104,8 +104,39 @@ def _v1_initial(conn: Connection) -> None:
         conn.execute(statement)
 
 
+def _v2_replicas(conn: Connection) -> None:
+    """Members of the replica set and the leases on targets and sinks (see ``_leases.py``).
+
+    Lease rows are never deleted, so a key's token only ever goes up: it is the fencing token.
+    """
+    statements = (
+        f"""
+        CREATE TABLE {SCHEMA}.members (
+            id           text PRIMARY KEY,
+            host         text NOT NULL,
+            version      text NOT NULL,
+            started_at   timestamptz NOT NULL,
+            heartbeat_at timestamptz NOT NULL,
+            expires_at   timestamptz NOT NULL
+        )
+        """,
+        f"""
+        CREATE TABLE {SCHEMA}.leases (
+            key         text PRIMARY KEY,
+            holder      text NOT NULL,
+            token       bigint NOT NULL,
+            expires_at  timestamptz NOT NULL,
+            acquired_at timestamptz NOT NULL
+        )
+        """,
+        f"CREATE INDEX leases_holder ON {SCHEMA}.leases (holder)",
+    )
+    for statement in statements:
+        conn.execute(statement)
+
+
 #: Migration ``i`` takes a database from schema version ``i`` to ``i + 1``.
-MIGRATIONS: list[Migration] = [_v1_initial]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_replicas]
 
 
 def schema_version() -> int:

@@ -20,10 +20,11 @@ import structlog
 
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.model import DeployEvent, Status, utc_now
-from deploy_fetcher.store._base import CursorRecord, OutboxRow, OutboxStats, RowState
+from deploy_fetcher.store._base import CursorRecord, Fence, OutboxRow, OutboxStats, RowState
 from deploy_fetcher.store._claims import is_orphaned, process_token
 from deploy_fetcher.store._codec import dump_cursor, load_cursor
 from deploy_fetcher.store.postgres._database import Database, url_label
+from deploy_fetcher.store.postgres._leases import LeaseBoard, check_fence
 from deploy_fetcher.store.postgres._schema import SCHEMA, Connection, ensure_schema
 
 __all__ = ["PostgresStore"]
@@ -84,6 +85,7 @@ class PostgresStore:
         self.label = url_label(url)
         self._clock = clock
         self._db = Database(url, max_size=pool_size, borrow_timeout=borrow_timeout)
+        self._board = LeaseBoard(self._db)
         try:
             ensure_schema(self._db)
         except BaseException:
@@ -96,8 +98,13 @@ class PostgresStore:
 
     @property
     def claim_token(self) -> str:
-        """This process's claim owner id."""
+        """This process's claim owner id (also its member id in the replica set)."""
         return process_token()
+
+    @property
+    def lease_board(self) -> LeaseBoard:
+        """Membership and leases of the replicas sharing this database."""
+        return self._board
 
     # -- cursors ---------------------------------------------------------------------------------
     def get_cursor(self, key: str) -> dict[str, Any] | None:
@@ -144,20 +151,25 @@ class PostgresStore:
         rows: Sequence[tuple[str, DeployEvent]],
         *,
         successes: Sequence[DeployEvent] | None = None,
+        fence: Fence | None = None,
     ) -> int:
         """Store ``(sink name, event)`` rows (duplicates by dedup key ignored) and the cursor, atomically.
 
         ``successes`` are the page's events under their canonical names (before any sink's filter or
         rename) for :meth:`latest_success`; when None, the rows' events are used. The page's rows go
-        in with one statement (arrays through ``unnest``), whatever their number.
+        in with one statement (arrays through ``unnest``), whatever their number. With a ``fence``,
+        the lease is checked first inside the same transaction (see :func:`check_fence`): a replica
+        that lost it raises LeaseLost and stores nothing.
         """
-        if cursor is None and not rows and not successes:
+        if cursor is None and not rows and not successes and fence is None:
             return 0
         now = _utc(self._clock())
         cursor_json = None if cursor is None else dump_cursor(key, cursor)
         columns = _outbox_columns(rows)
         ledger = _success_params((event for _, event in rows) if successes is None else successes)
         with self._db.transaction(f"committing a page for {key!r}") as conn:
+            if fence is not None:
+                check_fence(conn, fence)
             inserted = conn.execute(_INSERT_ROWS, {**columns, "now": now}).rowcount if rows else 0
             if ledger:
                 with conn.cursor() as cur:

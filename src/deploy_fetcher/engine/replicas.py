@@ -1,0 +1,386 @@
+"""Several replicas sharing the work: who polls which target, and who delivers to which sink.
+
+Each ``fetcher run`` on the PostgreSQL backend is a *member* of the replica set: a heartbeat keeps
+its member row alive, and a lease per target (and per sink) says who works on it. Work is spread by
+rendezvous hashing over the live members: a key belongs to the member with the highest
+``hash(member, key)``, so every member computes the same owner without talking to the others, a
+member that leaves hands on only its own keys, and one that joins takes about 1/N of them from each
+of the others — nothing else moves.
+
+Hashing says who *should* hold a key; the lease says who *does*. A member acquires the keys it
+should hold once their lease is free (the previous holder released it on seeing the new member, or
+it expired because that holder died), releases those it should no longer hold once no poll of them
+is in flight, and renews the rest every ``ttl / 3``. Every poll commits under the lease's token
+(:class:`~deploy_fetcher.store.Fence`), checked in the commit's transaction, so the worst a paused
+or cut-off member can do is waste a poll: it can never move a cursor or queue an event once its
+lease is gone.
+
+A sink is leased like a target, so one member at a time delivers to it and events reach it in
+``happened_at`` order as with one process. A member that takes a sink over first frees the claims
+of members that departed, then waits until no row of that sink is still in flight at another
+process (a paused previous holder's claims run out with their own lease), so nothing it sends can
+overtake a row still being sent elsewhere.
+
+When the database cannot be reached, the member cannot renew: once ``ttl`` has passed since its
+last renewal it stops polling and delivering (it could not commit anyway), and it picks up again
+when the database is back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from deploy_fetcher._version import __version__
+from deploy_fetcher.engine.health import Health
+from deploy_fetcher.errors import StoreError
+from deploy_fetcher.metrics import Metrics
+from deploy_fetcher.store import Fence, LeaseBoard
+
+__all__ = ["SINK_PREFIX", "Coordinator", "ReplicaStatus", "owner_of"]
+
+_log = structlog.get_logger(__name__)
+
+#: Lease keys of sinks: ``sink:<name>`` (target keys never start with it: source names cannot).
+SINK_PREFIX = "sink:"
+#: How long the loop waits after being woken, so a burst of target changes makes one round.
+_SETTLE_SECONDS = 0.5
+
+
+def _score(member: str, key: str) -> bytes:
+    return hashlib.blake2b(f"{member}\x00{key}".encode(), digest_size=8).digest()
+
+
+def owner_of(key: str, members: Sequence[str]) -> str | None:
+    """The member that should hold ``key``: the highest ``hash(member, key)`` (rendezvous hashing)."""
+    if not members:
+        return None
+    return max(members, key=lambda member: (_score(member, key), member))
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    """What ``/readyz`` shows about this member."""
+
+    member: str
+    members: int
+    targets: int
+    sinks: tuple[str, ...]
+    connected: bool
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON form."""
+        return {
+            "member": self.member,
+            "members": self.members,
+            "targets": self.targets,
+            "sinks": list(self.sinks),
+            "connected": self.connected,
+        }
+
+
+class Coordinator:
+    """This member's view of the replica set, kept current by a background thread.
+
+    ``on_gained`` is called with the sinks this member may now deliver to (wake their workers);
+    ``on_acquired`` with the target keys it just took (poll them soon rather than a whole interval
+    later); ``on_released`` with the target keys it no longer holds (forget their health and series).
+    """
+
+    def __init__(
+        self,
+        board: LeaseBoard,
+        *,
+        member: str,
+        ttl: float,
+        metrics: Metrics,
+        health: Health,
+        on_gained: Callable[[Sequence[str]], None] = lambda _sinks: None,
+        on_released: Callable[[Sequence[str]], None] = lambda _keys: None,
+        on_acquired: Callable[[Sequence[str]], None] = lambda _keys: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.board = board
+        self.member = member
+        self.ttl = ttl
+        self.metrics = metrics
+        self.health = health
+        self.on_gained = on_gained
+        self.on_released = on_released
+        self.on_acquired = on_acquired
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._targets: dict[str, frozenset[str]] = {}
+        self._sinks: frozenset[str] = frozenset()
+        self._held: dict[str, int] = {}
+        self._members: list[str] = []
+        self._valid_until = 0.0
+        self._renewed_at = float("-inf")
+        self._in_flight: Counter[str] = Counter()
+        self._sinks_ready: set[str] = set()
+        self._connected = False
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- what there is to share ----------------------------------------------------------------------
+    def set_targets(self, source: str, keys: Iterable[str]) -> None:
+        """The target keys of ``source`` (after each discovery); wakes the loop when they changed."""
+        keys = frozenset(keys)
+        with self._lock:
+            changed = self._targets.get(source) != keys
+            self._targets[source] = keys
+        if changed:
+            self._wake.set()
+
+    def set_sinks(self, names: Iterable[str]) -> None:
+        """The sinks this process delivers to (every member has the same ones)."""
+        with self._lock:
+            self._sinks = frozenset(names)
+        self._wake.set()
+
+    # -- asked by the scheduler and the delivery workers ---------------------------------------------
+    def begin(self, key: str) -> Fence | None:
+        """The fence to poll ``key`` under, or None when this member does not hold it now.
+
+        A poll in flight keeps its key from being handed over voluntarily until :meth:`end`.
+        """
+        with self._lock:
+            token = self._held.get(key)
+            if token is None or self._clock() >= self._valid_until:
+                return None
+            self._in_flight[key] += 1
+            return Fence(key, self.member, token)
+
+    def end(self, key: str) -> None:
+        """The poll of ``key`` is over."""
+        with self._lock:
+            self._in_flight[key] -= 1
+            if self._in_flight[key] <= 0:
+                del self._in_flight[key]
+
+    def may_deliver(self, sink: str) -> bool:
+        """Whether this member delivers to ``sink`` now (holds its lease, nothing in flight elsewhere)."""
+        key = SINK_PREFIX + sink
+        with self._lock:
+            return (
+                key in self._held
+                and sink in self._sinks_ready
+                and self._clock() < self._valid_until
+            )
+
+    def status(self) -> ReplicaStatus:
+        """Membership and what this member holds, for ``/readyz``."""
+        with self._lock:
+            valid = self._clock() < self._valid_until
+            held = list(self._held) if valid else []
+            return ReplicaStatus(
+                member=self.member,
+                members=len(self._members),
+                targets=sum(1 for key in held if not key.startswith(SINK_PREFIX)),
+                sinks=tuple(
+                    sorted(k.removeprefix(SINK_PREFIX) for k in held if k.startswith(SINK_PREFIX))
+                ),
+                connected=self._connected,
+            )
+
+    def problems(self) -> list[str]:
+        """Why this member is not ready (empty when it is)."""
+        with self._lock:
+            if not self._members:
+                return ["replica set: not joined yet (no heartbeat recorded)"]
+            if self._clock() >= self._valid_until:
+                return ["replica set: leases could not be renewed; polling and delivery stopped"]
+            return []
+
+    def owns_no_targets(self) -> bool:
+        """True when this member currently holds no target (more members than work, or joining)."""
+        with self._lock:
+            return not any(not key.startswith(SINK_PREFIX) for key in self._held)
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Join now (one round in the caller's thread), then keep going in the background."""
+        self.tick()
+        self._thread = threading.Thread(target=self._run, name="replica-set", daemon=True)
+        self._thread.start()
+
+    def stop(self, *, leave: bool = True) -> None:
+        """Stop the loop; ``leave`` hands every lease and claim over at once (a clean exit)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.ttl)
+        if leave:
+            try:
+                self.board.leave(self.member)
+            except StoreError as exc:
+                _log.warning("replicas.leave_failed", error=str(exc))
+            else:
+                _log.info("replicas.left", member=self.member)
+        with self._lock:
+            self._held.clear()
+            self._valid_until = 0.0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            woken = self._wake.wait(self.ttl / 3)
+            if woken:
+                # Discovery reports each source on its own: let a burst of them settle first.
+                self._stop.wait(_SETTLE_SECONDS)
+            self._wake.clear()
+            if not self._stop.is_set():
+                due = self._clock() - self._renewed_at >= self.ttl / 3
+                self.tick(renew=due or not woken)
+
+    def tick(self, *, renew: bool = True) -> None:
+        """One round: heartbeat and renew (unless ``renew`` is False), hand over, acquire; never raises.
+
+        A round without renewal (woken because the targets changed) only hands over and acquires,
+        with the members and leases of the last renewal: renewing touches every lease held, which
+        a discovery of thousands of sources must not do once per source.
+        """
+        started = self._clock()
+        if not renew:
+            with self._lock:
+                members, renewed = list(self._members), dict(self._held)
+            if members and started < self._valid_until:
+                self._share(members, renewed, lost=[])
+                return
+        try:
+            members = self.board.heartbeat(
+                self.member, host=socket.gethostname(), version=__version__, ttl=self.ttl
+            )
+            renewed = self.board.renew(self.member, ttl=self.ttl)
+        except StoreError as exc:
+            self._disconnected(exc)
+            return
+        except Exception:
+            _log.exception("replicas.unexpected_error")
+            return
+        self._connected_again()
+        with self._lock:
+            lost = [key for key in self._held if key not in renewed]
+            self._held = dict(renewed)
+            self._valid_until = started + self.ttl
+            self._renewed_at = started
+            joined = set(members) - set(self._members)
+            left = set(self._members) - set(members)
+            self._members = members
+        if joined or left:
+            _log.info(
+                "replicas.membership",
+                members=len(members),
+                joined=sorted(joined),
+                left=sorted(left),
+            )
+        self._share(members, renewed, lost=lost)
+
+    def _share(self, members: list[str], held: dict[str, int], *, lost: Sequence[str]) -> None:
+        """Count what was lost, hand over what is no longer ours, take what is."""
+        with self._lock:
+            wanted = self._wanted(members)
+            in_flight = set(self._in_flight)
+        self._count_losses(lost)
+        try:
+            self._hand_over([k for k in held if k not in wanted and k not in in_flight])
+            self._take([k for k in sorted(wanted) if k not in held])
+            self._check_sinks()
+        except StoreError as exc:
+            self._disconnected(exc)
+        self._update_gauges()
+
+    def _wanted(self, members: Sequence[str]) -> set[str]:
+        keys = {key for keys in self._targets.values() for key in keys}
+        keys |= {SINK_PREFIX + name for name in self._sinks}
+        return {key for key in keys if owner_of(key, members) == self.member}
+
+    def _count_losses(self, lost: Sequence[str]) -> None:
+        if not lost:
+            return
+        self.metrics.lease_losses.inc(len(lost))
+        _log.warning("replicas.leases_lost", count=len(lost), keys=sorted(lost)[:10])
+        with self._lock:
+            self._sinks_ready.difference_update(k.removeprefix(SINK_PREFIX) for k in lost)
+        self.on_released([key for key in lost if not key.startswith(SINK_PREFIX)])
+
+    def _hand_over(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        self.board.release(self.member, keys)
+        with self._lock:
+            for key in keys:
+                self._held.pop(key, None)
+            self._sinks_ready.difference_update(k.removeprefix(SINK_PREFIX) for k in keys)
+        self.metrics.lease_handovers.labels("out").inc(len(keys))
+        _log.info("replicas.handed_over", count=len(keys), keys=sorted(keys)[:10])
+        self.on_released([key for key in keys if not key.startswith(SINK_PREFIX)])
+
+    def _take(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        got = self.board.acquire(self.member, keys, ttl=self.ttl)
+        if not got:
+            return
+        with self._lock:
+            self._held.update(got)
+        taken_over = [key for key, token in got.items() if token > 1]
+        if taken_over:
+            self.metrics.lease_handovers.labels("in").inc(len(taken_over))
+        _log.info("replicas.acquired", count=len(got), taken_over=len(taken_over))
+        self.on_acquired([key for key in got if not key.startswith(SINK_PREFIX)])
+        if any(key.startswith(SINK_PREFIX) for key in got):
+            freed = self.board.free_claims_of_departed()
+            if freed:
+                _log.info("replicas.claims_of_departed_freed", rows=freed)
+
+    def _check_sinks(self) -> None:
+        """A newly held sink is delivered to once no row of it is in flight at another process."""
+        with self._lock:
+            waiting = [
+                k.removeprefix(SINK_PREFIX)
+                for k in self._held
+                if k.startswith(SINK_PREFIX)
+                and k.removeprefix(SINK_PREFIX) not in self._sinks_ready
+            ]
+        ready = [sink for sink in waiting if self.board.claimed_elsewhere(sink, self.member) == 0]
+        if not ready:
+            return
+        with self._lock:
+            self._sinks_ready.update(ready)
+        self.on_gained(ready)
+
+    def _disconnected(self, exc: StoreError) -> None:
+        self.health.set_store_problem(str(exc))
+        with self._lock:
+            was = self._connected
+            self._connected = False
+            expired = self._clock() >= self._valid_until and bool(self._held)
+            lost = list(self._held) if expired else []
+            if expired:
+                self._held.clear()
+                self._sinks_ready.clear()
+        if was:
+            _log.warning("replicas.database_unreachable", error=str(exc))
+        self._count_losses(lost)
+        self._update_gauges()
+
+    def _connected_again(self) -> None:
+        with self._lock:
+            was = self._connected
+            self._connected = True
+        if not was:
+            self.health.set_store_problem(None)
+
+    def _update_gauges(self) -> None:
+        status = self.status()
+        self.metrics.replicas.set(status.members)
+        self.metrics.owned_targets.set(status.targets)
+        self.metrics.owned_sinks.set(len(status.sinks))
