@@ -7,6 +7,7 @@ loads before parsing the command line.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ from tests.support import DASHBOARD_CONTROL_KEY, DASHBOARD_KEY
 
 # A real PostgreSQL server for the tests that need one (``postgres_cluster``, ``pg_url``).
 pytest_plugins = ["tests.postgres"]
+
+#: The suite's own plugin distribution (``scripted-faults``): registered for the tests only.
+sys.path.append(str(Path(__file__).parent / "plugins"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from tests.support import SleepRecorder
 
 from deploy_fetcher.config import Defaults
 from deploy_fetcher.emulators.azure_devops import AzureDevOpsEmulator
@@ -41,21 +42,6 @@ def summary(event: DeployEvent) -> tuple[Any, ...]:
         event.status.value,
         event.happened_at.strftime("%H:%M:%S.%f")[:-3],
     )
-
-
-class SleepRecorder:
-    """A ProviderContext.sleep that records the waits instead of sleeping (time moves by them)."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> bool:
-        self.waits.append(seconds)
-        return True
-
-    def clock(self, base: Callable[[], datetime]) -> Callable[[], datetime]:
-        """``base`` moved forward by everything slept so far."""
-        return lambda: base() + timedelta(seconds=sum(self.waits))
 
 
 def make_context(

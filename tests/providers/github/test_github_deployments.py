@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from structlog.testing import capture_logs
-from tests.providers.github.github_harness import Harness, expected_deployment_keys
+from tests.providers.github.support import Harness, expected_deployment_keys
 
 from deploy_fetcher.emulators.github import (
     Pipeline,

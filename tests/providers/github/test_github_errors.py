@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from structlog.testing import capture_logs
-from tests.providers.github.github_harness import Harness, expected_deployment_keys
+from tests.providers.github.support import Harness, expected_deployment_keys
 from tests.providers.github.test_github_deployments import CHAIN, START, scenario
 
 from deploy_fetcher.emulators._server import Fault

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.providers.github.github_harness import Harness
+from tests.providers.github.support import Harness
 from tests.providers.github.test_github_deployments import START
 
 from deploy_fetcher.emulators.github import Pipeline, WorkflowSpec, start_pipeline

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests.support import SleepRecorder
+
 from deploy_fetcher.config import Defaults
 from deploy_fetcher.emulators.gitlab import GitLabEmulator
 from deploy_fetcher.metrics import Metrics
@@ -14,21 +16,6 @@ from deploy_fetcher.providers.gitlab import GitLabProvider, GitLabSourceConfig
 
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 TOKEN = "glpat-test-token-0123456789"
-
-
-class SleepRecorder:
-    """A ProviderContext.sleep that records the waits instead of sleeping (time moves by them)."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> bool:
-        self.waits.append(seconds)
-        return True
-
-    def elapsed(self) -> timedelta:
-        """Everything slept so far."""
-        return timedelta(seconds=sum(self.waits))
 
 
 def make_context(emulator: GitLabEmulator, sleeps: SleepRecorder | None = None) -> ProviderContext:

@@ -260,11 +260,6 @@ class AzureDevOpsEmulator(EmulatorServer):
         with self._lock:
             self._run(run_id).cancel_at = self.now()
 
-    def approve_release(self, release_id: int, environment: str) -> None:
-        """Approve a release environment's pre-deployment approval now."""
-        with self._lock:
-            self._release(release_id).decisions[environment] = ("approve", self.now())
-
     def reject_release(self, release_id: int, environment: str) -> None:
         """Reject a release environment's pre-deployment approval now."""
         with self._lock:

@@ -97,10 +97,6 @@ class Timeline:
         """The first step."""
         return self.steps[0].at
 
-    def last_change(self) -> datetime:
-        """The last planned step (when nothing more happens)."""
-        return self.steps[-1].at
-
 
 @dataclass
 class User:

@@ -20,7 +20,6 @@ One client (and one quota) serves every source of an organization and credential
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -31,14 +30,14 @@ import httpx
 import structlog
 
 from deploy_fetcher._version import __version__
-from deploy_fetcher.errors import AuthError, TargetNotFound, TransientError
+from deploy_fetcher.errors import AuthError, TargetNotFound
 from deploy_fetcher.providers.kit import (
     ContinuationPaginator,
     HttpClient,
+    JsonApi,
     RedirectRefused,
     Reply,
     RequestPolicy,
-    Retry,
     classify,
     credential_digest,
     shared_policy,
@@ -84,6 +83,35 @@ def _error_message(reply: Reply) -> str:
     return ""
 
 
+def _accept(url: str, reply: Reply) -> None:
+    """Azure DevOps' own answers, read before the common table (see the module docstring)."""
+    status, message = reply.status, _error_message(reply)
+    if status == HTTPStatus.UNAUTHORIZED:
+        msg = f"Azure DevOps rejected the credentials (HTTP 401 from {url}): {message}"
+        raise AuthError(msg)
+    if 300 <= status < 400 or status == HTTPStatus.NON_AUTHORITATIVE_INFORMATION:  # noqa: PLR2004 - 3xx
+        msg = (
+            f"Azure DevOps answered {url} with HTTP {status} (a sign-in page) instead of data: "
+            "the PAT or token is invalid or expired"
+        )
+        raise AuthError(msg)
+    if status in (HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND):
+        raise TargetNotFound(f"HTTP {status} from {url}: {message or 'not found or not visible'}")
+    if status >= HTTPStatus.BAD_REQUEST:
+        classify(status, reply.headers, what=f"HTTP {status} from {url}", message=message)
+    content_type = reply.headers.get("content-type", "")
+    if reply.body and status != HTTPStatus.NO_CONTENT and "json" not in content_type.lower():
+        msg = (
+            f"Azure DevOps answered {url} with {content_type or 'no content type'} "
+            "instead of JSON: the PAT or token is invalid or expired"
+        )
+        raise AuthError(msg)
+
+
+def _signed_in_elsewhere(exc: RedirectRefused) -> AuthError:
+    return AuthError(f"{exc} (Azure DevOps sends a bad PAT or token to sign in elsewhere)")
+
+
 @dataclass(frozen=True)
 class ListPage:
     """One page of a ``{count, value}`` list: its items, the next page's token, its URL."""
@@ -110,18 +138,25 @@ class AzureDevOpsClient:
         self.organization_url = organization_url.rstrip("/")
         self.release_url = release_url.rstrip("/")
         self.policy = policy
-        self._credential = credential
         self._api_version = api_version
-        self._http = HttpClient(
+        http = HttpClient(
             policy,
             headers={"Accept": "application/json", "User-Agent": f"deploy-fetcher/{__version__}"},
             verify=verify,
             transport=transport,
         )
+        self.api = JsonApi(
+            http,
+            log_name="azure_devops",
+            auth=lambda: {"Authorization": credential.header()},
+            refresh=credential.refresh,
+            accept=_accept,
+            refused=_signed_in_elsewhere,
+        )
 
     def close(self) -> None:
         """Close the session."""
-        self._http.close()
+        self.api.close()
 
     # -- URLs ----------------------------------------------------------------------------------
     def org(self, path: str) -> str:
@@ -136,89 +171,26 @@ class AzureDevOpsClient:
         """A project-level URL on the Release Management host."""
         return f"{self.release_url}/{_segment(project)}/{path}"
 
-    # -- one request ---------------------------------------------------------------------------
-    def _send(self, url: str, query: dict[str, str]) -> Reply:
-        try:
-            return self._http.get(
-                url, params=query, headers={"Authorization": self._credential.header()}
-            )
-        except httpx.TimeoutException as exc:
-            raise Retry(TransientError(f"timeout calling {url}: {type(exc).__name__}")) from None
-        except httpx.TransportError as exc:
-            msg = f"network error calling {url}: {type(exc).__name__}"
-            raise Retry(TransientError(msg)) from None
-        except RedirectRefused as exc:
-            msg = f"{exc} (Azure DevOps sends a bad PAT or token to sign in elsewhere)"
-            raise AuthError(msg) from None
-
-    def get_json(self, url: str, params: dict[str, str], *, resource: str = "") -> Reply:
-        """GET a JSON document; ``resource`` picks the preview flag. The reply's body is parsed."""
-        query = dict(params)
-        query["api-version"] = self._api_version + _PREVIEW.get(resource, "")
-
-        def attempt() -> Reply:
-            reply = self._send(url, query)
-            if reply.status == HTTPStatus.UNAUTHORIZED and self._credential.refresh():
-                reply = self._send(url, query)  # a token rotated a moment ago: once more
-            return self._accept(url, reply)
-
-        return self.policy.call(f"GET {url}", attempt)
+    # -- requests ------------------------------------------------------------------------------
+    def _query(self, params: dict[str, str], resource: str) -> dict[str, str]:
+        return {**params, "api-version": self._api_version + _PREVIEW.get(resource, "")}
 
     def json_of(self, url: str, params: dict[str, str], *, resource: str = "") -> Any:
-        """The parsed body of a GET (None for an empty answer)."""
-        reply = self.get_json(url, params, resource=resource)
-        return _parsed(url, reply)
-
-    def _accept(self, url: str, reply: Reply) -> Reply:
-        status = reply.status
-        if status == HTTPStatus.UNAUTHORIZED:
-            msg = f"Azure DevOps rejected the credentials (HTTP 401 from {url}): {_error_message(reply)}"
-            raise AuthError(msg)
-        if 300 <= status < 400 or status == HTTPStatus.NON_AUTHORITATIVE_INFORMATION:  # noqa: PLR2004 - 3xx
-            msg = (
-                f"Azure DevOps answered {url} with HTTP {status} (a sign-in page) instead of "
-                "data: the PAT or token is invalid or expired"
-            )
-            raise AuthError(msg)
-        if status in (HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND):
-            message = _error_message(reply) or "not found or not visible"
-            raise TargetNotFound(f"HTTP {status} from {url}: {message}")
-        classify(
-            status, reply.headers, what=f"HTTP {status} from {url}", message=_error_message(reply)
-        )
-        if status == HTTPStatus.NO_CONTENT or not reply.body:
-            return reply
-        content_type = reply.headers.get("content-type", "")
-        if "json" not in content_type.lower():
-            msg = (
-                f"Azure DevOps answered {url} with {content_type or 'no content type'} "
-                "instead of JSON: the PAT or token is invalid or expired"
-            )
-            raise AuthError(msg)
-        return reply
+        """The parsed body of a GET (None for an empty answer); ``resource`` picks the preview flag."""
+        return self.api.get(url, self._query(params, resource))
 
     def list_page(
         self, url: str, params: dict[str, str], token: str | None, *, resource: str = ""
     ) -> ListPage:
         """One page of a ``{count, value}`` list."""
-        query = dict(params)
+        query = self._query(params, resource)
         if token:
             query["continuationToken"] = token
-        reply = self.get_json(url, query, resource=resource)
-        body = _parsed(url, reply)
+        reply = self.api.reply(url, query)
+        body = self.api.parse(url, reply)
         if body is None:
             return ListPage([], None, url)
-        value = body.get("value") if isinstance(body, dict) else None
-        if not isinstance(value, list):
-            _log.warning("azure_devops.malformed_response", url=url, error="no value list")
-            msg = f"malformed list from {url}"
-            raise TransientError(msg)
-        items = []
-        for item in value:
-            if isinstance(item, dict):
-                items.append(item)
-            else:
-                _log.warning("azure_devops.malformed_item", url=url, item=repr(item)[:200])
+        items = self.api.objects(body.get("value") if isinstance(body, dict) else None, url)
         return ListPage(items, reply.headers.get(_CONTINUATION) or None, url)
 
     def paginate(
@@ -356,17 +328,6 @@ class AzureDevOpsClient:
 def _iso(value: datetime) -> str:
     """UTC with ``Z`` and microseconds: Azure DevOps' date filters take ISO 8601."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parsed(url: str, reply: Reply) -> Any:
-    if reply.status == HTTPStatus.NO_CONTENT or not reply.body:
-        return None
-    try:
-        return reply.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        _log.warning("azure_devops.malformed_response", url=url, error=str(exc)[:200])
-        msg = f"malformed JSON from {url}"
-        raise TransientError(msg) from None
 
 
 def shared_client(

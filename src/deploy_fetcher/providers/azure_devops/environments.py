@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
-from deploy_fetcher.model import format_rfc3339, parse_timestamp
+from deploy_fetcher.model import parse_timestamp
 from deploy_fetcher.providers.azure_devops.cursor import EnvironmentsCursor, EnvMark
 from deploy_fetcher.providers.azure_devops.mapping import (
     Naming,
@@ -187,7 +187,8 @@ class EnvironmentWalker:
         Yields after each page: that page's records to map, the mark of everything read so far, and
         the token of the next page (None once the walk reached the mark, or the list ended).
         """
-        ceiling = self._client.policy.mark_ceiling()
+        policy = self._client.policy
+        ceiling = policy.mark_ceiling()
         walk = _EnvWalk(env, EnvMark(mark.hwm, mark.seen_at))
         read: list[tuple[int, datetime | None]] = []
         pager = self._client.environment_records(
@@ -213,13 +214,7 @@ class EnvironmentWalker:
                 if window.keep(record_id, when, _owner(record)) and self._keep_pipeline(record):
                     walk.records.append((record, page.url))
                     if not in_time and when is not None:
-                        _log.warning(
-                            "azure_devops.future_item",
-                            url=page.url,
-                            record=record_id,
-                            at=format_rfc3339(when),
-                            server_clock=format_rfc3339(ceiling),
-                        )
+                        policy.future_item(url=page.url, item=record_id, at=when)
             read += page_read
             passed = window.passed(page_read)
             walk.resume = None if passed else page.token

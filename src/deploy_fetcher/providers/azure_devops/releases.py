@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from deploy_fetcher.model import format_rfc3339, parse_timestamp
+from deploy_fetcher.model import parse_timestamp
 from deploy_fetcher.providers.azure_devops.mapping import Naming, Skip, release_events
 from deploy_fetcher.providers.azure_devops.selection import PipelineFilter, match_environment
 
@@ -104,13 +104,7 @@ class ReleaseWalker:
                 if done is not None and modified is not None:
                     done.add(key, modified)
                 if future and modified is not None and ceiling is not None:
-                    _log.warning(
-                        "azure_devops.future_item",
-                        url=page.url,
-                        deployment=key,
-                        at=format_rfc3339(modified),
-                        server_clock=format_rfc3339(ceiling),
-                    )
+                    self._client.policy.future_item(url=page.url, item=key, at=modified)
                 mapped = release_events(deployment, naming=naming)
                 if isinstance(mapped, Skip):
                     if mapped.malformed:

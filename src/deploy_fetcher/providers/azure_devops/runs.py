@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
-from deploy_fetcher.model import DeployEvent, format_rfc3339, parse_timestamp
+from deploy_fetcher.model import DeployEvent, parse_timestamp
 from deploy_fetcher.providers.azure_devops.mapping import Naming, StageTarget, stage_events
 
 if TYPE_CHECKING:
@@ -180,13 +180,8 @@ class RunWalker:
             events = self._visit(walk, state, build, now=now)
             queued = _time(build.get("queueTime"))
             if queued is not None and not state.advance(queued, ceiling=ceiling) and not known:
-                _log.warning(
-                    "azure_devops.future_item",
-                    project=walk.project,
-                    run=build.get("id"),
-                    at=format_rfc3339(queued),
-                    server_clock=format_rfc3339(ceiling),
-                )
+                url = self._client.project(walk.project, "_apis/build/builds")
+                self._client.policy.future_item(url=url, item=build.get("id"), at=queued)
             yield events
         for dropped in state.prune(
             now=now,

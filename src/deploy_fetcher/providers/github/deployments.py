@@ -26,7 +26,7 @@ import structlog
 
 from deploy_fetcher.errors import TransientError
 from deploy_fetcher.lifecycle import lifecycle_order
-from deploy_fetcher.model import DeployEvent, format_rfc3339, parse_timestamp
+from deploy_fetcher.model import DeployEvent, parse_timestamp
 from deploy_fetcher.providers._base import Cursor, Page
 from deploy_fetcher.providers.github.client import GitHubClient, MalformedResponse, NotFound
 from deploy_fetcher.providers.github.config import RepoSettings, scope_hash
@@ -41,7 +41,7 @@ from deploy_fetcher.providers.github.mapping import (
     sorted_statuses,
 )
 
-__all__ = ["GRAPHQL_STATUSES", "DeploymentsPoller", "chunk_pages"]
+__all__ = ["GRAPHQL_STATUSES", "DeploymentWalker", "chunk_pages"]
 
 _log = structlog.get_logger(__name__)
 
@@ -116,7 +116,7 @@ def _graphql_status(node: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class DeploymentsPoller:
+class DeploymentWalker:
     """Polls one repository in deployments mode; kept across cycles for its caches."""
 
     def __init__(
@@ -184,12 +184,8 @@ class DeploymentsPoller:
             for item in chunk:
                 created = parse_timestamp(item.deployment["created_at"])
                 if not state.advance(created, ceiling=ceiling):
-                    self._log.warning(
-                        "github.future_item",
-                        deployment=item.deployment["id"],
-                        at=format_rfc3339(created),
-                        server_clock=format_rfc3339(ceiling),
-                    )
+                    url = self.client.display(f"/repos/{self.repo.full_name}/deployments")
+                    self.client.policy.future_item(url=url, item=item.deployment["id"], at=created)
             if start + _CHUNK >= len(ordered):
                 state.etag = list_etag
             self._prune(state, now=now, overlap=overlap)

@@ -43,7 +43,7 @@ from deploy_fetcher.providers.github.mapping import (
     run_problem,
 )
 
-__all__ = ["RunsPoller", "Workflow", "select_workflows"]
+__all__ = ["RunWalker", "Workflow", "select_workflows"]
 
 _log = structlog.get_logger(__name__)
 
@@ -81,7 +81,7 @@ def select_workflows(workflows: list[Workflow], patterns: list[str]) -> list[Wor
     return chosen
 
 
-class RunsPoller:
+class RunWalker:
     """Polls one repository in workflow-runs mode; kept across cycles for its caches."""
 
     def __init__(
@@ -161,12 +161,8 @@ class RunsPoller:
                 events += self._process(run, state, names)
                 created = parse_timestamp(run["created_at"])
                 if not state.advance(created, ceiling=ceiling) and not known:
-                    self._log.warning(
-                        "github.future_item",
-                        run=run["id"],
-                        at=format_rfc3339(created),
-                        server_clock=format_rfc3339(ceiling),
-                    )
+                    url = self.client.display(f"/repos/{self.repo.full_name}/actions/runs")
+                    self.client.policy.future_item(url=url, item=run["id"], at=created)
             if start + _CHUNK >= len(ordered):
                 state.etags = etags
             for dropped in state.forget(

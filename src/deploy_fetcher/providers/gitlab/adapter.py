@@ -348,13 +348,8 @@ class GitLabProvider(Provider):
         """Move the mark to an item, never past the server's clock (logged once per item)."""
         ceiling = self.client.policy.mark_ceiling()
         if not state.advance(updated_at, ceiling=ceiling) and not logged:
-            self._log.warning(
-                "gitlab.future_item",
-                url=f"{self.client.url}/api/v4{path}",
-                item=item,
-                at=_iso(updated_at),
-                server_clock=_iso(ceiling),
-            )
+            url = f"{self.client.url}/api/v4{path}"
+            self.client.policy.future_item(url=url, item=item, at=updated_at)
 
     def _resolve(self, target: str) -> tuple[ProjectSettings, Rendering]:
         with self._lock:

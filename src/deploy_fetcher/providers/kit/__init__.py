@@ -12,7 +12,8 @@ the rest, the same way for every provider (``docs/contributing/new-provider.md``
     RequestPolicy.call        retries: full-jitter back-off (tenacity), Retry-After, interruptible
       └─ before_send          the gate: Quota / RequestBudget waits, or RateLimited
            └─ exchange        Limits: whole-request deadline, byte cap, redirect rule
-                              (PolicyAdapter for requests-based SDKs, HttpClient on httpx)
+                              (PolicyAdapter for requests-based SDKs, HttpClient on httpx;
+                              JsonApi reads JSON through an HttpClient)
                 └─ after_response   metrics, quota figures, the server's clock (Date)
 
 :func:`classify` is the common reading of a status; an adapter handles its special cases first.
@@ -58,6 +59,7 @@ from deploy_fetcher.providers.kit._errors import (
     Retry,
 )
 from deploy_fetcher.providers.kit._httpx import HttpClient, Reply, tls_verify
+from deploy_fetcher.providers.kit._json import JsonApi
 from deploy_fetcher.providers.kit._limits import Limits, check_redirect, display_url
 from deploy_fetcher.providers.kit._pages import cursor_pages
 from deploy_fetcher.providers.kit._paging import (
@@ -92,6 +94,7 @@ __all__ = [
     "Figures",
     "HttpClient",
     "HttpSourceConfig",
+    "JsonApi",
     "KeysetPaginator",
     "LimitHit",
     "Limits",

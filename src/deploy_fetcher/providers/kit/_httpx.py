@@ -21,17 +21,8 @@ from typing import Any, Final
 import httpcore
 import httpx
 
-from deploy_fetcher.providers.kit._errors import (
-    DeadlineExceeded,
-    RedirectRefused,
-    ResponseTooLarge,
-)
-from deploy_fetcher.providers.kit._limits import (
-    attach_socket,
-    check_redirect,
-    deadline,
-    display_url,
-)
+from deploy_fetcher.providers.kit._errors import ResponseTooLarge
+from deploy_fetcher.providers.kit._limits import attach_socket, check_redirect, display_url
 
 if typing.TYPE_CHECKING:
     from deploy_fetcher.providers.kit._policy import RequestPolicy
@@ -177,29 +168,14 @@ class HttpClient:
     ) -> Reply:
         shown = display_url(url)
         policy = self.policy
-        limits = policy.limits
-        policy.before_send(shown)
-        with deadline(limits.timeout) as watch:
-            try:
-                with self._client.stream(
-                    "GET", url, params=params, headers=dict(headers or {})
-                ) as response:
-                    check_redirect(
-                        str(response.url), response.status_code, response.headers.get("location")
-                    )
-                    body = self._read(response, limits.max_bytes, shown)
-            except httpx.TransportError:
-                policy.after_failure()
-                if watch.expired:
-                    policy.limit_hit("deadline", shown)
-                    raise DeadlineExceeded(shown, limits.timeout) from None
-                raise
-            except RedirectRefused:
-                policy.limit_hit("redirect", shown)
-                raise
-            except ResponseTooLarge:
-                policy.limit_hit("size", shown)
-                raise
+        with (
+            policy.exchange(shown, (httpx.TransportError,)),
+            self._client.stream("GET", url, params=params, headers=dict(headers or {})) as response,
+        ):
+            check_redirect(
+                str(response.url), response.status_code, response.headers.get("location")
+            )
+            body = self._read(response, policy.limits.max_bytes, shown)
         lowered = {k.lower(): v for k, v in response.headers.items()}
         policy.after_response(response.status_code, lowered, url=shown)
         return Reply(response.status_code, shown, lowered, body)

@@ -21,8 +21,9 @@ policy only knows that it was.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final, TypeVar
@@ -37,8 +38,14 @@ from deploy_fetcher.errors import (
     TargetNotFound,
     TransientError,
 )
-from deploy_fetcher.providers.kit._errors import DeadlineExceeded, Retry
-from deploy_fetcher.providers.kit._limits import Limits
+from deploy_fetcher.model import format_rfc3339
+from deploy_fetcher.providers.kit._errors import (
+    DeadlineExceeded,
+    RedirectRefused,
+    ResponseTooLarge,
+    Retry,
+)
+from deploy_fetcher.providers.kit._limits import Limits, deadline
 from deploy_fetcher.providers.kit._quota import Quota, RequestBudget, server_time
 from deploy_fetcher.retry_after import parse_retry_after
 
@@ -212,6 +219,42 @@ class RequestPolicy:
         self.context.metrics.ci_request_limit(self.provider, limit)
         _log.warning(f"{self.log_name}.request_limit", limit=limit, url=url, credential=self.label)
         self.context.on_limit(hit)
+
+    @contextlib.contextmanager
+    def exchange(
+        self, url: str, failures: tuple[type[BaseException], ...], resource: str = "core"
+    ) -> Iterator[None]:
+        """One exchange of a transport: gated, under the deadline, its cut-offs counted and named.
+
+        ``failures`` are the transport's own errors: one raised after the deadline passed is the
+        deadline's :class:`DeadlineExceeded`; any other is counted as an exchange without answer.
+        """
+        self.before_send(url, resource)
+        with deadline(self.limits.timeout) as watch:
+            try:
+                yield
+            except failures:
+                self.after_failure()
+                if watch.expired:
+                    self.limit_hit("deadline", url)
+                    raise DeadlineExceeded(url, self.limits.timeout) from None
+                raise
+            except RedirectRefused:
+                self.limit_hit("redirect", url)
+                raise
+            except ResponseTooLarge:
+                self.limit_hit("size", url)
+                raise
+
+    def future_item(self, *, url: str, item: object, at: datetime) -> None:
+        """Log an item dated beyond :meth:`mark_ceiling` (once: when it is first stored)."""
+        _log.warning(
+            f"{self.log_name}.future_item",
+            url=url,
+            item=item,
+            at=format_rfc3339(at),
+            server_clock=format_rfc3339(self.server_now()),
+        )
 
     def server_now(self) -> datetime:
         """The server's clock as its last ``Date`` header told (the local clock before any)."""

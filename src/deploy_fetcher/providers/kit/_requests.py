@@ -26,17 +26,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from deploy_fetcher.providers.kit._errors import (
-    DeadlineExceeded,
-    RedirectRefused,
-    ResponseTooLarge,
-)
-from deploy_fetcher.providers.kit._limits import (
-    attach_socket,
-    check_redirect,
-    deadline,
-    display_url,
-)
+from deploy_fetcher.providers.kit._errors import ResponseTooLarge
+from deploy_fetcher.providers.kit._limits import attach_socket, check_redirect, display_url
 
 if TYPE_CHECKING:
     import socket
@@ -126,42 +117,22 @@ class PolicyAdapter(HTTPAdapter):
         policy = self.policy
         limits = policy.limits
         resource = self.resource_of(request.url or "")
-        policy.before_send(url, resource)
-        with deadline(limits.timeout) as watch:
-            try:
-                response = super().send(
-                    request,
-                    stream=True,
-                    timeout=(limits.timeout, limits.timeout),
-                    verify=verify,
-                    cert=cert,
-                    proxies=proxies,
-                )
-            except (requests.RequestException, OSError):
-                policy.after_failure()
-                if watch.expired:
-                    policy.limit_hit("deadline", url)
-                    raise DeadlineExceeded(url, limits.timeout) from None
-                raise
+        with policy.exchange(url, (requests.RequestException, OSError), resource):
+            response = super().send(
+                request,
+                stream=True,
+                timeout=(limits.timeout, limits.timeout),
+                verify=verify,
+                cert=cert,
+                proxies=proxies,
+            )
             try:
                 check_redirect(
                     request.url or "", response.status_code, response.headers.get("location")
                 )
                 body = self._read(response, limits.max_bytes, url)
-            except RedirectRefused:
+            except BaseException:
                 response.close()
-                policy.limit_hit("redirect", url)
-                raise
-            except ResponseTooLarge:
-                response.close()
-                policy.limit_hit("size", url)
-                raise
-            except (requests.RequestException, OSError):
-                response.close()
-                policy.after_failure()
-                if watch.expired:
-                    policy.limit_hit("deadline", url)
-                    raise DeadlineExceeded(url, limits.timeout) from None
                 raise
         response._content = body  # noqa: SLF001 - hand the SDK a response already read
         response._content_consumed = True  # type: ignore[attr-defined]  # noqa: SLF001
