@@ -136,3 +136,17 @@ def test_check_warns_about_nothing_to_read_or_deliver(tmp_path):
     assert 0 == result.returncode
     assert "no enabled source" in result.stdout
     assert "no enabled sink" in result.stdout
+
+
+def test_github_checks_a_named_repository_with_one_request_to_its_modes_endpoint(tmp_path):
+    """A named repository costs one request, to the endpoint its mode reads, with per_page=1."""
+    github = GitHubEmulator()
+    url = github.start()
+    try:
+        source = {**github_source(url), "repos": ["octo/api"]}
+        result = run_cli("check", "--config", str(_config(tmp_path, source)))
+        calls = [f"{r.path}?{r.query}" for r in github.requests_to(r"^/repos/octo/api")]
+    finally:
+        github.stop()
+    assert 0 == result.returncode, result.stdout + result.stderr
+    assert ["/repos/octo/api/deployments?per_page=1"] == calls

@@ -19,7 +19,7 @@ import structlog
 
 from deploy_fetcher.config import SourceConfig
 from deploy_fetcher.errors import TransientError
-from deploy_fetcher.providers._base import Cursor, Page, Provider, ProviderContext
+from deploy_fetcher.providers._base import CheckItem, Cursor, Page, Provider, ProviderContext
 from deploy_fetcher.providers.github.auth import InstallationTokenAuth
 from deploy_fetcher.providers.github.client import (
     GitHubClient,
@@ -158,6 +158,30 @@ class GitHubProvider(Provider):
     def backfill(self, target: str, since: datetime, until: datetime) -> Iterator[Page]:
         """Everything in ``[since, until)``: listed newest-first down to ``since``, emitted oldest-first."""
         yield from self._walker(target).backfill(since, until)
+
+    def check(self, target: str) -> list[CheckItem]:
+        """``fetcher check``: one request to the endpoint the repository's mode reads (per_page=1).
+
+        It proves at once that the token is accepted (AuthError otherwise), that the repository
+        exists and is visible to it (404 otherwise), and that the mode's endpoint is readable.
+        """
+        mode = self.gh_config.settings_for(target).mode
+        if mode == "workflow_runs":
+            url, what = f"/repos/{target}/actions/runs", "workflow runs"
+        else:
+            url, what = f"/repos/{target}/deployments", "deployments"
+        name = f"target {target}"
+        try:
+            response = self.client.get(url, {"per_page": 1})
+        except NotFound:
+            detail = f"{target} does not exist, or this credential cannot see it ({url})"
+            return [CheckItem(name, ok=False, detail=detail)]
+        data = response.data
+        found = bool(data.get("total_count")) if isinstance(data, Mapping) else bool(data)
+        if not found:
+            detail = f"readable, but it has no {what}: mode {mode} will read nothing here"
+            return [CheckItem(name, ok=None, detail=detail)]
+        return [CheckItem(name, ok=True, detail=f"{what} readable ({mode} mode)")]
 
     def ready_problems(self) -> list[str]:
         """The credential's quota state when it blocks polling."""
