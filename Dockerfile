@@ -11,8 +11,9 @@
 # offline (--no-index) from a bind mount, so not even the wheel files stay in a layer.
 
 # One pinned base for both stages: a floating tag would change the interpreter under a running
-# deployment on the next rebuild. Bump deliberately.
-ARG PYTHON_IMAGE=python:3.11.12-slim-bookworm
+# deployment on the next rebuild, and a tag can be re-pushed, so the digest pins the very image.
+# Bump both deliberately (docs/operations.md, "Supply chain").
+ARG PYTHON_IMAGE=python:3.11.12-slim-bookworm@sha256:dbf1de478a55d6763afaa39c2f3d7b54b25230614980276de5cacdde79529d0c
 
 FROM ${PYTHON_IMAGE} AS build
 
@@ -21,11 +22,16 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 WORKDIR /src
 # Only what the wheel is built from (the .dockerignore allow-list says the same).
-COPY pyproject.toml README.md ./
+COPY requirements.lock requirements-build.lock pyproject.toml README.md ./
 COPY src ./src
+# Every dependency comes from the locks, each file checked against its sha256 (--require-hashes):
+# a package replaced on the index, or a new release of a dependency, cannot slip into the image.
+# The build backend is locked too and used without isolation (isolation would fetch it unpinned).
 # Every runtime dependency ships manylinux wheels, so no compiler is needed here either. The
 # postgres extra (psycopg with its bundled libpq) lets one image run with either state backend.
-RUN python -m pip wheel --wheel-dir /wheels '.[postgres]'
+RUN python -m pip install --require-hashes --no-deps -r requirements-build.lock \
+ && python -m pip wheel --wheel-dir /wheels --require-hashes --no-deps -r requirements.lock \
+ && python -m pip wheel --wheel-dir /wheels --no-deps --no-build-isolation .
 
 
 FROM ${PYTHON_IMAGE} AS runtime

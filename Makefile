@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check-wheel lint typecheck bench clean
+.PHONY: demo test check-wheel lint typecheck audit bench clean
 
 # The demo needs the package and its runtime dependencies only; tests and linters need the dev
 # extra on top. Each stamp is redone when pyproject.toml changes.
@@ -38,6 +38,11 @@ check-wheel: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks deploy scripts
 	$(BIN)/ruff format --check src tests benchmarks deploy scripts
+
+# Known vulnerabilities in requirements.lock (needs pip-audit, or ARGS="--advisories DIR" offline);
+# skipped with a message where the advisory service cannot be reached. Not part of `make test`.
+audit: $(STAMP)
+	$(BIN)/python scripts/audit.py $(ARGS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -215,3 +215,142 @@ def test_a_target_named_like_its_source_keeps_its_health_across_rediscovery(tmp_
     assert ["source slow: credentials rejected"] == [
         p for p in runtime.health.problems() if "credentials" in p
     ]
+
+
+class StuckProvider(SlowProvider):
+    """Its polls hang (a server that trickles) until ``release`` is set; counts them."""
+
+    name = "stuck"
+
+    def __init__(self, config, context, targets, release):
+        super().__init__(config, context, targets, seconds=0.0)
+        self.release = release
+
+    def poll(self, target, cursor):
+        with self.lock:
+            self.runs[target] = self.runs.get(target, 0) + 1
+        self.release.wait(30)
+        yield Page([], None)
+
+
+def _two_sources(tmp_path, release, *, poll_deadline="2s"):
+    config = FetcherConfig.model_validate(
+        {
+            "state": {"path": str(tmp_path / "s.db")},
+            "defaults": {
+                "interval": "1s",
+                "jitter": "0s",
+                "timeout": "0.5s",
+                "poll_deadline": poll_deadline,
+            },
+        }
+    )
+    config = config.model_copy(
+        update={
+            "sources": [
+                SourceConfig(name="hostile", provider="stuck"),
+                SourceConfig(name="healthy", provider="slow"),
+            ]
+        }
+    )
+    made = {}
+
+    def factory(source, context):
+        if source.name == "hostile":
+            made["hostile"] = StuckProvider(source, context, ("h1", "h2", "h3"), release)
+        else:
+            made["healthy"] = SlowProvider(source, context, ("ok",), seconds=0.0)
+        return made[source.name]
+
+    runtime = Runtime(config, provider_resolver=lambda _name: factory)
+    return runtime, made["hostile"], made["healthy"]
+
+
+def test_hung_polls_of_one_source_do_not_stop_the_others(tmp_path):
+    """Three hung targets on two workers: the healthy source keeps its 1 s schedule (counted)."""
+    release = threading.Event()
+    runtime, hostile, healthy = _two_sources(tmp_path, release)
+    scheduler = Scheduler(runtime, max_workers=2, housekeeping_every=0.5)
+    scheduler.start()
+    try:
+        wait_until(lambda: len(hostile.runs) >= 2, timeout=15)  # both workers held
+        before = healthy.runs.get("ok", 0)
+        time.sleep(6)
+        during = healthy.runs.get("ok", 0) - before
+        assert 3 <= during, f"healthy source polled {during} times in 6 s while the other hung"
+        assert {"h1", "h2", "h3"} == set(hostile.runs)  # the third hung target got a thread too
+    finally:
+        release.set()
+        runtime.stop.set()
+        scheduler.shutdown()
+        runtime.close()
+
+
+def test_a_poll_past_its_deadline_is_reported_and_cleared(tmp_path):
+    """A poll running past poll_deadline is named in readiness and counted in the gauge, then not."""
+    release = threading.Event()
+    runtime, _hostile, _healthy = _two_sources(tmp_path, release)
+    scheduler = Scheduler(runtime, max_workers=4, housekeeping_every=0.5)
+    scheduler.start()
+    try:
+        with capture_logs() as logs:
+            problems = wait_until(
+                lambda: [p for p in runtime.health.problems() if "poll deadline" in p], timeout=15
+            )
+            wait_until(lambda: 3 == runtime.metrics.polls_overdue._value.get(), timeout=10)
+            time.sleep(1.5)  # three more housekeeping runs
+        assert problems[0].startswith("source hostile/h")
+        assert problems[0].endswith("past the poll deadline of 2s")
+        overdue = [e for e in logs if e["event"] == "poll.overdue"]
+        assert 3 == len(overdue)  # once per target, not once per housekeeping run
+        release.set()
+        wait_until(lambda: 0 == runtime.metrics.polls_overdue._value.get(), timeout=10)
+        assert [] == [p for p in runtime.health.problems() if "poll deadline" in p]
+    finally:
+        release.set()
+        runtime.stop.set()
+        scheduler.shutdown()
+        runtime.close()
+
+
+def test_discovery_and_housekeeping_run_while_every_poll_worker_hangs(tmp_path):
+    """With every poll worker (and its headroom) hung, discovery and the store check still run."""
+    release = threading.Event()
+    runtime, hostile, _healthy = _two_sources(tmp_path, release, poll_deadline="1h")
+    runtime.config = runtime.config.model_copy(
+        update={
+            "defaults": runtime.config.defaults.model_copy(
+                update={"discovery_interval": timedelta(seconds=1)}
+            )
+        }
+    )
+    scheduler = Scheduler(runtime, max_workers=1, housekeeping_every=0.5)
+    scheduler.polls.limit = 1  # no headroom: the pool is wedged for good
+    scheduler.start()
+    try:
+        wait_until(lambda: hostile.runs, timeout=15)
+        hostile._targets.append("h4")
+        wait_until(lambda: scheduler._current("hostile", "h4"), timeout=15)
+        runtime.store.close()  # housekeeping must notice, though no poll can run
+        wait_until(lambda: runtime.health.store_problem, timeout=15)
+    finally:
+        release.set()
+        runtime.stop.set()
+        scheduler.shutdown()
+
+
+def test_a_hung_target_s_skipped_runs_are_not_logged_every_interval(tmp_path, caplog):
+    """APScheduler's per-interval "maximum number of running instances" lines are dropped."""
+    release = threading.Event()
+    runtime, hostile, _healthy = _two_sources(tmp_path, release, poll_deadline="1h")
+    scheduler = Scheduler(runtime, max_workers=4, housekeeping_every=0.5)
+    scheduler.start()
+    try:
+        wait_until(lambda: len(hostile.runs) == 3, timeout=15)
+        time.sleep(2.5)  # two or three intervals of each hung target
+    finally:
+        release.set()
+        runtime.stop.set()
+        scheduler.shutdown()
+        runtime.close()
+    assert [] == [r for r in caplog.records if "maximum number of running" in r.getMessage()]

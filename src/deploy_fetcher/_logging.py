@@ -1,8 +1,11 @@
 """Structured logging: JSON lines when not on a TTY, a readable console otherwise; secrets redacted.
 
+A problem with one item of a CI answer (malformed, dated in the future) is logged once a day, not
+once per cycle: the item is read again every cycle until it leaves the window.
+
 Redaction works two ways, because a secret can leak through a key (``api_key=...``) or inside any text
 (an exception message quoting a URL with a token): values under sensitive keys are masked, and every
-registered secret value is replaced wherever it appears in a string.
+secret of the one registry (:mod:`deploy_fetcher.redaction`) is replaced wherever it appears in a string.
 """
 
 from __future__ import annotations
@@ -11,11 +14,21 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Iterable, MutableMapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, Final
 
 import structlog
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
+
+from deploy_fetcher.redaction import (
+    MASK,
+    redact,
+    register_secret,
+    register_secrets_in,
+    secret_forms,
+)
 
 __all__ = [
     "configure_logging",
@@ -25,9 +38,6 @@ __all__ = [
     "secret_forms",
 ]
 
-MASK: Final = "***"
-#: Shorter values would mask innocent substrings everywhere.
-MIN_SECRET_LENGTH: Final = 4
 # Whole words at the end of a key (``access_token``, ``pat``), so ``path``, ``dispatch`` or
 # ``token_type`` stay readable.
 _SENSITIVE_KEY = re.compile(
@@ -35,56 +45,11 @@ _SENSITIVE_KEY = re.compile(
     r"|api[_-]?key|private[_-]?key",
     re.IGNORECASE,
 )
-_secrets: set[str] = set()
-_secrets_lock = threading.Lock()
-_pattern: re.Pattern[str] | None = None
-
-
-def secret_forms(value: str) -> list[str]:
-    """The texts that give a secret away, each to be masked.
-
-    The value itself and, for a header value with a scheme (``Bearer abc…``, ``token abc…``), the
-    credential after it, which a server may echo alone in an error body.
-    """
-    forms = [value]
-    scheme, _, credential = value.strip().partition(" ")
-    credential = credential.strip()
-    if scheme and len(credential) >= MIN_SECRET_LENGTH:
-        forms.append(credential)
-    return forms
-
-
-def register_secret(value: str) -> None:
-    """Mask ``value`` in every log line from now on (short values are ignored: too many false hits)."""
-    global _pattern  # noqa: PLW0603 - one process-wide registry is the point
-    forms = [form for form in secret_forms(value) if len(form) >= MIN_SECRET_LENGTH]
-    with _secrets_lock:
-        if all(form in _secrets for form in forms):
-            return
-        _secrets.update(forms)
-        ordered = sorted(_secrets, key=len, reverse=True)
-        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
-
-
-def register_secrets_in(obj: Any) -> None:
-    """Register every ``SecretStr`` found in a (nested) pydantic model, list or dict."""
-    if isinstance(obj, SecretStr):
-        register_secret(obj.get_secret_value())
-    elif isinstance(obj, BaseModel):
-        for name in type(obj).model_fields:
-            register_secrets_in(getattr(obj, name))
-    elif isinstance(obj, dict):
-        for value in obj.values():
-            register_secrets_in(value)
-    elif isinstance(obj, list | tuple):
-        for value in obj:
-            register_secrets_in(value)
 
 
 def redact_text(text: str) -> str:
-    """Replace every registered secret inside ``text``."""
-    pattern = _pattern
-    return pattern.sub(MASK, text) if pattern is not None else text
+    """Replace every registered secret inside ``text`` (see :mod:`deploy_fetcher.redaction`)."""
+    return redact(text)
 
 
 def _redact_value(key: str, value: Any) -> Any:  # noqa: PLR0911 - one branch per type
@@ -103,6 +68,45 @@ def _redact_value(key: str, value: Any) -> Any:  # noqa: PLR0911 - one branch pe
     return value
 
 
+#: Events about one item of a CI answer (``github.malformed_item``, ``gitlab.future_item`` …): the
+#: same item comes back every cycle until it ages out of the window, so it is logged once a day.
+_ITEM_EVENT = re.compile(r"\.(malformed_\w+|future_item|invalid_event)$")
+_REPEAT_WINDOW: Final = 24 * 3600.0
+_REMEMBERED: Final = 10_000
+
+
+class _OncePerItem:
+    """A processor that drops an item event identical to one logged within the window.
+
+    Identity is the event's name and every field but the time; at most :data:`_REMEMBERED` items
+    are remembered (the oldest forgotten first), so memory stays bounded whatever a server sends.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def __call__(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+        name = event_dict.get("event")
+        if not isinstance(name, str) or not _ITEM_EVENT.search(name):
+            return event_dict
+        identity = repr(sorted((k, repr(v)) for k, v in event_dict.items() if k != "timestamp"))
+        now = self._clock()
+        with self._lock:
+            last = self._seen.pop(identity, None)
+            if last is not None and now - last < _REPEAT_WINDOW:
+                self._seen[identity] = last
+                raise structlog.DropEvent
+            self._seen[identity] = now
+            while len(self._seen) > _REMEMBERED:
+                self._seen.popitem(last=False)
+        return event_dict
+
+
+_once_per_item = _OncePerItem()
+
+
 def _redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
     for key in list(event_dict):
         event_dict[key] = _redact_value(key, event_dict[key])
@@ -118,6 +122,7 @@ def _renderer(json_lines: bool) -> Any:
 def _processors(json_lines: bool) -> Iterable[Any]:
     return [
         structlog.contextvars.merge_contextvars,
+        _once_per_item,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
@@ -133,9 +138,9 @@ _HANDLER = "deploy-fetcher"
 def _library_handler(json_lines: bool) -> logging.Handler:
     """A handler that writes libraries' records as our own lines: same format, secrets masked.
 
-    Without it a library's warning (APScheduler's "skipped: maximum number of running instances",
-    urllib3's retries, which quote URLs) would be a plain-text line in a JSON-lines stream, and would
-    bypass the redaction every other line goes through.
+    Without it a library's warning (APScheduler's missed runs, urllib3's retries, which quote URLs)
+    would be a plain-text line in a JSON-lines stream, and would bypass the redaction every other
+    line goes through.
     """
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER)

@@ -20,6 +20,7 @@ import structlog
 from deploy_fetcher._version import __version__
 from deploy_fetcher.config import FetcherConfig
 from deploy_fetcher.engine import DeliveryPolicy, Runtime
+from deploy_fetcher.errors import FetcherError
 from deploy_fetcher.scheduler import Scheduler
 from deploy_fetcher.server import HealthServer
 from deploy_fetcher.sinks.dashboard.channel import build_channels
@@ -72,11 +73,16 @@ class Daemon:
         signal.signal(signal.SIGINT, _handler)
 
     def start(self) -> None:
-        """Join the replica set (if any), start delivery, the server and the scheduler."""
+        """Start the server, join the replica set (if any), start delivery and the scheduler.
+
+        The server binds first: when its port is taken, nothing else has started, and the error
+        says which address (a second daemon on the same machine is the usual cause).
+        """
+        port = self._serve()
+        self._warn_unconfigured_sinks()
         if self.runtime.coordinator is not None:
             self.runtime.coordinator.start()
         self.runtime.start_delivery()
-        port = self.server.start() if self.server else None
         self.scheduler.start()
         for channel in self.control:
             channel.start()
@@ -89,6 +95,33 @@ class Daemon:
             port=port,
             state=str(state.path) if state.backend == "sqlite" else repr(self.runtime.store),
         )
+
+    def _warn_unconfigured_sinks(self) -> None:
+        """Rows queued for a sink removed from the configuration wait for ever: say so, once."""
+        configured = {sink.name for sink in self.config.sinks}  # a disabled one keeps its rows
+        for stats in self.runtime.store.stats():
+            if stats.sink not in configured and (stats.pending or stats.dead):
+                _log.warning(
+                    "outbox.unconfigured_sink",
+                    sink=stats.sink,
+                    pending=stats.pending,
+                    dead=stats.dead,
+                    hint=f"fetcher outbox purge --sink {stats.sink} --all drops them",
+                )
+
+    def _serve(self) -> int | None:
+        if self.server is None:
+            return None
+        try:
+            return self.server.start()
+        except OSError as exc:
+            where = f"{self.server.host}:{self.server.port}"
+            msg = (
+                f"cannot serve /healthz, /readyz and /metrics on {where}: "
+                f"{exc.strerror or exc} (another fetcher run? set server.port, or "
+                "server.enabled: false)"
+            )
+            raise FetcherError(msg) from None
 
     def stop(self) -> None:
         """Stop in order: sources, then delivery (within the grace period), then the server."""
@@ -135,7 +168,11 @@ class Daemon:
     def run_forever(self) -> int:
         """Run until a signal; return the exit code."""
         self.install_signal_handlers()
-        self.start()
+        try:
+            self.start()
+        except FetcherError:
+            self.runtime.close()
+            raise
         while not self.stopping.wait(0.5):  # short waits keep signal delivery prompt
             pass
         _log.info("fetcher.stopping", grace_seconds=self.grace)

@@ -15,6 +15,10 @@ the engine decides what to do from the class alone::
         ├── RateLimited        quota spent: nothing to do until ``retry_at``
         └── TransientError     network trouble or 5xx: try again next cycle
 
+Every error masks the registered secrets in its own text (:mod:`deploy_fetcher.redaction`), so a
+server that echoes the credential into an error body cannot put it into a message, wherever the error
+ends up: a log line, ``/readyz``, the CLI, a traceback.
+
 A malformed item inside an otherwise good response is not an error at all: the adapter logs it with its
 URL and skips it. Sinks do not raise for HTTP outcomes; they return a :class:`~deploy_fetcher.sinks.Delivery`.
 """
@@ -22,6 +26,8 @@ URL and skips it. Sinks do not raise for HTTP outcomes; they return a :class:`~d
 from __future__ import annotations
 
 from datetime import datetime
+
+from deploy_fetcher.redaction import redact
 
 __all__ = [
     "AuthError",
@@ -40,6 +46,9 @@ __all__ = [
 
 class FetcherError(Exception):
     """Base of every error the fetcher raises on purpose."""
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
 
 
 class ConfigError(FetcherError):

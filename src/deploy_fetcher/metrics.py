@@ -137,6 +137,11 @@ class Metrics:
         self.outbox_depth = Gauge(
             "fetcher_outbox_depth", "Rows waiting for delivery, per sink.", ["sink"], registry=r
         )
+        self.polls_overdue = Gauge(
+            "fetcher_polls_overdue",
+            "Polls running longer than defaults.poll_deadline now (a hung or trickling upstream).",
+            registry=r,
+        )
         self.dead_letters = Gauge(
             "fetcher_dead_letters", "Dead-lettered rows, per sink.", ["sink"], registry=r
         )

@@ -24,6 +24,7 @@ from pydantic import (
 
 __all__ = [
     "CONTRACT_FIELDS",
+    "MAX_EVENT_BYTES",
     "TERMINAL_STATUSES",
     "DeployEvent",
     "Status",
@@ -100,9 +101,11 @@ def parse_timestamp(value: str | datetime) -> datetime:
 def format_rfc3339(value: datetime) -> str:
     """Format an aware datetime as RFC 3339 UTC with ``Z`` (milliseconds only when present)."""
     value = value.astimezone(UTC)
+    # Four digits always: glibc's strftime writes year 1 as "1", which nothing parses back.
+    text = f"{value.year:04d}" + value.strftime("-%m-%dT%H:%M:%S")
     if value.microsecond:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{text}.{value.microsecond // 1000:03d}Z"
+    return text + "Z"
 
 
 def qualify_ref(name: str | None, *, tag: bool | None) -> str | None:
@@ -133,6 +136,15 @@ _LIMITS: Final = {
     "sha": 128,
 }
 MAX_PARENTS: Final = 32
+#: Bounds of the internal ``metadata`` (read by templates and by sinks that pass it on): a CI
+#: server can put megabytes into a branch name or a commit message, and every sink would carry it.
+MAX_METADATA_KEYS: Final = 32
+MAX_METADATA_KEY: Final = 64
+MAX_METADATA_VALUE: Final = 512
+#: The most an event takes serialised (``to_json``), whatever a CI server sends: every field of it
+#: is bounded above (contract fields by the contract, parents by count and id length, metadata by
+#: keys and value length). A test holds the bound; ``docs/guarantees.md`` states it.
+MAX_EVENT_BYTES: Final = 256 * 1024
 
 #: The fields that make up the Deployment Dashboard's ingest payload, in its documented order.
 CONTRACT_FIELDS: Final = (
@@ -149,6 +161,10 @@ CONTRACT_FIELDS: Final = (
     "sha",
     "parent_deployments",
 )
+
+
+#: The longest deployment id (the contract's limit); a longer parent id is dropped, not cut.
+_ID_LIMIT: Final = 200
 
 
 def _truncate(field: str, value: str, limit: int) -> str:
@@ -212,12 +228,37 @@ class DeployEvent(BaseModel):
         if value is None:
             return ()
         if isinstance(value, list | tuple):
-            unique = tuple(dict.fromkeys(str(item) for item in value if item))
+            ids = [str(item) for item in value if item]
+            fitting = [item for item in ids if len(item) <= _ID_LIMIT]
+            if len(fitting) < len(ids):
+                _log.warning("event.parents_dropped", reason="id too long", limit=_ID_LIMIT)
+            unique = tuple(dict.fromkeys(fitting))
             if len(unique) > MAX_PARENTS:
                 _log.warning("event.parents_truncated", count=len(unique), limit=MAX_PARENTS)
                 unique = unique[:MAX_PARENTS]
             return unique
         return value
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _bounded_metadata(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        items = list(value.items())
+        if len(items) > MAX_METADATA_KEYS:
+            _log.warning("event.metadata_truncated", keys=len(items), limit=MAX_METADATA_KEYS)
+            items = items[:MAX_METADATA_KEYS]
+        out: dict[Any, Any] = {}
+        for key, item in items:
+            if isinstance(key, str) and len(key) > MAX_METADATA_KEY:
+                _log.warning("event.metadata_key_dropped", length=len(key), limit=MAX_METADATA_KEY)
+                continue
+            out[key] = (
+                _truncate(f"metadata.{key}", item, MAX_METADATA_VALUE)
+                if isinstance(item, str)
+                else item
+            )
+        return out
 
     @model_validator(mode="after")
     def _no_self_parent(self) -> DeployEvent:

@@ -5,6 +5,11 @@
 * targets are discovered again every ``discovery_interval`` (``owner/*`` gains and loses repositories);
 * housekeeping beats the heartbeat behind ``/healthz``, refreshes gauges, checks the store is
   writable and prunes the dedup ledger (in a thread of its own, so busy polls cannot starve it);
+* polls, discovery and housekeeping run on three executors, so no number of slow polls delays a
+  discovery or the store check; polls share an :class:`~deploy_fetcher._pool.ElasticPool`, in which
+  a poll running longer than twice the request timeout stops holding a worker from the others, and
+  one running past ``defaults.poll_deadline`` is reported as overdue (``/readyz``,
+  ``fetcher_polls_overdue``);
 * sources can be paused (the dashboard's reset choreography): their runs are skipped, and
   :meth:`Scheduler.wait_sources_idle` waits for the runs already in flight;
 * with replicas sharing the work (:class:`~deploy_fetcher.engine.replicas.Coordinator`), every
@@ -14,6 +19,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -24,10 +30,11 @@ from datetime import timedelta
 
 import structlog
 from apscheduler.events import EVENT_JOB_MISSED
-from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.executors.pool import BasePoolExecutor, ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from deploy_fetcher._pool import ElasticPool
 from deploy_fetcher.engine import CycleResult, Runtime, target_key
 from deploy_fetcher.errors import AuthError
 from deploy_fetcher.metrics import split_key
@@ -40,7 +47,35 @@ _log = structlog.get_logger(__name__)
 
 HOUSEKEEPING_SECONDS = 15
 HOUSEKEEPING_EXECUTOR = "housekeeping"
+DISCOVERY_EXECUTOR = "discovery"
 PRUNE_EVERY = timedelta(hours=1)
+#: Discoveries running at once (each lists one source's targets).
+DISCOVERY_WORKERS = 2
+#: Threads the poll pool may grow to, per normal worker, while polls run slow.
+SLOW_POLL_HEADROOM = 4
+
+
+class _SkippedRunFilter(logging.Filter):
+    """Drops APScheduler's "skipped: maximum number of running instances reached" warning.
+
+    APScheduler writes it for every interval a target's previous poll is still running: one line
+    a second for each hung target of a server that trickles. The condition is reported once, as it
+    should be, by ``poll.overdue`` and ``/readyz``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+_SKIPPED_RUNS = _SkippedRunFilter()
+logging.getLogger("apscheduler.scheduler").addFilter(_SKIPPED_RUNS)
+
+
+class _PollExecutor(BasePoolExecutor):  # type: ignore[misc]  # APScheduler is untyped
+    """APScheduler's pool executor over an :class:`ElasticPool`."""
+
+    def __init__(self, pool: ElasticPool) -> None:
+        super().__init__(pool)
 
 
 def _discovery_key(source_name: str) -> str:
@@ -64,11 +99,20 @@ class Scheduler:
         self.runtime = runtime
         # Read at construction, so a test can shorten the module's period for a whole process.
         self.housekeeping_every = housekeeping_every or HOUSEKEEPING_SECONDS
+        defaults = runtime.config.defaults
+        #: The polls' threads; a poll slower than two request timeouts frees its worker.
+        self.polls = ElasticPool(
+            max_workers,
+            slow_after=min(2 * defaults.timeout, defaults.poll_deadline).total_seconds(),
+            limit=max_workers * SLOW_POLL_HEADROOM,
+        )
         # Housekeeping (the heartbeat) has a thread of its own: polls stuck in slow CI requests
-        # must not starve it, or a busy daemon would look wedged and be restarted.
+        # must not starve it, or a busy daemon would look wedged and be restarted. Discovery too:
+        # a hung poll must not delay the listing that adds a new repository.
         self._scheduler = BackgroundScheduler(
             executors={
-                "default": ThreadPoolExecutor(max_workers=max_workers),
+                "default": _PollExecutor(self.polls),
+                DISCOVERY_EXECUTOR: ThreadPoolExecutor(max_workers=DISCOVERY_WORKERS),
                 HOUSEKEEPING_EXECUTOR: ThreadPoolExecutor(max_workers=1),
             },
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -101,6 +145,7 @@ class Scheduler:
                 args=[name],
                 id=f"discover:{name}",
                 next_run_time=now,
+                executor=DISCOVERY_EXECUTOR,
             )
         self._scheduler.add_job(
             self._housekeeping,
@@ -309,10 +354,23 @@ class Scheduler:
         with self._lock:
             return target in self._targets.get(source_name, set())
 
+    def _overdue(self) -> None:
+        """Report the polls running past ``defaults.poll_deadline`` (readiness and a gauge)."""
+        deadline = self.runtime.config.defaults.poll_deadline.total_seconds()
+        now = time.monotonic()
+        overdue = {
+            run.name: now - run.started
+            for run in self.polls.running()
+            if now - run.started > deadline
+        }
+        self.runtime.health.set_overdue(overdue, deadline=deadline)
+        self.runtime.metrics.polls_overdue.set(len(overdue))
+
     def _housekeeping(self) -> None:
         runtime = self.runtime
         # The heartbeat first: a store that hangs below must show as a wedged process.
         runtime.health.beat()
+        self._overdue()
         try:
             problem = runtime.store.check_writable()
             runtime.health.set_store_problem(problem)

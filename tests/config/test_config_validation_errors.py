@@ -172,3 +172,10 @@ def test_a_missing_key_is_placed_at_its_entry(load):
     )
     paths = [line.split(": ")[1] for line in str(error).splitlines()]
     assert ["defaults.jitter", "sinks[0].url", "server.port"] == paths
+
+
+def test_a_key_ending_in_a_newline_is_quoted_in_the_path():
+    """A key "A" + newline is shown escaped, so the error's first line still names the whole path."""
+    from deploy_fetcher.config._problems import format_path
+
+    assert 'sources[0]["A\\n"]' == format_path(("sources", 0, "A\n"))

@@ -19,7 +19,9 @@ SRC = ROOT / "src" / "deploy_fetcher"
 def _make_dry_run(target: str, tmp_path) -> list[str]:
     """The commands `make TARGET` would run for a fresh venv (make -n: nothing is run)."""
     result = subprocess.run(
-        ["make", "-n", target, f"VENV={tmp_path / 'venv'}"],
+        # --no-print-directory: under `make test` (CI) this make is a sub-make, which would
+        # otherwise print "make[1]: Entering/Leaving directory" lines among the commands.
+        ["make", "-n", "--no-print-directory", target, f"VENV={tmp_path / 'venv'}"],
         cwd=ROOT,
         capture_output=True,
         text=True,

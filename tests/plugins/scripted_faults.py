@@ -2,8 +2,9 @@
 
 A line ``{"raise": "auth" | "transient" | "not_found" | "rate_limited"}`` makes the poll that
 reaches it fail with that error class, once per process: how the tests make a source fail and
-recover. It is registered (``scripted-faults``) by the suite's own ``tests/plugins`` distribution,
-which ``tests/conftest.py`` puts on the path: the production entry points never offer it.
+recover. It is registered (``scripted-faults``) by the suite's own distribution in
+``tests/plugins/registry``, which the ``test_plugins`` fixture puts on the path for the tests that
+use it: the production entry points never offer it.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from pydantic import SecretStr, ValidationError
 from deploy_fetcher.sinks import Delivered, Rejected, Retry, SinkContext, Unauthorized
 from deploy_fetcher.sinks.http import (
     MAX_REASON_BYTES,
+    MAX_REASON_CHARS,
     MAX_RETRY_AFTER,
     HttpSinkConfig,
     HttpUrl,
@@ -73,10 +74,11 @@ def test_other_4xx_are_rejected_with_the_body(code: int) -> None:
 
 
 def test_reason_body_is_trimmed() -> None:
-    """A huge error page is cut to a few KiB so dead letters stay small."""
+    """A huge error page is cut to one short line so dead letters stay small."""
     outcome = classify(httpx.Response(422, content=b"x" * (MAX_REASON_BYTES * 10)))
     assert isinstance(outcome, Rejected)
-    assert MAX_REASON_BYTES == outcome.reason.count("x")
+    assert MAX_REASON_CHARS - 1 == outcome.reason.count("x")
+    assert outcome.reason.endswith("…")
 
 
 def test_redirect_is_retried_and_names_the_fix() -> None:
@@ -221,14 +223,16 @@ def test_base_url_loses_its_trailing_slash() -> None:
 
 
 def test_only_the_start_of_a_huge_error_body_is_kept(context: SinkContext) -> None:
-    """A giant error page becomes a reason of its first few KiB."""
+    """A giant error page becomes a reason of its first line's worth, the cut marked."""
     client = _client(context)
     with respx.mock() as mock:
         mock.post(URL).mock(return_value=httpx.Response(400, content=b"e" * 5_000_000))
         outcome = client.send("POST", URL, headers={}, content=b"{}")
     client.close()
     assert (
-        Rejected(reason="HTTP 400 Bad Request: " + "e" * MAX_REASON_BYTES, status_code=400)
+        Rejected(
+            reason="HTTP 400 Bad Request: " + "e" * (MAX_REASON_CHARS - 1) + "…", status_code=400
+        )
         == outcome
     )
 

@@ -2,8 +2,8 @@
 
 Each case goes through the real command: exit status 1, one line on stderr naming the file and what
 is wrong with it, no traceback, and the file byte for byte as it was — never replaced by a fresh one,
-which would silently forget every cursor and every queued event. Damage deeper in a file that opens
-cleanly is found by the first statement that reads it: the daemon stays up and says so on /readyz.
+which would silently forget every cursor and every queued event. Damage deeper in a file whose
+header and schema open cleanly is found at open too, by ``PRAGMA quick_check``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from tests.stress.harness import Stage
-from tests.support import run_cli, wait_until
+from tests.support import run_cli
 
 from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.store import SqliteStore
@@ -75,8 +75,19 @@ def _corrupt_first_page(path: Path) -> str:
     return "is corrupt or not a deploy-fetcher state file"
 
 
+def _damage_mid_file(path: Path) -> str:
+    """Garbage in the middle of the outbox: the header and schema open fine, quick_check does not."""
+    _filled_state(path)
+    size = path.stat().st_size
+    with path.open("r+b") as handle:
+        handle.seek(size // 2 // PAGE * PAGE)
+        handle.write(os.urandom(4 * PAGE))
+    return "is damaged ("
+
+
 CASES: dict[str, Callable[[Path], str]] = {
     "text": _text_file,
+    "damaged-mid-file": _damage_mid_file,
     "foreign-sqlite": _other_application,
     "newer-version": _newer_version,
     "corrupt-schema-page": _corrupt_first_page,
@@ -103,28 +114,3 @@ def test_fetcher_run_refuses_the_file_and_leaves_it_as_it_was(stage: Stage, case
     assert expected in lines[0]
     assert before == stage.state.read_bytes()
     assert not stage.state.with_name("state.db-wal").exists()
-
-
-def test_damage_inside_a_file_that_opens_is_reported_not_repaired(stage: Stage) -> None:
-    """Garbage in the middle of the outbox: /readyz says the file is corrupt, SIGTERM exits 1 saying so.
-
-    The file opens (its header and schema are fine), so the damage shows at the first statement that
-    reads it; the daemon cannot count what it leaves pending, so it stops with status 1 and one line.
-    """
-    _filled_state(stage.state)
-    size = stage.state.stat().st_size
-    with stage.state.open("r+b") as handle:
-        handle.seek(size // 2 // PAGE * PAGE)
-        handle.write(os.urandom(4 * PAGE))
-    proc = stage.fetcher(housekeeping=0.5).start()
-    try:
-        _status, body = wait_until(
-            lambda: (r := proc.get("/readyz"))[0] == 503 and "corrupt" in r[1] and r
-        )
-        assert str(stage.state) in body
-    finally:
-        code = proc.terminate()
-    assert 1 == code
-    last = stage.log.read_text(encoding="utf-8").strip().splitlines()[-1]
-    assert last.startswith(f"fetcher: state file {stage.state}: the file is corrupt")
-    assert stage.state.exists()

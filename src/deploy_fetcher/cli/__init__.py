@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from deploy_fetcher._version import __version__
 from deploy_fetcher.cli import (
@@ -27,6 +28,7 @@ from deploy_fetcher.cli import (
 )
 from deploy_fetcher.cli._common import EXIT_FAILED, EXIT_USAGE, UsageError, add_global_options
 from deploy_fetcher.errors import ConfigError, FetcherError, PluginError
+from deploy_fetcher.redaction import RedactingWriter
 
 __all__ = ["main"]
 
@@ -51,8 +53,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _redacted_output() -> Iterator[None]:
+    """Every line the command writes, on either stream, has the registered secrets masked."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingWriter(saved[0]), RedactingWriter(saved[1])
+    try:
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        sys.stdout, sys.stderr = saved
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fetcher`` console script."""
+    with _redacted_output():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

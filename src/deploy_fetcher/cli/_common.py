@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -209,20 +210,36 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def plain(value: object) -> str:
+    r"""A cell's text with control characters shown as escapes (``\x1b``), never obeyed.
+
+    Cells carry text from CI servers (actors, refs, error bodies): an escape sequence in them must
+    not repaint the operator's terminal.
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """A plain aligned table on stdout (rich when stdout is a terminal)."""
+    """A plain aligned table on stdout (rich when stdout is a terminal).
+
+    Cells are literal text: rich markup in them (``[/x]``, ``[bold]``) is printed, not interpreted.
+    """
     if not headers:
         return
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(*headers)
+        table = Table(*(plain(h) for h in headers))
         for row in rows:
-            table.add_row(*(str(cell) for cell in row))
+            table.add_row(*(Text(plain(cell)) for cell in row))
         Console().print(table)
         return
-    cells = [list(map(str, headers)), *[[str(c) for c in row] for row in rows]]
+    cells = [list(map(plain, headers)), *[[plain(c) for c in row] for row in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

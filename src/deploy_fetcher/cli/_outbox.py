@@ -63,7 +63,12 @@ def register(commands: Any) -> None:
     retry.add_argument("--all", action="store_true", help="every dead letter (of --sink)")
     retry.set_defaults(handler=_retry)
 
-    purge = sub.add_parser("purge", parents=parents, help="delete dead letters for good")
+    purge = sub.add_parser(
+        "purge",
+        parents=parents,
+        help="delete dead letters for good (with --sink --all, also the queued rows of a sink"
+        " no longer configured)",
+    )
     purge.add_argument("ids", nargs="*", type=int, metavar="ID", help="row ids from `outbox list`")
     purge.add_argument("--sink", metavar="NAME", help=SINK_HELP)
     purge.add_argument(
@@ -217,6 +222,10 @@ def _retry(args: argparse.Namespace) -> int:
 
 
 def _purge(args: argparse.Namespace) -> int:
+    if args.all and args.sink is not None:
+        config = load(args.config, log_level="warning")
+        if args.sink not in {sink.name for sink in config.sinks}:
+            return _purge_unconfigured(args, config)
     if args.all:
         which = f"of sink {args.sink!r}" if args.sink else "of every sink"
         confirm(f"Delete every dead letter {which} for good?", assume_yes=args.yes)
@@ -225,6 +234,24 @@ def _purge(args: argparse.Namespace) -> int:
         return lambda **kw: store.purge(state="dead", **kw)
 
     return _dead_letters(args, "purged", purge)
+
+
+def _purge_unconfigured(args: argparse.Namespace, config: FetcherConfig) -> int:
+    """Every row of a sink no longer in the configuration: nothing will ever deliver them."""
+    confirm(
+        f"Delete every queued and dead row of sink {args.sink!r} (not configured) for good?",
+        assume_yes=args.yes,
+    )
+    store = _open(config)
+    try:
+        count = sum(store.purge(state=state, sink=args.sink) for state in ("pending", "dead"))
+    finally:
+        store.close()
+    if args.output == "json":
+        print_json({"purged": count, "sink": args.sink, "configured": False})
+    else:
+        print(f"{count} rows of {args.sink} (not configured: queued and dead) purged")
+    return EXIT_OK
 
 
 def _flush(args: argparse.Namespace) -> int:

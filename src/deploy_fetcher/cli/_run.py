@@ -63,10 +63,18 @@ def register(commands: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from deploy_fetcher.daemon import Daemon
+    from deploy_fetcher.runlock import RunLock
 
     config = load(args.config)
+    lock = RunLock(config.state.path.expanduser()) if config.state.backend == "sqlite" else None
+    if lock is not None:
+        lock.acquire()  # held until the daemon stopped, or the process ends, however it ends
     daemon = Daemon(config, grace=args.grace)
-    code = daemon.run_forever()
+    try:
+        code = daemon.run_forever()
+    finally:
+        if lock is not None:
+            lock.release()
     stuck = daemon.scheduler.jobs_in_flight
     if stuck:
         # A poll stuck in a slow CI request outlived the grace period. Python would wait for its

@@ -16,7 +16,9 @@ loader can report every one of them at its own YAML path.
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
+import stat
 import string
 from datetime import timedelta
 from pathlib import Path
@@ -84,8 +86,12 @@ def _read_secret_file(key: str, raw: object) -> str:
         raise _secret_file_error(key, "must be the path of a file holding the secret")
     path = str(raw)
     try:
-        with Path(path).open("rb") as handle:
-            data = handle.read(MAX_SECRET_FILE_BYTES + 1)
+        # Non-blocking open, then a regular file only: a FIFO (or a device) would block the read
+        # until some writer shows up, and ``fetcher check`` would hang with it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            regular = stat.S_ISREG(os.fstat(handle.fileno()).st_mode)
+            data = handle.read(MAX_SECRET_FILE_BYTES + 1) if regular else b""
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise _secret_file_error(
@@ -93,6 +99,10 @@ def _read_secret_file(key: str, raw: object) -> str:
         ) from None
     except ValueError:  # an embedded NUL byte in the path
         raise _secret_file_error(key, "not a usable file path") from None
+    if not regular:
+        raise _secret_file_error(
+            key, "{file} is not a regular file (a pipe or a device?)", file=path
+        )
     if len(data) > MAX_SECRET_FILE_BYTES:
         raise _secret_file_error(
             key,
@@ -254,6 +264,8 @@ class DefaultsConfig(Section):
     """How often wildcard targets (``owner/*``, ``group/*``) are listed again."""
     timeout: Duration = timedelta(seconds=30)
     """HTTP timeout for calls to CI systems."""
+    poll_deadline: Duration = timedelta(minutes=10)
+    """A poll running longer than this is reported as overdue (``/readyz``, ``fetcher_polls_overdue``); a poll running longer than twice ``timeout`` already stops holding a worker from the other sources."""
 
     @field_validator("interval")
     @classmethod

@@ -18,7 +18,7 @@ __all__ = ["Loc", "Problem", "format_path", "raise_problems"]
 #: A location inside the configuration tree: mapping keys and list indexes, outermost first.
 Loc = tuple[object, ...]
 
-_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
 def format_path(loc: Iterable[object]) -> str:
@@ -30,7 +30,7 @@ def format_path(loc: Iterable[object]) -> str:
     for part in loc:
         if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
-        elif isinstance(part, str) and _PLAIN_KEY.match(part):
+        elif isinstance(part, str) and _PLAIN_KEY.fullmatch(part):
             out += f".{part}" if out else part
         elif isinstance(part, str):  # non-printable characters escaped: a path is one line
             out += f"[{json.dumps(part, ensure_ascii=not part.isprintable())}]"

@@ -16,6 +16,7 @@ from datetime import datetime
 import structlog
 
 from deploy_fetcher.model import format_rfc3339, utc_now
+from deploy_fetcher.redaction import redact
 
 __all__ = ["OUTCOME_PREFIX", "Health", "TargetState", "outcome_record", "parse_outcome"]
 
@@ -44,7 +45,7 @@ def outcome_record(state: TargetState) -> str:
         {
             "outcome": state.outcome,
             "since": format_rfc3339(since) if since else None,
-            "error": state.message[:_MAX_STORED_MESSAGE],
+            "error": redact(state.message)[:_MAX_STORED_MESSAGE],
         }
     )
 
@@ -73,6 +74,9 @@ class Health:
     targets: dict[str, TargetState] = field(default_factory=dict)
     paused_sinks: dict[str, str] = field(default_factory=dict)
     store_problem: str | None = None
+    #: Polls running past ``defaults.poll_deadline``: target key → seconds running.
+    overdue: dict[str, float] = field(default_factory=dict)
+    overdue_deadline: float = 0.0
     #: Called (outside the lock) with a target's key and new state when its outcome changes: the
     #: first success after start, a new failure or a change of kind, a recovery. Must not raise.
     transition_listeners: list[Callable[[str, TargetState], None]] = field(default_factory=list)
@@ -176,8 +180,21 @@ class Health:
         elif was and not problem:
             _log.info("store.writable")
 
+    def set_overdue(self, running: dict[str, float], *, deadline: float) -> None:
+        """Record the polls running past their deadline; log each once when it becomes overdue."""
+        with self._lock:
+            new = sorted(set(running) - set(self.overdue))
+            self.overdue, self.overdue_deadline = dict(running), deadline
+        for key in new:
+            _log.warning(
+                "poll.overdue", target=key, running_s=round(running[key]), deadline_s=deadline
+            )
+
     def problems(self) -> list[str]:
-        """Reasons the daemon is not ready; empty when it is."""
+        """Reasons the daemon is not ready, secrets masked (``/readyz`` is unauthenticated)."""
+        return [redact(problem) for problem in self._problems()]
+
+    def _problems(self) -> list[str]:
         with self._lock:
             out: list[str] = []
             if self.store_problem:
@@ -185,6 +202,11 @@ class Health:
             out += [f"sink {name}: {reason}" for name, reason in sorted(self.paused_sinks.items())]
             auth = [k for k, s in sorted(self.targets.items()) if s.outcome == "auth_error"]
             out += [f"source {k}: credentials rejected" for k in auth]
+            out += [
+                f"source {k}: poll running for {seconds:.0f}s, past the poll deadline of "
+                f"{self.overdue_deadline:g}s"
+                for k, seconds in sorted(self.overdue.items())
+            ]
             if self.targets and not any(s.last_success for s in self.targets.values()):
                 out.append("no source has completed a poll yet")
             if not self.targets:

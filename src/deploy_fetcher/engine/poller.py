@@ -37,6 +37,9 @@ __all__ = ["CycleResult", "Poller", "preview", "target_key"]
 
 _log = structlog.get_logger(__name__)
 
+#: The error of a cycle whose answer was JSON nested too deeply to parse.
+NESTED_TOO_DEEP = "the server answered JSON nested too deeply to parse (RecursionError); not read"
+
 
 def target_key(source: str, target: str) -> str:
     """The store key of a source target's cursor (``source`` alone when the two are the same)."""
@@ -185,6 +188,10 @@ class Poller:
         except SourceError as exc:
             outcome = next((name for cls, name in _OUTCOMES if isinstance(exc, cls)), "error")
             error = str(exc)
+        except RecursionError:
+            # JSON nested deeper than Python's parser recurses: the server's answer, not a bug
+            # of ours. Reported like any bad answer (logged when the failure starts, no traceback).
+            outcome, error = "transient_error", NESTED_TOO_DEEP
         except Exception as exc:
             # An adapter bug must not kill the scheduler thread; it is logged with its traceback.
             outcome, error = "error", f"{type(exc).__name__}: {exc}"
@@ -237,6 +244,8 @@ class Poller:
                     break
         except SourceError as exc:
             return CycleResult(key, "error", pages, events, queued, str(exc))
+        except RecursionError:
+            return CycleResult(key, "error", pages, events, queued, NESTED_TOO_DEEP)
         except StoreError:
             raise  # not the adapter's: the store cannot be used, sync stops with its message
         except Exception as exc:

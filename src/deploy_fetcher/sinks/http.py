@@ -11,12 +11,19 @@ answer                                 outcome
 401, 403                               :class:`Unauthorized` (the credential is broken, not the event)
 other 4xx                              :class:`Rejected`, the response body as the reason
 1xx, 3xx                               :class:`Retry` (a redirect means the ``url`` is wrong; the
-                                       events are kept until it is fixed)
+                                       events are kept until it is fixed); never followed
 timeout, refused, reset, bad framing   :class:`Retry` with the failure named
+no complete answer within ``timeout``  :class:`Retry`: the sink's ``timeout`` bounds the whole
+                                       exchange, so a server trickling bytes cannot hold it
 =====================================  ==========================================================
 
+A redirect is never followed, so the sink's credential never reaches another host; one that leaves
+the origin (another host, port, or https → http) is named with both hosts, in the words the
+providers use (:func:`deploy_fetcher.netlimits.redirect_refusal`).
+
 Reasons end up in dead letters, logs and the CLI, so they never carry the request's headers or URL
-(a webhook URL often is the secret), and every secret of the sink's configuration is masked in them.
+(a webhook URL often is the secret), quote at most :data:`MAX_REASON_CHARS` of a body on one line,
+and have every registered secret (the sink's configuration's among them) masked.
 
 A public module: besides the sinks' requests, the Deployment Dashboard's state slot, control stream
 and component reports classify their answers and mask their reasons with it.
@@ -33,8 +40,10 @@ from typing import Annotated, Any, Final
 import httpx
 from pydantic import AfterValidator, BaseModel, SecretStr
 
-from deploy_fetcher._logging import secret_forms
+from deploy_fetcher import redaction
 from deploy_fetcher.config import SinkConfig
+from deploy_fetcher.netlimits import deadline, redirect_refusal, watched_transport
+from deploy_fetcher.redaction import excerpt, register_secret, secret_forms
 from deploy_fetcher.retry_after import MAX_RETRY_AFTER, parse_retry_after
 from deploy_fetcher.sinks._base import (
     CheckResult,
@@ -47,7 +56,9 @@ from deploy_fetcher.sinks._base import (
 )
 
 __all__ = [
+    "MAX_CHECK_BYTES",
     "MAX_REASON_BYTES",
+    "MAX_REASON_CHARS",
     "MAX_RETRY_AFTER",
     "Answer",
     "HttpSinkConfig",
@@ -62,10 +73,13 @@ __all__ = [
     "transport_failure",
 ]
 
-#: How much of a response body is kept as a reason (enough for a problem+json errors[] array).
+#: How much of a response body is read (enough for a problem+json errors[] array a sink parses).
 MAX_REASON_BYTES: Final = 4096
+#: How much of a body a sink's check reads at most (a status document, never a page of data).
+MAX_CHECK_BYTES: Final = 1024 * 1024
+#: How much of it a reason quotes, on one line, secrets masked (dead letters, logs, the CLI).
+MAX_REASON_CHARS: Final = 1000
 _RETRYABLE_4XX: Final = frozenset({408, 425, 429})
-_MASK: Final = "***"
 #: The headers classify() reads; the rest (and the body's encoding) stay with the wire response.
 _KEPT_HEADERS: Final = frozenset({"retry-after", "location", "content-type"})
 
@@ -109,20 +123,23 @@ class HttpSinkConfig(SinkConfig):
     ca_bundle: Path | None = None
 
 
-def _body_excerpt(response: httpx.Response) -> str:
-    return response.content[:MAX_REASON_BYTES].decode("utf-8", errors="replace").strip()
-
-
 def _describe(response: httpx.Response) -> str:
+    """``HTTP 422 Unprocessable Entity: <a short, masked excerpt of the body>``."""
     head = f"HTTP {response.status_code}"
     if response.reason_phrase:
         head += f" {response.reason_phrase}"
-    body = _body_excerpt(response)
+    body = excerpt(response.content[:MAX_REASON_BYTES], MAX_REASON_CHARS)
     return f"{head}: {body}" if body else head
 
 
-def classify(response: httpx.Response) -> Delivery:
-    """Turn a destination's answer into the delivery outcome the worker acts on (see module table)."""
+_REDIRECT_FIX: Final = "set the sink's url to the final address"
+
+
+def classify(response: httpx.Response, *, url: str | None = None) -> Delivery:
+    """Turn a destination's answer into the delivery outcome the worker acts on (see module table).
+
+    ``url`` is the address asked, for naming a redirect to another host.
+    """
     code = response.status_code
     if 200 <= code < 300:  # noqa: PLR2004 - the 2xx range
         return Delivered(status_code=code)
@@ -134,12 +151,12 @@ def classify(response: httpx.Response) -> Delivery:
         return Retry(reason=reason, after=after, status_code=code)
     if 400 <= code < 500:  # noqa: PLR2004 - the 4xx range
         return Rejected(reason=reason, status_code=code)
-    location = response.headers.get("Location", "").split("?", 1)[0]
-    hint = f" to {location}" if location else ""
-    return Retry(
-        reason=f"{reason} (redirected{hint}; set the sink's url to the final address)",
-        status_code=code,
-    )
+    location = response.headers.get("Location")
+    refusal = redirect_refusal(url, code, location, fix=_REDIRECT_FIX) if url is not None else None
+    if refusal is not None:
+        return Retry(reason=f"{reason} ({refusal})", status_code=code)
+    hint = f" to {display_url(location)}" if location and "://" in location else ""
+    return Retry(reason=f"{reason} (redirected{hint}; {_REDIRECT_FIX})", status_code=code)
 
 
 _TRANSPORT_NAMES: Final[tuple[tuple[type[httpx.TransportError], str], ...]] = (
@@ -165,10 +182,8 @@ def transport_failure(exc: httpx.TransportError, *, timeout: float | None = None
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Mask every occurrence of each secret (longest first, so a prefix cannot leave a tail)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, _MASK)
-    return text
+    """Mask every registered secret and each of ``secrets`` (longest first: no tail is left)."""
+    return redaction.redact(text, secrets)
 
 
 def secret_values(obj: Any) -> list[str]:
@@ -205,10 +220,16 @@ class Answer:
     body: bytes = b""
 
 
+class _DeadlinePassed(httpx.TimeoutException):
+    """The whole exchange took longer than the sink's ``timeout`` (its sockets were cut)."""
+
+
 class SinkHttpClient:
     """One keep-alive ``httpx.Client`` per sink instance, with the sink's timeout and TLS settings.
 
-    ``transport`` is for tests (an ``httpx.MockTransport``); production uses httpx's default pool.
+    ``timeout`` bounds each exchange as a whole (connect, send, every byte of the answer): the
+    sockets are cut when it passes. ``transport`` is for tests (an ``httpx.MockTransport``, which
+    has no socket to cut); production uses httpx's pool with watched sockets.
     """
 
     def __init__(
@@ -220,6 +241,8 @@ class SinkHttpClient:
     ) -> None:
         self.timeout = config.timeout.total_seconds()
         self._secrets = secret_values(config)
+        for secret in self._secrets:
+            register_secret(secret)
         verify: bool | ssl.SSLContext = config.tls_verify
         if config.tls_verify and config.ca_bundle is not None:
             verify = ssl.create_default_context(cafile=str(config.ca_bundle))
@@ -228,7 +251,7 @@ class SinkHttpClient:
             headers={"User-Agent": context.user_agent},
             verify=verify,
             follow_redirects=False,
-            transport=transport,
+            transport=transport if transport is not None else watched_transport(verify),
         )
 
     def send(
@@ -252,34 +275,62 @@ class SinkHttpClient:
     ) -> Answer:
         """Like :meth:`send`, keeping the bounded body for a sink that reads the answer further."""
         try:
-            response = self._exchange(method, url, headers=headers, content=content)
+            response = self._exchange(
+                method, url, headers=headers, content=content, limit=MAX_REASON_BYTES
+            )
         except httpx.TransportError as exc:
-            return Answer(_with_reason(transport_failure(exc, timeout=self.timeout), self._secrets))
-        return Answer(_with_reason(classify(response), self._secrets), response.content)
+            return Answer(_with_reason(self._failure(exc), self._secrets))
+        return Answer(_with_reason(classify(response, url=url), self._secrets), response.content)
 
     def _exchange(
-        self, method: str, url: str, *, headers: Mapping[str, str], content: bytes | None
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        content: bytes | None = None,
+        limit: int,
     ) -> httpx.Response:
-        """The answer with at most :data:`MAX_REASON_BYTES` of its body read.
+        """The answer with at most ``limit`` bytes of its body read, within the deadline.
 
-        Nothing but a reason is ever taken from a body, so a 50 MB error page costs 4 KiB of memory.
+        Nothing but a reason is ever taken from a delivery's answer, so a 50 MB error page costs
+        4 KiB of memory, and an endless one ends at the same point.
         """
-        with self._client.stream(method, url, headers=dict(headers), content=content) as response:
-            body = b""
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) >= MAX_REASON_BYTES:
-                    break
-            kept = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
-            return httpx.Response(response.status_code, headers=kept, content=body)
+        with deadline(self.timeout) as watch:
+            try:
+                with self._client.stream(
+                    method, url, headers=dict(headers), content=content
+                ) as response:
+                    body = b""
+                    for chunk in response.iter_bytes():
+                        body += chunk
+                        if len(body) >= limit:
+                            body = body[:limit]
+                            break
+            except httpx.TransportError as exc:
+                if watch.expired:
+                    raise _DeadlinePassed(str(exc)) from None
+                raise
+        kept = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
+        return httpx.Response(response.status_code, headers=kept, content=body)
 
-    def get(self, url: str, *, headers: Mapping[str, str]) -> httpx.Response | Retry:
-        """A GET whose response the caller reads itself (``check()``), or the network failure."""
+    def _failure(self, exc: httpx.TransportError) -> Retry:
+        if isinstance(exc, _DeadlinePassed):
+            return Retry(reason=f"no complete answer within {self.timeout:g}s (the sink's timeout)")
+        return transport_failure(exc, timeout=self.timeout)
+
+    def get(
+        self, url: str, *, headers: Mapping[str, str], limit: int = MAX_CHECK_BYTES
+    ) -> httpx.Response | Retry:
+        """A GET whose answer the caller reads itself (``check()``), or the network failure.
+
+        At most ``limit`` bytes of the body are read; a longer body is cut there (and will not
+        parse), so a hostile server cannot fill memory.
+        """
         try:
-            return self._client.get(url, headers=dict(headers))
+            return self._exchange("GET", url, headers=headers, limit=limit)
         except httpx.TransportError as exc:
-            failure = transport_failure(exc, timeout=self.timeout)
-            return Retry(reason=redact(failure.reason, self._secrets))
+            return Retry(reason=redact(self._failure(exc).reason, self._secrets))
 
     def probe(self, url: str, *, what: str) -> CheckResult:
         """Check that ``url`` answers at all, for destinations whose credential cannot be tested.
@@ -287,9 +338,11 @@ class SinkHttpClient:
         A HEAD request creates nothing; any HTTP answer proves the name resolves and TLS works.
         """
         try:
-            response = self._client.head(url)
+            # A HEAD answer has no body by definition; one that sends one anyway would poison
+            # the kept-alive connection for the next delivery: this connection is not kept.
+            response = self._exchange("HEAD", url, headers={"Connection": "close"}, limit=0)
         except httpx.TransportError as exc:
-            failure = transport_failure(exc, timeout=self.timeout)
+            failure = self._failure(exc)
             return CheckResult(
                 ok=False, message=f"cannot reach {what}: {redact(failure.reason, self._secrets)}"
             )

@@ -23,7 +23,10 @@ def to_db(value: datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         msg = f"the state store only takes timezone-aware datetimes, got {value!r}"
         raise ValueError(msg)
-    return value.astimezone(UTC).strftime(_FORMAT)
+    value = value.astimezone(UTC)
+    # strftime writes the year unpadded on glibc (year 1 as "1"): the width would change, and
+    # with it text order and from_db; the year is padded here instead.
+    return f"{value.year:04d}" + value.strftime(_FORMAT.removeprefix("%Y"))
 
 
 def from_db(text: str) -> datetime:

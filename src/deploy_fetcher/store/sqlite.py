@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from itertools import takewhile
@@ -96,10 +97,30 @@ class SqliteStore:
         self._db = Connections(self.path, busy_timeout=busy_timeout)
         try:
             ensure_schema(self._db)
+            self._quick_check()
         except BaseException:
             self._db.close()
             raise
         self._release_orphaned_claims()
+
+    def _quick_check(self) -> None:
+        """Refuse a file damaged in the middle (a torn write, a bad disk) before anything uses it.
+
+        SQLite reads only the pages a query touches, so a damaged page deep in the outbox would
+        go unnoticed until some later query failed, or returned wrong rows. ``quick_check`` reads
+        every page once (seconds for a large file) and finds it at open.
+        """
+        conn = self._db.get()
+        try:
+            found = [row[0] for row in conn.execute("PRAGMA quick_check(5)").fetchall()]
+        except sqlite3.DatabaseError as exc:  # too damaged for the check itself to walk
+            found = [str(exc)]
+        if found != ["ok"]:
+            msg = (
+                f"state file {self.path} is damaged ({'; '.join(found)}): restore it from a "
+                "backup, or move it aside to start afresh (the cursors start again at lookback)"
+            )
+            raise StoreError(msg)
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 from structlog.testing import capture_logs
-from tests.hostile import HostileServer
+from tests.hostile_http import HostileServer
 from tests.providers.azure_devops.support import TOKEN, Harness, make_context, make_provider
 
 from deploy_fetcher.config import Defaults

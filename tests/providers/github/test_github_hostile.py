@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
-from tests.hostile import HostileServer
+from tests.hostile_http import HostileServer
 from tests.providers.github.support import EmulatorContext, Harness
 from tests.providers.github.test_github_deployments import START
 

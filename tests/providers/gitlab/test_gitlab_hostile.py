@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
-from tests.hostile import HostileServer
+from tests.hostile_http import HostileServer
 from tests.providers.gitlab.support import TOKEN, Harness, make_context, make_provider
 from tests.support import run_cli
 

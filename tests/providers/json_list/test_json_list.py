@@ -1,6 +1,6 @@
 """The guide's example provider, built from the kit, against its own server on 127.0.0.1.
 
-The contract suite already runs over it (``json-list`` is registered by the suite's plugins); these
+The contract suite already runs over it (``json-list`` is registered by the suite's ``test_plugins``); these
 tests show what the kit gave it for free: page-by-page commits, the overlap read without
 duplicates, and every limit of a hostile upstream.
 """
@@ -16,7 +16,7 @@ import yaml
 from json_list import JsonListProvider
 from json_list_server import TOKEN, JsonListServer
 from structlog.testing import capture_logs
-from tests.hostile import HostileServer
+from tests.hostile_http import HostileServer
 
 from deploy_fetcher.config import Defaults
 from deploy_fetcher.errors import AuthError, ConfigError
@@ -24,6 +24,9 @@ from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.plugins import parse_config
 from deploy_fetcher.providers import Page, ProviderContext
 from deploy_fetcher.providers.kit import DeadlineExceeded, RedirectRefused, ResponseTooLarge
+
+#: ``json-list`` is a plugin: the configuration names it like any installed provider.
+pytestmark = pytest.mark.usefixtures("test_plugins")
 
 
 @pytest.fixture

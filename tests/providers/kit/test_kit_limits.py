@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from tests.hostile import HostileServer
+from tests.hostile_http import HostileServer
 from tests.providers.kit.conftest import TestContext, make_policy
 
 from deploy_fetcher.errors import TransientError

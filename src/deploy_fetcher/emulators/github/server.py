@@ -409,6 +409,11 @@ class GitHubEmulator(EmulatorServer):
             app = self.apps.setdefault(app_id, _App(app_id, public_key_pem))
             app.installations[installation_id] = [r.lower() for r in repos]
 
+    def add_token(self, token: str, repos: list[str] | None = None) -> None:
+        """Accept another personal token (limited to ``repos`` when given)."""
+        with self.state_lock:
+            self.tokens[token] = frozenset(r.lower() for r in repos) if repos is not None else None
+
     # -- accounting --------------------------------------------------------------------------------
     def charged(self, pattern: str = ".*", resource: str | None = None) -> list[ChargedRequest]:
         """Requests that cost quota, whose path matches ``pattern``."""

@@ -3,7 +3,8 @@
 A PAT is static for the life of the process. An Entra ID token (workload identity, a sidecar that
 refreshes a file) expires within the hour, so it is read from its file again whenever the file
 changes — checked with one ``stat`` per request, which costs nothing next to an HTTP round trip.
-Neither class ever shows the secret in ``repr`` or in an error message.
+Neither class ever shows the secret in ``repr`` or in an error message, and each registers every
+form it sends (the PAT, the Basic header built from it, each token read) for redaction.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from deploy_fetcher.errors import AuthError
+from deploy_fetcher.redaction import register_secret
 
 __all__ = ["BearerFileAuth", "Credential", "PatAuth"]
 
@@ -38,6 +40,8 @@ class PatAuth:
             msg = "the PAT is empty"
             raise AuthError(msg)
         self._header = "Basic " + base64.b64encode(f":{pat}".encode()).decode("ascii")
+        register_secret(pat)
+        register_secret(self._header)  # a proxy echoes the header, not the PAT
 
     def header(self) -> str:
         """The Basic header (computed once)."""
@@ -78,6 +82,7 @@ class BearerFileAuth:
             msg = f"bearer_token_file {self._path} is empty"
             raise AuthError(msg)
         changed = token != self._token
+        register_secret(token)
         self._stamp, self._token = stamp, token
         return changed
 

@@ -18,6 +18,7 @@ from github.Requester import Requester
 
 from deploy_fetcher.errors import AuthError, TransientError
 from deploy_fetcher.providers.github.config import GitHubConfig
+from deploy_fetcher.redaction import register_secret
 
 __all__ = ["InstallationTokenAuth", "build_auth"]
 
@@ -103,6 +104,7 @@ class InstallationTokenAuth(Auth.Auth):
         expires = grant.expires_at
         if expires.tzinfo is None:
             expires = expires.replace(tzinfo=UTC)
+        register_secret(grant.token)
         self._token = grant.token
         self._expires_at = expires.astimezone(UTC)
         self.tokens_issued += 1

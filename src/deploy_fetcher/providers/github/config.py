@@ -13,6 +13,7 @@ import json
 import re
 from datetime import timedelta
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -145,6 +146,12 @@ class GitHubConfig(HttpSourceConfig, OpenSetKeys, RepoSettings):
         value = value.rstrip("/")
         if not value.startswith(("https://", "http://")):
             msg = "must start with https:// (or http:// for a local emulator)"
+            raise ValueError(msg)
+        parts = urlsplit(value)
+        if parts.username is not None or parts.password is not None:
+            msg = (
+                "credentials inside the URL are not allowed (they would end up in logs); use token"
+            )
             raise ValueError(msg)
         return value
 

@@ -41,16 +41,15 @@ class ResponseTooLarge(TransientError):
 
 
 class RedirectRefused(SourceError):
-    """A redirect to another origin: following it could hand the credential to another host."""
+    """A redirect to another origin: following it could hand the credential to another host.
 
-    def __init__(self, url: str, location: str, origin: str, target: str) -> None:
-        super().__init__(
-            f"{origin} redirected {url} to {target}, another host or scheme: not followed, and the "
-            f"credential was not sent there; point the source's URL at the final address"
-        )
+    The message names both hosts (:func:`deploy_fetcher.netlimits.redirect_refusal`); ``url`` is the
+    request's, ``target`` the origin it was sent to (``https://other.example:8443``).
+    """
+
+    def __init__(self, message: str, *, url: str, target: str) -> None:
+        super().__init__(message)
         self.url = url
-        self.location = location
-        self.origin = origin
         self.target = target
 
 

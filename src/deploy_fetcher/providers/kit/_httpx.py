@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import httpcore
 import httpx
 
+from deploy_fetcher.netlimits import display_url, watched_transport
 from deploy_fetcher.providers.kit._errors import ResponseTooLarge
-from deploy_fetcher.providers.kit._limits import attach_socket, check_redirect, display_url
+from deploy_fetcher.providers.kit._limits import check_redirect
 
 if typing.TYPE_CHECKING:
     from deploy_fetcher.providers.kit._policy import RequestPolicy
@@ -46,82 +46,11 @@ class Reply:
         return json.loads(self.body)
 
 
-class _WatchedStream(httpcore.NetworkStream):
-    """A network stream whose socket is cut when the current request's deadline passes."""
-
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def _attach(self) -> None:
-        attach_socket(self._inner.get_extra_info("socket"))
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        self._attach()
-        return self._inner.read(max_bytes, timeout)
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._attach()
-        self._inner.write(buffer, timeout)
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        self._attach()
-        return _WatchedStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _WatchedBackend(httpcore.NetworkBackend):
-    def __init__(self, inner: httpcore.NetworkBackend) -> None:
-        self._inner = inner
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: typing.Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        return _WatchedStream(stream)
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: typing.Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        return _WatchedStream(self._inner.connect_unix_socket(path, timeout, socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
 def tls_verify(tls_verify: bool, ca_bundle: Path | None) -> bool | ssl.SSLContext:
     """The ``verify`` of httpx for a source's ``tls_verify`` and ``ca_bundle`` keys."""
     if tls_verify and ca_bundle is not None:
         return ssl.create_default_context(cafile=str(ca_bundle))
     return tls_verify
-
-
-def _watched_transport(verify: bool | ssl.SSLContext) -> httpx.HTTPTransport:
-    transport = httpx.HTTPTransport(verify=verify)
-    pool = getattr(transport, "_pool", None)
-    backend = getattr(pool, "_network_backend", None)
-    if backend is None:  # pragma: no cover - a newer httpx moved it: fail loudly, not unbounded
-        msg = "this httpx version hides its network backend; the request deadline cannot be set"
-        raise RuntimeError(msg)
-    pool._network_backend = _WatchedBackend(backend)  # type: ignore[union-attr]  # noqa: SLF001
-    return transport
 
 
 class HttpClient:
@@ -141,7 +70,7 @@ class HttpClient:
     ) -> None:
         self.policy = policy
         self._client = httpx.Client(
-            transport=transport if transport is not None else _watched_transport(verify),
+            transport=transport if transport is not None else watched_transport(verify),
             headers=dict(headers or {}),
             timeout=policy.limits.timeout,
             follow_redirects=False,

@@ -39,13 +39,14 @@ from deploy_fetcher.errors import (
     TransientError,
 )
 from deploy_fetcher.model import format_rfc3339
+from deploy_fetcher.netlimits import deadline
 from deploy_fetcher.providers.kit._errors import (
     DeadlineExceeded,
     RedirectRefused,
     ResponseTooLarge,
     Retry,
 )
-from deploy_fetcher.providers.kit._limits import Limits, deadline
+from deploy_fetcher.providers.kit._limits import Limits
 from deploy_fetcher.providers.kit._quota import Quota, RequestBudget, server_time
 from deploy_fetcher.retry_after import parse_retry_after
 

@@ -26,8 +26,9 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from deploy_fetcher.netlimits import attach_socket, display_url
 from deploy_fetcher.providers.kit._errors import ResponseTooLarge
-from deploy_fetcher.providers.kit._limits import attach_socket, check_redirect, display_url
+from deploy_fetcher.providers.kit._limits import check_redirect
 
 if TYPE_CHECKING:
     import socket

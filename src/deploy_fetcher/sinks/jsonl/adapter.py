@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from typing import ClassVar
@@ -16,12 +17,21 @@ from deploy_fetcher.sinks.jsonl.rotation import needs_rotation, rotate
 
 __all__ = ["JsonlSink"]
 
+#: Append, create if absent, never through a symbolic link.
+_OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+#: New files are the owner's alone.
+_MODE = 0o600
+
 
 class JsonlSink(Sink):
     """One line per event; a failed write (disk full, permissions) is retried, never lost.
 
     A lock file next to the log (``<path>.lock``) serialises rotation and appends between processes
     (the daemon and a ``fetcher sync`` writing the same file).
+
+    Both are created readable by the owner only (0600: events name services, people and commits)
+    and never through a symbolic link (``O_NOFOLLOW``): a link planted at the path in a shared
+    directory would otherwise make the daemon append to, or create, any file it may write.
     """
 
     name: ClassVar[str] = "jsonl"
@@ -39,24 +49,31 @@ class JsonlSink(Sink):
         try:
             self._append(line)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return Retry(reason=f"cannot write {self.path}: it is a symbolic link (refused)")
             return Retry(reason=f"cannot write {self.path}: {exc.strerror or exc}")
         return Delivered()
 
     def _append(self, line: bytes) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock_path.open("a") as lock:
+        lock = os.open(self._lock_path, _OPEN_FLAGS, _MODE)
+        try:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            size = self.path.stat().st_size if self.path.exists() else 0
+            size = self.path.lstat().st_size if self.path.exists() else 0
             if needs_rotation(size, len(line), self.settings.max_bytes):
                 rotate(self.path, self.settings.backups)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            fd = os.open(self.path, _OPEN_FLAGS, _MODE)
             try:
                 _write_whole_line(fd, line, fsync=self.settings.fsync)
             finally:
                 os.close(fd)
+        finally:
+            os.close(lock)
 
-    def check(self) -> CheckResult:
+    def check(self) -> CheckResult:  # noqa: PLR0911 - one answer per kind of path
         """The file, or the directory it will be created in, must be writable."""
+        if self.path.is_symlink():
+            return CheckResult(ok=False, message=f"{self.path} is a symbolic link (refused)")
         if self.path.exists():
             if self.path.is_dir():
                 return CheckResult(ok=False, message=f"{self.path} is a directory, not a file")

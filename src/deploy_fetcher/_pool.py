@@ -1,0 +1,206 @@
+"""A thread pool for polls in which a slow poll does not hold a worker from the others.
+
+A poll cannot be cancelled from outside (a thread cannot be stopped); its requests end at their
+deadlines, but a poll of many pages against a server that trickles can still run for minutes. In a
+plain pool of N workers, N such polls stop every other source. Here ``size`` workers serve the polls
+that run normally; a poll that has run longer than ``slow_after`` seconds stops counting against
+them, and the pool starts another thread for the queue, up to ``limit`` threads in all. When the slow
+poll ends, its thread is the one that goes away.
+
+Every task can be asked for: :meth:`ElasticPool.running` lists what runs and for how long, which the
+scheduler turns into "overdue" in ``/readyz`` and the metrics.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from typing import Any, Final, ParamSpec, TypeVar
+
+__all__ = ["ElasticPool", "Running"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: An idle thread beyond ``size`` goes away after this long.
+_IDLE_SECONDS: Final = 5.0
+#: How often the pool looks for polls that became slow while the queue waits.
+_TICK_SECONDS: Final = 0.5
+
+
+@dataclass
+class Running:
+    """A task running now: its name (the job's), and when it started (``time.monotonic``)."""
+
+    name: str
+    started: float
+    slow: bool = False
+
+
+@dataclass
+class _Task:
+    future: Future[Any]
+    call: Callable[[], Any]
+    name: str
+
+
+@dataclass
+class _State:
+    queue: deque[_Task] = field(default_factory=deque)
+    running: dict[int, Running] = field(default_factory=dict)
+    threads: int = 0
+    idle: int = 0
+    shutdown: bool = False
+
+
+class ElasticPool(Executor):
+    """``size`` workers for normal tasks, more (up to ``limit``) while tasks run past ``slow_after``."""
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        slow_after: float,
+        limit: int,
+        name: str = "poll",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if size < 1 or limit < size:
+            msg = f"need 1 <= size <= limit, got size={size}, limit={limit}"
+            raise ValueError(msg)
+        self.size = size
+        self.limit = limit
+        self.slow_after = slow_after
+        self._name = name
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._state = _State()
+        self._ids = itertools.count()
+        self._ticker: threading.Thread | None = None
+
+    # -- Executor ----------------------------------------------------------------------------------
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Queue ``fn``; it runs as soon as a worker is free (or one more may be started)."""
+        future: Future[T] = Future()
+        name = getattr(args[0], "id", "") if args else ""
+        task = _Task(future, lambda: fn(*args, **kwargs), str(name))
+        with self._cond:
+            if self._state.shutdown:
+                msg = "cannot submit after shutdown"
+                raise RuntimeError(msg)
+            self._state.queue.append(task)
+            self._grow()
+            self._cond.notify()
+            if self._ticker is None:
+                self._ticker = threading.Thread(
+                    target=self._tick, name=f"{self._name}-pool-watch", daemon=True
+                )
+                self._ticker.start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking tasks; queued ones still run unless ``cancel_futures``."""
+        with self._cond:
+            self._state.shutdown = True
+            if cancel_futures:
+                while self._state.queue:
+                    self._state.queue.popleft().future.cancel()
+            self._cond.notify_all()
+            if wait:
+                self._cond.wait_for(lambda: self._state.threads == 0)
+
+    # -- what runs ---------------------------------------------------------------------------------
+    def running(self) -> list[Running]:
+        """The tasks running now (copies), oldest first."""
+        with self._cond:
+            items = [Running(r.name, r.started, r.slow) for r in self._state.running.values()]
+        return sorted(items, key=lambda r: r.started)
+
+    @property
+    def threads(self) -> int:
+        """Worker threads alive now."""
+        with self._cond:
+            return self._state.threads
+
+    # -- inside ------------------------------------------------------------------------------------
+    def _normal(self) -> int:
+        return sum(1 for r in self._state.running.values() if not r.slow)
+
+    def _grow(self) -> None:
+        """Start a thread when work waits, no thread is idle, and a normal worker is free."""
+        state = self._state
+        waiting = len(state.queue) - state.idle
+        while (
+            waiting > 0 and state.threads < self.limit and self._normal() + state.idle < self.size
+        ):
+            state.threads += 1
+            state.idle += 1
+            waiting -= 1
+            threading.Thread(
+                target=self._work, name=f"{self._name}-{next(self._ids)}", daemon=True
+            ).start()
+
+    def _mark_slow(self) -> bool:
+        """Flag the tasks that became slow; True when any did (a worker is free for the queue)."""
+        now = self._clock()
+        changed = False
+        for item in self._state.running.values():
+            if not item.slow and now - item.started >= self.slow_after:
+                item.slow = changed = True
+        return changed
+
+    def _tick(self) -> None:
+        while True:
+            with self._cond:
+                if self._state.shutdown:
+                    return
+                if self._mark_slow():
+                    self._cond.notify_all()  # an idle thread may take a queued task now
+                self._grow()
+                self._cond.wait(_TICK_SECONDS)
+
+    def _take(self) -> _Task | None:
+        """The next task, or None when this thread should end (called with the lock held)."""
+        state = self._state
+        while True:
+            if state.queue and self._normal() < self.size:
+                state.idle -= 1
+                return state.queue.popleft()
+            if state.shutdown and not state.queue:
+                break
+            if not self._cond.wait(_IDLE_SECONDS) and state.threads > self.size:
+                break
+        state.idle -= 1
+        state.threads -= 1
+        self._cond.notify_all()
+        return None
+
+    def _work(self) -> None:
+        me = threading.get_ident()
+        while True:
+            with self._cond:
+                task = self._take()
+                if task is None:
+                    return
+                if not task.future.set_running_or_notify_cancel():
+                    self._state.idle += 1
+                    continue
+                self._state.running[me] = Running(task.name, self._clock())
+            try:
+                task.future.set_result(task.call())
+            except BaseException as exc:
+                task.future.set_exception(exc)
+            with self._cond:
+                ran = self._state.running.pop(me)
+                if ran.slow and self._state.threads > self.size:
+                    # The thread that ran late is the one that goes: the pool shrinks back.
+                    self._state.threads -= 1
+                    self._cond.notify_all()
+                    return
+                self._state.idle += 1
+                self._grow()
