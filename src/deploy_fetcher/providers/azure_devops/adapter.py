@@ -77,12 +77,18 @@ class AzureDevOpsProvider(Provider):
         self.settings = config = settings_of(config, AzureDevOpsConfig)
         defaults = context.defaults
         self.client = shared_client(config, context, _credential(config), transport)
-        self.catalog = Catalog(
-            self.client,
-            ttl=config.discovery_interval or defaults.discovery_interval,
-            clock=context.clock,
-            page_size=config.page_size,
-            max_pages=config.max_pages,
+        ttl = config.discovery_interval or defaults.discovery_interval
+        # One catalog per client (organization and credential): every source of a project reads
+        # its definitions and environments once, not once per source.
+        self.catalog = context.shared.get(
+            f"azure-devops:catalog:{id(self.client)}:{ttl}:{config.page_size}:{config.max_pages}",
+            lambda: Catalog(
+                self.client,
+                ttl=ttl,
+                clock=context.clock,
+                page_size=config.page_size,
+                max_pages=config.max_pages,
+            ),
         )
         self._runs = RunWalker(
             self.client,

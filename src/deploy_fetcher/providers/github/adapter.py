@@ -50,7 +50,10 @@ class GitHubProvider(Provider):
         self.gh_config = config = settings_of(config, GitHubConfig)
         self.credential = credential_for(config, context)
         self.client = GitHubClient(self.credential, context)
-        self.lookups = Lookups(self.client)
+        # One set of caches per credential: sources of one token share what they read.
+        self.lookups = context.shared.get(
+            f"github:lookups:{config.credential_key()}", lambda: Lookups(self.client)
+        )
         self._web = web_base(config.base_url)
         #: One walker per repository; the scheduler polls repositories of a source in parallel.
         self._walkers: dict[str, DeploymentWalker | RunWalker] = {}

@@ -43,6 +43,7 @@ The errors it raises are all in :mod:`deploy_fetcher.errors`' taxonomy::
 
 from deploy_fetcher.config import HttpSourceConfig
 from deploy_fetcher.netlimits import display_url
+from deploy_fetcher.providers.kit._cache import BoundedCache, ByteBudget, json_size
 from deploy_fetcher.providers.kit._config import OpenSetKeys, settings_of
 from deploy_fetcher.providers.kit._cursor import (
     DoneSet,
@@ -88,6 +89,8 @@ __all__ = [
     "CLOCK_SKEW",
     "MAX_RETRY_AFTER",
     "Blocked",
+    "BoundedCache",
+    "ByteBudget",
     "ContinuationPaginator",
     "CursorMismatch",
     "DeadlineExceeded",
@@ -123,6 +126,7 @@ __all__ = [
     "credential_digest",
     "cursor_pages",
     "display_url",
+    "json_size",
     "millis",
     "parse_link_header",
     "parse_retry_after",

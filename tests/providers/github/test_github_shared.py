@@ -1,0 +1,36 @@
+"""Sources of one GitHub credential share its caches; another credential has its own."""
+
+from __future__ import annotations
+
+from deploy_fetcher.config import DefaultsConfig
+from deploy_fetcher.metrics import Metrics
+from deploy_fetcher.providers import ProviderContext
+from deploy_fetcher.providers.github import GitHubConfig, GitHubProvider
+
+
+def _provider(context: ProviderContext, name: str, token: str) -> GitHubProvider:
+    config = GitHubConfig.model_validate(
+        {
+            "name": name,
+            "provider": "github",
+            "token": token,
+            "base_url": "http://127.0.0.1:9",
+            "repos": [f"octo/{name}"],
+        }
+    )
+    return GitHubProvider(config, context)
+
+
+def test_sources_of_one_token_share_one_set_of_caches() -> None:
+    """Two sources on one token share their run caches; a third on another token does not."""
+    context = ProviderContext(metrics=Metrics(), defaults=DefaultsConfig())
+    try:
+        first = _provider(context, "api", "token-one-0123")
+        second = _provider(context, "web", "token-one-0123")
+        other = _provider(context, "ops", "token-two-4567")
+        assert (True, False) == (
+            first.lookups is second.lookups,
+            first.lookups is other.lookups,
+        )
+    finally:
+        context.shared.close()
