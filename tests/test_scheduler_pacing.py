@@ -10,6 +10,7 @@ from deploy_fetcher.config import FetcherConfig, SourceConfig
 from deploy_fetcher.engine import Runtime
 from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.providers import Page, Provider
+from deploy_fetcher.providers.kit import Quota
 from deploy_fetcher.scheduler import Scheduler
 from tests.support import wait_until
 
@@ -109,3 +110,56 @@ def test_a_finished_deployment_returns_the_target_to_its_interval(tmp_path, make
         scheduler.shutdown()
         scheduler.runtime.close()
     assert after <= 2
+
+
+class MeteredProvider(BusyProvider):
+    """Each poll costs three answers on a credential that may make 120 requests a minute."""
+
+    name = "metered"
+
+    def __init__(self, config, context, make_event):
+        super().__init__(config, context, make_event)
+        self.quota = Quota(
+            provider="metered", label="cred", metrics=context.metrics, clock=context.clock
+        )
+        self.quota.declare("core", 120, "the test's limit of 120 requests a minute")
+
+    @property
+    def request_quota(self) -> Quota:
+        return self.quota
+
+    def poll(self, target, cursor):
+        for _ in range(3):
+            self.quota.observe(200, {})
+        yield from super().poll(target, cursor)
+
+
+def test_a_per_minute_limit_stretches_the_credentials_intervals(tmp_path, make_event) -> None:
+    """Polls costing 3 requests under a 120/min limit are held to 0.85 × 120 / 3 = 34 polls a minute."""
+    config = FetcherConfig.model_validate(
+        {
+            "state": {"path": str(tmp_path / "s.db")},
+            "defaults": {"interval": "1s", "jitter": "0s", "hot_interval": "0s"},
+        }
+    )
+    config = config.model_copy(update={"sources": [SourceConfig(name="src", provider="metered")]})
+    made: list[MeteredProvider] = []
+
+    def factory(source, context):
+        made.append(MeteredProvider(source, context, make_event))
+        return made[-1]
+
+    runtime = Runtime(config, provider_resolver=lambda _name: factory)
+    scheduler = Scheduler(runtime, max_workers=4, housekeeping_every=0.5)
+    scheduler.start()
+    try:
+        wait_until(scheduler.pacing_report, timeout=20)
+        [report] = scheduler.pacing_report()
+        interval = scheduler.pacer.interval("src/a")
+    finally:
+        scheduler.shutdown()
+        runtime.close()
+    # 4 targets at 1 s ask for 240 polls a minute; 34 are allowed: every interval × 240 / 34.
+    assert ("metered/cred", 34) == (report["pool"], round(240 / report["stretch"]))
+    assert "the test's limit of 120 requests a minute: 34 polls/min" in str(report["reason"])
+    assert 7.06 == round(interval, 2)

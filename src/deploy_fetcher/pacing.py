@@ -238,6 +238,12 @@ class Pacer:
         hot_stretch = hot_rate / hot_budget if hot_budget > 0 else math.inf
         return _Plan(self.max_stretch * base, max(hot_stretch, 1.0), frozenset(hot))
 
+    def slowed_by_ceiling(self, pool: str) -> bool:
+        """Whether a pool's ceiling is below what its targets' intervals ask."""
+        with self._lock:
+            state = self._pools.get(pool)
+            return state is not None and state.ceiling is not None and state.ceiling < state.rate
+
     # -- reporting ---------------------------------------------------------------------------------
     def figures(self) -> list[PoolFigures]:
         """Every pool's pacing now."""

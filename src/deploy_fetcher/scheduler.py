@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 from apscheduler.events import EVENT_JOB_MISSED
@@ -49,6 +50,9 @@ from deploy_fetcher.metrics import split_key
 from deploy_fetcher.model import utc_now
 from deploy_fetcher.pacing import Pacer
 from deploy_fetcher.providers import Provider
+
+if TYPE_CHECKING:
+    from deploy_fetcher.providers.kit import Quota
 
 __all__ = ["Scheduler"]
 
@@ -105,7 +109,17 @@ class _AfterEachPoll(BaseTrigger):  # type: ignore[misc]  # APScheduler is untyp
 
 def pool_of(provider: Provider) -> str:
     """The request budget a provider's targets share: its credential's, else its CI system's."""
-    return getattr(provider, "budget_pool", None) or provider.config.provider
+    quota = provider.request_quota
+    if quota is not None:
+        return f"{quota.provider}/{quota.label}"
+    return provider.config.provider
+
+
+#: Share of a credential's per-minute limit the scheduled polls aim at: the rest is headroom for
+#: nudged polls, discovery and a cycle that costs more than the average.
+BUDGET_SHARE = 0.85
+#: Polls of a pool its cost per poll is measured over (at the first housekeeping run after them).
+_MIN_POLLS = 5
 
 
 def _discovery_key(source_name: str) -> str:
@@ -150,6 +164,14 @@ class Scheduler:
         )
         self._targets: dict[str, set[str]] = {}
         defaults = runtime.config.defaults
+        #: The quota of each request budget (credential), what its polls cost, and the count of
+        #: polls and answers at the last housekeeping.
+        self._quotas: dict[str, Quota] = {}
+        self._pools_of: dict[str, str] = {}
+        self._pool_polls: Counter[str] = Counter()
+        self._marks: dict[str, tuple[dict[str, int], int]] = {}
+        self._per_poll: dict[tuple[str, str], float] = {}
+        self._ceilings: dict[str, str] = {}
         #: Decides each target's next run (adaptive intervals within the configured budget).
         self.pacer = Pacer(
             hot_interval=defaults.hot_interval.total_seconds(),
@@ -315,7 +337,12 @@ class Scheduler:
         key = target_key(source.name, target)
         interval = config.effective(source, "interval").total_seconds()
         jitter = config.effective(source, "jitter").total_seconds()
-        first = self.pacer.add(key, pool=pool_of(provider), interval=interval, jitter=jitter)
+        pool = pool_of(provider)
+        quota = provider.request_quota
+        if quota is not None:
+            self._quotas[pool] = quota
+        self._pools_of[key] = pool
+        first = self.pacer.add(key, pool=pool, interval=interval, jitter=jitter)
         backstop = max(3600.0, 4 * interval * config.defaults.max_stretch)
         self._scheduler.add_job(
             self._poll,
@@ -339,6 +366,8 @@ class Scheduler:
 
     def _plan_next(self, key: str, result: CycleResult | None) -> None:
         """Tell the pacer what the poll found and schedule the target's next run."""
+        if result is not None:
+            self._pool_polls[self._pools_of.get(key, "")] += 1
         if result is not None and result.outcome == "ok":
             self.pacer.observe(
                 key,
@@ -507,6 +536,44 @@ class Scheduler:
             if f.reason
         ]
 
+    def _fit_budgets(self) -> None:
+        """Cap each credential's polls so its requests stay under its per-minute limits.
+
+        What a poll costs is measured (answers per poll since the last run, smoothed), so a
+        credential whose polls cost 1.4 requests on average and may make 900 a minute is polled
+        at most ``0.85 × 900 / 1.4`` times a minute, whatever its targets' intervals ask.
+        """
+        for pool, quota in list(self._quotas.items()):
+            spent, polls = quota.spent(), self._pool_polls[pool]
+            last = self._marks.get(pool)
+            if last is None:
+                self._marks[pool] = (spent, polls)
+            elif polls - last[1] >= _MIN_POLLS:  # else measured later, over more polls
+                self._marks[pool] = (spent, polls)
+                for resource, count in spent.items():
+                    cost = (count - last[0].get(resource, 0)) / (polls - last[1])
+                    old = self._per_poll.get((pool, resource))
+                    self._per_poll[(pool, resource)] = cost if old is None else (old + cost) / 2
+            ceilings = [
+                (BUDGET_SHARE * allowance.per_minute / 60 / cost, allowance.reason)
+                for allowance in quota.allowance()
+                if (cost := self._per_poll.get((pool, allowance.resource), 0.0)) > 0
+            ]
+            ceiling, reason = min(ceilings) if ceilings else (None, "")
+            self.pacer.set_ceiling(pool, ceiling, reason)
+            slowed = self.pacer.slowed_by_ceiling(pool)
+            if slowed and self._ceilings.get(pool) != reason:
+                _log.info(
+                    "pacing.budget_bound",
+                    pool=pool,
+                    reason=reason,
+                    ceiling_per_min=round((ceiling or 0) * 60, 1),
+                )
+                self._ceilings[pool] = reason
+            elif not slowed and pool in self._ceilings:
+                _log.info("pacing.budget_free", pool=pool)
+                del self._ceilings[pool]
+
     def _report_pacing(self) -> None:
         metrics = self.runtime.metrics
         for figures in self.pacer.figures():
@@ -529,6 +596,7 @@ class Scheduler:
         runtime = self.runtime
         # The heartbeat first: a store that hangs below must show as a wedged process.
         runtime.health.beat()
+        self._fit_budgets()
         self._report_pacing()
         self._overdue()
         try:

@@ -34,3 +34,28 @@ def test_sources_of_one_token_share_one_set_of_caches() -> None:
         )
     finally:
         context.shared.close()
+
+
+def test_the_secondary_limit_is_the_credentials_allowance() -> None:
+    """github.com: 900 REST points a minute; Enterprise Server: none unless secondary_limit says."""
+    context = ProviderContext(metrics=Metrics(), defaults=DefaultsConfig())
+
+    def allowance(**keys: object) -> list[float]:
+        config = GitHubConfig.model_validate(
+            {"name": "gh", "provider": "github", "repos": ["octo/api"]} | keys
+        )
+        quota = GitHubProvider(config, context).request_quota
+        return [a.per_minute for a in quota.allowance()]
+
+    try:
+        assert ([900], [], [300]) == (
+            allowance(token="token-com-0123", base_url="https://api.github.com"),
+            allowance(token="token-ghe-0123", base_url="https://ghe.example.com/api/v3"),
+            allowance(
+                token="token-ghe-4567",
+                base_url="https://ghe.example.com/api/v3",
+                secondary_limit=300,
+            ),
+        )
+    finally:
+        context.shared.close()

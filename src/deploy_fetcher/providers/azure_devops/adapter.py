@@ -33,7 +33,7 @@ from deploy_fetcher.providers.azure_devops.mapping import Naming
 from deploy_fetcher.providers.azure_devops.releases import ReleaseWalker
 from deploy_fetcher.providers.azure_devops.runs import RunWalk, RunWalker
 from deploy_fetcher.providers.azure_devops.selection import PipelineFilter, StageResolver
-from deploy_fetcher.providers.kit import Watermark, cursor_pages, settings_of
+from deploy_fetcher.providers.kit import Quota, Watermark, cursor_pages, settings_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -220,6 +220,11 @@ class AzureDevOpsProvider(Provider):
         for events in walk:
             if events:
                 yield Page(lifecycle_order(events))
+
+    @property
+    def request_quota(self) -> Quota | None:
+        """The credential's quota: what the scheduler paces this source's targets by."""
+        return self.client.policy.quota
 
     def ready_problems(self) -> list[str]:
         """A rate limit that holds the credential beyond this moment."""

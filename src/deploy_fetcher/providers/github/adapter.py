@@ -32,7 +32,7 @@ from deploy_fetcher.providers.github.deployments import DeploymentWalker
 from deploy_fetcher.providers.github.lookups import Lookups
 from deploy_fetcher.providers.github.mapping import Repo, web_base
 from deploy_fetcher.providers.github.runs import RunWalker
-from deploy_fetcher.providers.kit import settings_of
+from deploy_fetcher.providers.kit import Quota, settings_of
 
 __all__ = ["GitHubProvider"]
 
@@ -185,6 +185,11 @@ class GitHubProvider(Provider):
             detail = f"readable, but it has no {what}: mode {mode} will read nothing here"
             return [CheckItem(name, ok=None, detail=detail)]
         return [CheckItem(name, ok=True, detail=f"{what} readable ({mode} mode)")]
+
+    @property
+    def request_quota(self) -> Quota:
+        """The credential's quota: what the scheduler paces this source's targets by."""
+        return self.credential.quota
 
     def ready_problems(self) -> list[str]:
         """The credential's quota state when it blocks polling."""

@@ -74,7 +74,7 @@ from deploy_fetcher.providers.kit._paging import (
     parse_link_header,
 )
 from deploy_fetcher.providers.kit._policy import CLOCK_SKEW, LimitHit, RequestPolicy, classify
-from deploy_fetcher.providers.kit._quota import Blocked, Figures, Quota, RequestBudget
+from deploy_fetcher.providers.kit._quota import Allowance, Blocked, Figures, Quota, RequestBudget
 from deploy_fetcher.providers.kit._record import CursorMismatch, Record, Sealed, short
 from deploy_fetcher.providers.kit._requests import PolicyAdapter, policed_session
 from deploy_fetcher.providers.kit._shared import credential_digest, shared_policy
@@ -88,6 +88,7 @@ from deploy_fetcher.retry_after import MAX_RETRY_AFTER, parse_retry_after
 __all__ = [
     "CLOCK_SKEW",
     "MAX_RETRY_AFTER",
+    "Allowance",
     "Blocked",
     "BoundedCache",
     "ByteBudget",

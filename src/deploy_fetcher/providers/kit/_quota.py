@@ -18,6 +18,14 @@ What a :class:`Quota` makes wait, before the next request of the credential, is 
 
 A server's reset epoch is turned into local time with the same answer's ``Date`` header, so a skewed
 local clock neither waits for hours nor not at all. Times come from the injected clock (tests move it).
+
+Besides waiting, a quota tells the scheduler how fast the credential may go, so intervals stretch
+before a limit is hit rather than after: every answer (a free ``304`` too) is counted per resource,
+and :meth:`Quota.allowance` gives the tightest per-minute limit known — one the provider declares
+(GitHub's secondary limit of 900 REST points a minute, GitLab.com's 2 000 requests a minute per
+user) or one the server's headers state — with its reason. Repeated secondary limits (a 403 or
+429 while the quota is not spent) block for exponentially longer: one minute, then two, four …
+up to :data:`MAX_BLOCK`, as GitHub asks of clients that keep hitting them.
 """
 
 from __future__ import annotations
@@ -38,10 +46,14 @@ from deploy_fetcher.retry_after import parse_retry_after
 if TYPE_CHECKING:
     from deploy_fetcher.metrics import Metrics
 
-__all__ = ["Blocked", "Figures", "Quota", "RequestBudget"]
+__all__ = ["Allowance", "Blocked", "Figures", "Quota", "RequestBudget"]
 
 #: A 429 that names no wait blocks the credential this long (GitHub's advice for secondary limits).
 DEFAULT_BLOCK: Final = 60.0
+#: The longest block repeated secondary limits grow to.
+MAX_BLOCK: Final = 900.0
+#: A secondary limit this long after the previous block ended starts the back-off over.
+STRIKES_FORGOTTEN_AFTER: Final = timedelta(minutes=10)
 _TOO_MANY: Final = 429
 _ERRORS: Final = 400
 
@@ -86,6 +98,16 @@ class Figures:
 
 
 @dataclass(frozen=True)
+class Allowance:
+    """How many requests a minute a credential may make, and which limit says so."""
+
+    per_minute: float
+    reason: str
+    #: The resource whose requests the limit counts (``core``, ``graphql``).
+    resource: str = "core"
+
+
+@dataclass(frozen=True)
 class Blocked:
     """Why requests must wait, and until when."""
 
@@ -120,6 +142,12 @@ class Quota:
         self._resources: dict[str, Figures] = {}
         self._blocked: Blocked | None = None
         self._paced_until: datetime | None = None
+        #: Per-minute limits the provider knows of, by resource: (requests a minute, reason).
+        self._declared: dict[str, tuple[float, str]] = {}
+        #: Answers counted per resource since the start (free ones too).
+        self._spent: dict[str, int] = {}
+        self._strikes = 0
+        self._last_strike_end: datetime | None = None
 
     def figures(self, resource: str = "core") -> Figures:
         """A copy of what is known about ``resource``."""
@@ -142,6 +170,7 @@ class Quota:
         epoch = _int(headers, "x-ratelimit-reset", "ratelimit-reset")
         said = server_time(headers)
         with self._lock:
+            self._spent[resource] = self._spent.get(resource, 0) + 1
             state = self._resources.setdefault(resource, Figures())
             if epoch is not None and epoch > 0:
                 if state.window is not None and epoch > state.window:
@@ -181,6 +210,55 @@ class Quota:
         name = self.label if resource == "core" else f"{self.label}/{resource}"
         self._metrics.rate_limit(self.provider, name, remaining=remaining, limit=limit)
 
+    def declare(self, resource: str, per_minute: float, reason: str) -> None:
+        """A per-minute limit the provider knows of (GitHub's secondary limit), even unannounced."""
+        with self._lock:
+            self._declared[resource] = (per_minute, reason)
+
+    def spent(self) -> dict[str, int]:
+        """Answers counted per resource so far (a ``304`` too): what limits per minute count."""
+        with self._lock:
+            return dict(self._spent)
+
+    def allowance(self) -> list[Allowance]:
+        """Every per-minute limit known, per resource: declared ones, and what headers state.
+
+        A window's figures count when its window is a minute or so (GitLab's ``RateLimit-*``), or
+        when little remains of it (the rest is spread over what is left of the window).
+        """
+        now = self._clock()
+        out: dict[str, Allowance] = {
+            resource: Allowance(limit, reason, resource)
+            for resource, (limit, reason) in self._declared.items()
+        }
+        with self._lock:
+            resources = {name: replace(state) for name, state in self._resources.items()}
+        for resource, state in resources.items():
+            if state.limit is None or state.remaining is None or state.reset is None:
+                continue
+            left = (state.reset - now).total_seconds()
+            if left <= 0:
+                continue
+            if left <= 90:  # noqa: PLR2004 - a window of about a minute: its limit is per minute
+                said = Allowance(
+                    state.limit * 60 / max(left, 60.0),
+                    f"{self.provider} states {state.limit} requests a minute",
+                    resource,
+                )
+            elif state.remaining < state.limit * 0.2:  # a window running low
+                said = Allowance(
+                    state.remaining * 60 / left,
+                    f"{self.provider} has {state.remaining} of {state.limit} requests left "
+                    f"for {round(left / 60)} min",
+                    resource,
+                )
+            else:
+                continue
+            known = out.get(resource)
+            if known is None or said.per_minute < known.per_minute:
+                out[resource] = said
+        return sorted(out.values(), key=lambda a: a.resource)
+
     def block(self, seconds: float, reason: str) -> datetime:
         """Stop every request of this credential for ``seconds``; returns until when."""
         until = self._clock() + timedelta(seconds=max(0.0, seconds))
@@ -203,16 +281,38 @@ class Quota:
         resets; else :data:`DEFAULT_BLOCK` (GitHub's advice for a secondary limit).
         """
         wait = parse_retry_after(headers.get("retry-after"), now=self._clock())
-        if wait is not None:
-            return self.block(wait, f"{reason} (retry-after)")
-        if _int(headers, "x-ratelimit-remaining", "ratelimit-remaining") == 0:
+        if _int(headers, "x-ratelimit-remaining", "ratelimit-remaining") == 0 and wait is None:
             until = self.block_until_reset(
                 headers.get("x-ratelimit-resource") or resource, exhausted
             )
             if until is not None:
                 return until
             return self.block(DEFAULT_BLOCK, exhausted)
-        return self.block(DEFAULT_BLOCK, reason)
+        backoff, again = self._strike()
+        if wait is not None and (not again or wait >= backoff):
+            until = self.block(wait, f"{reason} (retry-after)")
+        elif again:
+            until = self.block(backoff, f"{reason} again: backing off {backoff:g}s")
+        else:
+            until = self.block(backoff, reason)
+        with self._lock:
+            self._last_strike_end = until
+        return until
+
+    def _strike(self) -> tuple[float, bool]:
+        """Count a limit: the block it calls for (doubling while they keep coming), and a repeat?
+
+        A limit reported while the credential is still blocked for the last one is the same limit
+        (the quota and the provider both read one answer), not another strike.
+        """
+        now = self._clock()
+        with self._lock:
+            ended = self._last_strike_end
+            if not (self._strikes and ended is not None and now < ended):
+                recent = ended is not None and now - ended < STRIKES_FORGOTTEN_AFTER
+                self._strikes = self._strikes + 1 if recent else 1
+            seconds = min(MAX_BLOCK, DEFAULT_BLOCK * 2 ** (self._strikes - 1))
+            return seconds, self._strikes > 1
 
     def block_until_reset(self, resource: str, reason: str) -> datetime | None:
         """Stop requests until the window of ``resource`` resets (None when no reset is known)."""
