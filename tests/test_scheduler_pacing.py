@@ -156,6 +156,13 @@ def test_a_per_minute_limit_stretches_the_credentials_intervals(tmp_path, make_e
         wait_until(scheduler.pacing_report, timeout=20)
         [report] = scheduler.pacing_report()
         interval = scheduler.pacer.interval("src/a")
+        registry = runtime.metrics.registry
+        limit = registry.get_sample_value(
+            "fetcher_request_limit_per_minute", {"pool": "metered/cred", "limit": "declared"}
+        )
+        made_last_minute = registry.get_sample_value(
+            "fetcher_requests_last_minute", {"pool": "metered/cred"}
+        )
     finally:
         scheduler.shutdown()
         runtime.close()
@@ -163,3 +170,6 @@ def test_a_per_minute_limit_stretches_the_credentials_intervals(tmp_path, make_e
     assert ("metered/cred", 34) == (report["pool"], round(240 / report["stretch"]))
     assert "the test's limit of 120 requests a minute: 34 polls/min" in str(report["reason"])
     assert 7.06 == round(interval, 2)
+    assert 120 == limit
+    assert made_last_minute is not None
+    assert made_last_minute >= 15  # the five polls measured at least, three requests each

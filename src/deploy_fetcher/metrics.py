@@ -224,6 +224,21 @@ class Metrics:
             ["pool"],
             registry=r,
         )
+        self.request_limit = Gauge(
+            "fetcher_request_limit_per_minute",
+            "The tightest per-minute request limit known for a credential's pool, by kind (declared: "
+            "documented or configured, headers: stated by the server, throttled: learnt from the "
+            "server delaying requests); polls are held to 0.85 of it.",
+            ["pool", "limit"],
+            registry=r,
+        )
+        self.requests_last_minute = Gauge(
+            "fetcher_requests_last_minute",
+            "Requests a credential's pool made in the last minute (a 304 too), to set against "
+            "fetcher_request_limit_per_minute.",
+            ["pool"],
+            registry=r,
+        )
         self.hot_targets = Gauge(
             "fetcher_hot_targets",
             "Targets polled every hot_interval now (work in flight, or news in the last cooldown), "

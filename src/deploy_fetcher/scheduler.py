@@ -52,7 +52,7 @@ from deploy_fetcher.pacing import Pacer
 from deploy_fetcher.providers import Provider
 
 if TYPE_CHECKING:
-    from deploy_fetcher.providers.kit import Quota
+    from deploy_fetcher.providers.kit import Allowance, Quota
 
 __all__ = ["Scheduler"]
 
@@ -172,6 +172,7 @@ class Scheduler:
         self._marks: dict[str, tuple[dict[str, int], int]] = {}
         self._per_poll: dict[tuple[str, str], float] = {}
         self._ceilings: dict[str, str] = {}
+        self._limit_kinds: dict[str, str] = {}
         #: Decides each target's next run (adaptive intervals within the configured budget).
         self.pacer = Pacer(
             hot_interval=defaults.hot_interval.total_seconds(),
@@ -554,13 +555,15 @@ class Scheduler:
                     cost = (count - last[0].get(resource, 0)) / (polls - last[1])
                     old = self._per_poll.get((pool, resource))
                     self._per_poll[(pool, resource)] = cost if old is None else (old + cost) / 2
+            allowances = quota.allowance()
             ceilings = [
                 (BUDGET_SHARE * allowance.per_minute / 60 / cost, allowance.reason)
-                for allowance in quota.allowance()
+                for allowance in allowances
                 if (cost := self._per_poll.get((pool, allowance.resource), 0.0)) > 0
             ]
             ceiling, reason = min(ceilings) if ceilings else (None, "")
             self.pacer.set_ceiling(pool, ceiling, reason)
+            self._report_limit(pool, quota, allowances)
             slowed = self.pacer.slowed_by_ceiling(pool)
             if slowed and self._ceilings.get(pool) != reason:
                 _log.info(
@@ -573,6 +576,21 @@ class Scheduler:
             elif not slowed and pool in self._ceilings:
                 _log.info("pacing.budget_free", pool=pool)
                 del self._ceilings[pool]
+
+    def _report_limit(self, pool: str, quota: Quota, allowances: list[Allowance]) -> None:
+        """Export a pool's tightest per-minute limit (one series, by kind) and its last minute."""
+        metrics = self.runtime.metrics
+        tightest = min(allowances, key=lambda a: a.per_minute, default=None)
+        kind = tightest.kind if tightest is not None else None
+        shown = self._limit_kinds.get(pool)
+        if shown is not None and shown != kind:
+            metrics.request_limit.remove(pool, shown)
+        if tightest is not None:
+            metrics.request_limit.labels(pool, tightest.kind).set(tightest.per_minute)
+            self._limit_kinds[pool] = tightest.kind
+        else:
+            self._limit_kinds.pop(pool, None)
+        metrics.requests_last_minute.labels(pool).set(quota.requests_last_minute())
 
     def _report_pacing(self) -> None:
         metrics = self.runtime.metrics

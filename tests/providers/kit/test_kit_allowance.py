@@ -78,3 +78,57 @@ def test_a_per_minute_window_from_headers_is_an_allowance(context: TestContext) 
     )
     [allowance] = quota.allowance()
     assert (2000.0, "core") == (allowance.per_minute, allowance.resource)
+
+
+def _azure(context: TestContext) -> Quota:
+    return Quota(
+        provider="azure-devops",
+        label="cred",
+        metrics=context.metrics,
+        clock=context.clock,
+        counts_requests=False,
+    )
+
+
+def _steady(context: TestContext, quota: Quota, seconds: int, every: float, delay: str) -> None:
+    """An answer every ``every`` seconds for ``seconds``, each saying it was delayed ``delay``."""
+    for _ in range(round(seconds / every)):
+        quota.observe(200, {"x-ratelimit-delay": delay})
+        context.time.now += timedelta(seconds=every)
+
+
+def test_delays_hold_the_credential_to_half_its_last_minute_until_they_stop(
+    context: TestContext,
+) -> None:
+    """120 a minute, delayed: ~60; still delayed at 30 a minute: 15; ×1.5 per quiet 5 min; free."""
+    quota = _azure(context)
+    _steady(context, quota, 60, 0.5, "0")
+    _steady(context, quota, 60, 0.5, "0.250")  # lowered once, at the first delayed answer
+    first = quota.allowance()
+    _steady(context, quota, 90, 2.0, "1.5")  # slower, still delayed: lowered again a minute later
+    second = quota.allowance()
+    context.time.now += timedelta(minutes=5)
+    third = quota.allowance()
+    context.time.now += timedelta(minutes=5 * 4)  # 22.5 × 1.5⁴ = 114: not yet back at 119
+    fourth = quota.allowance()
+    context.time.now += timedelta(minutes=5)
+    assert ([59.5, 15.0, 22.5, 113.9], "throttled", []) == (
+        [round(a.per_minute, 1) for a in (*first, *second, *third, *fourth)],
+        first[0].kind,
+        quota.allowance(),
+    )
+
+
+def test_azure_devops_headers_count_tstus_not_requests(context: TestContext) -> None:
+    """X-RateLimit-Limit 200 (TSTUs) over a short window states no request limit."""
+    quota = _azure(context)
+    quota.observe(
+        200,
+        {
+            "x-ratelimit-limit": "200",
+            "x-ratelimit-remaining": "10",
+            "x-ratelimit-reset": str(EPOCH + 40),
+            "date": DATE,
+        },
+    )
+    assert [] == quota.allowance()

@@ -26,6 +26,13 @@ and :meth:`Quota.allowance` gives the tightest per-minute limit known — one th
 user) or one the server's headers state — with its reason. Repeated secondary limits (a 403 or
 429 while the quota is not spent) block for exponentially longer: one minute, then two, four …
 up to :data:`MAX_BLOCK`, as GitHub asks of clients that keep hitting them.
+
+Azure DevOps counts usage in TSTUs, which no formula turns into requests, so its headers state no
+request limit (``counts_requests=False``); it says instead when it starts delaying a user's
+requests (``X-RateLimit-Delay``). Such a credential is then held to half of what it asked in the
+last minute (lowered again at most once a minute while delays go on), raised by half after each
+quiet :data:`THROTTLE_WINDOW` (Azure DevOps' sliding window), and freed once back at the rate
+that was delayed first.
 """
 
 from __future__ import annotations
@@ -54,6 +61,10 @@ DEFAULT_BLOCK: Final = 60.0
 MAX_BLOCK: Final = 900.0
 #: A secondary limit this long after the previous block ended starts the back-off over.
 STRIKES_FORGOTTEN_AFTER: Final = timedelta(minutes=10)
+#: Azure DevOps' sliding window: delays stop this long after consumption falls.
+THROTTLE_WINDOW: Final = timedelta(minutes=5)
+#: A throttled credential is never held below this many requests a minute.
+MIN_THROTTLED: Final = 6.0
 _TOO_MANY: Final = 429
 _ERRORS: Final = 400
 
@@ -70,6 +81,17 @@ def _int(headers: Mapping[str, str], *names: str) -> int | None:
         if math.isfinite(number):
             return int(number)
     return None
+
+
+def _delayed(headers: Mapping[str, str]) -> bool:
+    """Whether the server says it delayed this request (``X-RateLimit-Delay`` above zero)."""
+    value = headers.get("x-ratelimit-delay")
+    if value is None:
+        return False
+    try:
+        return float(value.strip()) > 0
+    except ValueError:
+        return False
 
 
 def server_time(headers: Mapping[str, str]) -> datetime | None:
@@ -105,6 +127,68 @@ class Allowance:
     reason: str
     #: The resource whose requests the limit counts (``core``, ``graphql``).
     resource: str = "core"
+    #: What kind of limit, a short fixed word for metrics: ``declared`` (a provider's documented
+    #: limit or the configuration's), ``headers`` (stated by the server), ``throttled`` (learnt
+    #: from the server delaying requests).
+    kind: str = "declared"
+
+
+class _Throttle:
+    """The requests a minute a credential is held to while its server delays it (lock held).
+
+    Lowered to half of the last minute's answers when a delay is reported (at most once a minute),
+    raised by half per quiet :data:`THROTTLE_WINDOW`, and gone once back at the rate that was
+    delayed first: a probe, which the next delay, if any, lowers again.
+    """
+
+    def __init__(self) -> None:
+        #: Answers per second over the last minute: (epoch second, count), oldest first.
+        self.recent: deque[list[int]] = deque()
+        self.per_minute: float | None = None
+        #: Answers in the minute before the first delay: the rate the server found too much.
+        self.delayed_at = 0.0
+        self.lowered: datetime | None = None
+        self.last_delay: datetime | None = None
+
+    def count(self, now: datetime) -> None:
+        second = int(now.timestamp())
+        if self.recent and self.recent[-1][0] == second:
+            self.recent[-1][1] += 1
+        else:
+            self.recent.append([second, 1])
+        while self.recent and self.recent[0][0] <= second - 60:
+            self.recent.popleft()
+
+    def last_minute(self, now: datetime) -> int:
+        since = int(now.timestamp()) - 60
+        return sum(n for second, n in self.recent if second > since)
+
+    def delayed(self, now: datetime) -> None:
+        """The server delayed a request: lower the allowance, at most once a minute."""
+        self.last_delay = now
+        if self.lowered is not None and now - self.lowered < timedelta(minutes=1):
+            return
+        asked = self.last_minute(now)
+        lower = max(MIN_THROTTLED, asked / 2)
+        if self.per_minute is None:
+            self.per_minute, self.delayed_at = lower, float(asked)
+        else:
+            self.per_minute = min(self.per_minute, lower)
+        self.lowered = now
+
+    def allowance(self, now: datetime) -> float | None:
+        """The allowance now, raised by half for each quiet window since the last change."""
+        if self.per_minute is None or self.last_delay is None or self.lowered is None:
+            return None
+        since = max(self.last_delay, self.lowered)
+        windows = int((now - since) / THROTTLE_WINDOW)
+        if windows > 0:
+            self.per_minute *= 1.5**windows
+            self.lowered = since + windows * THROTTLE_WINDOW
+            if self.per_minute >= self.delayed_at:
+                self.per_minute = self.lowered = self.last_delay = None
+                return None
+        return self.per_minute
 
 
 @dataclass(frozen=True)
@@ -129,8 +213,11 @@ class Quota:
         reserve: int = 0,
         low_water: float = 0.0,
         max_pause: float = 60.0,
+        counts_requests: bool = True,
     ) -> None:
         self.provider = provider
+        #: Whether the server's rate-limit headers count requests (Azure DevOps' count TSTUs).
+        self.counts_requests = counts_requests
         self.label = label
         self.share = share
         self.reserve = reserve
@@ -148,6 +235,7 @@ class Quota:
         self._spent: dict[str, int] = {}
         self._strikes = 0
         self._last_strike_end: datetime | None = None
+        self._throttle = _Throttle()
 
     def figures(self, resource: str = "core") -> Figures:
         """A copy of what is known about ``resource``."""
@@ -169,8 +257,12 @@ class Quota:
         remaining = _int(headers, "x-ratelimit-remaining", "ratelimit-remaining")
         epoch = _int(headers, "x-ratelimit-reset", "ratelimit-reset")
         said = server_time(headers)
+        delayed = _delayed(headers)
         with self._lock:
             self._spent[resource] = self._spent.get(resource, 0) + 1
+            self._throttle.count(now)
+            if delayed:
+                self._throttle.delayed(now)
             state = self._resources.setdefault(resource, Figures())
             if epoch is not None and epoch > 0:
                 if state.window is not None and epoch > state.window:
@@ -215,6 +307,12 @@ class Quota:
         with self._lock:
             self._declared[resource] = (per_minute, reason)
 
+    def requests_last_minute(self) -> int:
+        """Answers counted in the last minute, every resource (a ``304`` too)."""
+        now = self._clock()
+        with self._lock:
+            return self._throttle.last_minute(now)
+
     def spent(self) -> dict[str, int]:
         """Answers counted per resource so far (a ``304`` too): what limits per minute count."""
         with self._lock:
@@ -233,7 +331,21 @@ class Quota:
         }
         with self._lock:
             resources = {name: replace(state) for name, state in self._resources.items()}
+            throttled = self._throttle.allowance(now)
+        if throttled is not None:
+            said = Allowance(
+                throttled,
+                f"{self.provider} delays requests (X-RateLimit-Delay): held to "
+                f"{throttled:.0f} a minute",
+                "core",
+                "throttled",
+            )
+            known = out.get("core")
+            if known is None or said.per_minute < known.per_minute:
+                out["core"] = said
         for resource, state in resources.items():
+            if not self.counts_requests:
+                break
             if state.limit is None or state.remaining is None or state.reset is None:
                 continue
             left = (state.reset - now).total_seconds()
@@ -244,6 +356,7 @@ class Quota:
                     state.limit * 60 / max(left, 60.0),
                     f"{self.provider} states {state.limit} requests a minute",
                     resource,
+                    "headers",
                 )
             elif state.remaining < state.limit * 0.2:  # a window running low
                 said = Allowance(
@@ -251,6 +364,7 @@ class Quota:
                     f"{self.provider} has {state.remaining} of {state.limit} requests left "
                     f"for {round(left / 60)} min",
                     resource,
+                    "headers",
                 )
             else:
                 continue
