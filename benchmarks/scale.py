@@ -126,6 +126,8 @@ def split_sources(total: int, mix: Mapping[str, float]) -> dict[str, int]:
 # -- the worlds ---------------------------------------------------------------------------------
 #: GitHub's secondary limit the GitHub emulator enforces (points per credential and minute).
 SECONDARY_LIMIT = 900
+#: GitLab.com's limit of API requests per user and minute, which the GitLab emulator enforces.
+GITLAB_PER_MINUTE = 2000
 
 
 def _github(count: int, seed: int) -> tuple[GitHubEmulator, list[dict[str, Any]]]:
@@ -154,6 +156,7 @@ def _github(count: int, seed: int) -> tuple[GitHubEmulator, list[dict[str, Any]]
             "token": TOKEN,
             "base_url": emulator.url(),
             "repos": [f"scale/svc-{i:05d}"],
+            "secondary_limit": SECONDARY_LIMIT,  # as on github.com (the default there)
         }
         for i in range(count)
     ]
@@ -168,7 +171,8 @@ def _gitlab(count: int, seed: int) -> tuple[GitLabEmulator, list[dict[str, Any]]
             history=1,
             activity=ACTIVITY * count,
         )
-    emulator = GitLabEmulator(scenario=scenario, rate_limit=10**9)
+    # GitLab.com's 2 000 requests a minute per user, stated in RateLimit-* and enforced with 429s.
+    emulator = GitLabEmulator(scenario=scenario, rate_limit=GITLAB_PER_MINUTE)
     emulator.start()
     return emulator, [
         {
@@ -663,6 +667,8 @@ def credential_figures(
             "per_minute": round(len(requests) / minutes, 1),
             "busiest_minute": busiest_minute(sorted(r.at for r in requests)),
             "not_modified": sum(1 for r in requests if r.status == 304),
+            # Rate-limited answers (GitHub's secondary limit: 403; GitLab's and Azure's: 429).
+            "rate_limited": sum(1 for r in requests if r.status in {403, 429}),
             "most_in_flight": most_in_flight(requests),
         }
         if provider == "github":

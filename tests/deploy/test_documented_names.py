@@ -56,6 +56,8 @@ def _series() -> set[str]:
     metrics.nudges.labels("github", "polled").inc()
     metrics.poll_stretch.labels("github").set(1)
     metrics.hot_targets.labels("github").set(0)
+    metrics.request_limit.labels("github", "declared").set(900)
+    metrics.requests_last_minute.labels("github").set(0)
     text = generate_latest(metrics.registry).decode()
     # A histogram is named by its family too; a counter only by its ``_total`` series.
     families = {f.name for f in metrics.registry.collect() if f.type in {"histogram", "info"}}

@@ -52,6 +52,17 @@ def test_a_first_retry_after_is_honoured_as_sent(context: TestContext) -> None:
     assert START + timedelta(seconds=7) == until
 
 
+def test_a_retry_after_that_keeps_coming_is_doubled(context: TestContext) -> None:
+    """Retry-after 7 s three times in a row: 7 s, 14 s, 28 s (the server's wait, backed off)."""
+    quota = _quota(context)
+    blocks = []
+    for _ in range(3):
+        until = quota.hold({**SECONDARY, "retry-after": "7"}, reason="secondary rate limit")
+        blocks.append((until - context.clock()).total_seconds())
+        context.time.now = until + timedelta(seconds=1)
+    assert [7.0, 14.0, 28.0] == blocks
+
+
 def test_a_declared_limit_and_answers_counted_free_or_not(context: TestContext) -> None:
     """A declared 900 a minute is the allowance; a 304 counts like any answer toward it."""
     quota = _quota(context)

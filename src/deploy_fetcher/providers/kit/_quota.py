@@ -391,8 +391,10 @@ class Quota:
     ) -> datetime:
         """Block the credential as a rate-limited answer asks; returns until when.
 
-        Its ``Retry-After`` when it sends one; else, when nothing remains, until the window
-        resets; else :data:`DEFAULT_BLOCK` (GitHub's advice for a secondary limit).
+        When nothing remains and no ``Retry-After`` is sent, until the window resets. Otherwise
+        its ``Retry-After``, else :data:`DEFAULT_BLOCK` (GitHub's advice for a secondary limit),
+        doubled for each limit that follows soon after the last block ended (up to
+        :data:`MAX_BLOCK`): GitHub asks for exponentially longer waits while they keep coming.
         """
         wait = parse_retry_after(headers.get("retry-after"), now=self._clock())
         if _int(headers, "x-ratelimit-remaining", "ratelimit-remaining") == 0 and wait is None:
@@ -402,19 +404,19 @@ class Quota:
             if until is not None:
                 return until
             return self.block(DEFAULT_BLOCK, exhausted)
-        backoff, again = self._strike()
-        if wait is not None and (not again or wait >= backoff):
-            until = self.block(wait, f"{reason} (retry-after)")
-        elif again:
-            until = self.block(backoff, f"{reason} again: backing off {backoff:g}s")
+        strikes = self._strike()
+        base = wait if wait is not None else DEFAULT_BLOCK
+        seconds = max(min(MAX_BLOCK, base * 2 ** (strikes - 1)), wait or 0.0)
+        if strikes > 1:
+            until = self.block(seconds, f"{reason} again: backing off {seconds:g}s")
         else:
-            until = self.block(backoff, reason)
+            until = self.block(seconds, f"{reason} (retry-after)" if wait is not None else reason)
         with self._lock:
             self._last_strike_end = until
         return until
 
-    def _strike(self) -> tuple[float, bool]:
-        """Count a limit: the block it calls for (doubling while they keep coming), and a repeat?
+    def _strike(self) -> int:
+        """Count a limit: how many came one soon after another's block ended, this one included.
 
         A limit reported while the credential is still blocked for the last one is the same limit
         (the quota and the provider both read one answer), not another strike.
@@ -425,8 +427,7 @@ class Quota:
             if not (self._strikes and ended is not None and now < ended):
                 recent = ended is not None and now - ended < STRIKES_FORGOTTEN_AFTER
                 self._strikes = self._strikes + 1 if recent else 1
-            seconds = min(MAX_BLOCK, DEFAULT_BLOCK * 2 ** (self._strikes - 1))
-            return seconds, self._strikes > 1
+            return self._strikes
 
     def block_until_reset(self, resource: str, reason: str) -> datetime | None:
         """Stop requests until the window of ``resource`` resets (None when no reset is known)."""
