@@ -116,10 +116,10 @@ def test_every_readiness_problem_is_masked_whoever_reports_it(tmp_path: Path) ->
         def targets(self) -> list[str]:
             return []
 
-        def poll(self, target, cursor):  # noqa: ANN001, ANN202 - the Provider protocol
+        def poll(self, target, cursor):
             return iter(())
 
-        def backfill(self, target, since, until):  # noqa: ANN001, ANN202
+        def backfill(self, target, since, until):
             return iter(())
 
         def ready_problems(self) -> list[str]:
