@@ -107,6 +107,7 @@ def measure(mode: str) -> dict[str, Any]:
             charged = emulator.charged()
         finally:
             provider.close()
+            provider.context.shared.close()
     return {
         "mode": mode,
         "first_poll_requests": len(first),

@@ -40,7 +40,7 @@ def provider_for(server: GitLabEmulator, per_page: int) -> GitLabProvider:
             "url": server.url(),
             "token": TOKEN,
             "projects": ["bench/*"],
-            "per_page": per_page,
+            "page_size": per_page,
         }
     )
     context = ProviderContext(

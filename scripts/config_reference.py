@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
 import annotated_types
-from pydantic import BaseModel, BeforeValidator, SecretStr
+from pydantic import BaseModel, BeforeValidator, ByteSize, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -31,6 +31,7 @@ from deploy_fetcher.config._models import (
     MAX_SECRET_FILE_BYTES,
     DefaultsConfig,
     Filter,
+    HttpSourceConfig,
     LogConfig,
     NameRule,
     RulesConfig,
@@ -52,6 +53,7 @@ _SCALARS: Final[dict[Any, str]] = {
     Path: "path",
     SecretStr: "secret",
     timedelta: "duration",
+    ByteSize: "size",
 }
 #: Models documented in their own section, linked from the tables that use them.
 _LINKED: Final[dict[type[BaseModel], str]] = {Filter: "filter", NameRule: "name-rule"}
@@ -119,6 +121,8 @@ def _default(field: FieldInfo) -> str:
         return "see below"
     if isinstance(value, timedelta):
         value = format_duration(value)
+    elif isinstance(value, ByteSize):
+        value = f"{value // 1024**2}MiB" if value % 1024**2 == 0 else str(int(value))
     elif isinstance(value, bool):
         value = str(value).lower()
     return f"`{value}`"
@@ -141,7 +145,9 @@ def _table(model: type[BaseModel], *, skip: tuple[str, ...] = ()) -> Iterator[st
         yield "| " + " | ".join(_cell(cell) for cell in cells) + " |"
 
 
-def _model_section(heading: str, model: type[BaseModel], *, extra: str = "") -> Iterator[str]:
+def _model_section(
+    heading: str, model: type[BaseModel], *, extra: str = "", skip: tuple[str, ...] = ()
+) -> Iterator[str]:
     yield f"### {heading}"
     yield ""
     yield _markdown(inspect.cleandoc(model.__doc__ or ""))
@@ -149,7 +155,7 @@ def _model_section(heading: str, model: type[BaseModel], *, extra: str = "") -> 
         yield ""
         yield extra
     yield ""
-    yield from _table(model)
+    yield from _table(model, skip=skip)
     yield ""
 
 
@@ -162,7 +168,7 @@ class _Plugin:
 
 def _provider(name: str) -> _Plugin:
     if name in {"github", "gitlab", "azure-devops"}:
-        return _Plugin(SourceConfig)
+        return _Plugin(HttpSourceConfig)
     raise PluginError(f"unknown provider {name!r} (installed: azure-devops, github, gitlab)")
 
 
@@ -225,6 +231,11 @@ _ERROR_EXAMPLES: Final[tuple[tuple[str, str, dict[str, str]], ...]] = (
         {"FETCHER_SERVER__PORT": "nine"},
     ),
     ("Names must be unique, and a source may only feed configured sinks:", _DANGLING, {}),
+    (
+        "A key renamed since an earlier version is answered with its new name:",
+        "sources:\n  - {name: api, provider: gitlab, verify_tls: false}\n",
+        {},
+    ),
     ("Several problems are reported together, the first one on the first line:", _SEVERAL, {}),
 )
 
@@ -350,6 +361,16 @@ def _lines() -> Iterator[str]:
             "credentials, …), documented with the provider. Per-source `interval`, `jitter`, "
             "`lookback` and `overlap` override the `defaults` section."
         ),
+    )
+    yield from _model_section(
+        "`sources[]` of HTTP providers: keys they all share",
+        HttpSourceConfig,
+        extra=(
+            "GitHub, GitLab and Azure DevOps (and any provider built on the provider kit) take "
+            "these keys with the same meaning; each request is bounded by `timeout` as a whole, "
+            "from connecting to the last byte, and by `max_response_size`."
+        ),
+        skip=tuple(SourceConfig.model_fields),
     )
     yield from _model_section(
         "`sinks[]`: keys every sink shares",

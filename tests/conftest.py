@@ -7,6 +7,7 @@ loads before parsing the command line.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ from tests.support import DASHBOARD_CONTROL_KEY, DASHBOARD_KEY
 
 # A real PostgreSQL server for the tests that need one (``postgres_cluster``, ``pg_url``).
 pytest_plugins = ["tests.postgres"]
+
+#: The suite's own plugin modules (``scripted_faults``, ``json_list``), importable by every test.
+sys.path.append(str(Path(__file__).parent / "plugins"))
+#: Their distribution (entry points ``scripted-faults``, ``json-list``): see :func:`test_plugins`.
+TEST_PLUGIN_REGISTRY = Path(__file__).parent / "plugins" / "registry"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,6 +45,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def test_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register the suite's own providers (``scripted-faults``, ``json-list``) for one test.
+
+    Only for the tests that use them: everywhere else the installed plugins are the shipped ones,
+    so what enumerates plugins (the config schema, the configuration reference) is unchanged.
+    """
+    monkeypatch.syspath_prepend(str(TEST_PLUGIN_REGISTRY))
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +138,22 @@ def run_cli(
         input=stdin,
         stdin=None if stdin is not None else subprocess.DEVNULL,
     )
+
+
+class SleepRecorder:
+    """A ``ProviderContext.sleep`` that records waits instead of sleeping; time moves by them."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        return True
+
+    def elapsed(self) -> timedelta:
+        """Everything slept so far."""
+        return timedelta(seconds=sum(self.waits))
+
+    def clock(self, base: Callable[[], datetime]) -> Callable[[], datetime]:
+        """``base`` moved forward by everything slept so far."""
+        return lambda: base() + self.elapsed()

@@ -169,6 +169,12 @@ class Metrics:
             ["provider", "status_code"],
             registry=r,
         )
+        self.ci_request_limits = Counter(
+            "fetcher_ci_request_limits",
+            "Requests to CI APIs cut short by a limit (deadline, size, redirect), by provider.",
+            ["provider", "limit"],
+            registry=r,
+        )
         self.rate_limit_remaining = Gauge(
             "fetcher_ci_rate_limit_remaining",
             "Remaining API quota reported by the CI system, per provider and credential.",
@@ -250,6 +256,10 @@ class Metrics:
     def ci_request(self, provider: str, status_code: int | str) -> None:
         """One HTTP answer from a CI API (``status_code`` 304 included)."""
         self.ci_requests.labels(provider, str(status_code)).inc()
+
+    def ci_request_limit(self, provider: str, limit: str) -> None:
+        """A request to a CI API cut short by a limit (``deadline``, ``size``, ``redirect``)."""
+        self.ci_request_limits.labels(provider, limit).inc()
 
     def rate_limit(
         self, provider: str, credential: str, *, remaining: float, limit: float | None = None

@@ -59,7 +59,7 @@ def _script_line(n: int) -> str:
 
 
 @contextmanager
-def scripted(tmp_path: Path) -> Iterator[ProviderRig]:
+def scripted(tmp_path: Path, provider: str = "scripted") -> Iterator[ProviderRig]:
     """A JSON-lines script; advancing appends lines."""
     script = tmp_path / "events.jsonl"
     written = [0]
@@ -73,10 +73,11 @@ def scripted(tmp_path: Path) -> Iterator[ProviderRig]:
     auth = tmp_path / "auth.jsonl"
     auth.write_text('{"raise": "auth"}\n', encoding="utf-8")
     yield ProviderRig(
-        source={"name": "src", "provider": "scripted", "script": str(script), "page_size": 5},
+        source={"name": "src", "provider": provider, "script": str(script), "page_size": 5},
         emulator=None,
         advance=lambda: add(6),
-        bad_credentials={"script": str(auth)},
+        # A script has no credential: the test plugin's fault line stands in for a rejected one.
+        bad_credentials={"provider": "scripted-faults", "script": str(auth)},
         missing_target={"script": str(tmp_path / "missing.jsonl")},
     )
 
@@ -145,11 +146,39 @@ def azure_devops(tmp_path: Path) -> Iterator[ProviderRig]:
         )
 
 
+@contextmanager
+def json_list(tmp_path: Path) -> Iterator[ProviderRig]:
+    """The example provider of the contributor's guide, against its own server."""
+    from json_list_server import TOKEN, JsonListServer  # the suite's plugin path
+
+    server = JsonListServer()
+    for hours in range(6, 0, -1):
+        server.clock -= timedelta(hours=1)
+        server.deploy("api", "prod", version=f"1.{hours}")
+    server.clock += timedelta(hours=6)
+    with _served(server):
+        yield ProviderRig(
+            source={
+                "name": "src",
+                "provider": "json-list",
+                "url": server.url("/api/deployments"),
+                "token": TOKEN,
+            },
+            emulator=server,
+            advance=lambda: server.advance(60),
+            bad_credentials={"token": "not-the-token"},
+            missing_target={"url": server.url("/api/nothing")},
+            polls=r"/api/deployments",
+        )
+
+
 PROVIDER_RIGS: dict[str, Callable[[Path], Any]] = {
     "azure-devops": azure_devops,
     "github": github,
     "gitlab": gitlab,
+    "json-list": json_list,
     "scripted": scripted,
+    "scripted-faults": lambda tmp_path: scripted(tmp_path, "scripted-faults"),
 }
 
 

@@ -50,6 +50,7 @@ def _series() -> set[str]:
     metrics.deliveries.labels("k", "delivered").inc()
     metrics.delivery_latency.labels("k").observe(1)
     metrics.ci_request("github", 200)
+    metrics.ci_request_limit("github", "deadline")
     metrics.rate_limit("github", "c", remaining=1, limit=2)
     metrics.events.labels("s", "success").inc()
     text = generate_latest(metrics.registry).decode()

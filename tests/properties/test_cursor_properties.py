@@ -23,9 +23,7 @@ from deploy_fetcher.providers.azure_devops.cursor import (
     CursorMismatch,
     EnvironmentsCursor,
     EnvMark,
-    OpenSet,
     ReleasesCursor,
-    RunsState,
     StagesCursor,
 )
 from deploy_fetcher.providers.github.cursor import (
@@ -42,6 +40,7 @@ from deploy_fetcher.providers.gitlab.cursor import (
     decode_deployments,
     decode_pipelines,
 )
+from deploy_fetcher.providers.kit import DoneSet, OpenItem, OpenSet, Watermark
 from deploy_fetcher.store._codec import dump_cursor, load_cursor
 
 BOUNDED = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -74,14 +73,19 @@ OPEN_DEPLOYMENTS = st.builds(
     awaiting_run=st.booleans(),
     waited=st.booleans(),
 )
-GITHUB_DEPLOYMENTS = st.builds(
-    DeploymentsCursor,
-    scope=st.just(SCOPE),
-    mark=TIMES,
-    etag=st.none() | TEXT,
-    open=st.dictionaries(IDS, OPEN_DEPLOYMENTS, **SMALL),
-    done=st.dictionaries(IDS, TIME_TEXT, **SMALL),
-)
+
+
+@st.composite
+def github_deployments(draw: st.DrawFn) -> DeploymentsCursor:
+    cursor = DeploymentsCursor(draw(TIMES), scope=SCOPE, etag=draw(st.none() | TEXT))
+    for dep_id, entry in draw(st.dictionaries(IDS, OPEN_DEPLOYMENTS, **SMALL)).items():
+        cursor.keep_open(dep_id, entry)
+    for dep_id, created in draw(st.dictionaries(IDS, TIME_TEXT, **SMALL)).items():
+        cursor.close(dep_id, created)
+    return cursor
+
+
+GITHUB_DEPLOYMENTS = github_deployments()
 OPEN_RUNS = st.builds(
     OpenRun,
     attempt=st.integers(1, 50),
@@ -90,28 +94,34 @@ OPEN_RUNS = st.builds(
     waiting_since=st.none() | TIME_TEXT,
     resumed_at=st.none() | TIME_TEXT,
 )
-GITHUB_RUNS = st.builds(
-    RunsCursor,
-    scope=st.just(SCOPE),
-    mark=TIMES,
-    etags=st.dictionaries(TEXT, TEXT, **SMALL),
-    open=st.dictionaries(IDS, OPEN_RUNS, **SMALL),
-    done=st.dictionaries(IDS, st.tuples(st.integers(1, 50), TIME_TEXT), **SMALL),
-)
+
+
+@st.composite
+def github_runs(draw: st.DrawFn) -> RunsCursor:
+    cursor = RunsCursor(draw(TIMES), scope=SCOPE, etags=draw(st.dictionaries(TEXT, TEXT, **SMALL)))
+    for run_id, entry in draw(st.dictionaries(IDS, OPEN_RUNS, **SMALL)).items():
+        cursor.keep_open(run_id, entry)
+    done = draw(st.dictionaries(IDS, st.tuples(st.integers(1, 50), TIME_TEXT), **SMALL))
+    for run_id, (attempt, created) in done.items():
+        cursor.close(run_id, attempt, created)
+    return cursor
+
+
+GITHUB_RUNS = github_runs()
 
 
 @BOUNDED
 @given(GITHUB_DEPLOYMENTS)
 def test_github_deployments_cursor_round_trips(cursor: DeploymentsCursor) -> None:
     """A GitHub deployments cursor read back from the store equals the one written."""
-    assert cursor == DeploymentsCursor.from_json(stored(cursor.to_json()), scope=SCOPE, start=START)
+    assert cursor == DeploymentsCursor.resume(stored(cursor.sealed()), scope=SCOPE, start=START)
 
 
 @BOUNDED
 @given(GITHUB_RUNS)
 def test_github_runs_cursor_round_trips(cursor: RunsCursor) -> None:
     """A GitHub workflow-runs cursor read back from the store equals the one written."""
-    assert cursor == RunsCursor.from_json(stored(cursor.to_json()), scope=SCOPE, start=START)
+    assert cursor == RunsCursor.resume(stored(cursor.sealed()), scope=SCOPE, start=START)
 
 
 # -- GitLab -------------------------------------------------------------------------------------
@@ -126,14 +136,15 @@ def memories(draw: st.DrawFn) -> PipelineMemory:
     return memory
 
 
-GITLAB_DEPLOYMENTS = st.builds(
-    DeploymentsState, TIMES, st.dictionaries(IDS, TIMES, **SMALL), memories()
+ID_DONE_SETS = st.dictionaries(IDS, TIMES, **SMALL).map(
+    lambda items: DoneSet({str(k): (t, 0) for k, t in items.items()})
 )
+GITLAB_DEPLOYMENTS = st.builds(DeploymentsState, TIMES, done=ID_DONE_SETS, memory=memories())
 GITLAB_PIPELINES = st.builds(
     PipelinesState,
     TIMES,
-    st.dictionaries(IDS, TIMES, **SMALL),
-    st.dictionaries(IDS, st.booleans(), **SMALL),
+    done=ID_DONE_SETS,
+    matches=st.dictionaries(IDS, st.booleans(), **SMALL),
 )
 
 
@@ -155,8 +166,13 @@ def test_gitlab_pipelines_cursor_round_trips(state: PipelinesState) -> None:
 
 
 # -- Azure DevOps -------------------------------------------------------------------------------
-OPEN_SETS = st.dictionaries(TEXT, TIMES, **SMALL).map(OpenSet)
-RUN_STATES = st.builds(RunsState, TIMES, OPEN_SETS, st.dictionaries(TEXT, TIMES, **SMALL))
+OPEN_SETS = st.dictionaries(TEXT, TIMES, **SMALL).map(
+    lambda items: OpenSet({k: OpenItem(t) for k, t in items.items()})
+)
+DONE_SETS = st.dictionaries(TEXT, TIMES, **SMALL).map(
+    lambda items: DoneSet({k: (t, 0) for k, t in items.items()})
+)
+RUN_STATES = st.builds(Watermark, TIMES, OPEN_SETS, DONE_SETS)
 ENV_MARKS = st.builds(
     EnvMark,
     st.integers(0, 2**31),
@@ -178,7 +194,7 @@ def environment_cursors(draw: st.DrawFn) -> EnvironmentsCursor:
         runs=draw(st.none() | RUN_STATES),
         polled_at=draw(st.none() | TIMES),
         late=late,
-        late_seen=OpenSet({key: draw(TIMES) for key in late}),
+        late_seen=OpenSet({key: OpenItem(draw(TIMES)) for key in late}),
     )
 
 
@@ -186,7 +202,7 @@ ADO_CURSORS: dict[str, st.SearchStrategy[Any]] = {
     "environments": environment_cursors(),
     "stages": st.builds(StagesCursor, st.just(SCOPE), RUN_STATES),
     "releases": st.builds(
-        ReleasesCursor, st.just(SCOPE), TIMES, st.dictionaries(TEXT, TIMES, **SMALL)
+        ReleasesCursor, st.just(SCOPE), st.builds(Watermark, TIMES, done=DONE_SETS)
     ),
 }
 
@@ -197,16 +213,16 @@ ADO_CURSORS: dict[str, st.SearchStrategy[Any]] = {
 def test_azure_devops_cursors_round_trip(mode: str, data: st.DataObject) -> None:
     """Every Azure DevOps cursor mode read back from the store equals the one written."""
     cursor = data.draw(ADO_CURSORS[mode])
-    assert cursor == type(cursor).from_json(stored(cursor.to_json()), scope=SCOPE)
+    assert cursor == type(cursor).load(stored(cursor.sealed()), scope=SCOPE)
 
 
 # -- damage -------------------------------------------------------------------------------------
 def _github_deployments(raw: Any) -> object:
-    return DeploymentsCursor.from_json(raw, scope=SCOPE, start=START)
+    return DeploymentsCursor.resume(raw, scope=SCOPE, start=START)
 
 
 def _github_runs(raw: Any) -> object:
-    return RunsCursor.from_json(raw, scope=SCOPE, start=START)
+    return RunsCursor.resume(raw, scope=SCOPE, start=START)
 
 
 #: name → (valid cursors, decoder as the adapter calls it, what the adapter catches to start over)
@@ -226,7 +242,7 @@ DECODERS: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], object], tuple
     **{
         f"azure-devops-{mode}": (
             strategy,
-            lambda raw, kind=mode: type_of(kind).from_json(raw, scope=SCOPE),
+            lambda raw, kind=mode: type_of(kind).load(raw, scope=SCOPE),
             (CursorMismatch,),
         )
         for mode, strategy in ADO_CURSORS.items()
@@ -239,7 +255,7 @@ def type_of(mode: str) -> Any:
 
 
 def _to_json(cursor: Any) -> dict[str, Any]:
-    return cursor if isinstance(cursor, dict) else cursor.to_json()
+    return cursor if isinstance(cursor, dict) else cursor.sealed()
 
 
 @pytest.mark.parametrize("name", sorted(DECODERS))

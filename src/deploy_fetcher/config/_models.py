@@ -27,6 +27,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ByteSize,
     ConfigDict,
     Field,
     SecretStr,
@@ -46,6 +47,7 @@ __all__ = [
     "DefaultsConfig",
     "FetcherConfig",
     "Filter",
+    "HttpSourceConfig",
     "LogConfig",
     "NameRule",
     "RulesConfig",
@@ -412,6 +414,73 @@ class SourceConfig(Section):
     """Overrides ``defaults.overlap``."""
     sinks: list[str] | None = None
     """Names of the sinks this source feeds; all sinks when absent."""
+
+
+#: The byte cap of one answer when a source sets none: far above any real page of a CI API.
+DEFAULT_MAX_RESPONSE_SIZE: Final = 16 * 1024 * 1024
+
+
+class HttpSourceConfig(SourceConfig):
+    """What every source read over HTTP shares: how one request is bounded, retried and verified.
+
+    The same keys mean the same thing for every provider built on the provider kit; an old name a
+    provider used before is answered with the new one (``renamed_keys``).
+    """
+
+    #: Keys of earlier versions → the key that replaced them (the loader names the new one).
+    renamed_keys: ClassVar[dict[str, str]] = {
+        "verify": "tls_verify",
+        "verify_tls": "tls_verify",
+        "max_retries": "retries",
+        "max_wait": "max_rate_limit_wait",
+        "max_open": "open_max",
+        "per_page": "page_size",
+    }
+    unscoped_keys: ClassVar[frozenset[str]] = SourceConfig.unscoped_keys | {
+        "timeout",
+        "retries",
+        "max_rate_limit_wait",
+        "tls_verify",
+        "ca_bundle",
+        "max_response_size",
+    }
+
+    timeout: Duration | None = None
+    """Longest time one request may take, from connecting to the last byte of the answer (default: ``defaults.timeout``); a server that trickles its answer is cut off there."""
+    retries: int = Field(default=3, ge=0, le=10)
+    """Extra attempts of a request after a 5xx, 408, 429, a timeout or a network error (full-jitter back-off), before the cycle fails."""
+    max_rate_limit_wait: Duration = timedelta(seconds=60)
+    """Longest wait inside a cycle for a rate limit (``Retry-After``, a spent quota); a longer one ends the cycle as rate limited and the next cycle tries again."""
+    tls_verify: bool = True
+    """Verify the server's TLS certificate; prefer ``ca_bundle`` to turning this off."""
+    ca_bundle: Path | None = None
+    """A PEM bundle of extra certificate authorities (a self-managed server behind a company CA)."""
+    max_response_size: ByteSize = ByteSize(DEFAULT_MAX_RESPONSE_SIZE)
+    """Largest answer read from the server (``16MiB``, ``512KiB``); a longer one ends the request with an error naming its URL, so an endless body cannot exhaust memory."""
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            msg = f"CA bundle {str(value)!r} is not a readable file"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("max_response_size")
+    @classmethod
+    def _at_least_a_page(cls, value: ByteSize) -> ByteSize:
+        if value < 1024:  # noqa: PLR2004 - one KiB: no API answers in less
+            msg = "must be at least 1KiB"
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _one_tls_choice(self) -> HttpSourceConfig:
+        if self.ca_bundle is not None and not self.tls_verify:
+            raise config_problems(
+                [(("ca_bundle",), "give either ca_bundle or tls_verify: false, not both")]
+            )
+        return self
 
 
 class SinkConfig(Section):

@@ -146,7 +146,23 @@ def _anchor(loc: Loc, data: Any, error_type: str) -> tuple[Loc, bool]:
     return tuple(out), at_key
 
 
+def _renamed(model: type[BaseModel], loc: Loc) -> str | None:
+    """The key that replaced the unknown key at ``loc``, when a model there declares the rename."""
+    annotations: list[Any] = [model]
+    for key in loc[:-1]:
+        annotations = [found for annotation in annotations for found in _step(annotation, key)]
+    for annotation in annotations:
+        for member in _members(annotation):
+            renamed = getattr(member, "renamed_keys", None) if _is_model(member) else None
+            if isinstance(renamed, dict) and loc and loc[-1] in renamed:
+                return str(renamed[loc[-1]])
+    return None
+
+
 def _unknown_key(model: type[BaseModel], loc: Loc) -> str:
+    new = _renamed(model, loc)
+    if new is not None:
+        return f"renamed key (did you mean {new!r}?)"
     known = _known_keys(model, loc[:-1])
     close = difflib.get_close_matches(str(loc[-1]) if loc else "", known, n=1, cutoff=0.6)
     if close:

@@ -20,6 +20,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
@@ -163,6 +165,14 @@ class EmulatorServer:
     def advance(self, seconds: float) -> None:
         """Move the emulator's clock forward; subclasses make things happen in that time."""
 
+    def server_time(self) -> datetime | None:
+        """The emulator's own clock, sent as every answer's ``Date`` (None: the real clock).
+
+        A real server's ``Date`` agrees with the timestamps it serves; clients read it (the mark of a
+        cursor never passes it), so an emulator whose clock was moved sends its own time.
+        """
+        return None
+
     def requests_to(self, pattern: str = ".*", method: str | None = None) -> list[LoggedRequest]:
         """Logged requests whose path matches ``pattern``."""
         with self._lock:
@@ -246,6 +256,13 @@ class EmulatorServer:
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 """Silence the default stderr access log."""
+
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                """The ``Date`` header: the emulator's clock when it has one."""
+                when = emulator.server_time()
+                if when is None:
+                    return super().date_time_string(timestamp)
+                return format_datetime(when.astimezone(UTC), usegmt=True)
 
             def _handle(self) -> None:
                 parts = urlsplit(self.path)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import abc
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +26,7 @@ from deploy_fetcher.model import DeployEvent, utc_now
 if TYPE_CHECKING:
     from deploy_fetcher.config import Defaults, SourceConfig
     from deploy_fetcher.metrics import Metrics
+    from deploy_fetcher.providers.kit import LimitHit
 
 __all__ = [
     "CheckItem",
@@ -84,12 +84,13 @@ class CheckItem:
 class SharedResources:
     """Objects shared across sources, e.g. one API client and quota budget per credential.
 
-    Thread-safe: jobs of several sources run at once. Objects with a ``close()`` method are closed when
-    the daemon shuts down.
+    Thread-safe: jobs of several sources run at once. A factory may itself get shared objects (a
+    client built on a shared quota), so the lock is reentrant. Objects with a ``close()`` method are
+    closed when the daemon shuts down.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._items: dict[str, Any] = {}
 
     def get(self, key: str, factory: Callable[[], T]) -> T:
@@ -109,8 +110,8 @@ class SharedResources:
                 close()
 
 
-def _default_sleep(seconds: float) -> None:
-    time.sleep(seconds)
+def _ignore(_hit: LimitHit) -> None:
+    """The default ``on_limit``: the policy already counts and logs every hit."""
 
 
 @dataclass
@@ -118,7 +119,8 @@ class ProviderContext:
     """What the core hands to every adapter.
 
     ``sleep`` must be used for any wait (rate limits, backoff) because it returns early on shutdown;
-    ``clock`` for "now" so tests can move time.
+    ``clock`` for "now" so tests can move time; ``on_limit`` hears of every request cut short by a
+    limit of the request policy (a deadline, the byte cap, a refused redirect).
     """
 
     metrics: Metrics
@@ -126,6 +128,7 @@ class ProviderContext:
     shared: SharedResources = field(default_factory=SharedResources)
     stop: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], datetime] = utc_now
+    on_limit: Callable[[LimitHit], None] = _ignore
 
     def sleep(self, seconds: float) -> bool:
         """Wait up to ``seconds``; return False when the daemon is stopping (stop waiting then)."""

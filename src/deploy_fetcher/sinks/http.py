@@ -31,13 +31,9 @@ and component reports classify their answers and mask their reasons with it.
 
 from __future__ import annotations
 
-import math
-import re
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -48,6 +44,7 @@ from deploy_fetcher import redaction
 from deploy_fetcher.config import SinkConfig
 from deploy_fetcher.netlimits import deadline, redirect_refusal, watched_transport
 from deploy_fetcher.redaction import excerpt, register_secret, secret_forms
+from deploy_fetcher.retry_after import MAX_RETRY_AFTER, parse_retry_after
 from deploy_fetcher.sinks._base import (
     CheckResult,
     Delivered,
@@ -76,8 +73,6 @@ __all__ = [
     "transport_failure",
 ]
 
-#: The longest wait a server can ask for; beyond this the delivery worker's own backoff takes over.
-MAX_RETRY_AFTER: Final = 3600.0
 #: How much of a response body is read (enough for a problem+json errors[] array a sink parses).
 MAX_REASON_BYTES: Final = 4096
 #: How much of a body a sink's check reads at most (a status document, never a page of data).
@@ -126,32 +121,6 @@ class HttpSinkConfig(SinkConfig):
     tls_verify: bool = True
     #: A PEM bundle of extra certificate authorities (a company CA in front of the dashboard).
     ca_bundle: Path | None = None
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or None.
-
-    A date in the past means "now" (0); anything beyond :data:`MAX_RETRY_AFTER` is capped, because a
-    misconfigured proxy must not park a sink for a week. Garbage is ignored rather than guessed at.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        seconds = float(text)
-    else:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _describe(response: httpx.Response) -> str:

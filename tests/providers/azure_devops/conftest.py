@@ -33,3 +33,4 @@ def providers(emulator: AzureDevOpsEmulator) -> Iterator[Callable[..., AzureDevO
     yield make
     for provider in made:
         provider.close()
+        provider.context.shared.close()

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tests.support import SleepRecorder
+
 from deploy_fetcher.config import Defaults
 from deploy_fetcher.emulators.azure_devops import AzureDevOpsEmulator
 from deploy_fetcher.metrics import Metrics
@@ -42,26 +44,16 @@ def summary(event: DeployEvent) -> tuple[Any, ...]:
     )
 
 
-class SleepRecorder:
-    """A ProviderContext.sleep that records the waits instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> bool:
-        self.waits.append(seconds)
-        return True
-
-
 def make_context(
     emulator: AzureDevOpsEmulator, sleeps: SleepRecorder | None = None
 ) -> ProviderContext:
+    sleeps = sleeps or SleepRecorder()
     context = ProviderContext(
         metrics=Metrics(),
         defaults=Defaults(lookback=timedelta(days=2), overlap=timedelta(minutes=5)),
-        clock=emulator.now,
+        clock=sleeps.clock(emulator.now),
     )
-    context.sleep = sleeps or SleepRecorder()  # type: ignore[method-assign]
+    context.sleep = sleeps  # type: ignore[method-assign]
     return context
 
 

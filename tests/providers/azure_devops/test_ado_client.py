@@ -12,6 +12,7 @@ import respx
 from structlog.testing import capture_logs
 from tests.providers.azure_devops.support import TOKEN, SleepRecorder
 
+from deploy_fetcher.config import Defaults
 from deploy_fetcher.errors import (
     AuthError,
     RateLimited,
@@ -20,8 +21,10 @@ from deploy_fetcher.errors import (
     TransientError,
 )
 from deploy_fetcher.metrics import Metrics
+from deploy_fetcher.providers import ProviderContext
 from deploy_fetcher.providers.azure_devops.auth import BearerFileAuth, PatAuth
-from deploy_fetcher.providers.azure_devops.client import AzureDevOpsClient
+from deploy_fetcher.providers.azure_devops.client import AzureDevOpsClient, shared_client
+from deploy_fetcher.providers.azure_devops.config import AzureDevOpsConfig
 
 ORG = "https://dev.azure.com/contoso"
 VSRM = "https://vsrm.dev.azure.com/contoso"
@@ -30,17 +33,24 @@ RECORDS = f"{ORG}/shop/_apis/distributedtask/environments/3/environmentdeploymen
 BUILDS = f"{ORG}/shop/_apis/build/builds"
 
 
-def _client(sleeps=None, credential=None, metrics=None, **kw) -> AzureDevOpsClient:
-    return AzureDevOpsClient(
-        organization_url=ORG,
-        release_url=VSRM,
-        credential=credential or PatAuth(TOKEN),
-        metrics=metrics or Metrics(),
-        credential_label="ado",
-        sleep=sleeps if sleeps is not None else SleepRecorder(),
-        clock=lambda: NOW,
-        **kw,
+def _client(sleeps=None, credential=None, metrics=None, **keys) -> AzureDevOpsClient:
+    """A client as a source with ``keys`` builds it; waits recorded, the clock moved by them."""
+    sleeps = sleeps if sleeps is not None else SleepRecorder()
+    config = AzureDevOpsConfig.model_validate(
+        {
+            "name": "ado",
+            "organization_url": ORG,
+            "release_url": VSRM,
+            "projects": ["shop"],
+            "pat": TOKEN,
+            **keys,
+        }
     )
+    context = ProviderContext(
+        metrics=metrics or Metrics(), defaults=Defaults(), clock=sleeps.clock(lambda: NOW)
+    )
+    context.sleep = sleeps  # type: ignore[method-assign]
+    return shared_client(config, context, credential or PatAuth(TOKEN))
 
 
 def _page(*ids: int, token: str | None = None) -> httpx.Response:
@@ -128,7 +138,7 @@ def test_max_pages_truncates_the_walk():
     """A walk stops after max_pages and says so."""
     respx.get(RECORDS).mock(side_effect=[_page(9, token="a"), _page(8, token="b")])
     pager = _client().environment_records("shop", 3, page_size=1, max_pages=2)
-    assert ([9, 8], True, "b") == (_ids(pager), pager.truncated, pager.next_token)
+    assert ([9, 8], True, "b") == (_ids(pager), pager.truncated, pager.resume)
 
 
 @respx.mock
@@ -283,20 +293,22 @@ def test_long_retry_after_ends_the_cycle_as_rate_limited():
     with pytest.raises(RateLimited) as caught:
         _ids(client.builds("shop", page_size=1, max_pages=1))
     expected = NOW + timedelta(seconds=600)
+    blocked = client.policy.quota.check() if client.policy.quota else None
     assert (expected, expected, []) == (
         caught.value.retry_at,
-        client.rate_limited_until,
+        blocked.until if blocked else None,
         sleeps.waits,
     )
 
 
 @respx.mock
 def test_server_errors_are_retried_with_backoff():
-    """5xx twice then 200: two waits growing exponentially, then the data."""
+    """5xx twice then 200: two full-jitter waits under a cap that doubles, then the data."""
     sleeps = SleepRecorder()
     respx.get(BUILDS).mock(side_effect=[httpx.Response(503), httpx.Response(500), _page(4)])
     assert [4] == _ids(_client(sleeps).builds("shop", page_size=1, max_pages=1))
-    assert [0.5, 1.0] == sleeps.waits
+    assert 2 == len(sleeps.waits)
+    assert all(0 <= wait <= cap for wait, cap in zip(sleeps.waits, (0.5, 1.0), strict=True))
 
 
 @respx.mock
@@ -306,7 +318,7 @@ def test_a_server_error_with_a_long_retry_after_is_transient_without_waiting():
     route = respx.get(BUILDS).mock(
         side_effect=[httpx.Response(503, headers={"Retry-After": "3600"}), _page(4)]
     )
-    with pytest.raises(TransientError, match=r"HTTP 503.*3600 s"):
+    with pytest.raises(TransientError, match=r"HTTP 503.*3600s"):
         _ids(_client(sleeps, max_rate_limit_wait=60.0).builds("shop", page_size=1, max_pages=1))
     assert ([], 1) == (sleeps.waits, route.call_count)
 
@@ -401,10 +413,17 @@ def test_project_names_are_escaped_in_paths():
     assert 1 == route.call_count
 
 
+class _Refusing(SleepRecorder):
+    """The daemon is stopping: every wait returns at once, refused."""
+
+    def __call__(self, seconds: float) -> bool:
+        return False
+
+
 def test_stopping_daemon_interrupts_a_wait():
     """When the daemon stops during a wait, the request gives up instead of sleeping on."""
     with respx.mock:
         respx.get(BUILDS).mock(return_value=httpx.Response(503))
-        client = _client(lambda _s: False)
+        client = _client(_Refusing())
         with pytest.raises(TransientError, match="stopping"):
             _ids(client.builds("shop", page_size=1, max_pages=1))

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from pydantic import ValidationError
 
 from deploy_fetcher.errors import AuthError
+from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.providers.azure_devops.auth import BearerFileAuth, PatAuth
 from deploy_fetcher.providers.azure_devops.config import AzureDevOpsConfig, derive_release_url
-from deploy_fetcher.providers.azure_devops.ratelimit import (
-    RateLimitInfo,
-    pause_before_next,
-    retry_after_seconds,
-)
 from deploy_fetcher.providers.azure_devops.selection import PipelineFilter, StageResolver
+from deploy_fetcher.providers.kit import Quota
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 BASE = {
@@ -120,23 +118,37 @@ def test_empty_bearer_file_is_an_auth_error(tmp_path):
         BearerFileAuth(tmp_path / "t").header()
 
 
-def test_rate_limit_headers_are_parsed():
-    """All five X-RateLimit-* headers; a missing one is None."""
-    info = RateLimitInfo.from_headers(
-        {
-            "x-ratelimit-resource": "ATCPU/User",
-            "x-ratelimit-delay": "0.250",
-            "x-ratelimit-limit": "200",
-            "x-ratelimit-remaining": "12.5",
-            "x-ratelimit-reset": str(int(NOW.timestamp())),
-        }
+def _quota() -> Quota:
+    return Quota(
+        provider="azure-devops",
+        label="ado",
+        metrics=Metrics(),
+        clock=lambda: NOW,
+        low_water=0.1,
+        max_pause=60,
     )
-    assert ("ATCPU/User", 0.25, 200.0, 12.5, NOW) == (
-        info.resource,
-        info.delay,
-        info.limit,
-        info.remaining,
-        info.reset,
+
+
+def _headers(remaining: float, reset_in: float) -> dict[str, str]:
+    return {
+        "x-ratelimit-resource": "ATCPU/User",
+        "x-ratelimit-delay": "0.250",
+        "x-ratelimit-limit": "200",
+        "x-ratelimit-remaining": str(remaining),
+        "x-ratelimit-reset": str(int(NOW.timestamp() + reset_in)),
+        "date": format_datetime(NOW, usegmt=True),
+    }
+
+
+def test_rate_limit_headers_are_read():
+    """X-RateLimit-Limit, -Remaining and -Reset (against the answer's Date) become the figures."""
+    quota = _quota()
+    quota.observe(200, _headers(12.5, 60), resource="ATCPU/User")
+    figures = quota.figures("ATCPU/User")
+    assert (200, 12, NOW + timedelta(seconds=60)) == (
+        figures.limit,
+        figures.remaining,
+        figures.reset,
     )
 
 
@@ -145,28 +157,24 @@ def test_rate_limit_headers_are_parsed():
     [
         (150, 60, 0.0),  # plenty left
         (10, 120, 12.0),  # spread 120 s over 10 units
-        (0, 300, 60.0),  # capped at max_wait
+        (0, 300, 60.0),  # capped at max_rate_limit_wait
         (15, 5, 1.0),  # at least one second
     ],
 )
 def test_pause_spreads_the_remaining_budget(remaining, reset_in, expected):
     """Below the low-water mark the remaining budget is spread until the reset."""
-    info = RateLimitInfo(limit=200, remaining=remaining, reset=NOW + timedelta(seconds=reset_in))
-    assert expected == pause_before_next(info, now=NOW, low_water=0.1, max_wait=60)
+    quota = _quota()
+    quota.observe(200, _headers(remaining, reset_in))
+    blocked = quota.check()
+    pause = (blocked.until - NOW).total_seconds() if blocked is not None else 0.0
+    assert expected == pause
 
 
 def test_no_headers_means_no_limit_known():
     """Azure DevOps Server without throttling headers is never paused."""
-    assert 0.0 == pause_before_next(RateLimitInfo(), now=NOW, low_water=0.1, max_wait=60)
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [("7", 7.0), ("Mon, 02 Mar 2026 12:00:30 GMT", 30.0), ("soon", None), (None, None)],
-)
-def test_retry_after_in_seconds_or_as_a_date(value, expected):
-    """Retry-After as a number or an HTTP date."""
-    assert expected == retry_after_seconds(value, now=NOW)
+    quota = _quota()
+    quota.observe(200, {})
+    assert None is quota.check()
 
 
 def test_pipeline_filter_takes_ids_and_globs():

@@ -10,12 +10,26 @@ from deploy_fetcher.providers.azure_devops.cursor import (
     CursorMismatch,
     EnvironmentsCursor,
     EnvMark,
-    OpenSet,
     ReleasesCursor,
-    RunsState,
     StagesCursor,
     scope_digest,
 )
+from deploy_fetcher.providers.kit import DoneSet, OpenSet, Watermark
+
+
+def _open(**items: datetime) -> OpenSet:
+    open_set = OpenSet()
+    for key, since in items.items():
+        open_set.add(key, since)
+    return open_set
+
+
+def _done(**items: datetime) -> DoneSet:
+    done = DoneSet()
+    for key, at in items.items():
+        done.add(key, at)
+    return done
+
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -26,13 +40,13 @@ def test_environments_cursor_round_trips():
         scope="s",
         start=T0,
         envs={"3": EnvMark(4107, T0 + timedelta(seconds=1.5), [4106, 4107])},
-        open=OpenSet({"3:4107": T0}),
+        open=_open(**{"3:4107": T0}),
         stage_envs={"11/Deploy_prod": 3},
         definitions=[11],
-        runs=RunsState(T0, OpenSet({"2412": T0}), {"2409": T0 - timedelta(minutes=1)}),
+        runs=Watermark(T0, _open(**{"2412": T0}), _done(**{"2409": T0 - timedelta(minutes=1)})),
         polled_at=T0 + timedelta(minutes=1),
     )
-    assert cursor == EnvironmentsCursor.from_json(cursor.to_json(), scope="s")
+    assert cursor == EnvironmentsCursor.load(cursor.sealed(), scope="s")
 
 
 def test_a_walk_cut_short_round_trips_with_its_resume_token():
@@ -41,7 +55,7 @@ def test_a_walk_cut_short_round_trips_with_its_resume_token():
     cursor = EnvironmentsCursor(
         scope="s", start=T0, envs={"3": EnvMark(4107, T0, [4107], resume="4111", ahead=ahead)}
     )
-    assert cursor == EnvironmentsCursor.from_json(cursor.to_json(), scope="s")
+    assert cursor == EnvironmentsCursor.load(cursor.sealed(), scope="s")
 
 
 def test_a_resume_token_without_its_mark_is_refused():
@@ -53,11 +67,11 @@ def test_a_resume_token_without_its_mark_is_refused():
 
 def test_stages_and_releases_cursors_round_trip():
     """Stages and releases cursors survive JSON."""
-    stages = StagesCursor("s", RunsState(T0, OpenSet({"1": T0}), {}))
-    releases = ReleasesCursor("s", T0, {"801": T0})
+    stages = StagesCursor("s", Watermark(T0, _open(**{"1": T0})))
+    releases = ReleasesCursor("s", Watermark(T0, done=_done(**{"801": T0})))
     assert (stages, releases) == (
-        StagesCursor.from_json(stages.to_json(), scope="s"),
-        ReleasesCursor.from_json(releases.to_json(), scope="s"),
+        StagesCursor.load(stages.sealed(), scope="s"),
+        ReleasesCursor.load(releases.sealed(), scope="s"),
     )
 
 
@@ -74,46 +88,28 @@ def test_stages_and_releases_cursors_round_trip():
 def test_foreign_cursors_are_refused(data, reason):
     """Another selection, mode or version, or garbage: CursorMismatch (the target starts over)."""
     with pytest.raises(CursorMismatch, match=reason):
-        StagesCursor.from_json(data, scope="s")
+        StagesCursor.load(data, scope="s")
 
 
-def test_open_set_drops_old_entries_then_the_oldest_beyond_its_size():
-    """Age first, then size; the dropped keys are returned for the log."""
-    open_set = OpenSet()
-    for n in range(5):
-        open_set.add(str(n), T0 + timedelta(hours=n))
-    dropped = open_set.prune(
-        T0 + timedelta(hours=5), max_size=2, max_age=timedelta(hours=4, minutes=30)
-    )
-    assert (["0", "1", "2"], ["3", "4"]) == (dropped, open_set.oldest_first())
-
-
-def test_open_set_keeps_the_first_seen_time():
-    """Seeing an open item again does not make it younger."""
-    open_set = OpenSet()
-    open_set.add("a", T0)
-    open_set.add("a", T0 + timedelta(days=9))
-    assert T0 == open_set.items["a"]
-
-
-def test_runs_state_forgets_done_runs_behind_the_overlap():
+def test_run_state_forgets_done_runs_behind_the_overlap():
     """Completed runs are remembered only while the overlap window can return them."""
-    state = RunsState(T0)
+    state = Watermark(T0)
     state.open.add("1", T0)
-    state.remember_done("1", T0 - timedelta(minutes=10))
-    state.remember_done("2", T0 - timedelta(minutes=2))
-    state.trim_done(timedelta(minutes=5))
-    assert ({"2"}, 0) == (set(state.done), len(state.open))
+    state.open.discard("1")
+    state.done.add("1", T0 - timedelta(minutes=10))
+    state.done.add("2", T0 - timedelta(minutes=2))
+    state.prune(now=T0, overlap=timedelta(minutes=5))
+    assert ({"2"}, 0) == (set(state.done.items), len(state.open))
 
 
 def test_releases_cursor_remembers_versions_at_millisecond_precision():
     """A deployment read again with the same lastModifiedOn is known, even after a JSON trip."""
-    cursor = ReleasesCursor("s", T0)
-    cursor.remember("801", T0.replace(microsecond=123456))
-    again = ReleasesCursor.from_json(cursor.to_json(), scope="s")
+    cursor = ReleasesCursor("s", Watermark(T0))
+    cursor.state.done.add("801", T0.replace(microsecond=123456))
+    again = ReleasesCursor.load(cursor.sealed(), scope="s")
     assert (True, False) == (
-        again.seen("801", T0.replace(microsecond=123456)),
-        again.seen("801", T0.replace(microsecond=999000)),
+        again.state.done.has("801", T0.replace(microsecond=123456)),
+        again.state.done.has("801", T0.replace(microsecond=999000)),
     )
 
 

@@ -11,6 +11,7 @@ from deploy_fetcher.providers.azure_devops import AzureDevOpsConfig
 ROOT = Path(__file__).resolve().parents[3]
 DOC = (ROOT / "docs" / "providers" / "azure_devops.md").read_text(encoding="utf-8")
 SOURCE = ROOT / "src" / "deploy_fetcher" / "providers" / "azure_devops"
+KIT = ROOT / "src" / "deploy_fetcher" / "providers" / "kit"
 
 
 def test_every_configuration_key_is_documented():
@@ -25,5 +26,8 @@ def test_every_documented_log_event_is_emitted():
     """The log events the guide names are the ones the code logs."""
     documented = set(re.findall(r"`(azure_devops\.[a-z_]+)`", DOC))
     code = "\n".join(p.read_text(encoding="utf-8") for p in SOURCE.glob("*.py"))
-    emitted = set(re.findall(r'"(azure_devops\.[a-z_]+)"', code))
+    kit = "\n".join(p.read_text(encoding="utf-8") for p in KIT.glob("*.py"))
+    emitted = set(re.findall(r'"(azure_devops\.[a-z_]+)"', code)) | {
+        f"azure_devops.{name}" for name in re.findall(r'f"{self\.log_name}\.([a-z_]+)"', kit)
+    }
     assert (documented, True) == (documented & emitted, len(documented) >= 6)

@@ -124,6 +124,7 @@ def test_demo_source_polls_the_demo_scenario():
             harness.cycle()
         finally:
             provider.close()
+            provider.context.shared.close()
     statuses = {e.status.value for e in harness.seen.values()}
     assert (True, "azure-devops") == ({"success", "waiting"} <= statuses, entry["provider"])
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from tests.providers.github.github_harness import EmulatorContext
+from tests.providers.github.support import EmulatorContext
 
 from deploy_fetcher.config import Defaults
 from deploy_fetcher.emulators.github import GitHubEmulator

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from structlog.testing import capture_logs
-from tests.providers.github.github_harness import Harness, expected_deployment_keys
+from tests.providers.github.support import Harness, expected_deployment_keys
 
 from deploy_fetcher.emulators.github import (
     Pipeline,
@@ -165,7 +165,7 @@ def test_failure_is_emitted_once_the_run_says_cancelled(make_emulator, make_prov
     assert {
         (f"gh-deploy-{dep.id}", "cancelled", "2026-03-02T11:59:00Z")
     } == harness.dedup_keys() - before
-    assert {} == harness.cursors["octo/api"]["open"]
+    assert {} == harness.cursors["octo/api"].get("open", {})
 
 
 def test_enterprise_server_prefix(make_emulator, make_provider):
@@ -240,7 +240,7 @@ def test_a_deleted_open_deployment_is_dropped_after_one_read(make_emulator, make
             harness.cycle()
     reads = [r.path for r in emulator.log if r.path.endswith("/statuses")]
     gone = [e for e in logs if e["event"] == "github.deployment_gone"]
-    assert (1, 1, {}) == (len(reads), len(gone), harness.cursors["octo/api"]["open"])
+    assert (1, 1, {}) == (len(reads), len(gone), harness.cursors["octo/api"].get("open", {}))
 
 
 @pytest.mark.parametrize(

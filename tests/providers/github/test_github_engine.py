@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.providers.github.github_harness import expected_deployment_keys
+from tests.providers.github.support import expected_deployment_keys
 from tests.providers.github.test_github_deployments import START, scenario
 
 from deploy_fetcher.config import FetcherConfig, SinkConfig

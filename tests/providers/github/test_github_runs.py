@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.providers.github.github_harness import Harness
+from tests.providers.github.support import Harness
 from tests.providers.github.test_github_deployments import START
 
 from deploy_fetcher.emulators.github import Pipeline, WorkflowSpec, start_pipeline
+from deploy_fetcher.providers.github import runs as runs_module
 
 RELEASE = WorkflowSpec("Release", "release.yml", ())
 CI = WorkflowSpec("CI", "ci.yml", ())
@@ -268,3 +269,28 @@ def test_a_rerun_of_a_run_older_than_the_rerun_window_is_seen_while_it_runs(
     assert ["queued", "in-progress", "success"] == [
         status for status, _ in harness.by_deployment()[f"gh-run-{run_id}-2"]
     ]
+
+
+def test_a_cycle_cut_short_resumes_after_the_last_chunk_it_stored(
+    make_emulator, make_provider, monkeypatch
+):
+    """Runs are stored in chunks, each with its cursor; killed after one, the rest is read next."""
+    monkeypatch.setattr(runs_module, "_CHUNK", 2)
+    emulator = make_emulator(start=START)
+    for minute in range(5):
+        start_pipeline(
+            emulator, "octo/legacy", RELEASE, at=START + timedelta(minutes=minute), sha="c" * 40
+        )
+    emulator.advance(3600)
+    provider = runs_provider(make_provider, emulator)
+    pages = list(provider.poll("octo/legacy", None))
+    stored = [page.cursor for page in pages if page.cursor is not None]
+    marks = [cursor["mark"] for cursor in stored]
+    assert (3, marks) == (len(stored), sorted(marks))
+    assert ({}, True) == (stored[0].get("etags", {}), bool(stored[-1].get("etags")))
+    again = Harness(runs_provider(make_provider, emulator))
+    again.cursors["octo/legacy"] = stored[0]  # the process died after the first chunk
+    again.cycle()
+    first = {e.deployment_id for page in pages[:1] for e in page.events}
+    resumed = {e.deployment_id for e in again.seen.values()}
+    assert (2, set(), 3) == (len(first), first & resumed, len(resumed))

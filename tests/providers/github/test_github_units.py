@@ -1,4 +1,4 @@
-"""Small pieces tested alone: workflow graphs, Link paging, cursors, the quota budget, the config."""
+"""Small pieces tested alone: workflow graphs, Link headers, cursors, the config."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.providers.github.client import redirected_base_url
 from deploy_fetcher.providers.github.config import GitHubConfig, scope_hash
 from deploy_fetcher.providers.github.cursor import (
@@ -18,8 +17,7 @@ from deploy_fetcher.providers.github.cursor import (
     RunsCursor,
 )
 from deploy_fetcher.providers.github.graph import may_be_reviewed, parse_workflow
-from deploy_fetcher.providers.github.paging import LinkPaginator, PaginationLoop, parse_link_header
-from deploy_fetcher.providers.github.quota import QuotaBudget
+from deploy_fetcher.providers.kit import parse_link_header
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -124,144 +122,71 @@ def test_link_header_is_parsed_by_rel():
     } == parse_link_header(header)
 
 
-def test_paginator_refuses_a_page_it_already_read():
-    """A next link back to a read page stops the walk instead of looping."""
-    paginator = LinkPaginator("https://x/r?page=1")
-    assert "https://x/r?page=2" == paginator.next_url('<https://x/r?page=2>; rel="next"')
-    with pytest.raises(PaginationLoop, match="already read"):
-        paginator.next_url('<https://x/r?page=1>; rel="next"')
-
-
-def test_paginator_stops_at_its_page_limit():
-    """The walk ends after max_pages pages even if links keep coming."""
-    paginator = LinkPaginator("p0", max_pages=2)
-    paginator.next_url('<p1>; rel="next"')
-    with pytest.raises(PaginationLoop, match="after 2 pages"):
-        paginator.next_url('<p2>; rel="next"')
-
-
 # -- cursors --------------------------------------------------------------------------------------
+def _deployments(**open_items: OpenDeployment) -> DeploymentsCursor:
+    cursor = DeploymentsCursor(T0, scope="s1", etag='W/"abc"')
+    for key, entry in open_items.items():
+        cursor.keep_open(int(key.removeprefix("d")), entry)
+    return cursor
+
+
 def test_deployments_cursor_round_trips():
     """A cursor read back from its JSON equals what was written."""
-    cursor = DeploymentsCursor(
-        scope="s1",
-        mark=T0,
-        etag='W/"abc"',
-        open={
-            7: OpenDeployment(
-                "2026-03-02T08:00:00Z",
-                {"id": 7, "environment": "dev"},
-                'W/"e"',
-                42,
-                awaiting_run=True,
-                waited=True,
-            )
-        },
-        done={5: "2026-03-02T08:59:00Z"},
+    cursor = _deployments(
+        d7=OpenDeployment(
+            "2026-03-02T08:00:00Z",
+            {"id": 7, "environment": "dev"},
+            'W/"e"',
+            42,
+            awaiting_run=True,
+            waited=True,
+        )
     )
-    assert cursor == DeploymentsCursor.from_json(
-        cursor.to_json(), scope="s1", start=T0 - timedelta(days=7)
-    )
+    cursor.close(5, "2026-03-02T08:59:00Z")
+    again = DeploymentsCursor.resume(cursor.sealed(), scope="s1", start=T0 - timedelta(days=7))
+    assert (cursor, cursor.opened()) == (again, again.opened())
 
 
 def test_cursor_of_another_scope_starts_over():
     """A cursor written for other settings is ignored: the new scope starts at the lookback."""
-    cursor = DeploymentsCursor(scope="old", mark=T0).to_json()
-    fresh = DeploymentsCursor.from_json(cursor, scope="new", start=T0 - timedelta(days=7))
-    assert (T0 - timedelta(days=7), {}) == (fresh.mark, fresh.open)
+    cursor = DeploymentsCursor(T0, scope="old").sealed()
+    fresh = DeploymentsCursor.resume(cursor, scope="new", start=T0 - timedelta(days=7))
+    assert (T0 - timedelta(days=7), []) == (fresh.mark, fresh.opened())
 
 
 def test_unreadable_cursor_is_a_value_error():
     """A damaged cursor of the right scope is reported, not silently half-read."""
-    damaged = {**DeploymentsCursor(scope="s", mark=T0).to_json(), "open": {"1": {"c": "yesterday"}}}
-    with pytest.raises(ValueError, match="unreadable"):
-        DeploymentsCursor.from_json(damaged, scope="s", start=T0)
+    damaged = {**DeploymentsCursor(T0, scope="s").sealed(), "open": {"1": ["yesterday", {}]}}
+    with pytest.raises(ValueError, match="not a timestamp"):
+        DeploymentsCursor.resume(damaged, scope="s", start=T0)
 
 
-def test_prune_drops_old_and_excess_open_items_and_done_behind_the_window():
+def test_forget_drops_old_and_excess_open_items_and_done_behind_the_window():
     """Open items expire by age and count; finished ones are forgotten behind mark - overlap."""
-    cursor = DeploymentsCursor(
-        scope="s",
-        mark=T0,
-        open={i: OpenDeployment(f"2026-03-0{i}T00:00:00Z", {}) for i in range(1, 3)}
-        | {3: OpenDeployment("2026-02-01T00:00:00Z", {})},
-        done={8: "2026-03-02T08:58:00Z", 9: "2026-03-02T07:00:00Z"},
+    cursor = _deployments(
+        d1=OpenDeployment("2026-03-01T00:00:00Z", {}),
+        d2=OpenDeployment("2026-03-02T00:00:00Z", {}),
+        d3=OpenDeployment("2026-02-01T00:00:00Z", {}),
     )
-    dropped = cursor.prune(
+    cursor.close(8, "2026-03-02T08:58:00Z")
+    cursor.close(9, "2026-03-02T07:00:00Z")
+    dropped = cursor.forget(
         now=T0, overlap=timedelta(minutes=5), max_open=1, max_age=timedelta(days=3)
     )
-    assert ([3, 1], [2], [8]) == (dropped, list(cursor.open), list(cursor.done))
+    assert ([3, 1], [2], ["8"]) == (
+        dropped,
+        [i for i, _ in cursor.opened()],
+        list(cursor.done.items),
+    )
 
 
 def test_runs_cursor_round_trips():
     """Runs cursors keep ETags per list, open attempts with their wait times, and done attempts."""
-    cursor = RunsCursor(
-        scope="s",
-        mark=T0,
-        etags={"1|x": 'W/"a"'},
-        open={4: OpenRun(2, "2026-03-02T08:00:00Z", 'W/"r"', "2026-03-02T08:01:00Z", None)},
-        done={3: (1, "2026-03-02T07:00:00Z")},
-    )
-    assert cursor == RunsCursor.from_json(cursor.to_json(), scope="s", start=T0)
-
-
-# -- quota ----------------------------------------------------------------------------------------
-def headers(
-    remaining: int,
-    limit: int = 100,
-    reset: datetime = T0 + timedelta(hours=1),
-    resource: str = "core",
-):
-    return {
-        "x-ratelimit-limit": str(limit),
-        "x-ratelimit-remaining": str(remaining),
-        "x-ratelimit-reset": str(int(reset.timestamp())),
-        "x-ratelimit-resource": resource,
-    }
-
-
-def test_budget_blocks_once_its_share_is_spent_until_reset():
-    """With a 50% share of 100, the 50th charged request blocks the credential until the reset."""
-    now = [T0]
-    metrics = Metrics()
-    budget = QuotaBudget(share=0.5, label="gh", metrics=metrics, clock=lambda: now[0])
-    for spent in range(50):
-        assert budget.check("core") is None
-        budget.observe(headers(99 - spent), charged=True, default_resource="core")
-    blocked = budget.check("core")
-    assert (T0 + timedelta(hours=1), "core budget spent (50 of 50% of 100)") == (
-        blocked.until,
-        blocked.reason,
-    )
-    assert 50.0 == metrics.registry.get_sample_value(
-        "fetcher_ci_rate_limit_remaining", {"provider": "github", "credential": "gh"}
-    )
-    now[0] = T0 + timedelta(hours=1, seconds=1)
-    assert budget.check("core") is None
-
-
-def test_free_answers_do_not_spend_the_budget():
-    """304 answers are recorded without spending anything."""
-    budget = QuotaBudget(share=0.01, label="gh", metrics=Metrics(), clock=lambda: T0)
-    for _ in range(10):
-        budget.observe(headers(100), charged=False, default_resource="core")
-    assert (None, 0) == (budget.check("core"), budget.state().spent)
-
-
-def test_secondary_block_and_unknown_limits():
-    """A retry-after blocks every request for its time; without headers nothing else is enforced."""
-    now = [T0]
-    budget = QuotaBudget(share=0.5, label="gh", metrics=Metrics(), clock=lambda: now[0])
-    for _ in range(1000):
-        budget.observe({}, charged=True, default_resource="core")
-    assert budget.check("core") is None
-    until = budget.block(30, "secondary rate limit")
-    assert until == budget.check("graphql").until
-    assert (
-        "GitHub credential gh: secondary rate limit until 2026-03-02T09:00:30Z" == budget.problem()
-    )
-    now[0] = until
-    assert (None, None) == (budget.check("core"), budget.problem())
+    cursor = RunsCursor(T0, scope="s", etags={"1|x": 'W/"a"'})
+    cursor.keep_open(4, OpenRun(2, "2026-03-02T08:00:00Z", 'W/"r"', "2026-03-02T08:01:00Z", None))
+    cursor.close(3, 1, "2026-03-02T07:00:00Z")
+    again = RunsCursor.resume(cursor.sealed(), scope="s", start=T0)
+    assert (cursor, 1, cursor.opened(4)) == (again, again.done_attempt(3), again.opened(4))
 
 
 # -- config ---------------------------------------------------------------------------------------
@@ -293,7 +218,7 @@ def test_config_needs_exactly_one_credential(tmp_path: Path):
         ("repos", ["octo"], "owner/name or owner/"),
         ("repos", [], "at least 1"),
         ("version", "tag", "sha7, sha, ref"),
-        ("service", "{workflow}-{colour}", "unknown template field"),
+        ("service", "{workflow}-{colour}", "unknown field"),
         ("base_url", "ftp://ghe", "must start with https://"),
         ("quota_share", 0, "greater than 0"),
     ],

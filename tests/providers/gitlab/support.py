@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests.support import SleepRecorder
+
 from deploy_fetcher.config import Defaults
 from deploy_fetcher.emulators.gitlab import GitLabEmulator
 from deploy_fetcher.metrics import Metrics
@@ -16,22 +18,12 @@ START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 TOKEN = "glpat-test-token-0123456789"
 
 
-class SleepRecorder:
-    """A ProviderContext.sleep that records the waits instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> bool:
-        self.waits.append(seconds)
-        return True
-
-
 def make_context(emulator: GitLabEmulator, sleeps: SleepRecorder | None = None) -> ProviderContext:
+    slept = sleeps or SleepRecorder()
     context = ProviderContext(
         metrics=Metrics(),
         defaults=Defaults(lookback=timedelta(days=7), overlap=timedelta(minutes=5)),
-        clock=lambda: emulator.now,
+        clock=lambda: emulator.now + slept.elapsed(),
     )
     if sleeps is not None:
         context.sleep = sleeps  # type: ignore[method-assign]
@@ -51,7 +43,7 @@ def make_provider(
         "url": emulator.url(prefix),
         "token": TOKEN,
         "projects": ["acme/api"],
-        "max_wait": "5s",
+        "max_rate_limit_wait": "5s",
     }
     data.update(overrides)
     config = GitLabSourceConfig.model_validate(data)

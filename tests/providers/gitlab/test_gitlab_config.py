@@ -41,7 +41,7 @@ def test_projects_accept_paths_ids_wildcards_and_overrides():
         ({"pipelines": {"environment": "{stage}"}}, "unknown field"),
         ({"ca_bundle": "/nonexistent/ca.pem"}, "not a readable file"),
         ({"token": "   "}, "must not be empty"),
-        ({"per_page": 500}, "less than or equal to 100"),
+        ({"page_size": 500}, "less than or equal to 100"),
         ({"projetcs": ["g/api"]}, "Extra inputs"),
     ],
 )
@@ -67,11 +67,11 @@ def test_token_can_come_from_a_file(tmp_path):
 
 
 def test_ca_bundle_and_disabled_verification_exclude_each_other(tmp_path):
-    """A CA bundle with verify_tls: false is contradictory and refused."""
+    """A CA bundle with tls_verify: false is contradictory and refused."""
     bundle = tmp_path / "ca.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
-    with pytest.raises(ValidationError, match="either ca_bundle or verify_tls"):
-        validate(ca_bundle=str(bundle), verify_tls=False)
+    with pytest.raises(ValidationError, match="either ca_bundle or tls_verify"):
+        validate(ca_bundle=str(bundle), tls_verify=False)
 
 
 def test_url_keeps_a_self_managed_path_prefix():

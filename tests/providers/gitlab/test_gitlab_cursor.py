@@ -13,31 +13,36 @@ from deploy_fetcher.providers.gitlab.cursor import (
     Sibling,
     decode_deployments,
     decode_pipelines,
-    scope_digest,
 )
+from deploy_fetcher.providers.kit import scope_digest
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+CEILING = T0 + timedelta(days=1)
 
 
 def test_deployments_cursor_round_trips_mark_done_and_memory():
     """Encoding then decoding gives back the mark, the handled items and the siblings."""
     state = DeploymentsState(T0)
     state.memory.add(36, Sibling(41, 657, "staging", "staging", "success"))
-    state.advance(T0 + timedelta(seconds=5))
-    state.done[41] = T0 + timedelta(seconds=5)
+    state.advance(T0 + timedelta(seconds=5), ceiling=CEILING)
+    state.done.add("41", T0 + timedelta(seconds=5))
     decoded = decode_deployments(state.encode("s1"), "s1")
     assert decoded is not None
     assert (
         T0 + timedelta(seconds=5),
         True,
         [Sibling(41, 657, "staging", "staging", "success")],
-    ) == (decoded.mark, decoded.is_done(41, T0 + timedelta(seconds=5)), decoded.memory.siblings(36))
+    ) == (
+        decoded.mark,
+        decoded.done.has("41", T0 + timedelta(seconds=5)),
+        decoded.memory.siblings(36),
+    )
 
 
 def test_mark_never_moves_back():
     """An older item does not pull the high-water mark back."""
     state = DeploymentsState(T0)
-    state.advance(T0 - timedelta(hours=1))
+    state.advance(T0 - timedelta(hours=1), ceiling=CEILING)
     assert T0 == state.mark
 
 
@@ -77,12 +82,16 @@ def test_pipeline_memory_keeps_the_most_recently_touched_pipelines():
 def test_pipelines_state_forgets_what_the_next_poll_cannot_return():
     """Entries older than mark - overlap are pruned, with their job-match verdicts."""
     state = PipelinesState(T0)
-    state.done = {1: T0 - timedelta(minutes=10), 2: T0 - timedelta(minutes=1)}
+    state.done.add("1", T0 - timedelta(minutes=10))
+    state.done.add("2", T0 - timedelta(minutes=1))
     state.matches = {1: True, 2: False}
-    state.prune(timedelta(minutes=5))
+    state.forget(timedelta(minutes=5))
     decoded = decode_pipelines(state.encode("s1"), "s1")
     assert decoded is not None
-    assert ({2: T0 - timedelta(minutes=1)}, {2: False}) == (decoded.done, decoded.matches)
+    assert ({"2": (T0 - timedelta(minutes=1), 0)}, {2: False}) == (
+        decoded.done.items,
+        decoded.matches,
+    )
 
 
 def test_scope_digest_depends_on_content_not_key_order():

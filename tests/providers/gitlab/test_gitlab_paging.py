@@ -1,4 +1,4 @@
-"""The updated_at walker: every item once, even when items change during the walk."""
+"""The keyset walk over updated_at (the kit's KeysetPaginator, with GitLab's list semantics): every item once, even when items change during the walk."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from deploy_fetcher.providers.gitlab.mapping import list_key
-from deploy_fetcher.providers.gitlab.paging import PagingError, UpdatedAtWalker
+from deploy_fetcher.providers.kit import KeysetPaginator, PaginationLoop
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -35,7 +35,7 @@ class FakeList:
 
 
 def walk(server: FakeList, start: datetime, per_page: int = 3, **kw: Any) -> list[int]:
-    walker = UpdatedAtWalker(
+    walker = KeysetPaginator(
         fetch=lambda after, page: server.fetch(after, page, per_page),
         key=list_key,
         start=start,
@@ -80,14 +80,14 @@ def test_a_server_that_ignores_page_is_refused():
     """Getting the same page back for page=2 raises instead of looping."""
     server = FakeList(dict.fromkeys(range(1, 8), T0))
     server.fetch = lambda after, _page, per_page: FakeList.fetch(server, after, 1, per_page)  # type: ignore[method-assign]
-    with pytest.raises(PagingError, match="ignored page"):
+    with pytest.raises(PaginationLoop, match="ignored page"):
         walk(server, T0)
 
 
 def test_the_walk_is_bounded_in_pages():
     """More pages than max_pages raises rather than walking forever."""
     server = FakeList({i: T0 + timedelta(seconds=i) for i in range(1, 50)})
-    with pytest.raises(PagingError, match="more than 3 pages"):
+    with pytest.raises(PaginationLoop, match="more than 3 pages"):
         walk(server, T0, max_pages=3)
 
 

@@ -61,7 +61,7 @@ def test_missing_group_is_logged_and_the_other_entries_still_count(emulator):
 def test_discovery_failure_keeps_the_last_known_projects():
     """A transient error while listing a group keeps the projects found last time."""
     with GitLabEmulator(token=TOKEN, scenario="demo", start=START) as server:
-        provider = make_provider(server, projects=["acme/*"], max_retries=0)
+        provider = make_provider(server, projects=["acme/*"], retries=0)
         before = list(provider.targets())
         server.inject(Fault(match=r"/groups/", status=503))
         after = list(provider.targets())
@@ -73,7 +73,7 @@ def test_first_discovery_failure_is_raised_not_hidden():
     with GitLabEmulator(token=TOKEN, scenario="demo", start=START) as server:
         server.inject(Fault(match=r"/groups/", status=503))
         with pytest.raises(TransientError, match="503"):
-            make_provider(server, projects=["acme/*"], max_retries=0).targets()
+            make_provider(server, projects=["acme/*"], retries=0).targets()
 
 
 def test_numeric_project_id_is_resolved_to_its_path_once(emulator):

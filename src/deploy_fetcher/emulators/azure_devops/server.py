@@ -194,6 +194,10 @@ class AzureDevOpsEmulator(EmulatorServer):
         """The emulator's clock."""
         return self.start_time + timedelta(seconds=self._offset)
 
+    def server_time(self) -> datetime:
+        """The ``Date`` of every answer: the emulator's clock."""
+        return self.now()
+
     def advance(self, seconds: float) -> None:
         """Move the clock: runs progress, approvals get decided, the cadence adds new runs."""
         with self._lock:
@@ -255,11 +259,6 @@ class AzureDevOpsEmulator(EmulatorServer):
         """Cancel a run now."""
         with self._lock:
             self._run(run_id).cancel_at = self.now()
-
-    def approve_release(self, release_id: int, environment: str) -> None:
-        """Approve a release environment's pre-deployment approval now."""
-        with self._lock:
-            self._release(release_id).decisions[environment] = ("approve", self.now())
 
     def reject_release(self, release_id: int, environment: str) -> None:
         """Reject a release environment's pre-deployment approval now."""

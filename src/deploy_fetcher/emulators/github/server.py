@@ -167,6 +167,10 @@ class GitHubEmulator(EmulatorServer):
         """The emulator's clock."""
         return self.start_time + self._offset
 
+    def server_time(self) -> datetime:
+        """The ``Date`` of every answer: the emulator's clock."""
+        return self.now()
+
     def advance(self, seconds: float) -> None:
         """Move the clock forward and play everything scheduled up to the new time."""
         with self.state_lock:

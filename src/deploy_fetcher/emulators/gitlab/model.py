@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 __all__ = [
@@ -96,10 +96,6 @@ class Timeline:
     def created_at(self) -> datetime:
         """The first step."""
         return self.steps[0].at
-
-    def last_change(self) -> datetime:
-        """The last planned step (when nothing more happens)."""
-        return self.steps[-1].at
 
 
 @dataclass
@@ -462,6 +458,9 @@ class Deployment:
     timeline: Timeline
     required_approvals: int = 0
     approvals: list[Approval] = field(default_factory=list)
+    #: A row written with a wrong clock (a restored backup, an import, a replica whose clock ran
+    #: ahead): every time it reports is off by this much, the rest of the world is not.
+    skew: timedelta = timedelta(0)
 
     def visible(self, when: datetime) -> bool:
         """Created by ``when``."""
@@ -473,9 +472,9 @@ class Deployment:
         return step.status if step else "created"
 
     def updated_at(self, when: datetime) -> datetime:
-        """The latest passed step."""
+        """The latest passed step (as the row reports it: skewed, see ``skew``)."""
         step = self.timeline.at(when)
-        return step.at if step else self.timeline.created_at
+        return (step.at if step else self.timeline.created_at) + self.skew
 
     def json(self, when: datetime, base: str, *, detail: bool = False) -> dict[str, Any]:
         """``API::Entities::Deployment``; the single-object view adds approvals (Premium)."""
@@ -484,7 +483,7 @@ class Deployment:
             "iid": self.iid,
             "ref": self.ref,
             "sha": self.sha,
-            "created_at": ts(self.timeline.created_at),
+            "created_at": ts(self.timeline.created_at + self.skew),
             "updated_at": ts(self.updated_at(when)),
             "user": self.user.json(base),
             "environment": self.environment.json(),

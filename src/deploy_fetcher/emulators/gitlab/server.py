@@ -154,6 +154,10 @@ class GitLabEmulator(EmulatorServer):
         """The emulator's clock."""
         return self.origin + self.offset
 
+    def server_time(self) -> datetime:
+        """The ``Date`` of every answer: the emulator's clock."""
+        return self.now
+
     def advance(self, seconds: float) -> None:
         """Move the clock; pipelines the scenario plans in that time are created."""
         with self._world_lock:

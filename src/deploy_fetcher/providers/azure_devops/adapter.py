@@ -1,13 +1,15 @@
 """The Azure DevOps provider: one instance per ``sources[]`` entry, one target per project.
 
-It wires the pieces together — credential, HTTP client, cached catalog, and the walker of the
-configured mode — and turns each walk into :class:`~deploy_fetcher.providers.Page` objects: one page
-of events per environment / run / list page (cursor None), then one page with the new cursor, so the
-cursor is only stored once everything it covers is stored too.
+It wires the pieces together — credential, the HTTP client shared by every source of the
+credential, cached catalog, and the walker of the configured mode — and turns each walk into
+:class:`~deploy_fetcher.providers.Page` objects: one page per list page / run, each carrying the
+cursor that covers exactly what was stored so far, so a poll cut short (a kill in the middle of a
+long first poll) resumes after the last page it stored.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import structlog
@@ -17,13 +19,12 @@ from deploy_fetcher.lifecycle import lifecycle_order
 from deploy_fetcher.providers import Cursor, Page, Provider, ProviderContext
 from deploy_fetcher.providers.azure_devops.auth import BearerFileAuth, Credential, PatAuth
 from deploy_fetcher.providers.azure_devops.catalog import Catalog
-from deploy_fetcher.providers.azure_devops.client import PROVIDER, AzureDevOpsClient
+from deploy_fetcher.providers.azure_devops.client import PROVIDER, shared_client
 from deploy_fetcher.providers.azure_devops.config import AzureDevOpsConfig
 from deploy_fetcher.providers.azure_devops.cursor import (
     CursorMismatch,
     EnvironmentsCursor,
     ReleasesCursor,
-    RunsState,
     StagesCursor,
     scope_digest,
 )
@@ -32,9 +33,10 @@ from deploy_fetcher.providers.azure_devops.mapping import Naming
 from deploy_fetcher.providers.azure_devops.releases import ReleaseWalker
 from deploy_fetcher.providers.azure_devops.runs import RunWalk, RunWalker
 from deploy_fetcher.providers.azure_devops.selection import PipelineFilter, StageResolver
+from deploy_fetcher.providers.kit import Watermark, cursor_pages, settings_of
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator
     from datetime import datetime, timedelta
 
     import httpx
@@ -71,29 +73,10 @@ class AzureDevOpsProvider(Provider):
         *,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        if not isinstance(config, AzureDevOpsConfig):
-            msg = f"{type(self).__name__} needs an AzureDevOpsConfig, got {type(config).__name__}"
-            raise PluginError(msg)
         super().__init__(config, context)
-        self.settings = config
+        self.settings = config = settings_of(config, AzureDevOpsConfig)
         defaults = context.defaults
-        verify: bool | str = str(config.ca_bundle) if config.ca_bundle else config.verify_tls
-        self.client = AzureDevOpsClient(
-            organization_url=config.organization_url,
-            release_url=config.effective_release_url,
-            credential=_credential(config),
-            api_version=config.api_version,
-            timeout=(config.timeout or defaults.timeout).total_seconds(),
-            verify=verify,
-            retries=config.retries,
-            max_rate_limit_wait=config.max_rate_limit_wait.total_seconds(),
-            low_water=config.rate_limit_low_water,
-            metrics=context.metrics,
-            credential_label=config.name,
-            sleep=context.sleep,
-            clock=context.clock,
-            transport=transport,
-        )
+        self.client = shared_client(config, context, _credential(config), transport)
         self.catalog = Catalog(
             self.client,
             ttl=config.discovery_interval or defaults.discovery_interval,
@@ -135,7 +118,7 @@ class AzureDevOpsProvider(Provider):
         if raw is None:
             return None
         try:
-            return kind.from_json(raw, scope=self._scope)
+            return kind.load(raw, scope=self._scope)
         except CursorMismatch as exc:
             self._log.info("azure_devops.cursor_reset", target=target, reason=str(exc))
             return None
@@ -184,24 +167,21 @@ class AzureDevOpsProvider(Provider):
             walk = self._environments.poll(
                 target, env_cursor, naming=naming, now=now, overlap=overlap
             )
-            yield from self._pages(walk)
-            yield Page((), env_cursor.to_json())
+            yield from cursor_pages(walk, env_cursor.sealed, cursor, order=lifecycle_order)
         elif mode == "stages":
             stage_cursor = self._load(StagesCursor, cursor, target) or StagesCursor(
-                scope=self._scope, runs=RunsState(mark=start)
+                scope=self._scope, runs=Watermark(start)
             )
             walk = self._runs.poll(
                 self._stage_walk(target, naming), stage_cursor.runs, now=now, overlap=overlap
             )
-            yield from self._pages(walk)
-            yield Page((), stage_cursor.to_json())
+            yield from cursor_pages(walk, stage_cursor.sealed, cursor, order=lifecycle_order)
         else:
             release_cursor = self._load(ReleasesCursor, cursor, target) or ReleasesCursor(
-                scope=self._scope, mark=start
+                scope=self._scope, state=Watermark(start)
             )
             walk = self._releases.poll(target, release_cursor, naming=naming, overlap=overlap)
-            yield from self._pages(walk)
-            yield Page((), release_cursor.to_json())
+            yield from cursor_pages(walk, release_cursor.sealed, cursor, order=lifecycle_order)
 
     def backfill(self, target: str, since: datetime, until: datetime) -> Iterator[Page]:
         """Every event in ``[since, until)`` through each mode's own time filter; no cursor."""
@@ -222,15 +202,10 @@ class AzureDevOpsProvider(Provider):
                 yield Page(lifecycle_order(events))
 
     def ready_problems(self) -> list[str]:
-        """A quota that Azure DevOps said is spent."""
-        until = self.client.rate_limited_until
-        if until is not None and until > self.context.clock():
-            return [f"Azure DevOps rate limit: waiting until {until.isoformat()}"]
-        return []
-
-    def close(self) -> None:
-        """Close the HTTP session."""
-        self.client.close()
+        """A rate limit that holds the credential beyond this moment."""
+        quota = self.client.policy.quota
+        problem = quota.problem(f"Azure DevOps credential {quota.label}") if quota else None
+        return [problem] if problem else []
 
     def __repr__(self) -> str:
         return f"AzureDevOpsProvider(source={self.settings.name!r}, mode={self.settings.mode!r})"

@@ -9,16 +9,16 @@ and *how* events are named (service, version, run number), so that two sources n
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from deploy_fetcher.config import Duration, SourceConfig
+from deploy_fetcher.config import Duration, HttpSourceConfig
+from deploy_fetcher.providers.kit import OpenSetKeys, check_template
 
-__all__ = ["DEFAULT_STAGE_PATTERN", "AzureDevOpsConfig", "Mode"]
+__all__ = ["DEFAULT_STAGE_PATTERN", "SERVICE_FIELDS", "AzureDevOpsConfig", "Mode"]
 
 Mode = Literal["environments", "stages", "releases"]
 
@@ -26,6 +26,8 @@ Mode = Literal["environments", "stages", "releases"]
 DEFAULT_STAGE_PATTERN = r"(?i)^deploy[_\- ]?(?P<environment>.+)$"
 
 _SERVICES_HOST = "dev.azure.com"
+#: Fields a ``service_template`` may use.
+SERVICE_FIELDS = frozenset({"pipeline", "project", "organization", "stage", "environment"})
 
 
 def _check_url(value: str) -> str:
@@ -57,7 +59,7 @@ def derive_release_url(organization_url: str) -> str:
     return organization_url
 
 
-class AzureDevOpsConfig(SourceConfig):
+class AzureDevOpsConfig(HttpSourceConfig, OpenSetKeys):
     """An Azure DevOps organization (or Server collection) and the projects to poll in it."""
 
     provider: Literal["azure-devops"] = "azure-devops"
@@ -102,25 +104,11 @@ class AzureDevOpsConfig(SourceConfig):
     """Items per request (``$top``); Azure DevOps caps most lists at a few hundred."""
     max_pages: int = Field(default=200, ge=1)
     """Upper bound of pages in one walk; a walk that hits it logs a warning and resumes next cycle."""
-    open_max: int = Field(default=500, ge=1)
-    """Most non-terminal items re-checked per target; the oldest are dropped (and logged) beyond it."""
-    open_max_age: Duration = timedelta(days=3)
-    """A non-terminal item older than this is dropped from the open set (and logged)."""
     discovery_interval: Duration | None = None
     """How long the list of environments / definitions is reused (default: defaults.discovery_interval)."""
 
-    timeout: Duration | None = None
-    """HTTP timeout (default: defaults.timeout)."""
-    retries: int = Field(default=2, ge=0, le=5)
-    """In-cycle retries of a request after a 5xx, a 429 or a network error, before the cycle fails."""
-    max_rate_limit_wait: Duration = timedelta(seconds=60)
-    """Longest in-cycle wait for Retry-After; a longer one ends the cycle as rate limited."""
     rate_limit_low_water: float = Field(default=0.1, ge=0.0, lt=1.0)
     """Slow down when X-RateLimit-Remaining falls below this fraction of X-RateLimit-Limit."""
-    ca_bundle: Path | None = None
-    """PEM file of extra CA certificates (Azure DevOps Server behind a private CA)."""
-    verify_tls: bool = True
-    """Verify TLS certificates; prefer ca_bundle to turning this off."""
     api_version: str = "7.1"
     """REST API version; preview endpoints append their own ``-preview.N``."""
 
@@ -140,6 +128,15 @@ class AzureDevOpsConfig(SourceConfig):
             msg = "a project is listed twice"
             raise ValueError(msg)
         return cleaned
+
+    @field_validator("service_template")
+    @classmethod
+    def _service_template(cls, value: str | None) -> str | None:
+        return (
+            None
+            if value is None
+            else check_template(value, SERVICE_FIELDS, what="service_template")
+        )
 
     @field_validator("stage_pattern")
     @classmethod

@@ -3,9 +3,10 @@
 Deployment records have no time filter and come newest first, so each environment is paged until
 the walk passes both its high-water record id (and every open record) and the overlap window behind
 its newest record time; the ids inside that window are remembered so they are not emitted twice.
-A walk cut short at ``max_pages`` keeps the old mark as its floor and the token where it stopped:
-the next cycles read on from there before walking from the newest record again, so a backlog
-longer than one walk takes several cycles but loses nothing.
+Each page is stored with a cursor that keeps the old mark as its floor and the token of the next
+page; a walk cut short (at ``max_pages``, or by a stop between two pages) is read on from there
+first the next cycle, before walking from the newest record again, so a backlog longer than one
+walk takes several cycles but loses nothing.
 Azure DevOps may list a job's record only when its whole run ends, with an id below the high-water
 mark: so the runs of the pipelines the records revealed are followed too (see :mod:`.runs`), and when
 one seen running ends, the walk reaches back to its queue time for its records. Those run timelines
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 import structlog
 
 from deploy_fetcher.model import parse_timestamp
-from deploy_fetcher.providers.azure_devops.cursor import EnvironmentsCursor, EnvMark, RunsState
+from deploy_fetcher.providers.azure_devops.cursor import EnvironmentsCursor, EnvMark
 from deploy_fetcher.providers.azure_devops.mapping import (
     Naming,
     Skip,
@@ -31,6 +32,7 @@ from deploy_fetcher.providers.azure_devops.mapping import (
 )
 from deploy_fetcher.providers.azure_devops.runs import RunWalk, RunWalker
 from deploy_fetcher.providers.azure_devops.selection import PipelineFilter, StageResolver
+from deploy_fetcher.providers.kit import Watermark
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -79,9 +81,16 @@ class _EnvWalk:
 def _merged(ahead: EnvMark, behind: EnvMark) -> EnvMark:
     """The mark once a walk cut short has read on down to its floor: both walks' records."""
     recent = sorted(set(ahead.recent) | set(behind.recent))[-_MAX_RECENT:]
-    merged = EnvMark(ahead.hwm, ahead.seen_at, recent)
-    merged.advance(behind.hwm, behind.seen_at)
-    return merged
+    seen = [when for when in (ahead.seen_at, behind.seen_at) if when is not None]
+    return EnvMark(max(ahead.hwm, behind.hwm), max(seen) if seen else None, recent)
+
+
+def _recent(mark: EnvMark, read: list[tuple[int, datetime | None]], overlap: timedelta) -> None:
+    """The ids read inside the overlap window behind the newest record time (emitted already)."""
+    if mark.seen_at is not None:
+        horizon = mark.seen_at - overlap
+        recent = sorted(rid for rid, when in read if when is not None and when >= horizon)
+        mark.recent = recent[-_MAX_RECENT:]
 
 
 def _owner(record: Mapping[str, Any]) -> int | None:
@@ -172,8 +181,14 @@ class EnvironmentWalker:
         window: _Window,
         *,
         start: str | None = None,
-    ) -> _EnvWalk:
-        """Page one environment's records (from ``start``) down to what the mark already covers."""
+    ) -> Iterator[_EnvWalk]:
+        """Page one environment's records (from ``start``) down to what the mark already covers.
+
+        Yields after each page: that page's records to map, the mark of everything read so far, and
+        the token of the next page (None once the walk reached the mark, or the list ended).
+        """
+        policy = self._client.policy
+        ceiling = policy.mark_ceiling()
         walk = _EnvWalk(env, EnvMark(mark.hwm, mark.seen_at))
         read: list[tuple[int, datetime | None]] = []
         pager = self._client.environment_records(
@@ -183,7 +198,9 @@ class EnvironmentWalker:
             max_pages=self._config.max_pages,
             start=start,
         )
+        passed = False
         for page in pager:
+            walk.records = []
             page_read: list[tuple[int, datetime | None]] = []
             for record in page.items:
                 record_id, when = record.get("id"), record_time(record)
@@ -193,14 +210,21 @@ class EnvironmentWalker:
                     )
                     continue
                 page_read.append((record_id, when))
-                walk.mark.advance(record_id, when)
+                in_time = walk.mark.advance(record_id, when, ceiling=ceiling)
                 if window.keep(record_id, when, _owner(record)) and self._keep_pipeline(record):
                     walk.records.append((record, page.url))
+                    if not in_time and when is not None:
+                        policy.future_item(url=page.url, item=record_id, at=when)
             read += page_read
-            if window.passed(page_read):
-                break
+            passed = window.passed(page_read)
+            walk.resume = None if passed else page.token
+            _recent(walk.mark, read, window.overlap)
+            yield walk
+            if passed:
+                return
         if pager.truncated:
-            walk.resume = pager.next_token
+            walk.resume = pager.resume
+            walk.records = []
             _log.warning(
                 "azure_devops.walk_truncated",
                 project=project,
@@ -208,11 +232,7 @@ class EnvironmentWalker:
                 pages=pager.pages,
                 resumed=start is not None,
             )
-        if walk.mark.seen_at is not None:
-            horizon = walk.mark.seen_at - window.overlap
-            recent = sorted(rid for rid, when in read if when is not None and when >= horizon)
-            walk.mark.recent = recent[-_MAX_RECENT:]
-        return walk
+            yield walk
 
     def _catch_up(
         self,
@@ -220,58 +240,54 @@ class EnvironmentWalker:
         env: Environment,
         mark: EnvMark,
         window: Callable[[EnvMark], _Window],
-    ) -> _EnvWalk:
-        """This cycle's walk of one environment, finishing first a walk cut short before.
+    ) -> Iterator[tuple[list[tuple[Mapping[str, Any], str]], EnvMark]]:
+        """This cycle's walk of one environment, page by page, with the mark to store after each.
 
-        Until the rest of a cut-short walk is read down to its floor, the environment is walked
-        from there only; once it is, the marks merge and the walk from the newest record follows.
+        A walk not finished before (cut short, or stopped between two stored pages) is read on first,
+        down to its floor, with the old mark kept as the floor and the token moved along; then the
+        marks merge and the walk from the newest record follows, its progress kept as ``ahead`` of
+        the merged mark until it reaches it.
         """
-        earlier: list[tuple[Mapping[str, Any], str]] = []
         if mark.resume is not None and mark.ahead is not None:
-            behind = self._walk(project, env, mark, window(mark), start=mark.resume)
-            if behind.resume is not None:
-                return _EnvWalk(env, replace(mark, resume=behind.resume), behind.records)
-            earlier = behind.records
+            behind: _EnvWalk | None = None
+            for behind in self._walk(project, env, mark, window(mark), start=mark.resume):
+                if behind.resume is not None:
+                    yield behind.records, replace(mark, resume=behind.resume)
+            if behind is None or behind.resume is not None:
+                return
+            records = behind.records
             mark = _merged(mark.ahead, behind.mark)
-        walk = self._walk(project, env, mark, window(mark))
-        walk.records = earlier + walk.records
-        if walk.resume is not None:
-            ahead, walk.mark = walk.mark, replace(mark, resume=walk.resume)
-            walk.mark.ahead = ahead
-        return walk
+            yield records, mark
+        for walk in self._walk(project, env, mark, window(mark)):
+            if walk.resume is None:
+                yield walk.records, walk.mark
+            else:
+                yield walk.records, replace(mark, resume=walk.resume, ahead=replace(walk.mark))
 
-    def _map(
+    def _map(  # noqa: PLR0917 - one page of one environment, and where it goes
         self,
         project: str,
-        walks: list[_EnvWalk],
+        env: Environment,
+        records: list[tuple[Mapping[str, Any], str]],
         naming: Naming,
         cursor: EnvironmentsCursor,
         now: datetime,
-    ) -> Iterator[list[DeployEvent]]:
-        """Map the walked records (enriched with their runs) into events, one list per environment."""
-        owners = set()
-        for walk in walks:
-            for record, _url in walk.records:
-                owner = record.get("owner")
-                if isinstance(owner, dict) and isinstance(owner.get("id"), int):
-                    owners.add(owner["id"])
+    ) -> list[DeployEvent]:
+        """Map one page of an environment's records (enriched with their runs) into events."""
+        owners = {owner for record, _url in records if (owner := _owner(record)) is not None}
         builds = self._catalog.builds(project, owners) if owners else {}
-        for walk in walks:
-            events: list[DeployEvent] = []
-            for record, url in walk.records:
-                owner = record.get("owner")
-                owner_id = owner.get("id") if isinstance(owner, dict) else None
-                build = builds.get(owner_id) if isinstance(owner_id, int) else None
-                mapped = record_events(
-                    record, environment=walk.env.name, naming=naming, build=build
-                )
-                if isinstance(mapped, Skip):
-                    if mapped.malformed:
-                        _log.warning("azure_devops.malformed_item", url=url, reason=mapped.reason)
-                    continue
-                events.extend(mapped)
-                self._learn(cursor, walk.env, record, now)
-            yield events
+        events: list[DeployEvent] = []
+        for record, url in records:
+            owner = _owner(record)
+            build = builds.get(owner) if owner is not None else None
+            mapped = record_events(record, environment=env.name, naming=naming, build=build)
+            if isinstance(mapped, Skip):
+                if mapped.malformed:
+                    _log.warning("azure_devops.malformed_item", url=url, reason=mapped.reason)
+                continue
+            events.extend(mapped)
+            self._learn(cursor, env, record, now)
+        return events
 
     def _learn(
         self,
@@ -312,16 +328,17 @@ class EnvironmentWalker:
         now: datetime,
         overlap: timedelta,
     ) -> Iterator[list[DeployEvent]]:
-        """Yield the gates' events, then events per environment, updating ``cursor`` in place.
+        """Yield the gates' events, then events per page of records, updating ``cursor`` in place.
 
-        Runs go first: a run seen running that has ended may only now have its records listed,
-        below the high-water id, so the record walks look for them (see the module docstring).
+        After each yield the cursor covers exactly what was yielded so far, so the adapter stores it
+        with those events. Runs go first: a run seen running that has ended may only now have its
+        records listed, below the high-water id, so the record walks look for them (see the module
+        docstring).
         """
         tracked = bool(cursor.definitions)
         if tracked:
             yield from self._track_runs(project, cursor, naming=naming, now=now, overlap=overlap)
         late = {int(k): v for k, v in cursor.late.items() if k.isdigit()}
-        walks = []
         for env in self._catalog.environments(project, self._config.environments):
             prefix = f"{env.id}:"
             open_ids = {
@@ -333,10 +350,10 @@ class EnvironmentWalker:
             window = partial(
                 _Window, open_ids=open_ids, start=cursor.start, overlap=overlap, late=late
             )
-            walks.append(self._catch_up(project, env, mark, window))
-        yield from self._map(project, walks, naming, cursor, now)
-        for walk in walks:
-            cursor.envs[str(walk.env.id)] = walk.mark
+            for records, stored in self._catch_up(project, env, mark, window):
+                events = self._map(project, env, records, naming, cursor, now)
+                cursor.envs[str(env.id)] = stored
+                yield events
         for dropped in cursor.open.prune(
             now, max_size=self._config.open_max, max_age=self._config.open_max_age
         ):
@@ -359,7 +376,7 @@ class EnvironmentWalker:
         overlap: timedelta,
     ) -> Iterator[list[DeployEvent]]:
         """Follow the runs of the pipelines that deploy here: gates' events, and runs that ended."""
-        runs = cursor.runs or RunsState(mark=cursor.start)
+        runs = cursor.runs or Watermark(cursor.start)
         gates = RunWalk(
             project=project,
             naming=naming,
@@ -373,27 +390,23 @@ class EnvironmentWalker:
             ),
             timelines=self._config.gates,
         )
-        yield from self._runs.poll(gates, runs, now=now, overlap=overlap)
         cursor.runs = runs
-        for run_id, queued in gates.completed.items():
-            cursor.note_ended(run_id, queued, now)
+        for events in self._runs.poll(gates, runs, now=now, overlap=overlap):
+            for run_id, queued in gates.completed.items():
+                cursor.note_ended(run_id, queued, now)
+            gates.completed.clear()
+            yield events
 
     def backfill(
         self, project: str, *, naming: Naming, since: datetime, until: datetime
     ) -> Iterator[list[DeployEvent]]:
         """Events of the records (and gates) in ``[since, until)``."""
         scratch = EnvironmentsCursor(scope="", start=since)
-        walks = [
-            self._walk(
-                project,
-                env,
-                EnvMark(),
-                _Window(EnvMark(), open_ids=set(), start=since, overlap=timedelta(0)),
-            )
-            for env in self._catalog.environments(project, self._config.environments)
-        ]
-        for events in self._map(project, walks, naming, scratch, until):
-            yield [e for e in events if since <= e.happened_at < until]
+        for env in self._catalog.environments(project, self._config.environments):
+            window = _Window(EnvMark(), open_ids=set(), start=since, overlap=timedelta(0))
+            for walk in self._walk(project, env, EnvMark(), window):
+                events = self._map(project, env, walk.records, naming, scratch, until)
+                yield [e for e in events if since <= e.happened_at < until]
         if self._config.gates and scratch.definitions:
             gates = RunWalk(
                 project=project,

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from deploy_fetcher.lifecycle import rank
 from deploy_fetcher.model import DeployEvent, Status, parse_timestamp
+from deploy_fetcher.providers.kit import render_template
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -143,15 +144,16 @@ class Naming:
         if pipeline in self.service_map:
             return self.service_map[pipeline]
         if self.service_template:
-            try:
-                return self.service_template.format(
-                    pipeline=pipeline,
-                    project=self.project,
-                    organization=self.organization,
-                    stage=stage,
-                    environment=environment,
-                )
-            except (KeyError, IndexError, ValueError):
+            values = {
+                "pipeline": pipeline,
+                "project": self.project,
+                "organization": self.organization,
+                "stage": stage,
+                "environment": environment,
+            }
+            try:  # the fields were checked when the config loaded
+                return render_template(self.service_template, values) or pipeline
+            except ValueError:  # a format spec the value does not take (``{pipeline:d}``)
                 return pipeline
         return pipeline
 

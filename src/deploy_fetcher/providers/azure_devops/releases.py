@@ -2,7 +2,8 @@
 
 ``minModifiedTime`` sees every change of every deployment (each transition updates
 ``lastModifiedOn``), so one ascending walk from the mark minus the overlap is gap-free and needs no
-open set; the new mark is the newest ``lastModifiedOn`` seen.
+open set; after each page the mark is the newest ``lastModifiedOn`` read, so each page is stored
+with the cursor that covers it. A ``lastModifiedOn`` beyond the server's clock never becomes the mark.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["ReleaseWalker"]
 
 _log = structlog.get_logger(__name__)
+#: Deployment versions remembered inside the overlap window.
+_MAX_RECENT = 2000
 
 
 def _modified(deployment: Mapping[str, Any]) -> datetime | None:
@@ -70,8 +73,9 @@ class ReleaseWalker:
         since: datetime,
         until: datetime | None,
         cursor: ReleasesCursor | None = None,
+        ceiling: datetime | None = None,
     ) -> Iterator[tuple[list[DeployEvent], datetime | None]]:
-        """Events per page, with the newest ``lastModifiedOn`` of the page.
+        """Events per page, with the newest ``lastModifiedOn`` of the page up to ``ceiling``.
 
         With a cursor, a deployment already emitted in the same version is skipped, and each
         emitted one is remembered there.
@@ -88,15 +92,19 @@ class ReleaseWalker:
             newest: datetime | None = None
             for deployment in page.items:
                 modified = _modified(deployment)
-                if modified is not None and (newest is None or modified > newest):
+                future = modified is not None and ceiling is not None and modified > ceiling
+                if modified is not None and not future and (newest is None or modified > newest):
                     newest = modified
                 key = str(deployment.get("id"))
+                done = cursor.state.done if cursor is not None else None
                 if not self._selected(deployment) or (
-                    cursor is not None and modified is not None and cursor.seen(key, modified)
+                    done is not None and modified is not None and done.has(key, modified)
                 ):
                     continue
-                if cursor is not None and modified is not None:
-                    cursor.remember(key, modified)
+                if done is not None and modified is not None:
+                    done.add(key, modified)
+                if future and modified is not None and ceiling is not None:
+                    self._client.policy.future_item(url=page.url, item=key, at=modified)
                 mapped = release_events(deployment, naming=naming)
                 if isinstance(mapped, Skip):
                     if mapped.malformed:
@@ -112,15 +120,17 @@ class ReleaseWalker:
     def poll(
         self, project: str, cursor: ReleasesCursor, *, naming: Naming, overlap: timedelta
     ) -> Iterator[list[DeployEvent]]:
-        """Yield events per page; ``cursor.mark`` ends at the newest change seen."""
-        mark = cursor.mark
-        walk = self._walk(project, naming, since=cursor.mark - overlap, until=None, cursor=cursor)
+        """Yield events per page, the cursor moved to the newest change of each page read."""
+        state = cursor.state
+        ceiling = self._client.policy.mark_ceiling()
+        walk = self._walk(
+            project, naming, since=state.floor(overlap), until=None, cursor=cursor, ceiling=ceiling
+        )
         for events, newest in walk:
-            if newest is not None and newest > mark:
-                mark = newest
+            if newest is not None:
+                state.advance(newest, ceiling=ceiling)
+            state.done.prune(state.floor(overlap), max_size=_MAX_RECENT)
             yield events
-        cursor.mark = mark
-        cursor.trim(overlap)
 
     def backfill(
         self, project: str, *, naming: Naming, since: datetime, until: datetime

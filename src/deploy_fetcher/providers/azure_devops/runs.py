@@ -5,12 +5,16 @@ queue time never changes, so that list is gap-free for discovery. What happens t
 does not move it in that list, so every run not yet completed stays in the open set and is fetched
 again (all of them in one ``buildIds=`` request) until it completes; only runs that are new or still
 open cost a timeline request.
+
+Runs are visited oldest first and the state is consistent after each one (the mark at the queue
+time of the last new run visited), so each run's events can be stored with the state that covers
+them: a poll cut short resumes after the last run it stored.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 import structlog
@@ -23,11 +27,14 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from deploy_fetcher.providers.azure_devops.client import AzureDevOpsClient
-    from deploy_fetcher.providers.azure_devops.cursor import RunsState
+    from deploy_fetcher.providers.kit import Watermark
 
 __all__ = ["RunWalk", "RunWalker"]
 
 _IDS_PER_REQUEST: Final = 100
+#: Completed builds remembered inside the overlap window; beyond this the oldest are forgotten.
+_MAX_DONE: Final = 2000
+_NEVER: Final = datetime.min.replace(tzinfo=UTC)
 
 _log = structlog.get_logger(__name__)
 
@@ -43,6 +50,12 @@ def _time(value: Any) -> datetime | None:
         return parse_timestamp(value)
     except ValueError:
         return None
+
+
+def _queue_order(build: Mapping[str, Any]) -> tuple[bool, datetime, int]:
+    """Oldest queued first (ids break ties; a build without a queue time comes first)."""
+    queued = _time(build.get("queueTime"))
+    return (queued is not None, queued or _NEVER, int(build.get("id") or 0))
 
 
 @dataclass
@@ -64,7 +77,7 @@ class RunWalk:
 
 
 class RunWalker:
-    """Turns runs into events, keeping the :class:`RunsState` up to date."""
+    """Turns runs into events, keeping the run state (a :class:`Watermark`) up to date."""
 
     def __init__(
         self,
@@ -104,11 +117,10 @@ class RunWalker:
         return events
 
     def _discover(
-        self, walk: RunWalk, state: RunsState, overlap: timedelta
+        self, walk: RunWalk, state: Watermark, overlap: timedelta
     ) -> dict[int, Mapping[str, Any]]:
         """Runs queued since the mark (minus the overlap) that are not known to be done."""
         found: dict[int, Mapping[str, Any]] = {}
-        newest = state.mark
         pager = self._client.builds(
             walk.project,
             definitions=walk.definitions or (),
@@ -125,13 +137,11 @@ class RunWalker:
                         "azure_devops.malformed_item", url=page.url, item=repr(build)[:200]
                     )
                     continue
-                newest = max(newest, queued)
                 if str(build_id) not in state.done:
                     found[build_id] = build
         if pager.truncated:
             url = self._client.project(walk.project, "_apis/build/builds")
             _log.warning("azure_devops.walk_truncated", url=url, pages=pager.pages)
-        state.mark = newest
         return found
 
     def _reopen(self, walk: RunWalk, build_ids: list[int]) -> dict[int, Mapping[str, Any]]:
@@ -152,22 +162,38 @@ class RunWalker:
         return found
 
     def poll(
-        self, walk: RunWalk, state: RunsState, *, now: datetime, overlap: timedelta
+        self, walk: RunWalk, state: Watermark, *, now: datetime, overlap: timedelta
     ) -> Iterator[list[DeployEvent]]:
-        """Yield the events of new and open runs (one list per run), updating ``state`` in place."""
+        """Yield the events of open, then new runs (one list per run), updating ``state`` in place.
+
+        After each yield the state covers exactly the runs visited so far.
+        """
         if walk.definitions is not None and not walk.definitions:
             return
         found = self._discover(walk, state, overlap)
         reopen = [int(k) for k in state.open.oldest_first() if k.isdigit() and int(k) not in found]
-        found.update(self._reopen(walk, reopen))
-        for build_id in sorted(found):
-            yield self._visit(walk, state, found[build_id], now=now)
-        for dropped in state.open.prune(now, max_size=self._open_max, max_age=self._open_max_age):
+        for build in sorted(self._reopen(walk, reopen).values(), key=_queue_order):
+            yield self._visit(walk, state, build, now=now)
+        ceiling = self._client.policy.mark_ceiling()
+        for build in sorted(found.values(), key=_queue_order):
+            known = str(build["id"]) in state.open
+            events = self._visit(walk, state, build, now=now)
+            queued = _time(build.get("queueTime"))
+            if queued is not None and not state.advance(queued, ceiling=ceiling) and not known:
+                url = self._client.project(walk.project, "_apis/build/builds")
+                self._client.policy.future_item(url=url, item=build.get("id"), at=queued)
+            yield events
+        for dropped in state.prune(
+            now=now,
+            overlap=overlap,
+            open_max=self._open_max,
+            open_max_age=self._open_max_age,
+            done_max=_MAX_DONE,
+        ):
             _log.warning("azure_devops.open_set_dropped", project=walk.project, run=dropped)
-        state.trim_done(overlap)
 
     def _visit(
-        self, walk: RunWalk, state: RunsState, build: Mapping[str, Any], *, now: datetime
+        self, walk: RunWalk, state: Watermark, build: Mapping[str, Any], *, now: datetime
     ) -> list[DeployEvent]:
         build_id = str(build["id"])
         status = build.get("status")
@@ -190,7 +216,8 @@ class RunWalker:
         if completed:
             if tracked:
                 walk.completed[int(build_id)] = queued
-            state.remember_done(build_id, queued)
+            state.open.discard(build_id)
+            state.done.add(build_id, queued)
         else:
             state.open.add(build_id, now)
         return events

@@ -4,7 +4,7 @@ One instance per ``sources[]`` entry. Targets are repositories (``owner/name``);
 expanded by listing the organisation's (or user's, or App installation's) repositories, re-validated
 with ``If-None-Match`` so a periodic discovery costs nothing while the list is unchanged. The
 PyGithub session and the quota budget are shared per credential (several sources may use one token);
-everything repository-specific lives in one poller per repository (:mod:`.deployments`,
+everything repository-specific lives in one walker per repository (:mod:`.deployments`,
 :mod:`.runs`).
 """
 
@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import structlog
 
 from deploy_fetcher.config import SourceConfig
-from deploy_fetcher.errors import ConfigError, TransientError
+from deploy_fetcher.errors import TransientError
 from deploy_fetcher.providers._base import CheckItem, Cursor, Page, Provider, ProviderContext
 from deploy_fetcher.providers.github.auth import InstallationTokenAuth
 from deploy_fetcher.providers.github.client import (
@@ -28,10 +28,11 @@ from deploy_fetcher.providers.github.client import (
     credential_for,
 )
 from deploy_fetcher.providers.github.config import GitHubConfig
-from deploy_fetcher.providers.github.deployments import DeploymentsPoller
+from deploy_fetcher.providers.github.deployments import DeploymentWalker
 from deploy_fetcher.providers.github.lookups import Lookups
 from deploy_fetcher.providers.github.mapping import Repo, web_base
-from deploy_fetcher.providers.github.runs import RunsPoller
+from deploy_fetcher.providers.github.runs import RunWalker
+from deploy_fetcher.providers.kit import settings_of
 
 __all__ = ["GitHubProvider"]
 
@@ -45,18 +46,15 @@ class GitHubProvider(Provider):
     config_model: ClassVar[type[SourceConfig]] = GitHubConfig
 
     def __init__(self, config: SourceConfig, context: ProviderContext) -> None:
-        if not isinstance(config, GitHubConfig):
-            msg = f"the github provider needs a GitHubConfig, got {type(config).__name__}"
-            raise ConfigError(msg, path=f"sources[{config.name}]")
         super().__init__(config, context)
-        self.gh_config: GitHubConfig = config
+        self.gh_config = config = settings_of(config, GitHubConfig)
         self.credential = credential_for(config, context)
-        self.client = GitHubClient(self.credential, context, max_wait=config.max_rate_limit_wait)
+        self.client = GitHubClient(self.credential, context)
         self.lookups = Lookups(self.client)
         self._web = web_base(config.base_url)
-        #: One poller per repository; the scheduler polls repositories of a source in parallel.
-        self._pollers: dict[str, DeploymentsPoller | RunsPoller] = {}
-        self._pollers_lock = threading.Lock()
+        #: One walker per repository; the scheduler polls repositories of a source in parallel.
+        self._walkers: dict[str, DeploymentWalker | RunWalker] = {}
+        self._walkers_lock = threading.Lock()
         self._owner_lists: dict[str, tuple[str | None, list[str]]] = {}
         #: Owners found to be users, not organisations (their list lives elsewhere).
         self._owner_kinds: dict[str, str] = {}
@@ -126,26 +124,26 @@ class GitHubProvider(Provider):
         return names
 
     # -- polling -----------------------------------------------------------------------------------
-    def _poller(self, target: str) -> DeploymentsPoller | RunsPoller:
-        with self._pollers_lock:
-            poller = self._pollers.get(target)
-            if poller is None:
-                poller = self._pollers[target] = self._new_poller(target)
-            return poller
+    def _walker(self, target: str) -> DeploymentWalker | RunWalker:
+        with self._walkers_lock:
+            walker = self._walkers.get(target)
+            if walker is None:
+                walker = self._walkers[target] = self._new_walker(target)
+            return walker
 
-    def _new_poller(self, target: str) -> DeploymentsPoller | RunsPoller:
+    def _new_walker(self, target: str) -> DeploymentWalker | RunWalker:
         settings = self.gh_config.settings_for(target)
         repo = Repo(full_name=target, web_url=self._web)
         common: dict[str, Any] = {
             "repo": repo,
             "source": self.config.name,
             "settings": settings,
-            "max_open": self.gh_config.max_open,
+            "max_open": self.gh_config.open_max,
             "open_max_age": self.gh_config.open_max_age,
         }
         if settings.mode == "workflow_runs":
-            return RunsPoller(self.client, self.lookups, **common)
-        return DeploymentsPoller(
+            return RunWalker(self.client, self.lookups, **common)
+        return DeploymentWalker(
             self.client, self.lookups, use_graphql=self.gh_config.graphql, **common
         )
 
@@ -153,13 +151,13 @@ class GitHubProvider(Provider):
         """One cycle of a repository, from its stored cursor."""
         lookback = self.config.lookback or self.context.defaults.lookback
         overlap = self.config.overlap or self.context.defaults.overlap
-        yield from self._poller(target).poll(
+        yield from self._walker(target).poll(
             cursor, now=self.context.clock(), lookback=lookback, overlap=overlap
         )
 
     def backfill(self, target: str, since: datetime, until: datetime) -> Iterator[Page]:
         """Everything in ``[since, until)``: listed newest-first down to ``since``, emitted oldest-first."""
-        yield from self._poller(target).backfill(since, until)
+        yield from self._walker(target).backfill(since, until)
 
     def check(self, target: str) -> list[CheckItem]:
         """``fetcher check``: one request to the endpoint the repository's mode reads (per_page=1).
@@ -187,5 +185,5 @@ class GitHubProvider(Provider):
 
     def ready_problems(self) -> list[str]:
         """The credential's quota state when it blocks polling."""
-        problem = self.credential.budget.problem()
+        problem = self.credential.quota.problem(f"GitHub credential {self.credential.label}")
         return [problem] if problem else []

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 from github import Auth, GithubException, GithubIntegration
+from github.Requester import Requester
 
 from deploy_fetcher.errors import AuthError, TransientError
 from deploy_fetcher.providers.github.config import GitHubConfig
@@ -109,6 +110,11 @@ class InstallationTokenAuth(Auth.Auth):
         self.tokens_issued += 1
 
     @property
+    def requester(self) -> Requester:
+        """The token exchange's requester (the request policy is mounted on it)."""
+        return self._integration.requester
+
+    @property
     def _masked_token(self) -> str:
         return "token (installation token removed)"
 
@@ -117,18 +123,30 @@ class InstallationTokenAuth(Auth.Auth):
         self._integration.close()
 
 
-def build_auth(config: GitHubConfig, *, timeout: int, clock: Callable[[], datetime]) -> Auth.Auth:
-    """The PyGithub auth object for a source's credential."""
+def build_auth(
+    config: GitHubConfig,
+    *,
+    timeout: int,
+    verify: bool | str,
+    clock: Callable[[], datetime],
+    police: Callable[[Requester], None] = lambda _requester: None,
+) -> Auth.Auth:
+    """The PyGithub auth object for a source's credential.
+
+    ``police`` puts the request policy on the token exchange's own requester (an App's).
+    """
     if config.app is not None:
-        return InstallationTokenAuth(
+        auth = InstallationTokenAuth(
             app_id=config.app.app_id,
             private_key=config.app.private_key.get_secret_value(),
             installation_id=config.app.installation_id,
             base_url=config.base_url,
             timeout=timeout,
-            verify=config.verify,
+            verify=verify,
             margin=config.token_refresh_margin,
             clock=clock,
         )
+        police(auth.requester)
+        return auth
     assert config.token is not None  # noqa: S101 - the config validator guarantees one credential
     return Auth.Token(config.token.get_secret_value())

@@ -3,18 +3,16 @@
 PyGithub gives the adapter authentication (tokens, App JWTs, installation tokens), the HTTP session and
 GHES base URLs. Its ``PaginatedList`` cannot send ``If-None-Match`` nor stop at a cursor, and its
 default ``GithubRetry`` sleeps through rate limits on its own (up to an hour, uninterruptibly), which
-would fight the shared quota budget. So requests go through ``Requester.requestJson`` (which returns
-status, headers and body without raising) with PyGithub's retries switched off, and this module:
+would fight the shared quota. So requests go through ``Requester.requestJson`` (which returns status,
+headers and body without raising) with PyGithub's retries switched off, and:
 
-* sends conditional requests and returns ``304`` answers as such (they cost no quota);
-* records every response's rate-limit headers in the credential's :class:`QuotaBudget` and refuses to
-  send when the budget is spent, sleeping through short waits and raising ``RateLimited`` for long ones;
-* retries 5xx answers and network failures a few times with backoff (through the context's
-  interruptible ``sleep``);
-* turns the ``RuntimeError`` PyGithub raises for a redirect to another scheme, host or port (a
-  GHES ``base_url`` with ``http://`` answered by ``https://``) into a SourceError naming the
-  ``base_url`` to set;
-* translates the rest into :mod:`deploy_fetcher.errors` once (:meth:`GitHubClient.classify`).
+* every connection PyGithub opens carries the kit's :class:`~deploy_fetcher.providers.kit.PolicyAdapter`:
+  the credential's quota gate (``quota_share``, secondary limits), the whole-request deadline, the
+  byte cap, no redirect to another host or scheme, and counting;
+* conditional requests come back as ``304`` answers (they cost no quota);
+* 5xx answers and network failures are retried through the policy (full-jitter back-off);
+* a redirect to another scheme, host or port is an error naming the ``base_url`` to set;
+* the rest is translated into :mod:`deploy_fetcher.errors` once (:meth:`GitHubClient.classify`).
 """
 
 from __future__ import annotations
@@ -24,13 +22,13 @@ import re
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Final
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
 import structlog
 from github import Auth, Github
+from github.Requester import Requester
 
 from deploy_fetcher._version import __version__
 from deploy_fetcher.errors import (
@@ -43,8 +41,16 @@ from deploy_fetcher.errors import (
 from deploy_fetcher.providers._base import ProviderContext
 from deploy_fetcher.providers.github.auth import build_auth
 from deploy_fetcher.providers.github.config import GitHubConfig
-from deploy_fetcher.providers.github.paging import LinkPaginator, PaginationLoop
-from deploy_fetcher.providers.github.quota import QuotaBudget
+from deploy_fetcher.providers.kit import (
+    LinkPaginator,
+    PolicyAdapter,
+    Quota,
+    RedirectRefused,
+    RequestPolicy,
+    Retry,
+    credential_digest,
+    shared_policy,
+)
 
 __all__ = [
     "API_VERSION",
@@ -54,11 +60,13 @@ __all__ = [
     "NotFound",
     "Response",
     "credential_for",
+    "police",
     "redirected_base_url",
 ]
 
 _log = structlog.get_logger(__name__)
 
+PROVIDER: Final = "github"
 API_VERSION: Final = "2022-11-28"
 _ACCEPT: Final = "application/vnd.github+json"
 _NOT_MODIFIED: Final = 304
@@ -67,15 +75,38 @@ _FORBIDDEN: Final = 403
 _TOO_MANY: Final = 429
 _SERVER_ERROR: Final = 500
 _GONE_CODES: Final = frozenset({403, 404, 410, 451})
-#: GitHub's advice for a secondary limit without ``retry-after``: wait at least a minute.
-_SECONDARY_DEFAULT_WAIT: Final = 60.0
 #: How PyGithub words the redirects it refuses to follow (``Requester.__requestRaw``).
 _SCHEME_MOVED: Final = re.compile(r"redirected from (\w+) protocol to (\w+)")
 _HOST_MOVED: Final = re.compile(r"redirected from host (\S+) to ([^\s,]+)")
 _MOVED_TO: Final = re.compile(r"but server redirected to (\S+?), you may")
-#: Short waits slept through per request before giving the cycle up (a clock that does not move
-#: must not spin forever).
-_MAX_WAITS: Final = 3
+
+
+def _resource(request_url: str) -> str:
+    """Which quota a request is charged to: GitHub meters GraphQL apart from REST."""
+    return "graphql" if urlsplit(request_url).path.endswith("/graphql") else "core"
+
+
+def police(requester: Requester, policy: RequestPolicy) -> None:
+    """Mount the request policy on every connection ``requester`` will open.
+
+    PyGithub creates its ``requests`` session inside a connection class chosen per scheme; this
+    swaps in a subclass that mounts a :class:`PolicyAdapter` on that session. It fails loudly if a
+    PyGithub release hides the class elsewhere: requests without the policy would be unbounded.
+    """
+    attribute = "_Requester__connectionClass"
+    base = getattr(requester, attribute, None)
+    if base is None:  # pragma: no cover - a PyGithub release that moved it
+        msg = "this PyGithub version hides its connection class; the request policy cannot be set"
+        raise RuntimeError(msg)
+    adapter = PolicyAdapter(policy, resource_of=_resource)
+
+    class Policed(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.session.mount("https://", adapter)
+            self.session.mount("http://", adapter)
+
+    setattr(requester, attribute, Policed)
 
 
 @dataclass(frozen=True)
@@ -116,12 +147,29 @@ class NotFound(TargetNotFound):
 
 
 class Credential:
-    """One PyGithub session and quota budget per credential, shared by every source that uses it."""
+    """One PyGithub session, quota and request policy per credential, shared by its sources."""
 
     def __init__(self, config: GitHubConfig, context: ProviderContext) -> None:
-        timeout = max(1, int(context.defaults.timeout.total_seconds()))
         self.label = config.credential_label
-        self.auth: Auth.Auth = build_auth(config, timeout=timeout, clock=context.clock)
+        self.policy = shared_policy(
+            config,
+            context,
+            provider=PROVIDER,
+            credential=credential_digest(config.credential_key()),
+            label=self.label,
+            share=config.quota_share,
+        )
+        assert self.policy.quota is not None  # noqa: S101 - shared_policy always gives one
+        self.quota: Quota = self.policy.quota
+        timeout = max(1, int(self.policy.limits.timeout))
+        verify: bool | str = str(config.ca_bundle) if config.ca_bundle else config.tls_verify
+        self.auth: Auth.Auth = build_auth(
+            config,
+            timeout=timeout,
+            verify=verify,
+            clock=context.clock,
+            police=lambda requester: police(requester, self.policy),
+        )
         interval = config.request_interval.total_seconds()
         self.github = Github(
             auth=self.auth,
@@ -129,16 +177,14 @@ class Credential:
             timeout=timeout,
             user_agent=f"deploy-fetcher/{__version__}",
             per_page=100,
-            verify=config.verify,
-            # Retries happen in GitHubClient, through the interruptible sleep and the quota budget.
+            verify=verify,
+            # Retries happen in the request policy, through the interruptible sleep and the quota.
             retry=0,
             seconds_between_requests=interval or None,
             seconds_between_writes=None,
             api_version=API_VERSION,
         )
-        self.budget = QuotaBudget(
-            share=config.quota_share, label=self.label, metrics=context.metrics, clock=context.clock
-        )
+        police(self.github.requester, self.policy)
         #: PyGithub's connection object keeps per-request state: one request at a time.
         self.lock = threading.Lock()
 
@@ -178,42 +224,22 @@ def _message(data: Any) -> str:
     return ""
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
 class GitHubClient:
     """Sends requests for one source on a shared credential."""
 
-    def __init__(
-        self,
-        credential: Credential,
-        context: ProviderContext,
-        *,
-        max_wait: timedelta,
-        attempts: int = 4,
-        backoff: float = 0.5,
-    ) -> None:
+    def __init__(self, credential: Credential, context: ProviderContext) -> None:
         self.credential = credential
         self.context = context
-        self.max_wait = max_wait.total_seconds()
-        self.attempts = attempts
-        self.backoff = backoff
+        self.policy = credential.policy
         requester = credential.github.requester
         self._requester = requester
         self.base_url = requester.base_url
         self.graphql_url = requester.graphql_url
 
     @property
-    def budget(self) -> QuotaBudget:
-        """The credential's quota budget."""
-        return self.credential.budget
+    def quota(self) -> Quota:
+        """The credential's quota."""
+        return self.credential.quota
 
     def display(self, url: str) -> str:
         """An absolute URL for logs and messages (never carries credentials)."""
@@ -260,61 +286,23 @@ class GitHubClient:
         """Yield the pages of a list, following ``Link: rel="next"``; page 1 may be a free 304.
 
         The caller stops iterating as soon as it has read far enough (paging stops at the cursor).
+        A server whose next link goes round in circles fails the cycle (PaginationLoop).
         """
         first = self.get(url, params, etag=etag)
         yield first
         if first.not_modified:
             return
-        paginator = LinkPaginator(self.display(url), max_pages=max_pages)
-        current = first
-        while True:
-            try:
-                next_url = paginator.next_url(current.headers.get("link"))
-            except PaginationLoop as exc:
-                _log.warning("github.pagination_stopped", url=self.display(url), reason=str(exc))
-                return
-            if next_url is None:
-                return
-            current = self.get(next_url)
-            yield current
-
-    # -- the loop ----------------------------------------------------------------------------------
-    def _wait_for_budget(self, resource: str, url: str) -> None:
-        for _ in range(_MAX_WAITS):
-            blocked = self.budget.check(resource)
-            if blocked is None:
-                return
-            wait = (blocked.until - self.context.clock()).total_seconds()
-            if wait > self.max_wait:
-                msg = (
-                    f"GitHub {blocked.reason} for credential {self.budget.label}; "
-                    f"next request at {blocked.until.isoformat()}"
-                )
-                raise RateLimited(msg, retry_at=blocked.until)
-            _log.info(
-                "github.rate_limit_wait",
-                seconds=round(max(wait, 0.0), 1),
-                reason=blocked.reason,
-                credential=self.budget.label,
-                url=self.display(url),
-            )
-            if not self.context.sleep(max(wait, 0.0) + 0.01):
-                msg = "stopping while waiting for the GitHub rate limit"
-                raise TransientError(msg)
-        blocked = self.budget.check(resource)
-        if blocked is not None:
-            msg = f"GitHub {blocked.reason} for credential {self.budget.label}; still blocked after waiting"
-            raise RateLimited(msg, retry_at=blocked.until)
-
-    def _backoff(self, attempt: int, what: str, url: str) -> None:
-        delay = self.backoff * (2**attempt)
-        _log.info(
-            "github.retry", attempt=attempt + 1, seconds=delay, reason=what, url=self.display(url)
+        walk = LinkPaginator(
+            lambda next_url: first if next_url is None else self.get(next_url),
+            lambda page: page.headers.get("link"),
+            max_pages=max_pages,
+            what=self.display(url),
         )
-        if not self.context.sleep(delay):
-            msg = f"stopping while retrying {self.display(url)}"
-            raise TransientError(msg)
+        for index, page in enumerate(walk):
+            if index:
+                yield page
 
+    # -- one request -------------------------------------------------------------------------------
     def _request(
         self,
         verb: str,
@@ -325,56 +313,45 @@ class GitHubClient:
         body: Any,
         resource: str,
     ) -> Response:
-        last = ""
-        rate_limited = False
-        for attempt in range(self.attempts):
-            self._wait_for_budget(resource, url)
+        shown = self._shown(url, params)
+
+        def attempt() -> Response:
             try:
                 with self.credential.lock:
                     status, raw_headers, text = self._requester.requestJson(
                         verb, url, parameters=params, headers=dict(headers), input=body
                     )
+            except RedirectRefused as exc:
+                raise self._moved(shown, exc.target) from None
             except SourceError:
-                raise  # e.g. the installation token could not be renewed
+                raise  # a limit of the policy, or an installation token that could not be renewed
             except RuntimeError as exc:
                 target = redirected_base_url(self.base_url, str(exc))
                 if target is None:
                     raise
-                msg = (
-                    f"GitHub at {self.base_url} redirects {self.display(url)} elsewhere: "
-                    f"set base_url to {target}"
-                )
-                raise SourceError(msg) from None
+                raise self._moved(shown, target, whole=True) from None
             except (requests.RequestException, OSError) as exc:
-                last = f"{type(exc).__name__} talking to {self.display(url)}"
-                rate_limited = False
-                if attempt + 1 < self.attempts:
-                    self._backoff(attempt, last, url)
-                continue
+                msg = f"{type(exc).__name__} talking to {self.display(url)}"
+                raise Retry(TransientError(msg)) from None
             response_headers = {k.lower(): str(v) for k, v in raw_headers.items()}
-            self.context.metrics.ci_requests.labels("github", str(status)).inc()
-            self.budget.observe(
-                response_headers, charged=status != _NOT_MODIFIED, default_resource=resource
+            return self.classify(status, response_headers, text, url=shown, resource=resource)
+
+        return self.policy.call(f"{verb} {shown}", attempt)
+
+    def _moved(self, shown: str, target: str, *, whole: bool = False) -> SourceError:
+        """A redirect away from ``base_url``: name the ``base_url`` that would be right."""
+        if not whole:
+            moved = urlsplit(target)
+            target = urlunsplit(
+                urlsplit(self.base_url)._replace(scheme=moved.scheme, netloc=moved.netloc)
             )
-            outcome = self.classify(
-                status, response_headers, text, url=self._shown(url, params), resource=resource
-            )
-            if isinstance(outcome, Response):
-                return outcome
-            last = outcome
-            rate_limited = status < _SERVER_ERROR
-            if attempt + 1 < self.attempts and status >= _SERVER_ERROR:
-                self._backoff(attempt, last, url)
-        msg = f"GitHub request failed after {self.attempts} attempts: {last}"
-        if rate_limited:
-            blocked = self.budget.check(resource)
-            raise RateLimited(msg, retry_at=blocked.until if blocked else None)
-        raise TransientError(msg)
+        msg = f"GitHub at {self.base_url} redirects {shown} elsewhere: set base_url to {target}"
+        return SourceError(msg)
 
     def classify(
         self, status: int, headers: Mapping[str, str], text: str, *, url: str, resource: str
-    ) -> Response | str:
-        """Turn an answer into a :class:`Response`, an exception, or a reason to try again."""
+    ) -> Response:
+        """Turn an answer into a :class:`Response`, or raise (a :class:`Retry` to try again)."""
         shown = self.display(url)
         if status == _NOT_MODIFIED:
             return Response(status, shown, headers, None)
@@ -393,10 +370,10 @@ class GitHubClient:
             return Response(status, shown, headers, data)
         message = _message(data)
         if status in (_FORBIDDEN, _TOO_MANY) and self._rate_limited(status, headers, message):
-            return self._rate_limit_hit(headers, message, resource, shown)
+            raise Retry(RateLimited(self._rate_limit_hit(headers, message, resource, shown)))
         if status == _UNAUTHORIZED:
             msg = (
-                f"GitHub rejected the credentials of {self.budget.label} "
+                f"GitHub rejected the credentials of {self.quota.label} "
                 f"(HTTP 401 {message or 'Unauthorized'})"
             )
             raise AuthError(msg)
@@ -405,7 +382,7 @@ class GitHubClient:
             msg = f"{shown}: {what} (HTTP {status} {message}); check the repository name and the token's permissions"
             raise NotFound(msg.replace("  ", " "), url=shown, status=status)
         if status >= _SERVER_ERROR:
-            return f"HTTP {status} from {shown}"
+            raise Retry(TransientError(f"HTTP {status} from {shown}"))
         msg = f"unexpected HTTP {status} from {shown}: {message}"
         raise TransientError(msg)
 
@@ -419,23 +396,18 @@ class GitHubClient:
     def _rate_limit_hit(
         self, headers: Mapping[str, str], message: str, resource: str, shown: str
     ) -> str:
-        retry_after = _retry_after(headers)
-        if retry_after is not None:
-            until = self.budget.block(retry_after, "secondary rate limit (retry-after)")
-        elif headers.get("x-ratelimit-remaining") == "0":
-            reset_until = self.budget.block_until_reset(
-                headers.get("x-ratelimit-resource") or resource, "primary rate limit exhausted"
-            )
-            until = reset_until or self.budget.block(
-                _SECONDARY_DEFAULT_WAIT, "primary rate limit exhausted"
-            )
-        else:
-            until = self.budget.block(_SECONDARY_DEFAULT_WAIT, "secondary rate limit")
+        """Block the credential as GitHub asks; the reason of the failure if no attempt is left."""
+        until = self.quota.hold(
+            headers,
+            resource=resource,
+            reason="secondary rate limit",
+            exhausted="primary rate limit exhausted",
+        )
         _log.info(
             "github.rate_limited",
             url=shown,
             until=until.isoformat(),
             message=message[:200],
-            credential=self.budget.label,
+            credential=self.quota.label,
         )
-        return f"rate limited at {shown}"
+        return f"GitHub request failed: rate limited at {shown}"

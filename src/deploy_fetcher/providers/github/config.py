@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from deploy_fetcher.config import Duration, Section, SourceConfig
+from deploy_fetcher.config import Duration, HttpSourceConfig, Section
+from deploy_fetcher.providers.kit import OpenSetKeys, check_template
 
 __all__ = [
     "AppCredentials",
@@ -37,13 +38,7 @@ _TEMPLATE_FIELDS = frozenset(
 
 
 def _check_template(value: str) -> str:
-    names = set(re.findall(r"{([^{}]*)}", value))
-    unknown = names - _TEMPLATE_FIELDS
-    if unknown:
-        known = ", ".join(sorted(_TEMPLATE_FIELDS))
-        msg = f"unknown template field(s) {sorted(unknown)} in {value!r} (known: {known})"
-        raise ValueError(msg)
-    return value
+    return check_template(value, _TEMPLATE_FIELDS)
 
 
 class AppCredentials(Section):
@@ -92,9 +87,6 @@ class RepoSettings(Section):
     @field_validator("service", "environment")
     @classmethod
     def _template(cls, value: str) -> str:
-        if not value.strip():
-            msg = "must not be empty"
-            raise ValueError(msg)
         return _check_template(value)
 
     @field_validator("version")
@@ -123,7 +115,7 @@ class RepoEntry(RepoSettings):
 _SETTING_KEYS = tuple(RepoSettings.model_fields)
 
 
-class GitHubConfig(SourceConfig, RepoSettings):
+class GitHubConfig(HttpSourceConfig, OpenSetKeys, RepoSettings):
     """A ``provider: github`` source."""
 
     provider: Literal["github"] = "github"
@@ -138,20 +130,12 @@ class GitHubConfig(SourceConfig, RepoSettings):
     skip_archived: bool = True
     #: Share of the hourly quota of the credential this fetcher may spend (all repos together).
     quota_share: float = Field(default=0.5, gt=0, le=1)
-    #: A rate-limit wait up to this long is slept through; a longer one ends the cycle instead.
-    max_rate_limit_wait: Duration = timedelta(seconds=60)
-    #: Verify TLS (true), skip verification (false) or a CA bundle path for a self-signed GHES.
-    verify: bool | str = True
     #: Pause between two requests on one credential (GitHub asks integrators to call serially).
     request_interval: Duration = timedelta(0)
     #: Installation tokens are renewed this long before they expire.
     token_refresh_margin: Duration = timedelta(minutes=5)
     #: Read the statuses of many new deployments in one GraphQL query instead of one REST call each.
     graphql: bool = True
-    #: Open (non-terminal) deployments or runs re-checked each cycle, at most this many per repo…
-    max_open: int = Field(default=500, ge=1)
-    #: …and for at most this long after they were created.
-    open_max_age: Duration = timedelta(days=3)
     #: Name of the credential in metrics and readiness (never the token); default: the source
     #: name, or ``app-<id>`` for an App.
     credential_name: str | None = None

@@ -1,268 +1,160 @@
-"""The GitHub adapter's cursors: a high-water mark, an open set, and the validators of free re-reads.
+"""The GitHub adapter's cursors: the kit's watermark, plus the validators of free re-reads.
 
-Both modes keep the same three parts (see ARCHITECTURE.md):
+Both modes are a :class:`~deploy_fetcher.providers.kit.Watermark` (see ARCHITECTURE.md):
 
-* ``mark`` — the newest ``created_at`` seen; each poll lists back to ``mark − overlap`` and no further;
+* ``mark`` — the newest ``created_at`` stored; each poll lists back to ``mark − overlap`` and no
+  further, and the mark never passes the server's clock;
 * ``open`` — items seen in a non-terminal state, re-checked every cycle (with ``If-None-Match``, so an
-  unchanged one costs nothing) until they end, bounded in count and age;
+  unchanged one costs nothing) until they end, bounded in count and age (since ``created_at``);
+  the payload keeps what re-checking needs (an ETag, a snapshot, a run id …);
 * ``done`` — items inside the overlap window already seen to their end, so a re-read window never
-  fetches them again;
+  fetches them again (for runs, with the attempt that ended);
 
 plus the ETags of the list pages, so that an idle repository costs only ``304`` answers — also after
 a restart, since the cursor is stored. A cursor written for another scope (mode, workflows, branches)
-is ignored: the old high-water mark says nothing about the new selection.
+or version is ignored: the old high-water mark says nothing about the new selection.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, ClassVar, Self
 
 from deploy_fetcher.model import format_rfc3339, parse_timestamp
-from deploy_fetcher.providers._base import Cursor
+from deploy_fetcher.providers.kit import CursorMismatch, OpenItem, Record, Sealed, Watermark, short
 
-__all__ = [
-    "CURSOR_VERSION",
-    "DeploymentsCursor",
-    "OpenDeployment",
-    "OpenRun",
-    "RunsCursor",
-]
-
-CURSOR_VERSION: Final = 1
-
-
-def _time(value: Any) -> datetime:
-    if not isinstance(value, str):
-        msg = f"not a timestamp: {value!r}"
-        raise TypeError(msg)
-    return parse_timestamp(value)
-
-
-def _checked(value: Any) -> str:
-    _time(value)
-    return str(value)
-
-
-def _opt_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+__all__ = ["DeploymentsCursor", "OpenDeployment", "OpenRun", "RunsCursor"]
 
 
 @dataclass
-class OpenDeployment:
-    """A deployment not yet seen to its end."""
+class OpenDeployment(Record):
+    """A deployment not yet seen to its end (stored as its open item's payload)."""
 
-    created_at: str
+    created_at: str = field(metadata=short(None))
     #: The deployment's own fields the events need (environment, sha, ref, creator …).
-    deployment: dict[str, Any] = field(default_factory=dict)
+    deployment: dict[str, Any] = field(default_factory=dict, metadata=short("d"))
     #: ETag of its statuses list (None until it was read over REST).
-    etag: str | None = None
-    run_id: int | None = None
+    etag: str | None = field(default=None, metadata=short("e"))
+    run_id: int | None = field(default=None, metadata=short("r"))
     #: Its last status is a failure, held back until the run says whether it was cancelled.
-    awaiting_run: bool = False
-    waited: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        """Compact JSON (short keys: a cursor is stored after every page)."""
-        out: dict[str, Any] = {"c": self.created_at, "d": self.deployment}
-        if self.etag:
-            out["e"] = self.etag
-        if self.run_id is not None:
-            out["r"] = self.run_id
-        if self.awaiting_run:
-            out["a"] = 1
-        if self.waited:
-            out["w"] = 1
-        return out
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> OpenDeployment:
-        """Inverse of :meth:`to_json`."""
-        _time(data["c"])
-        run = data.get("r")
-        deployment = data.get("d")
-        if not isinstance(deployment, dict):
-            msg = "deployment snapshot missing"
-            raise TypeError(msg)
-        return cls(
-            created_at=data["c"],
-            deployment=deployment,
-            etag=_opt_str(data.get("e")),
-            run_id=run if isinstance(run, int) else None,
-            awaiting_run=bool(data.get("a")),
-            waited=bool(data.get("w")),
-        )
-
-
-def _prune_open(
-    items: dict[int, Any], *, now: datetime, max_open: int, max_age: timedelta
-) -> list[int]:
-    """Drop open items older than ``max_age``, then the oldest beyond ``max_open``."""
-    dropped = [k for k, v in items.items() if now - parse_timestamp(v.created_at) > max_age]
-    for key in dropped:
-        del items[key]
-    if len(items) > max_open:
-        by_age = sorted(items, key=lambda k: (parse_timestamp(items[k].created_at), k))
-        extra = by_age[: len(items) - max_open]
-        for key in extra:
-            del items[key]
-        dropped += extra
-    return dropped
+    awaiting_run: bool = field(default=False, metadata=short("a"))
+    waited: bool = field(default=False, metadata=short("w"))
 
 
 @dataclass
-class DeploymentsCursor:
-    """Cursor of one repository in ``deployments`` mode."""
+class OpenRun(Record):
+    """A workflow run attempt not yet seen to its end (stored as its open item's payload)."""
 
-    scope: str
-    mark: datetime
-    etag: str | None = None
-    open: dict[int, OpenDeployment] = field(default_factory=dict)
-    #: Deployment id → created_at, for finished deployments inside the overlap window.
-    done: dict[int, str] = field(default_factory=dict)
+    attempt: int = field(metadata=short("n"))
+    created_at: str = field(metadata=short(None))
+    etag: str | None = field(default=None, metadata=short("e"))
+    waiting_since: str | None = field(default=None, metadata=short("w"))
+    resumed_at: str | None = field(default=None, metadata=short("p"))
 
-    def to_json(self) -> Cursor:
-        """The JSON object the store keeps."""
-        return {
-            "v": CURSOR_VERSION,
-            "mode": "deployments",
-            "scope": self.scope,
-            "mark": format_rfc3339(self.mark),
-            "etag": self.etag,
-            "open": {str(k): v.to_json() for k, v in sorted(self.open.items())},
-            "done": {str(k): v for k, v in sorted(self.done.items())},
-        }
+
+def _entry(kind: type[Any], item: OpenItem) -> Any:
+    return kind.from_json(item.data, created_at=format_rfc3339(item.since))
+
+
+@dataclass
+class _Cursor(Watermark, Sealed):
+    """What both modes keep: the watermark, sealed; open items carry a typed payload."""
+
+    scope: str = field(default="", metadata=short(None))
+
+    VERSION: ClassVar[int] = 2
+
+    def _keep_open(self, key: int, entry: OpenDeployment | OpenRun) -> None:
+        self.open.discard(str(key))
+        self.open.add(str(key), parse_timestamp(entry.created_at), entry.to_json())
 
     @classmethod
-    def from_json(cls, data: Cursor | None, *, scope: str, start: datetime) -> DeploymentsCursor:
-        """Read a stored cursor; a missing, foreign or other-scope cursor starts at ``start``.
+    def resume(cls, data: Any, *, scope: str, start: datetime) -> Self:
+        """A stored cursor, or a fresh one at ``start`` when it is not this scope's or version's.
 
-        Raises ValueError for a cursor of this scope that cannot be read (the caller logs it and
+        A cursor of this scope that cannot be read raises CursorMismatch (the caller logs it and
         starts over).
         """
-        fresh = cls(scope=scope, mark=start)
-        if not data or data.get("mode") != "deployments" or data.get("scope") != scope:
-            return fresh
-        if data.get("v") != CURSOR_VERSION:
-            return fresh
+        if not (isinstance(data, dict) and data.get("v") == cls.VERSION):
+            return cls(start, scope=scope)
         try:
-            return cls(
-                scope=scope,
-                mark=_time(data["mark"]),
-                etag=_opt_str(data.get("etag")),
-                open={
-                    int(k): OpenDeployment.from_json(v)
-                    for k, v in dict(data.get("open") or {}).items()
-                },
-                done={int(k): _checked(v) for k, v in dict(data.get("done") or {}).items()},
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            msg = f"unreadable GitHub deployments cursor: {exc}"
-            raise ValueError(msg) from None
+            return cls.load(data, scope=scope)
+        except CursorMismatch:
+            if data.get("mode") != cls.MODE or data.get("scope") != scope:
+                return cls(start, scope=scope)
+            raise
 
-    def prune(
+    def forget(
         self, *, now: datetime, overlap: timedelta, max_open: int, max_age: timedelta
     ) -> list[int]:
-        """Forget finished items behind the window and open items too old or too many."""
-        floor = self.mark - overlap
-        self.done = {k: v for k, v in self.done.items() if parse_timestamp(v) >= floor}
-        return _prune_open(self.open, now=now, max_open=max_open, max_age=max_age)
+        """Forget finished items behind ``overlap`` and open ones too old or too many (returned)."""
+        dropped = self.prune(now=now, overlap=overlap, open_max=max_open, open_max_age=max_age)
+        return [int(key) for key in dropped if key.isdigit()]
 
 
 @dataclass
-class OpenRun:
-    """A workflow run attempt not yet seen to its end."""
+class DeploymentsCursor(_Cursor):
+    """Cursor of one repository in ``deployments`` mode (and the ETag of its list's first page)."""
 
-    attempt: int
-    created_at: str
     etag: str | None = None
-    waiting_since: str | None = None
-    resumed_at: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        """Compact JSON."""
-        out: dict[str, Any] = {"n": self.attempt, "c": self.created_at}
-        if self.etag:
-            out["e"] = self.etag
-        if self.waiting_since:
-            out["w"] = self.waiting_since
-        if self.resumed_at:
-            out["p"] = self.resumed_at
-        return out
+    MODE: ClassVar[str] = "deployments"
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> OpenRun:
-        """Inverse of :meth:`to_json`."""
-        _time(data["c"])
-        attempt = data.get("n")
-        if not isinstance(attempt, int):
-            msg = "attempt missing"
-            raise TypeError(msg)
-        return cls(
-            attempt=attempt,
-            created_at=data["c"],
-            etag=_opt_str(data.get("e")),
-            waiting_since=_opt_str(data.get("w")),
-            resumed_at=_opt_str(data.get("p")),
-        )
+    def __post_init__(self) -> None:
+        self.opened()  # every payload must be readable now, not in the middle of a poll
+
+    def opened(self) -> list[tuple[int, OpenDeployment]]:
+        """The open deployments, oldest first."""
+        return [
+            (int(k), _entry(OpenDeployment, self.open.items[k])) for k in self.open.oldest_first()
+        ]
+
+    def keep_open(self, dep_id: int, entry: OpenDeployment) -> None:
+        """Track (or update) an open deployment."""
+        self._keep_open(dep_id, entry)
+
+    def close(self, dep_id: int, created_at: str) -> None:
+        """A deployment reached its end: never read again inside the window."""
+        self.open.discard(str(dep_id))
+        self.done.add(str(dep_id), parse_timestamp(created_at))
+
+    def known(self) -> set[int]:
+        """Deployments already open or done."""
+        return {int(key) for key in [*self.open.items, *self.done.items] if key.isdigit()}
 
 
 @dataclass
-class RunsCursor:
-    """Cursor of one repository in ``workflow_runs`` mode."""
+class RunsCursor(_Cursor):
+    """Cursor of one repository in ``workflow_runs`` mode (and the ETag per list URL)."""
 
-    scope: str
-    mark: datetime
     #: ETag per list URL (workflow and window), so an idle workflow answers 304.
     etags: dict[str, str] = field(default_factory=dict)
-    open: dict[int, OpenRun] = field(default_factory=dict)
-    #: Run id → [last finished attempt, created_at], inside the listing window.
-    done: dict[int, tuple[int, str]] = field(default_factory=dict)
 
-    def to_json(self) -> Cursor:
-        """The JSON object the store keeps."""
-        return {
-            "v": CURSOR_VERSION,
-            "mode": "workflow_runs",
-            "scope": self.scope,
-            "mark": format_rfc3339(self.mark),
-            "etags": dict(sorted(self.etags.items())),
-            "open": {str(k): v.to_json() for k, v in sorted(self.open.items())},
-            "done": {str(k): [a, c] for k, (a, c) in sorted(self.done.items())},
-        }
+    MODE: ClassVar[str] = "workflow_runs"
 
-    @classmethod
-    def from_json(cls, data: Cursor | None, *, scope: str, start: datetime) -> RunsCursor:
-        """Read a stored cursor (see :meth:`DeploymentsCursor.from_json`)."""
-        fresh = cls(scope=scope, mark=start)
-        if not data or data.get("mode") != "workflow_runs" or data.get("scope") != scope:
-            return fresh
-        if data.get("v") != CURSOR_VERSION:
-            return fresh
-        try:
-            done: dict[int, tuple[int, str]] = {}
-            for key, value in dict(data.get("done") or {}).items():
-                attempt, created = value
-                _time(created)
-                done[int(key)] = (int(attempt), str(created))
-            return cls(
-                scope=scope,
-                mark=_time(data["mark"]),
-                etags={str(k): str(v) for k, v in dict(data.get("etags") or {}).items()},
-                open={
-                    int(k): OpenRun.from_json(v) for k, v in dict(data.get("open") or {}).items()
-                },
-                done=done,
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            msg = f"unreadable GitHub workflow-runs cursor: {exc}"
-            raise ValueError(msg) from None
+    def __post_init__(self) -> None:
+        self.open_runs()
 
-    def prune(
-        self, *, now: datetime, window: timedelta, max_open: int, max_age: timedelta
-    ) -> list[int]:
-        """Forget finished runs behind the listing window and open runs too old or too many."""
-        floor = self.mark - window
-        self.done = {k: v for k, v in self.done.items() if parse_timestamp(v[1]) >= floor}
-        return _prune_open(self.open, now=now, max_open=max_open, max_age=max_age)
+    def opened(self, run_id: int) -> OpenRun | None:
+        """The open attempt of a run, or None."""
+        item = self.open.get(str(run_id))
+        return _entry(OpenRun, item) if item is not None else None
+
+    def open_runs(self) -> list[tuple[int, OpenRun]]:
+        """The open runs, oldest first."""
+        return [(int(k), _entry(OpenRun, self.open.items[k])) for k in self.open.oldest_first()]
+
+    def keep_open(self, run_id: int, entry: OpenRun) -> None:
+        """Track (or update) an open run attempt."""
+        self._keep_open(run_id, entry)
+
+    def close(self, run_id: int, attempt: int, created_at: str) -> None:
+        """A run attempt ended: skipped while the window returns it, unless re-run."""
+        self.open.discard(str(run_id))
+        self.done.add(str(run_id), parse_timestamp(created_at), attempt)
+
+    def done_attempt(self, run_id: int) -> int | None:
+        """The last attempt of a run seen to its end inside the window, or None."""
+        entry = self.done.get(str(run_id))
+        return entry[1] if entry is not None else None

@@ -41,7 +41,7 @@ from deploy_fetcher.providers.github.mapping import (
     sorted_statuses,
 )
 
-__all__ = ["GRAPHQL_STATUSES", "DeploymentsPoller", "chunk_pages"]
+__all__ = ["GRAPHQL_STATUSES", "DeploymentWalker", "chunk_pages"]
 
 _log = structlog.get_logger(__name__)
 
@@ -116,7 +116,7 @@ def _graphql_status(node: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class DeploymentsPoller:
+class DeploymentWalker:
     """Polls one repository in deployments mode; kept across cycles for its caches."""
 
     def __init__(
@@ -150,15 +150,15 @@ class DeploymentsPoller:
     ) -> Iterator[Page]:
         """One incremental cycle (see the module docstring)."""
         try:
-            state = DeploymentsCursor.from_json(cursor, scope=self.scope, start=now - lookback)
+            state = DeploymentsCursor.resume(cursor, scope=self.scope, start=now - lookback)
         except ValueError as exc:
             self._log.warning("github.cursor_reset", reason=str(exc))
-            state = DeploymentsCursor(scope=self.scope, mark=now - lookback)
+            state = DeploymentsCursor(now - lookback, scope=self.scope)
         floor = state.mark - overlap
         new_items, list_etag = self._discover(state, floor)
         # Open deployments first: one page whose cursor keeps the old mark and list ETag.
         rechecked: dict[int, _Item] = {}
-        for dep_id, entry in list(state.open.items()):
+        for dep_id, entry in state.opened():
             item = self._recheck(dep_id, entry)
             if item is not None:
                 rechecked[dep_id] = item
@@ -167,7 +167,7 @@ class DeploymentsPoller:
             state.etag = list_etag
         self._prune(state, now=now, overlap=overlap)
         written = cursor
-        current = state.to_json()
+        current = state.sealed()
         if events or current != written:
             yield from chunk_pages(events, current)
             written = current
@@ -180,12 +180,16 @@ class DeploymentsPoller:
             chunk = ordered[start : start + _CHUNK]
             self._fetch_new_statuses(chunk)
             events = self._process({i.deployment["id"]: i for i in chunk}, state, hold=True)
-            newest = max(parse_timestamp(i.deployment["created_at"]) for i in chunk)
-            state.mark = max(state.mark, newest)
+            ceiling = self.client.policy.mark_ceiling()
+            for item in chunk:
+                created = parse_timestamp(item.deployment["created_at"])
+                if not state.advance(created, ceiling=ceiling):
+                    url = self.client.display(f"/repos/{self.repo.full_name}/deployments")
+                    self.client.policy.future_item(url=url, item=item.deployment["id"], at=created)
             if start + _CHUNK >= len(ordered):
                 state.etag = list_etag
             self._prune(state, now=now, overlap=overlap)
-            current = state.to_json()
+            current = state.sealed()
             yield from chunk_pages(events, None if current == written else current)
             written = current
 
@@ -196,7 +200,7 @@ class DeploymentsPoller:
         items: dict[int, _Item] = {}
         list_etag = state.etag
         url = f"/repos/{self.repo.full_name}/deployments"
-        known = set(state.open) | set(state.done)
+        known = state.known()
         for index, page in enumerate(self.client.pages(url, {"per_page": 100}, etag=state.etag)):
             if page.not_modified:
                 break
@@ -207,7 +211,7 @@ class DeploymentsPoller:
         return items, list_etag
 
     def _prune(self, state: DeploymentsCursor, *, now: datetime, overlap: timedelta) -> None:
-        for dropped in state.prune(
+        for dropped in state.forget(
             now=now, overlap=overlap, max_open=self.max_open, max_age=self.open_max_age
         ):
             self._log.info(
@@ -231,7 +235,7 @@ class DeploymentsPoller:
             if older:
                 break
         self._fetch_new_statuses(list(items.values()))
-        scratch = DeploymentsCursor(scope=self.scope, mark=since)
+        scratch = DeploymentsCursor(since, scope=self.scope)
         events = [
             e for e in self._process(items, scratch, hold=True) if since <= e.happened_at < until
         ]
@@ -373,14 +377,17 @@ class DeploymentsPoller:
         for dep_id, item in items.items():
             if item.gone:
                 # Deleted: reading it again would cost a request and a log line every cycle.
-                state.open.pop(dep_id, None)
+                state.open.discard(str(dep_id))
                 continue
             if item.statuses is None:
                 if item.previous is None:
                     # Unreadable this time: keep it open so the next cycle tries again.
-                    state.open[dep_id] = OpenDeployment(
-                        created_at=item.deployment["created_at"],
-                        deployment=snapshot_deployment(item.deployment, self.settings),
+                    state.keep_open(
+                        dep_id,
+                        OpenDeployment(
+                            created_at=item.deployment["created_at"],
+                            deployment=snapshot_deployment(item.deployment, self.settings),
+                        ),
                     )
                 continue
             run_id = run_id_of_statuses(item.statuses) or (
@@ -437,16 +444,18 @@ class DeploymentsPoller:
         for problem in outcome.problems:
             self._log.warning("github.malformed_item", url=item.statuses_url, reason=problem)
         if outcome.terminal:
-            state.open.pop(dep_id, None)
-            state.done[dep_id] = item.deployment["created_at"]
+            state.close(dep_id, item.deployment["created_at"])
         else:
-            state.open[dep_id] = OpenDeployment(
-                created_at=item.deployment["created_at"],
-                deployment=snapshot_deployment(item.deployment, self.settings),
-                etag=item.etag,
-                run_id=run_id,
-                awaiting_run=outcome.awaiting_run,
-                waited=outcome.waited,
+            state.keep_open(
+                dep_id,
+                OpenDeployment(
+                    created_at=item.deployment["created_at"],
+                    deployment=snapshot_deployment(item.deployment, self.settings),
+                    etag=item.etag,
+                    run_id=run_id,
+                    awaiting_run=outcome.awaiting_run,
+                    waited=outcome.waited,
+                ),
             )
         return outcome.events
 

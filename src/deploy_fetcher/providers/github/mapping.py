@@ -752,9 +752,3 @@ def _never_earlier(events: Sequence[DeployEvent | str]) -> list[DeployEvent]:
             event = event.model_copy(update={"happened_at": out[-1].happened_at})  # noqa: PLW2901
         out.append(event)
     return out
-
-
-def latest_time(items: Sequence[Mapping[str, Any]], key: str = "created_at") -> datetime | None:
-    """The newest ``key`` timestamp among items (None for none)."""
-    times = [parse_timestamp(i[key]) for i in items if isinstance(i.get(key), str)]
-    return max(times) if times else None

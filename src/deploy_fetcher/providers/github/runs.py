@@ -43,11 +43,13 @@ from deploy_fetcher.providers.github.mapping import (
     run_problem,
 )
 
-__all__ = ["RunsPoller", "Workflow", "select_workflows"]
+__all__ = ["RunWalker", "Workflow", "select_workflows"]
 
 _log = structlog.get_logger(__name__)
 
 _LIST_CAP: Final = 1000
+#: Runs handled (and stored) per step of a cycle.
+_CHUNK: Final = 100
 _MAX_SPLITS: Final = 8
 #: Earlier attempts of a re-run read at most this far back (each costs a request).
 _MAX_PREVIOUS_ATTEMPTS: Final = 3
@@ -79,7 +81,7 @@ def select_workflows(workflows: list[Workflow], patterns: list[str]) -> list[Wor
     return chosen
 
 
-class RunsPoller:
+class RunWalker:
     """Polls one repository in workflow-runs mode; kept across cycles for its caches."""
 
     def __init__(
@@ -135,30 +137,46 @@ class RunsPoller:
     ) -> Iterator[Page]:
         """One incremental cycle (see the module docstring)."""
         try:
-            state = RunsCursor.from_json(cursor, scope=self.scope, start=now - lookback)
+            state = RunsCursor.resume(cursor, scope=self.scope, start=now - lookback)
         except ValueError as exc:
             self._log.warning("github.cursor_reset", reason=str(exc))
-            state = RunsCursor(scope=self.scope, mark=now - lookback)
+            state = RunsCursor(now - lookback, scope=self.scope)
         fresh = not (
-            cursor and cursor.get("scope") == self.scope and cursor.get("mode") == "workflow_runs"
+            cursor
+            and cursor.get("scope") == self.scope
+            and cursor.get("mode") == RunsCursor.MODE
+            and cursor.get("v") == RunsCursor.VERSION
         )
         reach = overlap if fresh else max(overlap, self.settings.rerun_window)
-        runs, names = self._gather(state, state.mark - reach)
-        events: list[DeployEvent] = []
-        for run in sorted(runs.values(), key=lambda r: (r["created_at"], r["id"])):
-            events += self._process(run, state, names)
-        state.mark = max([state.mark, *(parse_timestamp(r["created_at"]) for r in runs.values())])
-        for dropped in state.prune(
-            now=now, window=reach, max_open=self.max_open, max_age=self.open_max_age
-        ):
-            self._log.info("github.open_run_dropped", run=dropped, reason="too old or too many")
-        new_cursor = state.to_json()
-        yield from chunk_pages(events, None if new_cursor == cursor else new_cursor)
+        runs, names, etags = self._gather(state, state.mark - reach)
+        ordered = sorted(runs.values(), key=lambda r: (r["created_at"], r["id"]))
+        ceiling = self.client.policy.mark_ceiling()
+        written = cursor
+        # Oldest first, in chunks: each page's cursor covers that chunk (the mark at its newest
+        # run; the list ETags only once everything is stored), so a cycle cut short resumes there.
+        for start in range(0, max(len(ordered), 1), _CHUNK):
+            events: list[DeployEvent] = []
+            for run in ordered[start : start + _CHUNK]:
+                known = state.done_attempt(run["id"]) is not None or state.opened(run["id"])
+                events += self._process(run, state, names)
+                created = parse_timestamp(run["created_at"])
+                if not state.advance(created, ceiling=ceiling) and not known:
+                    url = self.client.display(f"/repos/{self.repo.full_name}/actions/runs")
+                    self.client.policy.future_item(url=url, item=run["id"], at=created)
+            if start + _CHUNK >= len(ordered):
+                state.etags = etags
+            for dropped in state.forget(
+                now=now, overlap=reach, max_open=self.max_open, max_age=self.open_max_age
+            ):
+                self._log.info("github.open_run_dropped", run=dropped, reason="too old or too many")
+            current = state.sealed()
+            yield from chunk_pages(events, None if current == written else current)
+            written = current
 
     def _gather(
         self, state: RunsCursor, window: datetime
-    ) -> tuple[dict[int, dict[str, Any]], dict[int, str]]:
-        """Runs listed since ``window`` (per workflow, conditionally) plus open runs re-read."""
+    ) -> tuple[dict[int, dict[str, Any]], dict[int, str], dict[str, str]]:
+        """Runs listed since ``window`` (per workflow, conditionally), open runs re-read, new ETags."""
         names: dict[int, str] = {}
         runs: dict[int, dict[str, Any]] = {}
         etags: dict[str, str] = {}
@@ -169,10 +187,11 @@ class RunsPoller:
             if etag:
                 etags[key] = etag
             runs.update((run["id"], run) for run in listed)
-        for run_id, entry in list(state.open.items()):
+        for run_id, entry in state.open_runs():
             if run_id not in runs:
                 reread = self._reread(run_id, entry)
                 if reread is not None:
+                    state.keep_open(run_id, entry)  # with the ETag it came back with
                     runs[run_id] = reread
         for status in _ACTIVE_STATUSES:
             key = f"active|{status}"
@@ -182,8 +201,7 @@ class RunsPoller:
             for run in active:
                 if run["id"] not in runs and run.get("workflow_id") in names:
                     runs[run["id"]] = run
-        state.etags = etags
-        return runs, names
+        return runs, names, etags
 
     def _active(self, status: str, *, etag: str | None) -> tuple[list[dict[str, Any]], str | None]:
         """Runs of the repository now ``status`` (one page of 100), ``([], etag)`` when unchanged."""
@@ -215,7 +233,7 @@ class RunsPoller:
             names[wf_id] = wf_name
             listed, _ = self._list(wf_id, since, until, etag=None)
             runs.update({r["id"]: r for r in listed})
-        scratch = RunsCursor(scope=self.scope, mark=since)
+        scratch = RunsCursor(since, scope=self.scope)
         events: list[DeployEvent] = []
         for run in sorted(runs.values(), key=lambda r: (r["created_at"], r["id"])):
             events += self._process(run, scratch, names, previous=False)
@@ -369,16 +387,16 @@ class RunsPoller:
     ) -> list[DeployEvent]:
         run_id = int(run["id"])
         attempt: int = run["run_attempt"] if isinstance(run.get("run_attempt"), int) else 1
-        done = state.done.get(run_id)
-        if done is not None and done[0] >= attempt:
+        done = state.done_attempt(run_id)
+        if done is not None and done >= attempt:
             return []
-        entry = state.open.get(run_id)
+        entry = state.opened(run_id)
         events: list[DeployEvent] = []
         if previous and attempt > 1:
             known = (
                 entry.attempt - 1
                 if entry
-                else (done[0] if done else max(0, attempt - 1 - _MAX_PREVIOUS_ATTEMPTS))
+                else (done or max(0, attempt - 1 - _MAX_PREVIOUS_ATTEMPTS))
             )
             for number in range(max(1, known + 1), attempt):
                 old = self._attempt(run_id, number)
@@ -389,18 +407,20 @@ class RunsPoller:
         outcome = self._map(run, names, current)
         events += outcome.events
         if outcome.terminal:
-            state.open.pop(run_id, None)
-            state.done[run_id] = (attempt, str(run["created_at"]))
+            state.close(run_id, attempt, str(run["created_at"]))
         else:
             # A re-run's age counts from its attempt, not from its run's creation days before.
             started = run.get("run_started_at")
             since = started if attempt > 1 and isinstance(started, str) else run["created_at"]
-            state.open[run_id] = OpenRun(
-                attempt=attempt,
-                created_at=str(since),
-                etag=current.etag if current else None,
-                waiting_since=outcome.waiting_since,
-                resumed_at=outcome.resumed_at,
+            state.keep_open(
+                run_id,
+                OpenRun(
+                    attempt=attempt,
+                    created_at=str(since),
+                    etag=current.etag if current else None,
+                    waiting_since=outcome.waiting_since,
+                    resumed_at=outcome.resumed_at,
+                ),
             )
         return events
 

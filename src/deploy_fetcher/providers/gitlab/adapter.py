@@ -45,7 +45,6 @@ from deploy_fetcher.providers.gitlab.mapping import (
     pipeline_needs_detail,
     sibling_of,
 )
-from deploy_fetcher.providers.gitlab.paging import PagingError, UpdatedAtWalker
 from deploy_fetcher.providers.gitlab.projects import (
     ProjectSettings,
     assign_targets,
@@ -53,6 +52,7 @@ from deploy_fetcher.providers.gitlab.projects import (
     settings_for,
     single_literal,
 )
+from deploy_fetcher.providers.kit import KeysetPaginator, cursor_pages, settings_of
 
 __all__ = ["GitLabProvider"]
 
@@ -70,11 +70,8 @@ class GitLabProvider(Provider):
     config_model: ClassVar[type[SourceConfig]] = GitLabSourceConfig
 
     def __init__(self, config: SourceConfig, context: ProviderContext) -> None:
-        if not isinstance(config, GitLabSourceConfig):
-            msg = f"the gitlab provider needs a GitLabSourceConfig, got {type(config).__name__}"
-            raise TypeError(msg)
         super().__init__(config, context)
-        self.source_config = config
+        self.source_config = config = settings_of(config, GitLabSourceConfig)
         self.client: GitLabClient = shared_client(config, context)
         self._log = _log.bind(source=config.name)
         self._lock = threading.Lock()
@@ -160,16 +157,12 @@ class GitLabProvider(Provider):
         cursor: Cursor | None,
     ) -> Iterator[Page]:
         """Pages that carry events or move the cursor; a fresh target always gets its cursor."""
-        last = cursor
-        for events in pages:
-            state.prune(self._overlap())
-            encoded = state.encode(scope)
-            if events or encoded != last:
-                yield Page(events, encoded)
-                last = encoded
-        encoded = state.encode(scope)
-        if encoded != last:
-            yield Page([], encoded)
+
+        def snapshot() -> Cursor:
+            state.forget(self._overlap())
+            return state.encode(scope)
+
+        return cursor_pages(pages, snapshot, cursor)
 
     def _deployment_pages(
         self,
@@ -192,7 +185,7 @@ class GitLabProvider(Provider):
             views = self._read_deployments(target, path, items, state)
             events: list[DeployEvent] = []
             for view in views:
-                state.done[view.id] = view.updated_at
+                state.done.add(str(view.id), view.updated_at)
                 if not matches_any(settings.environments, view.environment):
                     continue
                 siblings = state.memory.siblings(view.pipeline_id) if view.pipeline_id else []
@@ -219,11 +212,12 @@ class GitLabProvider(Provider):
             except Malformed as exc:
                 self._malformed(target, path, raw, exc)
                 continue
-            state.advance(view.updated_at)
+            done = state.done.has(str(view.id), view.updated_at)
+            self._advance(state, view.id, view.updated_at, path, logged=done)
             sibling = sibling_of(view)
             if sibling is not None and view.pipeline_id is not None:
                 state.memory.add(view.pipeline_id, sibling)
-            if not state.is_done(view.id, view.updated_at):
+            if not done:
                 views.append(view)
         return views
 
@@ -287,8 +281,9 @@ class GitLabProvider(Provider):
         except Malformed as exc:
             self._malformed(target, path, raw, exc)
             return []
-        state.advance(view.updated_at)
-        if state.is_done(view.id, view.updated_at):
+        done = state.done.has(str(view.id), view.updated_at)
+        self._advance(state, view.id, view.updated_at, path, logged=done)
+        if done:
             return []
         events: list[DeployEvent] = []
         if self._pipeline_wanted(path, view, settings, state):
@@ -301,7 +296,7 @@ class GitLabProvider(Provider):
                 events = pipeline_events(view, rendering)
             except ValueError as exc:  # Malformed, or a value the event model refuses
                 self._malformed(target, f"{path}/{view.id}", raw, exc)
-        state.done[view.id] = view.updated_at
+        state.done.add(str(view.id), view.updated_at)
         return events
 
     def _pipeline_wanted(
@@ -329,19 +324,32 @@ class GitLabProvider(Provider):
 
     # -- shared steps ---------------------------------------------------------------------------------
     def _walk(self, path: str, query: dict[str, Any], start: datetime) -> Iterator[list[Any]]:
-        per_page = self.source_config.per_page
+        per_page = self.source_config.page_size
 
         def fetch(after: datetime, page: int) -> list[Any]:
             return self.client.page(
                 path, {**query, "updated_after": _iso(after)}, page=page, per_page=per_page
             )
 
-        walker = UpdatedAtWalker(fetch=fetch, key=list_key, start=start, per_page=per_page)
-        try:
-            yield from walker
-        except PagingError as exc:
-            msg = f"GET {path}: {exc}"
-            raise TransientError(msg) from None
+        what = f"GET {self.client.url}/api/v4{path}"
+        yield from KeysetPaginator(
+            fetch=fetch, key=list_key, start=start, per_page=per_page, what=what
+        )
+
+    def _advance(
+        self,
+        state: DeploymentsState | PipelinesState,
+        item: int,
+        updated_at: datetime,
+        path: str,
+        *,
+        logged: bool,
+    ) -> None:
+        """Move the mark to an item, never past the server's clock (logged once per item)."""
+        ceiling = self.client.policy.mark_ceiling()
+        if not state.advance(updated_at, ceiling=ceiling) and not logged:
+            url = f"{self.client.url}/api/v4{path}"
+            self.client.policy.future_item(url=url, item=item, at=updated_at)
 
     def _resolve(self, target: str) -> tuple[ProjectSettings, Rendering]:
         with self._lock:

@@ -1,26 +1,23 @@
 """HTTP to GitLab through python-gitlab: one client per instance and credential, shared by sources.
 
-python-gitlab does the requests (auth header, URL building, ``x-next-page``/Link paging, errors). What
-this module adds, at the one place every request passes:
+python-gitlab builds the requests (auth header, URLs, ``x-next-page``/Link paging). It sends them
+through a ``requests`` session that carries the kit's :class:`~deploy_fetcher.providers.kit.PolicyAdapter`,
+so every request it makes — pages, and redirects it would follow — passes the request policy:
 
-* **pacing** in the injected ``requests`` session: before a request goes out, the instance's request
-  budget and the server's last ``RateLimit-Remaining``/``Retry-After`` are consulted; a short wait is
-  slept through :meth:`ProviderContext.sleep` (returns early on shutdown), a long one ends the cycle
-  with :class:`~deploy_fetcher.errors.RateLimited`;
-* **counting**: every response feeds ``fetcher_ci_requests`` and the rate-limit gauges;
-* **bounded retries**: python-gitlab's own retry loop waits out ``Retry-After``/``RateLimit-Reset``
-  with ``time.sleep`` and no upper bound, so it is switched off (``obey_rate_limit=False``,
-  ``retry_transient_errors=False``, ``max_retries=0``) and :meth:`GitLabClient.call` retries instead:
-  ``max_retries`` extra attempts after a 5xx, a timeout or a 429, with interruptible waits;
-* **translation** of python-gitlab and requests exceptions into :mod:`deploy_fetcher.errors`.
+* the **gate** waits for the instance's request budget and the server's ``RateLimit-*`` /
+  ``Retry-After`` figures (interruptibly), or ends the cycle with RateLimited;
+* the **limits**: the whole-request deadline (``timeout``), the byte cap, and no redirect to another
+  host or scheme — ``requests`` would keep ``PRIVATE-TOKEN`` on a redirect to another host;
+* **counting**: every answer feeds ``fetcher_ci_requests`` and the rate-limit gauges.
+
+python-gitlab's own retry loop waits out ``Retry-After`` with ``time.sleep`` and no upper bound, so
+it is switched off; :meth:`GitLabClient.call` retries through the policy instead, and translates
+python-gitlab and ``requests`` exceptions into :mod:`deploy_fetcher.errors`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import gitlab
@@ -37,15 +34,20 @@ from deploy_fetcher.errors import (
     TargetNotFound,
     TransientError,
 )
-from deploy_fetcher.providers.gitlab.paging import PagingError
-from deploy_fetcher.providers.gitlab.ratelimit import QuotaState, RequestBudget
+from deploy_fetcher.providers.kit import (
+    RequestBudget,
+    RequestPolicy,
+    Retry,
+    credential_digest,
+    policed_session,
+    shared_policy,
+)
 
 if TYPE_CHECKING:
-    from deploy_fetcher.metrics import Metrics
     from deploy_fetcher.providers import ProviderContext
     from deploy_fetcher.providers.gitlab.config import GitLabSourceConfig
 
-__all__ = ["ClientSettings", "GitLabClient", "encode_id", "shared_client"]
+__all__ = ["GitLabClient", "encode_id", "shared_client"]
 
 _log = structlog.get_logger(__name__)
 
@@ -56,8 +58,6 @@ _NO_SDK_RETRY: Final[dict[str, Any]] = {
     "retry_transient_errors": False,
     "max_retries": 0,
 }
-_BACKOFF_BASE: Final = 0.5
-_BACKOFF_CAP: Final = 8.0
 _TRANSIENT: Final = frozenset({408, 500, 502, 503, 504, *range(520, 531)})
 
 T = TypeVar("T")
@@ -68,102 +68,28 @@ def encode_id(project: str) -> str:
     return str(EncodedId(project))
 
 
-@dataclass(frozen=True)
-class ClientSettings:
-    """Everything that makes two sources able to share one client."""
-
-    url: str
-    token: str
-    token_type: str
-    ssl_verify: bool | str
-    timeout: float
-    max_retries: int
-    max_wait: float
-    min_remaining: int
-    #: How the credential is named in metrics and messages (the first source using it).
-    credential: str
-
-    @classmethod
-    def from_config(cls, config: GitLabSourceConfig, default_timeout: timedelta) -> ClientSettings:
-        """Settings of a source's client."""
-        verify: bool | str = str(config.ca_bundle) if config.ca_bundle else config.verify_tls
-        timeout = (config.timeout or default_timeout).total_seconds()
-        return cls(
-            url=config.url,
-            token=config.token.get_secret_value(),
-            token_type=config.token_type,
-            ssl_verify=verify,
-            timeout=timeout,
-            max_retries=config.max_retries,
-            max_wait=config.max_wait.total_seconds(),
-            min_remaining=config.min_remaining,
-            credential=config.name,
-        )
-
-    def share_key(self) -> str:
-        """Key of the shared client: the instance, a digest of the credential, the call policy."""
-        digest = hashlib.sha256(f"{self.token_type}:{self.token}".encode()).hexdigest()[:16]
-        policy = (
-            self.ssl_verify,
-            self.timeout,
-            self.max_retries,
-            self.max_wait,
-            self.min_remaining,
-        )
-        return f"gitlab-client:{self.url}:{digest}:{policy!r}"
-
-    def __repr__(self) -> str:
-        return f"ClientSettings(url={self.url!r}, credential={self.credential!r})"
-
-
-class _PacedSession(requests.Session):
-    """The session python-gitlab sends through: waits before a request, records after it."""
-
-    def __init__(self, gate: Callable[[], None], observe: Callable[[int, Any], None]) -> None:
-        super().__init__()
-        self._gate = gate
-        self._observe = observe
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        """Pace, send, record (redirects pass through here too, so they are counted)."""
-        self._gate()
-        try:
-            response = super().send(request, **kwargs)
-        except requests.RequestException:
-            self._observe(0, {})
-            raise
-        self._observe(response.status_code, response.headers)
-        return response
-
-
 class GitLabClient:
-    """python-gitlab plus pacing, counting, bounded retries and error translation."""
+    """python-gitlab on a policed session: retries, limits and error translation."""
 
     def __init__(
         self,
-        settings: ClientSettings,
+        url: str,
+        token: str,
+        token_type: str,
+        policy: RequestPolicy,
         *,
-        metrics: Metrics,
-        sleep: Callable[[float], bool],
-        clock: Callable[[], datetime],
-        budget: RequestBudget | None = None,
-        quota: QuotaState | None = None,
+        ssl_verify: bool | str = True,
     ) -> None:
-        self.settings = settings
-        self.url = settings.url
-        self._metrics = metrics
-        self._sleep = sleep
-        self._clock = clock
-        self.budget = budget
-        self.quota = quota or QuotaState()
-        self.session = _PacedSession(self._gate, self._record)
-        oauth = settings.token_type == "oauth"  # noqa: S105 - the kind of token, not a token
+        self.url = url
+        self.policy = policy
+        self.session = policed_session(policy)
+        oauth = token_type == "oauth"  # noqa: S105 - the kind of token, not a token
         self.gl = gitlab.Gitlab(
-            settings.url,
-            private_token=None if oauth else settings.token,
-            oauth_token=settings.token if oauth else None,
-            ssl_verify=settings.ssl_verify,
-            timeout=settings.timeout,
+            url,
+            private_token=None if oauth else token,
+            oauth_token=token if oauth else None,
+            ssl_verify=ssl_verify,
+            timeout=policy.limits.timeout,
             retry_transient_errors=False,
             # Behind a reverse proxy GitLab's own idea of its URL can differ from ours; pages then
             # link elsewhere. Keep following the address we were given.
@@ -173,89 +99,29 @@ class GitLabClient:
         )
 
     def __repr__(self) -> str:
-        return f"GitLabClient(url={self.url!r}, credential={self.settings.credential!r})"
-
-    # -- pacing and counting --------------------------------------------------------------------------
-    def _gate(self) -> None:
-        """Wait until the quota and the budget let a request go (or raise RateLimited)."""
-        wait = self.quota.wait_needed(self.settings.min_remaining)
-        if wait > 0:
-            self._wait(wait, "server rate limit")
-            self.quota.waited()
-        if self.budget is None:
-            return
-        for _ in range(3):
-            wait = self.budget.take()
-            if wait <= 0:
-                return
-            self._wait(wait, "request budget")
-        msg = f"GitLab at {self.url}: no slot in the request budget after waiting"
-        raise RateLimited(msg, retry_at=self._clock() + timedelta(seconds=self.settings.max_wait))
-
-    def _wait(self, seconds: float, reason: str) -> None:
-        retry_at = self._clock() + timedelta(seconds=seconds)
-        if seconds > self.settings.max_wait:
-            msg = f"GitLab at {self.url}: {reason} exhausted for {seconds:.0f}s"
-            raise RateLimited(msg, retry_at=retry_at)
-        _log.info("gitlab.rate_limit_wait", url=self.url, seconds=round(seconds, 3), reason=reason)
-        if not self._sleep(seconds):
-            msg = f"GitLab at {self.url}: stopping while waiting for the {reason}"
-            raise RateLimited(msg, retry_at=retry_at)
-
-    def _record(self, status: int, headers: Any) -> None:
-        self._metrics.ci_requests.labels(
-            provider=PROVIDER, status_code=str(status) if status else "error"
-        ).inc()
-        if not status:
-            return
-        self.quota.observe(status, headers)
-        labels = {"provider": PROVIDER, "credential": self.settings.credential}
-        if self.quota.remaining is not None:
-            self._metrics.rate_limit_remaining.labels(**labels).set(self.quota.remaining)
-        if self.quota.limit is not None:
-            self._metrics.rate_limit_limit.labels(**labels).set(self.quota.limit)
+        return f"GitLabClient(url={self.url!r}, credential={self.policy.label!r})"
 
     # -- calls ----------------------------------------------------------------------------------------
     def call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one python-gitlab call with bounded retries; errors come out translated.
+        """Run one python-gitlab call under the policy's retries; errors come out translated.
 
         ``what`` names the request in messages by its full URL, never its headers
         (``GET https://gitlab.example.com/api/v4/projects/g%2Fapi/deployments``).
         """
-        attempts = self.settings.max_retries + 1
-        for attempt in range(attempts):
+
+        def attempt() -> T:
             try:
                 return fn()
             except gitlab.exceptions.GitlabError as exc:
-                code = exc.response_code or 0
-                last = attempt == attempts - 1
-                if code == 429 and not last:  # noqa: PLR2004 - the gate waits for Retry-After
-                    continue
-                if code in _TRANSIENT and not last:
-                    self._backoff(attempt, what, f"HTTP {code}")
-                    continue
                 raise self._translate(exc, what) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if attempt < attempts - 1:
-                    self._backoff(attempt, what, type(exc).__name__)
-                    continue
                 msg = f"{what}: {type(exc).__name__} talking to {self.url}"
-                raise TransientError(msg) from None
+                raise Retry(TransientError(msg)) from None
             except requests.RequestException as exc:
                 msg = f"{what}: {type(exc).__name__} talking to {self.url}"
                 raise TransientError(msg) from None
-            except PagingError as exc:
-                msg = f"{what}: {exc}"
-                raise TransientError(msg) from None
-        msg = f"{what}: no attempt left"  # pragma: no cover - the loop returns or raises
-        raise TransientError(msg)
 
-    def _backoff(self, attempt: int, what: str, why: str) -> None:
-        seconds = min(_BACKOFF_BASE * 2**attempt, _BACKOFF_CAP)
-        _log.info("gitlab.retry", request=what, reason=why, seconds=seconds)
-        if not self._sleep(seconds):
-            msg = f"{what}: stopping during a retry"
-            raise TransientError(msg)
+        return self.policy.call(what, attempt)
 
     def _translate(  # noqa: PLR0911 - one exit per class of the error taxonomy reads best
         self, exc: gitlab.exceptions.GitlabError, what: str
@@ -273,13 +139,10 @@ class GitLabClient:
             return TargetNotFound(
                 f"{what}: {message} ({code}); missing, or not visible to the token"
             )
-        if code == 429:  # noqa: PLR2004
-            retry_at = self._clock() + timedelta(
-                seconds=max(self.quota.wait_needed(self.settings.min_remaining), 1.0)
-            )
-            return RateLimited(f"{what}: rate limited by GitLab (429)", retry_at=retry_at)
+        if code == 429:  # noqa: PLR2004 - the quota holds the Retry-After; the gate waits it out
+            return Retry(RateLimited(f"{what}: rate limited by GitLab (429)"))
         if code in _TRANSIENT or code >= 500:  # noqa: PLR2004
-            return TransientError(f"{what}: GitLab answered {code}: {message}")
+            return Retry(TransientError(f"{what}: GitLab answered {code}: {message}"))
         if isinstance(exc, gitlab.exceptions.GitlabParsingError):
             return TransientError(f"{what}: the response is not valid JSON")
         if code:
@@ -370,9 +233,9 @@ def shared_client(config: GitLabSourceConfig, context: ProviderContext) -> GitLa
     """The client of a source's instance and credential, created once and shared.
 
     The request budget is shared per instance (every source reading it counts against it); the
-    rate-limit state per instance and credential (GitLab counts per user).
+    quota per instance and token (GitLab counts per user); the client per policy.
     """
-    settings = ClientSettings.from_config(config, context.defaults.timeout)
+    token = config.token.get_secret_value()
     budget: RequestBudget | None = None
     if config.request_budget is not None:
         limit = config.request_budget
@@ -385,16 +248,16 @@ def shared_client(config: GitLabSourceConfig, context: ProviderContext) -> GitLa
                 configured=limit,
                 shared=budget.limit,
             )
-    digest = hashlib.sha256(settings.token.encode()).hexdigest()[:16]
-    quota = context.shared.get(f"gitlab-quota:{config.url}:{digest}", QuotaState)
+    policy = shared_policy(
+        config,
+        context,
+        provider=PROVIDER,
+        credential=credential_digest(config.url, config.token_type, token),
+        budget=budget,
+        reserve=config.min_remaining,
+    )
+    verify = str(config.ca_bundle) if config.ca_bundle is not None else config.tls_verify
     return context.shared.get(
-        settings.share_key(),
-        lambda: GitLabClient(
-            settings,
-            metrics=context.metrics,
-            sleep=context.sleep,
-            clock=context.clock,
-            budget=budget,
-            quota=quota,
-        ),
+        f"gitlab-client:{id(policy)}:{verify}",
+        lambda: GitLabClient(config.url, token, config.token_type, policy, ssl_verify=verify),
     )

@@ -8,15 +8,13 @@ load time against the fields their mode offers: a typo fails ``fetcher check``, 
 
 from __future__ import annotations
 
-import string
-from datetime import timedelta
-from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from deploy_fetcher.config import Duration, Section, SourceConfig
+from deploy_fetcher.config import HttpSourceConfig, Section
+from deploy_fetcher.providers.kit import check_template
 
 __all__ = [
     "DEPLOYMENT_FIELDS",
@@ -26,7 +24,6 @@ __all__ = [
     "PipelineSettings",
     "ProjectEntry",
     "VersionFrom",
-    "template_fields",
 ]
 
 Mode = Literal["deployments", "pipelines"]
@@ -40,27 +37,8 @@ DEPLOYMENT_FIELDS: Final = _PROJECT_FIELDS | {"environment", "job", "stage", "re
 PIPELINE_FIELDS: Final = _PROJECT_FIELDS | {"ref", "source", "pipeline_name"}
 
 
-def template_fields(template: str) -> set[str]:
-    """Names a ``str.format`` template refers to (ValueError when it does not parse)."""
-    names: set[str] = set()
-    for _, name, _, _ in string.Formatter().parse(template):
-        if name is None:
-            continue
-        if not name or not name.isidentifier():
-            msg = f"template {template!r}: use named fields like {{project_path}}, not {{{name}}}"
-            raise ValueError(msg)
-        names.add(name)
-    return names
-
-
 def _check_template(template: str, allowed: frozenset[str], what: str) -> None:
-    unknown = template_fields(template) - allowed
-    if unknown:
-        msg = (
-            f"{what} template {template!r} uses unknown field(s) {sorted(unknown)}; "
-            f"available: {sorted(allowed)}"
-        )
-        raise ValueError(msg)
+    check_template(template, allowed, what=f"{what} template")
 
 
 class PipelineSettings(Section):
@@ -140,7 +118,7 @@ class ProjectEntry(_Overridable):
         return self.project.removesuffix("/*")
 
 
-class GitLabSourceConfig(SourceConfig):
+class GitLabSourceConfig(HttpSourceConfig):
     """A GitLab instance (gitlab.com or self-managed) and the projects to read from it."""
 
     provider: Literal["gitlab"] = "gitlab"
@@ -149,10 +127,6 @@ class GitLabSourceConfig(SourceConfig):
     #: A personal, project or group access token (``read_api`` scope), or an OAuth token.
     token: SecretStr
     token_type: Literal["private", "oauth"] = "private"  # noqa: S105 - a kind, not a secret
-    #: PEM bundle of the CA that signed a self-managed instance's certificate.
-    ca_bundle: Path | None = None
-    #: Turn TLS verification off (a lab instance); prefer ``ca_bundle``.
-    verify_tls: bool = True
     projects: list[ProjectEntry] = Field(min_length=1)
 
     mode: Mode = "deployments"
@@ -164,18 +138,11 @@ class GitLabSourceConfig(SourceConfig):
     pipelines: PipelineSettings = PipelineSettings()
 
     #: Items per request (GitLab caps it at 100).
-    per_page: int = Field(default=100, ge=1, le=100)
-    #: Extra attempts of a request after a 5xx, a timeout or a 429.
-    max_retries: int = Field(default=3, ge=0, le=10)
-    #: Longest wait inside a cycle for a 429 or a spent budget; anything longer ends the cycle
-    #: (RateLimited) and the next cycle tries again.
-    max_wait: Duration = timedelta(seconds=30)
+    page_size: int = Field(default=100, ge=1, le=100)
     #: At most this many requests per minute to this instance, shared by every source using it.
     request_budget: int | None = Field(default=None, ge=1)
     #: Stop sending when ``RateLimit-Remaining`` falls to this (leaves room for people and other tools).
     min_remaining: int = Field(default=0, ge=0)
-    #: HTTP timeout; ``defaults.timeout`` when absent.
-    timeout: Duration | None = None
 
     @field_validator("url")
     @classmethod
@@ -204,14 +171,6 @@ class GitLabSourceConfig(SourceConfig):
             raise ValueError(msg)
         return SecretStr(value.get_secret_value().strip())
 
-    @field_validator("ca_bundle")
-    @classmethod
-    def _ca_bundle(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            msg = f"CA bundle {str(value)!r} is not a readable file"
-            raise ValueError(msg)
-        return value
-
     @model_validator(mode="after")
     def _templates(self) -> GitLabSourceConfig:
         for index, entry in enumerate([None, *self.projects]):
@@ -223,7 +182,4 @@ class GitLabSourceConfig(SourceConfig):
                 _check_template(service, allowed, "service")
             except ValueError as exc:
                 raise ValueError(f"{where}{exc} (mode {mode})") from None
-        if self.ca_bundle is not None and not self.verify_tls:
-            msg = "give either ca_bundle or verify_tls: false, not both"
-            raise ValueError(msg)
         return self

@@ -3,7 +3,8 @@
 Both modes list objects ordered by ``updated_at`` and filtered with ``updated_after`` (inclusive), and
 GitLab bumps ``updated_at`` on every status change, so the mark alone sees every change: there is no
 open set to re-check. Each poll re-reads ``overlap`` behind the mark (clock skew, replicas lagging);
-the store's dedup ledger makes that free.
+the store's dedup ledger makes that free. Both states are the kit's
+:class:`~deploy_fetcher.providers.kit.Watermark` (whose mark never passes the server's clock).
 
 What else is kept, bounded:
 
@@ -20,15 +21,13 @@ source starts again at ``now - lookback``, as a new source would (re-emitted eve
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Final
+from datetime import timedelta
+from typing import Any, ClassVar, Final, TypeVar
 
-from deploy_fetcher.model import format_rfc3339, parse_timestamp
 from deploy_fetcher.providers import Cursor
+from deploy_fetcher.providers.kit import CursorMismatch, Watermark, scope_digest, short
 
 __all__ = [
     "CURSOR_VERSION",
@@ -44,12 +43,10 @@ __all__ = [
 CURSOR_VERSION: Final = 1
 #: Pipelines remembered for parent lookups (each holds its few deployments).
 MEMORY_PIPELINES: Final = 100
+#: Versions remembered inside the overlap window.
+_MAX_DONE: Final = 5000
 
-
-def scope_digest(selection: dict[str, Any]) -> str:
-    """A short, stable digest of the settings that decide which objects a target yields."""
-    text = json.dumps(selection, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+S = TypeVar("S", bound="DeploymentsState")
 
 
 @dataclass(frozen=True)
@@ -101,6 +98,11 @@ class PipelineMemory:
     def __len__(self) -> int:
         return len(self._pipelines)
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PipelineMemory) and self.to_json() == other.to_json()
+
+    __hash__ = None  # type: ignore[assignment]
+
     def to_json(self) -> list[Any]:
         """Compact form for the cursor, oldest pipeline first."""
         return [
@@ -125,115 +127,61 @@ class PipelineMemory:
 
 
 @dataclass
-class _Marked:
-    """A high-water mark and the (id, ``updated_at``) pairs already handled inside the overlap."""
+class DeploymentsState(Watermark):
+    """Cursor of ``deployments`` mode: the mark, the done versions, the pipelines' deployments."""
 
-    mark: datetime
-    #: Object id -> the ``updated_at`` already turned into events.
-    done: dict[int, datetime] = field(default_factory=dict)
+    memory: PipelineMemory = field(default_factory=PipelineMemory, metadata=short("pipelines"))
 
-    def advance(self, updated_at: datetime) -> None:
-        """Move the mark forward (never back) to an item's ``updated_at``."""
-        self.mark = max(self.mark, updated_at)
+    MODE: ClassVar[str] = "deployments"
 
-    def is_done(self, object_id: int, updated_at: datetime) -> bool:
-        """Whether this version of the object was already handled."""
-        return self.done.get(object_id) == updated_at
-
-    def prune(self, overlap: timedelta) -> None:
-        """Forget what the next poll cannot return any more (older than ``mark - overlap``)."""
-        horizon = self.mark - overlap
-        self.done = {oid: at for oid, at in self.done.items() if at >= horizon}
-
-    def _done_json(self) -> dict[str, str]:
-        return {str(oid): format_rfc3339(at) for oid, at in sorted(self.done.items())}
-
-
-@dataclass
-class DeploymentsState(_Marked):
-    """Cursor of ``deployments`` mode."""
-
-    memory: PipelineMemory = field(default_factory=PipelineMemory)
+    def forget(self, overlap: timedelta) -> None:
+        """Forget the versions the next poll cannot return (older than ``mark - overlap``)."""
+        self.done.prune(self.floor(overlap), max_size=_MAX_DONE)
 
     def encode(self, scope: str) -> Cursor:
         """The JSON object the store keeps."""
-        return {
-            "v": CURSOR_VERSION,
-            "mode": "deployments",
-            "scope": scope,
-            "mark": format_rfc3339(self.mark),
-            "done": self._done_json(),
-            "pipelines": self.memory.to_json(),
-        }
+        return {"v": CURSOR_VERSION, "mode": self.MODE, "scope": scope, **self.to_json()}
 
 
 @dataclass
-class PipelinesState(_Marked):
-    """Cursor of ``pipelines`` mode."""
+class PipelinesState(DeploymentsState):
+    """Cursor of ``pipelines`` mode: the mark, the done versions, the job-pattern verdicts."""
 
     #: Pipeline id -> whether it has a job matching ``job_pattern``.
     matches: dict[int, bool] = field(default_factory=dict)
 
-    def prune(self, overlap: timedelta) -> None:
+    MODE: ClassVar[str] = "pipelines"
+
+    def forget(self, overlap: timedelta) -> None:
         """Forget what the next poll cannot return, job-match verdicts included."""
-        super().prune(overlap)
-        self.matches = {pid: hit for pid, hit in self.matches.items() if pid in self.done}
-
-    def encode(self, scope: str) -> Cursor:
-        """The JSON object the store keeps."""
-        return {
-            "v": CURSOR_VERSION,
-            "mode": "pipelines",
-            "scope": scope,
-            "mark": format_rfc3339(self.mark),
-            "done": self._done_json(),
-            "matches": {str(pid): hit for pid, hit in sorted(self.matches.items())},
-        }
+        super().forget(overlap)
+        self.matches = {pid: hit for pid, hit in self.matches.items() if str(pid) in self.done}
 
 
-def _done(cursor: Cursor) -> dict[int, datetime]:
-    raw = cursor.get("done", {})
-    if not isinstance(raw, dict):
-        msg = "cursor: done must be an object"
-        raise TypeError(msg)
-    return {int(oid): parse_timestamp(str(at)) for oid, at in raw.items()}
+def _decode(kind: type[S], cursor: Cursor | None, scope: str) -> S | None:
+    """A cursor of this mode and scope read back; None when it is not ours to continue.
 
-
-def _header(cursor: Cursor | None, mode: str, scope: str) -> datetime | None:
-    """The mark of a cursor that belongs to this mode and scope, else None."""
-    if not isinstance(cursor, dict):
+    Raises ValueError (CursorMismatch) when the cursor claims to be ours but is damaged (the adapter
+    logs it and starts over rather than guessing).
+    """
+    header = (CURSOR_VERSION, kind.MODE, scope)
+    if (
+        not isinstance(cursor, dict)
+        or (cursor.get("v"), cursor.get("mode"), cursor.get("scope")) != header
+    ):
         return None
-    if cursor.get("v") != CURSOR_VERSION or cursor.get("mode") != mode:
-        return None
-    if cursor.get("scope") != scope:
-        return None
-    mark = cursor.get("mark")
-    if not isinstance(mark, str):
-        return None
-    return parse_timestamp(mark)
+    state = kind.from_json(cursor)
+    if not all(key.isdigit() for key in state.done.items):
+        msg = "done keys are not ids"
+        raise CursorMismatch(msg)
+    return state
 
 
 def decode_deployments(cursor: Cursor | None, scope: str) -> DeploymentsState | None:
-    """Read a ``deployments`` cursor; None when it is absent or not ours to continue.
-
-    Raises ValueError when the cursor claims to be ours but is damaged (the adapter logs it and starts
-    over rather than guessing).
-    """
-    mark = _header(cursor, "deployments", scope)
-    if mark is None or cursor is None:
-        return None
-    memory = PipelineMemory.from_json(cursor.get("pipelines", []))
-    return DeploymentsState(mark, _done(cursor), memory)
+    """Read a ``deployments`` cursor (see :func:`_decode`)."""
+    return _decode(DeploymentsState, cursor, scope)
 
 
 def decode_pipelines(cursor: Cursor | None, scope: str) -> PipelinesState | None:
-    """Read a ``pipelines`` cursor; None when it is absent or not ours to continue."""
-    mark = _header(cursor, "pipelines", scope)
-    if mark is None or cursor is None:
-        return None
-    matches_raw = cursor.get("matches", {})
-    if not isinstance(matches_raw, dict):
-        msg = "pipelines cursor: matches must be an object"
-        raise TypeError(msg)
-    matches = {int(pid): bool(hit) for pid, hit in matches_raw.items()}
-    return PipelinesState(mark, _done(cursor), matches)
+    """Read a ``pipelines`` cursor (see :func:`_decode`)."""
+    return _decode(PipelinesState, cursor, scope)

@@ -36,7 +36,6 @@ Malformed items raise :class:`Malformed`; the adapter logs them with their URL a
 from __future__ import annotations
 
 import fnmatch
-import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,6 +44,7 @@ from typing import Any, Final
 from deploy_fetcher.model import DeployEvent, Status, parse_timestamp, qualify_ref
 from deploy_fetcher.providers.gitlab.config import VersionFrom
 from deploy_fetcher.providers.gitlab.cursor import Sibling
+from deploy_fetcher.providers.kit import render_template
 
 __all__ = [
     "DEPLOYMENT_STATUS",
@@ -352,17 +352,11 @@ class Rendering:
     environment: str = "production"
 
 
-class _Strict(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        raise Malformed(f"template field {key!r} is unknown")
-
-
 def render(template: str, fields: Mapping[str, str | None]) -> str:
-    """Render a ``str.format`` template over text fields (absent values render empty)."""
-    values = _Strict({key: value or "" for key, value in fields.items()})
+    """Render a template checked at load time (absent values render empty; the kit's renderer)."""
     try:
-        return string.Formatter().vformat(template, (), values).strip()
-    except (IndexError, ValueError) as exc:
+        return render_template(template, fields)
+    except ValueError as exc:  # a format spec a value does not take (``{ref:d}``)
         raise Malformed(f"template {template!r}: {exc}") from None
 
 

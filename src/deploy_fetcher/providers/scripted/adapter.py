@@ -1,9 +1,8 @@
 """Replays a JSON-lines script (or generated events) page by page with an offset cursor.
 
-Script lines are :class:`~deploy_fetcher.model.DeployEvent` objects as JSON. A line
-``{"raise": "auth" | "transient" | "not_found" | "rate_limited"}`` makes the poll that reaches it fail
-with that error class, once per process — how the tests make a source fail and recover. The file may
-grow between polls (tests append to it); the cursor is the number of lines consumed.
+Script lines are :class:`~deploy_fetcher.model.DeployEvent` objects as JSON; a line that is not one is
+logged and skipped. The file may grow between polls (tests append to it); the cursor is the number of
+lines consumed. (The test suite's own ``scripted-faults`` plugin adds lines that make a poll fail.)
 """
 
 from __future__ import annotations
@@ -19,26 +18,13 @@ import structlog
 from pydantic import Field, ValidationError
 
 from deploy_fetcher.config import Duration, Section, SourceConfig
-from deploy_fetcher.errors import (
-    AuthError,
-    RateLimited,
-    SourceError,
-    TargetNotFound,
-    TransientError,
-)
+from deploy_fetcher.errors import TargetNotFound
 from deploy_fetcher.model import DeployEvent, Status
 from deploy_fetcher.providers import CheckItem, Cursor, Page, Provider, Reread
 
 __all__ = ["Generate", "ScriptedProvider", "ScriptedSource"]
 
 _log = structlog.get_logger(__name__)
-
-_ERRORS: dict[str, type[SourceError]] = {
-    "auth": AuthError,
-    "transient": TransientError,
-    "not_found": TargetNotFound,
-    "rate_limited": RateLimited,
-}
 
 
 class Generate(Section):
@@ -98,7 +84,6 @@ class ScriptedProvider(Provider):
             msg = "a scripted source needs exactly one of `script` or `generate`"
             raise ValueError(msg)
         self.source = config
-        self._raised: set[int] = set()
 
     def _items(self, offset: int) -> Iterator[tuple[int, DeployEvent | None]]:
         """(line number, event or None for a skipped line) from ``offset`` on, lazily."""
@@ -123,15 +108,8 @@ class ScriptedProvider(Provider):
         except json.JSONDecodeError as exc:
             _log.warning("scripted.malformed_line", line=index + 1, error=str(exc))
             return None
-        if isinstance(data, dict) and "raise" in data:
-            if index not in self._raised:
-                self._raised.add(index)
-                raise _ERRORS.get(str(data["raise"]), TransientError)(
-                    f"scripted failure at line {index + 1}"
-                )
-            return None
         try:
-            data = {"provider": "scripted", "source": self.config.name, **data}
+            data = {"provider": self.name, "source": self.config.name, **data}
             return DeployEvent.model_validate(data)
         except ValidationError as exc:
             _log.warning(
