@@ -12,8 +12,9 @@ rather than wall time, so other work on a loaded machine does not count against 
   cycle and per source, CPU per poll);
 * **active** — the worlds' clocks follow the wall clock and new pipelines keep starting: delivery
   latency from the moment a state change appears in an emulator to the dashboard row arriving,
-  split into *new* deployments (their first status) and *in-flight* changes (a later status of a
-  deployment already seen), p50 / p95 / max.
+  split into *new* deployments (their first status, and what they went through before it arrived)
+  and *in-flight* changes (a status of a deployment whose first row had arrived when it happened),
+  p50 / p95 / max, also per provider.
 
 Throughout: whether jobs run on schedule (cycles per source against the interval, and the
 scheduler's own "skipped" / "missed" warnings), the daemon's CPU share and peak RSS, and what each
@@ -788,24 +789,38 @@ def machine() -> dict[str, Any]:
     }
 
 
-def latencies(
-    worlds: Worlds, since_wall: float, until_wall: float
-) -> dict[str, dict[str, float | int]]:
+def latencies(worlds: Worlds, since_wall: float, until_wall: float) -> dict[str, Any]:
     """Change → dashboard delays for changes between two wall-clock times, new and in-flight apart.
 
-    A row is *in-flight* when the dashboard holds an earlier row of the same deployment: the poller
-    already knew the deployment when this change appeared.
+    A row is *in-flight* when the dashboard already held a row of the same deployment when this
+    change happened: the poller knew the deployment was running. Statuses that happened before the
+    deployment's first row arrived are caught up with it, so they count with the *new* ones (how
+    soon a new deployment is seen, whatever it went through meanwhile). Also given per provider.
     """
     rows = sorted(worlds.dashboard.rows(), key=lambda r: r["happened_at"])
-    seen: set[str] = set()
-    delays: dict[str, list[float]] = {"new": [], "in_flight": []}
+    first_received: dict[str, float] = {}
     for row in rows:
-        kind = "in_flight" if row["deployment_id"] in seen else "new"
-        seen.add(row["deployment_id"])
+        received = parse_timestamp(row["received_at"]).timestamp()
+        deployment = row["deployment_id"]
+        first_received[deployment] = min(received, first_received.get(deployment, received))
+    delays: dict[str, list[float]] = {"new": [], "in_flight": []}
+    by_provider: dict[str, dict[str, list[float]]] = defaultdict(
+        lambda: {"new": [], "in_flight": []}
+    )
+    for row in rows:
         happened = parse_timestamp(row["happened_at"]).timestamp()
-        if since_wall <= happened <= until_wall:
-            delays[kind].append(parse_timestamp(row["received_at"]).timestamp() - happened)
-    return {kind: _percentiles(values) for kind, values in delays.items()}
+        if not since_wall <= happened <= until_wall:
+            continue
+        kind = "in_flight" if first_received[row["deployment_id"]] <= happened else "new"
+        delay = parse_timestamp(row["received_at"]).timestamp() - happened
+        delays[kind].append(delay)
+        by_provider[str(row.get("provider"))][kind].append(delay)
+    out: dict[str, Any] = {kind: _percentiles(values) for kind, values in delays.items()}
+    out["by_provider"] = {
+        provider: {kind: _percentiles(values) for kind, values in kinds.items()}
+        for provider, kinds in sorted(by_provider.items())
+    }
+    return out
 
 
 def _percentiles(values: list[float]) -> dict[str, float | int]:
