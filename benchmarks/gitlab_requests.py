@@ -8,7 +8,7 @@ production) × 20 finished deployments each: 1 200 deployments, 3 600 dated tran
 * an explicit backfill (``fetcher sync --since``) over the same 7 days;
 * 100 idle cycles of all 20 projects (nothing changed; the overlap window is empty).
 
-Run with ``per_page`` 100 (the adapter's default) and 20 (GitLab's default) to show how paging
+Run with ``page_size`` 100 (the adapter's default) and 20 (GitLab's default) to show how paging
 scales. Every request goes through python-gitlab over real HTTP; "charged" counts the requests
 GitLab would count against the rate limit (every authenticated API call).
 
