@@ -191,6 +191,36 @@ def test_shutdown_while_discovery_is_listing_does_not_deadlock(tmp_path):
     assert {} == provider.runs
 
 
+def test_shutdown_waits_for_housekeeping_using_the_store(tmp_path):
+    """Shutdown returns only once a housekeeping run in flight has finished with the store."""
+    runtime, _provider = _runtime(tmp_path, ("a",))
+    entered, release, finished = threading.Event(), threading.Event(), threading.Event()
+    check_writable = runtime.store.check_writable
+
+    def slow_check():
+        entered.set()
+        release.wait(10)
+        try:
+            return check_writable()
+        finally:
+            finished.set()
+
+    runtime.store.check_writable = slow_check
+    scheduler = Scheduler(runtime, max_workers=1)
+    scheduler.start()
+    assert entered.wait(10)
+    runtime.stop.set()
+    stopper = threading.Thread(target=scheduler.shutdown)
+    stopper.start()
+    stopper.join(0.5)
+    returned_early = not stopper.is_alive()
+    release.set()
+    stopper.join(10)
+    done_when_shut = finished.is_set()
+    runtime.close()
+    assert (False, True) == (returned_early, done_when_shut)
+
+
 def test_a_target_named_like_its_source_keeps_its_health_across_rediscovery(tmp_path):
     """A failing target called like its source is logged failing once, not again after each listing."""
     from deploy_fetcher.errors import AuthError

@@ -125,7 +125,7 @@ class Scheduler:
         self._activity = threading.Condition()
         self._paused: dict[str, frozenset[str]] = {}
         self._running: Counter[str] = Counter()
-        self._in_flight = 0  # jobs of ours running now (polls and discoveries)
+        self._in_flight = 0  # jobs of ours running now (polls, discoveries, housekeeping)
         self._stopping = False
         #: Called with each finished cycle's result, in the scheduler's thread; must not block.
         self.cycle_listeners: list[Callable[[CycleResult], None]] = []
@@ -173,7 +173,7 @@ class Scheduler:
 
     @property
     def jobs_in_flight(self) -> int:
-        """Polls and discoveries running now (after a bounded shutdown: the ones still stuck)."""
+        """Jobs running now: polls, discoveries, housekeeping (after a bounded shutdown: the ones still stuck)."""
         with self._activity:
             return self._in_flight
 
@@ -367,6 +367,12 @@ class Scheduler:
         self.runtime.metrics.polls_overdue.set(len(overdue))
 
     def _housekeeping(self) -> None:
+        # Counted as a job in flight: shutdown must not close the store under its feet.
+        with self._job():
+            if not self._stopping:
+                self._housekeep()
+
+    def _housekeep(self) -> None:
         runtime = self.runtime
         # The heartbeat first: a store that hangs below must show as a wedged process.
         runtime.health.beat()
