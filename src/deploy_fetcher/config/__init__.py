@@ -28,13 +28,8 @@ from deploy_fetcher.config._schema import json_schema
 from deploy_fetcher.config._schema import render as render_schema
 from deploy_fetcher.config._types import Duration, Url, format_duration, parse_duration
 
-#: ``DefaultsConfig``'s former name, from before every section model was called ``<X>Config``. The
-#: providers still use it (``ProviderContext.defaults``); remove it once they say ``DefaultsConfig``.
-Defaults = DefaultsConfig
-
 __all__ = [
     "CONFIG_ENV",
-    "Defaults",
     "DefaultsConfig",
     "Duration",
     "FetcherConfig",
