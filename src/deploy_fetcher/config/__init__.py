@@ -24,6 +24,7 @@ from deploy_fetcher.config._models import (
     SourceConfig,
     StateConfig,
 )
+from deploy_fetcher.config._narrow import settings_of
 from deploy_fetcher.config._schema import json_schema
 from deploy_fetcher.config._schema import render as render_schema
 from deploy_fetcher.config._types import Duration, Url, format_duration, parse_duration
@@ -52,4 +53,5 @@ __all__ = [
     "parse_config",
     "parse_duration",
     "render_schema",
+    "settings_of",
 ]

@@ -36,7 +36,9 @@ def _hostile_provider(server: HostileServer, **keys) -> AzureDevOpsProvider:
             **keys,
         }
     )
-    return AzureDevOpsProvider(config, ProviderContext(metrics=Metrics(), defaults=DefaultsConfig()))
+    return AzureDevOpsProvider(
+        config, ProviderContext(metrics=Metrics(), defaults=DefaultsConfig())
+    )
 
 
 def test_a_redirect_to_another_host_is_an_auth_error_and_the_pat_stays_home() -> None:

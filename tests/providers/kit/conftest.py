@@ -39,7 +39,10 @@ class TestContext(ProviderContext):
     def __init__(self, time: FakeTime) -> None:
         self.hits: list[LimitHit] = []
         super().__init__(
-            metrics=Metrics(), defaults=DefaultsConfig(), clock=time.clock, on_limit=self.hits.append
+            metrics=Metrics(),
+            defaults=DefaultsConfig(),
+            clock=time.clock,
+            on_limit=self.hits.append,
         )
         self.time = time
 
