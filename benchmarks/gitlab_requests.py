@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from deploy_fetcher.config import Defaults
+from deploy_fetcher.config import DefaultsConfig
 from deploy_fetcher.emulators.gitlab import GitLabEmulator
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.providers import ProviderContext
@@ -45,7 +45,7 @@ def provider_for(server: GitLabEmulator, per_page: int) -> GitLabProvider:
     )
     context = ProviderContext(
         metrics=Metrics(),
-        defaults=Defaults(lookback=timedelta(days=7), overlap=timedelta(minutes=5)),
+        defaults=DefaultsConfig(lookback=timedelta(days=7), overlap=timedelta(minutes=5)),
         clock=lambda: server.now,
     )
     return GitLabProvider(config, context)

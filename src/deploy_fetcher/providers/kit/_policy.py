@@ -58,7 +58,7 @@ from deploy_fetcher.redaction import excerpt
 from deploy_fetcher.retry_after import parse_retry_after
 
 if TYPE_CHECKING:
-    from deploy_fetcher.config import Defaults, HttpSourceConfig
+    from deploy_fetcher.config import DefaultsConfig, HttpSourceConfig
     from deploy_fetcher.providers._base import ProviderContext
 
 __all__ = ["CLOCK_SKEW", "SLOW_SERVER_PAUSE", "LimitHit", "RequestPolicy", "classify"]
@@ -159,7 +159,7 @@ class RequestPolicy:
         self._probing = False
 
     @classmethod
-    def limits_of(cls, config: HttpSourceConfig, defaults: Defaults) -> Limits:
+    def limits_of(cls, config: HttpSourceConfig, defaults: DefaultsConfig) -> Limits:
         """The limits a source's keys set (``timeout`` falling back on ``defaults.timeout``)."""
         timeout = (config.timeout or defaults.timeout).total_seconds()
         return Limits(timeout=timeout, max_bytes=int(config.max_response_size))
