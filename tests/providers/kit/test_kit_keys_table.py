@@ -91,11 +91,28 @@ def test_an_old_provider_key_is_answered_with_the_new_one(
     assert f"<string>: sources[0].{old}: renamed key (did you mean '{new}'?)" == message
 
 
-@pytest.mark.parametrize("provider", ["github", "azure-devops"])
-def test_max_open_is_answered_with_open_max(provider: str) -> None:
-    """GitHub's old open-item cap names the key every provider with an open set takes."""
-    message = _refused(_source, provider, "max_open: 10")
-    assert "<string>: sources[0].max_open: renamed key (did you mean 'open_max'?)" == message
+@pytest.mark.parametrize(
+    ("provider", "old", "new"),
+    [
+        ("github", "max_open", "open_max"),
+        ("azure-devops", "max_open", "open_max"),
+        ("gitlab", "per_page", "page_size"),
+        ("azure-devops", "per_page", "page_size"),
+    ],
+)
+def test_an_old_name_is_answered_where_the_provider_has_the_key(
+    provider: str, old: str, new: str
+) -> None:
+    """The open-item cap and the page size answer their old names where a provider takes them."""
+    message = _refused(_source, provider, f"{old}: 10")
+    assert f"<string>: sources[0].{old}: renamed key (did you mean '{new}'?)" == message
+
+
+@pytest.mark.parametrize(("provider", "old"), [("gitlab", "max_open"), ("github", "per_page")])
+def test_an_old_name_is_not_answered_with_a_key_the_provider_lacks(provider: str, old: str) -> None:
+    """GitLab has no open set and GitHub no page size: their old names are plain unknown keys."""
+    message = _refused(_source, provider, f"{old}: 10")
+    assert (True, False) == (": unknown key (" in message, "renamed key" in message)
 
 
 @pytest.mark.parametrize("kind", HTTP_SINKS)
