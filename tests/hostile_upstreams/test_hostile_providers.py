@@ -2,7 +2,7 @@
 
 Each provider's source points at a real local proxy (:class:`HostileServer`) in front of its
 emulator; the proxy redirects to another host, echoes the credential, trickles, never ends, nests
-JSON or answers markup. Each cycle must end as a failed cycle (never a hang, a traceback, or a
+JSON, answers markup or dates every item decades ahead. Each cycle must end as a failed cycle (never a hang, a traceback, or a
 success counted from another host's answer), nothing may reach another host or any output, and
 once the proxy forwards again the source polls successfully.
 """
@@ -21,7 +21,7 @@ import pytest
 import yaml
 from structlog.testing import capture_logs
 
-from deploy_fetcher.emulators.hostile import HostileServer
+from deploy_fetcher.emulators.hostile import FUTURE_YEAR, HostileServer
 from deploy_fetcher.engine import CycleResult, Health, Poller
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.model import utc_now
@@ -45,6 +45,7 @@ class Hostile:
     health: Health
     server: HostileServer
     rig: ProviderRig
+    store: SqliteStore
     #: How far the providers' clock runs ahead of the real one.
     ahead: list[timedelta]
 
@@ -93,7 +94,7 @@ def hostile(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Hostile]
         provider = load_provider(name)(config.sources[0], context)
         stack.callback(provider.close)
         poller = Poller(config, store, metrics, health)
-        yield Hostile(provider, poller, health, server, rig, ahead)
+        yield Hostile(provider, poller, health, server, rig, store, ahead)
 
 
 def _secret_of(hostile: Hostile) -> str:
@@ -175,3 +176,30 @@ def test_markup_in_an_error_body_stays_inert_text(hostile: Hostile) -> None:
     _failed(results)
     assert [] == [r.error for r in results if "\x1b" in r.error]
     _recovers(hostile)
+
+
+def test_items_dated_far_in_the_future_do_not_stop_the_source(hostile: Hostile) -> None:
+    """Every item dated in 2096: no mark moves past the server's clock; later items are still read."""
+    hostile.server.mode = "future"
+    assert {"ok"} == {r.outcome for r in hostile.cycle()}
+    # A cursor's top-level times are its marks (``mark``, ``start``); its per-item records may
+    # keep an item's own date.
+    marks = [
+        value
+        for record in hostile.store.list_cursors()
+        for value in record.cursor.values()
+        if isinstance(value, str) and value[:4].isdigit()
+    ]
+    assert marks
+    assert [] == [mark for mark in marks if mark.startswith(str(FUTURE_YEAR))]
+    queued = {row.event.deployment_id for row in hostile.store.list_rows(limit=10_000)}
+    hostile.server.mode = "normal"
+    hostile.rig.advance()
+    assert {"ok"} == {r.outcome for r in hostile.cycle()}
+    later = [
+        row.event
+        for row in hostile.store.list_rows(limit=10_000)
+        if row.event.deployment_id not in queued
+    ]
+    assert later
+    assert [] == [e.deployment_id for e in later if e.happened_at.year == FUTURE_YEAR]
