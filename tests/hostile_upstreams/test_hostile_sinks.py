@@ -1,12 +1,16 @@
-"""Every HTTP sink against a hostile destination: no credential leaves, nothing hangs or grows, it recovers.
+"""Every sink against hostile text and every HTTP sink against a hostile destination.
 
-Each sink is pointed at a real local proxy (:class:`HostileServer`) in front of its usual receiver;
-the proxy redirects to another host, echoes the credential, trickles, never ends, nests JSON or
-answers markup, and is then "fixed" (forwards again) to show the sink recovers.
+Each HTTP sink is pointed at a real local proxy (:class:`HostileServer`) in front of its usual
+receiver; the proxy redirects to another host, echoes the credential, trickles, never ends, nests
+JSON or answers markup, and is then "fixed" (forwards again) to show the sink recovers. The sinks
+that write to a file or a terminal (JSONL, stdout) are given events carrying a CI server's markup
+and escapes, and must write them as inert JSON.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -15,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from deploy_fetcher.emulators.hostile import HostileServer
+from deploy_fetcher.emulators.hostile import MARKUP_BODY, HostileServer
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.plugins import load_sink
@@ -157,3 +161,36 @@ def test_markup_in_an_answer_is_kept_as_inert_text(hostile: Hostile) -> None:
     assert "[/x]" in outcome.reason
     assert "\x1b" not in outcome.reason
     _recovers(hostile)
+
+
+#: What a CI server may put into an actor or a title: C0 escapes, 8-bit CSI (U+009B, obeyed by
+#: terminals that take C1 controls), DEL, a bell, a newline and rich markup.
+SERVER_TEXT = MARKUP_BODY + " \x9b2J\x9b31m \x07\x7f \nforged line"
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+@pytest.mark.parametrize("name", ["jsonl", "stdout"])
+def test_server_text_in_an_event_is_written_as_inert_json(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Escapes, C1 controls and markup a server put into fields are written as JSON escapes."""
+    event = DeployEvent.model_validate(
+        _event().model_dump() | {"actor": SERVER_TEXT[:128], "metadata": {"title": SERVER_TEXT}}
+    )
+    with SINK_RIGS[name](tmp_path) as rig:
+        cls = load_sink(name)
+        config = cls.config_model.model_validate({"name": "out", "type": name, **rig.keys})
+        sink = cls(config, SinkContext(metrics=Metrics(), user_agent="deploy-fetcher/hostile"))
+        try:
+            assert isinstance(sink.send(event), Delivered)
+        finally:
+            sink.close()
+        written = (
+            Path(rig.keys["path"]).read_text(encoding="utf-8")
+            if name == "jsonl"
+            else capsys.readouterr().out
+        )
+    [line] = written.splitlines()
+    assert [] == _CONTROLS.findall(line)
+    document = json.loads(line)
+    assert (SERVER_TEXT[:128], SERVER_TEXT) == (document["actor"], document["metadata"]["title"])
