@@ -21,7 +21,6 @@ from tests.support import wait_until
 
 from deploy_fetcher.emulators._server import Fault
 
-
 #: Events the writer appends at most: enough to span the first kills, and a backlog the last run
 #: reads in the same time on a loaded machine as on an idle one (the writer does not slow down).
 WRITER_EVENTS = 600
