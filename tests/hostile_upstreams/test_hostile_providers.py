@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,10 @@ from structlog.testing import capture_logs
 from deploy_fetcher.emulators.hostile import FUTURE_YEAR, HostileServer
 from deploy_fetcher.engine import CycleResult, Health, Poller
 from deploy_fetcher.metrics import Metrics
+from deploy_fetcher.model import utc_now
 from deploy_fetcher.plugins import load_provider, parse_config
 from deploy_fetcher.providers import Provider, ProviderContext
+from deploy_fetcher.providers.kit import SLOW_SERVER_PAUSE
 from deploy_fetcher.store import SqliteStore
 from tests.contract.rigs import PROVIDER_RIGS, ProviderRig
 
@@ -43,9 +46,15 @@ class Hostile:
     server: HostileServer
     rig: ProviderRig
     store: SqliteStore
+    #: How far the providers' clock runs ahead of the real one.
+    ahead: list[timedelta]
 
     def cycle(self) -> list[CycleResult]:
         return [self.poller.run_target(self.provider, t) for t in self.provider.targets()]
+
+    def later(self, delta: timedelta) -> None:
+        """Move the providers' clock on (what a server left alone waits for)."""
+        self.ahead[0] += delta
 
 
 def _behind(source: dict[str, Any], upstream: str, hostile: str) -> dict[str, Any]:
@@ -77,12 +86,15 @@ def hostile(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Hostile]
         metrics, health = Metrics(), Health()
         store = SqliteStore(config.state.path)
         stack.callback(store.close)
-        context = ProviderContext(metrics=metrics, defaults=config.defaults)
+        ahead = [timedelta(0)]
+        context = ProviderContext(
+            metrics=metrics, defaults=config.defaults, clock=lambda: utc_now() + ahead[0]
+        )
         stack.callback(context.shared.close)
         provider = load_provider(name)(config.sources[0], context)
         stack.callback(provider.close)
         poller = Poller(config, store, metrics, health)
-        yield Hostile(provider, poller, health, server, rig, store)
+        yield Hostile(provider, poller, health, server, rig, store, ahead)
 
 
 def _secret_of(hostile: Hostile) -> str:
@@ -128,10 +140,14 @@ def test_an_echoed_credential_reaches_no_error_log_or_readiness(hostile: Hostile
 
 
 def test_a_trickling_server_ends_the_cycle_at_the_request_deadline(hostile: Hostile) -> None:
-    """Headers, then a byte every 0.5 s: the request's deadline ends the cycle as transient."""
+    """Headers, then a byte every 0.5 s: the deadline ends the cycle; the server is left alone a while."""
     hostile.server.mode = "slow"
     results = hostile.cycle()
     assert {"transient_error"} == {r.outcome for r in results}
+    hostile.server.mode = "normal"
+    paused = hostile.cycle()
+    assert (True, True) == (bool(paused), all("left alone" in r.error for r in paused))
+    hostile.later(SLOW_SERVER_PAUSE)
     _recovers(hostile)
 
 

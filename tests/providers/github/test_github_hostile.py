@@ -18,7 +18,7 @@ from tests.hostile_http import HostileServer
 from tests.providers.github.support import EmulatorContext, Harness
 from tests.providers.github.test_github_deployments import START
 
-from deploy_fetcher.config import Defaults
+from deploy_fetcher.config import DefaultsConfig
 from deploy_fetcher.emulators.github import GitHubEmulator
 from deploy_fetcher.errors import SourceError
 from deploy_fetcher.metrics import Metrics
@@ -42,7 +42,7 @@ def _provider(server: HostileServer, **keys: Any) -> GitHubProvider:
             **keys,
         }
     )
-    return GitHubProvider(config, ProviderContext(metrics=Metrics(), defaults=Defaults()))
+    return GitHubProvider(config, ProviderContext(metrics=Metrics(), defaults=DefaultsConfig()))
 
 
 @pytest.mark.parametrize("status", [301, 302, 307])
