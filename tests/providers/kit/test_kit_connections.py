@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -24,10 +25,8 @@ class _Together(BaseHTTPRequestHandler):
     barrier: threading.Barrier
 
     def do_GET(self) -> None:
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             self.barrier.wait(timeout=5)
-        except threading.BrokenBarrierError:
-            pass
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", "2")
