@@ -33,23 +33,9 @@ from deploy_fetcher.sinks import (
     Sink,
     SinkContext,
 )
-from tests.contract.rigs import SECRET, SINK_RIGS
+from tests.contract.rigs import HTTP_SINKS, SECRET, SINK_RIGS, sink_event
 
-HTTP = ["cloudlink", "ctoai", "deployment-dashboard", "webhook"]
 TIMEOUT = 1.0
-
-
-def _event(n: int = 0) -> DeployEvent:
-    return DeployEvent(
-        deployment_id=f"hostile-{n}",
-        service="api",
-        environment="prod",
-        status="success",
-        happened_at=f"2026-03-01T10:00:{n:02d}Z",
-        provider="github",
-        source="src",
-        metadata={"repo": "octo/api", "repo_name": "api", "branch": "main"},
-    )
 
 
 @dataclass
@@ -64,7 +50,7 @@ def _rewrite(keys: dict[str, Any], upstream: str, hostile: str) -> dict[str, Any
     return {k: v.replace(upstream, hostile) if isinstance(v, str) else v for k, v in keys.items()}
 
 
-@pytest.fixture(params=HTTP)
+@pytest.fixture(params=HTTP_SINKS)
 def hostile(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Hostile]:
     name: str = request.param
     with ExitStack() as stack:
@@ -92,13 +78,13 @@ def _reason(outcome: Delivery) -> str:
 
 def _recovers(hostile: Hostile) -> None:
     hostile.server.mode = "normal"
-    assert isinstance(hostile.sink.send(_event(9)), Delivered)
+    assert isinstance(hostile.sink.send(sink_event(9)), Delivered)
 
 
 def test_a_redirect_to_another_host_is_never_followed(hostile: Hostile) -> None:
     """A 302 to another host reaches it with nothing; the reason names both hosts; then recovery."""
     hostile.server.mode = "redirect"
-    outcome = hostile.sink.send(_event())
+    outcome = hostile.sink.send(sink_event())
     check = hostile.sink.check()
     assert isinstance(outcome, Retry)
     assert outcome.reason.startswith(f"HTTP 302 Found (http://127.0.0.1:{hostile.server.port} ")
@@ -112,7 +98,7 @@ def test_an_echoed_credential_reaches_no_outcome_or_check(hostile: Hostile) -> N
     """A server quoting the request's headers in its error shows *** where the credential was."""
     register_secret(SECRET)
     hostile.server.mode = "echo"
-    outcome = hostile.sink.send(_event())
+    outcome = hostile.sink.send(sink_event())
     check = hostile.sink.check()
     assert isinstance(outcome, Retry)
     assert "upstream proxy error" in outcome.reason
@@ -125,7 +111,7 @@ def test_an_echoed_credential_reaches_no_outcome_or_check(hostile: Hostile) -> N
 def test_a_trickling_server_is_cut_at_the_sink_s_timeout(hostile: Hostile) -> None:
     """A server sending a byte every 0.2 s never trips a read timeout; the whole-request one ends it."""
     hostile.server.mode = "slow"
-    outcome = hostile.sink.send(_event())
+    outcome = hostile.sink.send(sink_event())
     assert Retry(reason=f"no complete answer within {TIMEOUT:g}s (the sink's timeout)") == outcome
     assert isinstance(
         hostile.sink.check(), CheckResult
@@ -136,7 +122,7 @@ def test_a_trickling_server_is_cut_at_the_sink_s_timeout(hostile: Hostile) -> No
 def test_an_endless_answer_is_read_only_to_its_cap(hostile: Hostile) -> None:
     """A 200 whose body never ends still gives one outcome (the body is read to a cap, not to its end)."""
     hostile.server.mode = "endless"
-    outcome = hostile.sink.send(_event())
+    outcome = hostile.sink.send(sink_event())
     check = hostile.sink.check()
     assert isinstance(outcome, Delivered | Retry | Rejected)
     assert not check.ok or not check.verified
@@ -146,7 +132,7 @@ def test_an_endless_answer_is_read_only_to_its_cap(hostile: Hostile) -> None:
 def test_deeply_nested_json_is_an_outcome_not_a_crash(hostile: Hostile) -> None:
     """An answer nested 100 000 levels deep (which would blow Python's recursion) is classified."""
     hostile.server.mode = "nested"
-    outcome = hostile.sink.send(_event())
+    outcome = hostile.sink.send(sink_event())
     check = hostile.sink.check()
     assert isinstance(outcome, Delivered | Retry | Rejected)
     assert isinstance(check.message, str)
@@ -156,7 +142,7 @@ def test_deeply_nested_json_is_an_outcome_not_a_crash(hostile: Hostile) -> None:
 def test_markup_in_an_answer_is_kept_as_inert_text(hostile: Hostile) -> None:
     """A 422 with terminal escapes and rich markup becomes a reason without control characters."""
     hostile.server.mode = "markup"
-    outcome = hostile.sink.send(_event())
+    outcome = hostile.sink.send(sink_event())
     assert isinstance(outcome, Rejected)
     assert "[/x]" in outcome.reason
     assert "\x1b" not in outcome.reason
@@ -175,7 +161,7 @@ def test_server_text_in_an_event_is_written_as_inert_json(
 ) -> None:
     """Escapes, C1 controls and markup a server put into fields are written as JSON escapes."""
     event = DeployEvent.model_validate(
-        _event().model_dump() | {"actor": SERVER_TEXT[:128], "metadata": {"title": SERVER_TEXT}}
+        sink_event().model_dump() | {"actor": SERVER_TEXT[:128], "metadata": {"title": SERVER_TEXT}}
     )
     with SINK_RIGS[name](tmp_path) as rig:
         cls = load_sink(name)

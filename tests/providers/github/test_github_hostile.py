@@ -11,11 +11,9 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from structlog.testing import capture_logs
 from tests.hostile_http import HostileServer
-from tests.providers.github.support import EmulatorContext, Harness
+from tests.providers.github.support import EmulatorContext, Harness, key_pair
 from tests.providers.github.test_github_deployments import START
 
 from deploy_fetcher.config import DefaultsConfig
@@ -119,17 +117,7 @@ def test_an_installation_token_is_masked_from_the_moment_it_is_issued(
     make_provider: Callable[..., tuple[GitHubProvider, EmulatorContext]],
 ) -> None:
     """A GitHub App's installation token, created at runtime, is masked wherever it is echoed."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    private, public = key_pair()
     emulator = make_emulator(start=START)
     emulator.add_repo("octo/api")
     emulator.install_app(42, public, 7, ["octo/api"])
