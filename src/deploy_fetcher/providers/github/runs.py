@@ -27,12 +27,12 @@ from typing import Any, Final
 
 import structlog
 
+from deploy_fetcher.lifecycle import lifecycle_order
 from deploy_fetcher.model import DeployEvent, format_rfc3339, parse_timestamp
 from deploy_fetcher.providers._base import Cursor, Page
 from deploy_fetcher.providers.github.client import GitHubClient, MalformedResponse, NotFound
 from deploy_fetcher.providers.github.config import RepoSettings, scope_hash
 from deploy_fetcher.providers.github.cursor import OpenRun, RunsCursor
-from deploy_fetcher.providers.github.deployments import chunk_pages
 from deploy_fetcher.providers.github.lookups import LRU, Lookups
 from deploy_fetcher.providers.github.mapping import (
     JobTimes,
@@ -42,6 +42,7 @@ from deploy_fetcher.providers.github.mapping import (
     run_events,
     run_problem,
 )
+from deploy_fetcher.providers.kit import backfill_pages, cursor_pages
 
 __all__ = ["RunWalker", "Workflow", "select_workflows"]
 
@@ -147,10 +148,16 @@ class RunWalker:
             and cursor.get("v") == RunsCursor.VERSION
         )
         reach = overlap if fresh else max(overlap, self.settings.rerun_window)
+        walk = self._walk(state, now=now, reach=reach)
+        yield from cursor_pages(walk, state.sealed, cursor, order=lifecycle_order)
+
+    def _walk(
+        self, state: RunsCursor, *, now: datetime, reach: timedelta
+    ) -> Iterator[list[DeployEvent]]:
+        """The cycle's events, yielded where ``state`` covers exactly what was yielded so far."""
         runs, names, etags = self._gather(state, state.mark - reach)
         ordered = sorted(runs.values(), key=lambda r: (r["created_at"], r["id"]))
         ceiling = self.client.policy.mark_ceiling()
-        written = cursor
         # Oldest first, in chunks: each page's cursor covers that chunk (the mark at its newest
         # run; the list ETags only once everything is stored), so a cycle cut short resumes there.
         for start in range(0, max(len(ordered), 1), _CHUNK):
@@ -168,9 +175,7 @@ class RunWalker:
                 now=now, overlap=reach, max_open=self.max_open, max_age=self.open_max_age
             ):
                 self._log.info("github.open_run_dropped", run=dropped, reason="too old or too many")
-            current = state.sealed()
-            yield from chunk_pages(events, None if current == written else current)
-            written = current
+            yield events
 
     def _gather(
         self, state: RunsCursor, window: datetime
@@ -233,10 +238,16 @@ class RunWalker:
             listed, _ = self._list(wf_id, since, until, etag=None)
             runs.update({r["id"]: r for r in listed})
         scratch = RunsCursor(since, scope=self.scope)
-        events: list[DeployEvent] = []
-        for run in sorted(runs.values(), key=lambda r: (r["created_at"], r["id"])):
-            events += self._process(run, scratch, names, previous=False)
-        yield from chunk_pages([e for e in events if since <= e.happened_at < until], None)
+        ordered = sorted(runs.values(), key=lambda r: (r["created_at"], r["id"]))
+
+        def walk() -> Iterator[list[DeployEvent]]:
+            for start in range(0, len(ordered), _CHUNK):
+                events: list[DeployEvent] = []
+                for run in ordered[start : start + _CHUNK]:
+                    events += self._process(run, scratch, names, previous=False)
+                yield [e for e in events if since <= e.happened_at < until]
+
+        yield from backfill_pages(walk(), order=lifecycle_order)
 
     # -- steps -------------------------------------------------------------------------------------
     def _list(
