@@ -20,31 +20,27 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
-
-import structlog
+from typing import Any, Final, Unpack
 
 from deploy_fetcher.errors import TransientError
 from deploy_fetcher.lifecycle import lifecycle_order
 from deploy_fetcher.model import DeployEvent, parse_timestamp
 from deploy_fetcher.providers._base import Cursor, Page
 from deploy_fetcher.providers.github.client import GitHubClient, MalformedResponse, NotFound
-from deploy_fetcher.providers.github.config import RepoSettings, scope_hash
 from deploy_fetcher.providers.github.cursor import DeploymentsCursor, OpenDeployment
 from deploy_fetcher.providers.github.lookups import LRU, Lookups, graphql_unavailable_reason
 from deploy_fetcher.providers.github.mapping import (
-    Repo,
     deployment_events,
     deployment_problem,
     run_id_of_statuses,
     snapshot_deployment,
     sorted_statuses,
 )
+from deploy_fetcher.providers.github.walker import RepoWalker, WalkerArgs
 from deploy_fetcher.providers.kit import backfill_pages, cursor_pages
 
 __all__ = ["GRAPHQL_STATUSES", "DeploymentWalker"]
 
-_log = structlog.get_logger(__name__)
 
 #: New deployments handled (and committed) per step of a cycle.
 _CHUNK: Final = 100
@@ -104,7 +100,7 @@ def _graphql_status(node: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class DeploymentWalker:
+class DeploymentWalker(RepoWalker):
     """Polls one repository in deployments mode; kept across cycles for its caches."""
 
     def __init__(
@@ -112,23 +108,11 @@ class DeploymentWalker:
         client: GitHubClient,
         lookups: Lookups,
         *,
-        repo: Repo,
-        source: str,
-        settings: RepoSettings,
         use_graphql: bool,
-        max_open: int,
-        open_max_age: timedelta,
+        **args: Unpack[WalkerArgs],
     ) -> None:
-        self.client = client
-        self.lookups = lookups
-        self.repo = repo
-        self.source = source
-        self.settings = settings
+        super().__init__(client, lookups, **args)
         self.use_graphql = use_graphql
-        self.max_open = max_open
-        self.open_max_age = open_max_age
-        self.scope = scope_hash(settings)
-        self._log = _log.bind(source=source, target=repo.full_name)
         #: Statuses last read per deployment with their ETag, so a 304 can still be mapped.
         self._statuses: LRU[int, tuple[str, list[dict[str, Any]]]] = LRU(2000)
 

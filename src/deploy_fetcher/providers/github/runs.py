@@ -23,30 +23,26 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Final
-
-import structlog
+from typing import Any, Final, Unpack
 
 from deploy_fetcher.lifecycle import lifecycle_order
 from deploy_fetcher.model import DeployEvent, format_rfc3339, parse_timestamp
 from deploy_fetcher.providers._base import Cursor, Page
 from deploy_fetcher.providers.github.client import GitHubClient, MalformedResponse, NotFound
-from deploy_fetcher.providers.github.config import RepoSettings, scope_hash
 from deploy_fetcher.providers.github.cursor import OpenRun, RunsCursor
 from deploy_fetcher.providers.github.lookups import LRU, Lookups
 from deploy_fetcher.providers.github.mapping import (
     JobTimes,
-    Repo,
     RunOutcome,
     job_times,
     run_events,
     run_problem,
 )
+from deploy_fetcher.providers.github.walker import RepoWalker, WalkerArgs
 from deploy_fetcher.providers.kit import backfill_pages, cursor_pages
 
 __all__ = ["RunWalker", "Workflow", "select_workflows"]
 
-_log = structlog.get_logger(__name__)
 
 _LIST_CAP: Final = 1000
 #: Runs handled (and stored) per step of a cycle.
@@ -82,32 +78,14 @@ def select_workflows(workflows: list[Workflow], patterns: list[str]) -> list[Wor
     return chosen
 
 
-class RunWalker:
+class RunWalker(RepoWalker):
     """Polls one repository in workflow-runs mode; kept across cycles for its caches."""
 
-    def __init__(
-        self,
-        client: GitHubClient,
-        lookups: Lookups,
-        *,
-        repo: Repo,
-        source: str,
-        settings: RepoSettings,
-        max_open: int,
-        open_max_age: timedelta,
-    ) -> None:
-        self.client = client
-        self.lookups = lookups
-        self.repo = repo
-        self.source = source
-        self.settings = settings
-        self.max_open = max_open
-        self.open_max_age = open_max_age
-        self.scope = scope_hash(settings)
+    def __init__(self, client: GitHubClient, lookups: Lookups, **args: Unpack[WalkerArgs]) -> None:
+        super().__init__(client, lookups, **args)
         self._workflows_etag: str | None = None
         self._workflows: list[Workflow] = []
         self._job_times: LRU[tuple[int, int], JobTimes] = LRU(_JOB_TIMES_CACHE)
-        self._log = _log.bind(source=source, target=repo.full_name)
 
     # -- workflows ---------------------------------------------------------------------------------
     def workflows(self) -> list[Workflow]:
