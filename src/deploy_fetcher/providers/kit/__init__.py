@@ -45,7 +45,7 @@ The errors it raises are all in :mod:`deploy_fetcher.errors`' taxonomy::
 """
 
 from deploy_fetcher.config import HttpSourceConfig
-from deploy_fetcher.netlimits import display_url
+from deploy_fetcher.netlimits import display_url, tls_verify
 from deploy_fetcher.providers.kit._cache import BoundedCache, ByteBudget, json_size
 from deploy_fetcher.providers.kit._config import OpenSetKeys, settings_of
 from deploy_fetcher.providers.kit._cursor import (
@@ -63,7 +63,7 @@ from deploy_fetcher.providers.kit._errors import (
     ResponseTooLarge,
     Retry,
 )
-from deploy_fetcher.providers.kit._httpx import HttpClient, Reply, tls_verify
+from deploy_fetcher.providers.kit._httpx import HttpClient, Reply
 from deploy_fetcher.providers.kit._json import JsonApi
 from deploy_fetcher.providers.kit._limits import Limits, check_redirect
 from deploy_fetcher.providers.kit._pages import backfill_pages, cursor_pages
