@@ -47,12 +47,11 @@ class Daemon:
         *,
         grace: float = 20.0,
         policy: DeliveryPolicy | None = None,
-        max_workers: int = 8,
     ) -> None:
         self.config = config
         self.grace = grace
         self.runtime = Runtime(config, policy=policy, coordinate=True)
-        self.scheduler = Scheduler(self.runtime, max_workers=max_workers)
+        self.scheduler = Scheduler(self.runtime, max_workers=config.defaults.poll_workers)
         self.control = build_channels(self.runtime, self.scheduler)
         self.nudges: NudgeApp | None = None
         if config.nudges.enabled:

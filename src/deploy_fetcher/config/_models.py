@@ -333,6 +333,8 @@ class DefaultsConfig(Section):
     """How often wildcard targets (``owner/*``, ``group/*``) are listed again."""
     timeout: Duration = timedelta(seconds=30)
     """HTTP timeout for calls to CI systems."""
+    poll_workers: int = Field(default=16, ge=1, le=64)
+    """Polls run at once. A poll mostly waits on its CI server, so at a 60 s interval each worker keeps up with roughly 60 targets answering in one second; raise it for more targets or slower servers (a poll past ``timeout`` frees its worker, up to four times this many threads in all)."""
     poll_deadline: Duration = timedelta(minutes=10)
     """A poll running longer than this is reported as overdue (``/readyz``, ``fetcher_polls_overdue``); a poll running longer than ``timeout`` (one request's deadline) already stops holding a worker from the other sources."""
 

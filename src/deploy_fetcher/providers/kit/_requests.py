@@ -41,10 +41,11 @@ __all__ = ["PolicyAdapter", "policed_session"]
 
 _CHUNK: Final = 64 * 1024
 #: Connections kept alive per host. One session serves every poll of its credential at once: up to
-#: the scheduler's poll threads with slow-poll headroom (8 x 4) and discovery. requests' default of
-#: 10 made urllib3 drop (and warn about) a connection after nearly every request once more polls ran;
-#: connections are opened only when needed, so a larger pool costs nothing at rest.
-POOL_SIZE: Final = 64
+#: the scheduler's poll threads with their slow-poll headroom (``defaults.poll_workers`` <= 64, four
+#: times that while polls are slow) and discovery. requests' default of 10 made urllib3 drop (and
+#: warn about) a connection after nearly every request once more polls ran; connections are opened
+#: only when needed, so a larger pool costs nothing at rest.
+POOL_SIZE: Final = 260
 
 
 class _WatchedHTTPConnection(HTTPConnection):
