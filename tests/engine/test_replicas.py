@@ -280,3 +280,42 @@ def test_a_burst_of_discoveries_takes_its_targets_without_renewing_once_per_sour
         replica.coordinator.stop(leave=True)
 
     assert len(renewals) <= 3
+
+
+def test_a_runtimes_delivery_workers_deliver_only_while_the_replica_holds_the_sink(
+    pg_url: str,
+) -> None:
+    """Two runtimes on one database: only the sink's lease holder's worker may deliver, each in turn."""
+    from tests.engine.builders import ListProvider, ProgrammedSink, make_config
+
+    from deploy_fetcher.config import StateConfig
+    from deploy_fetcher.engine import Runtime
+
+    def runtime() -> Runtime:
+        config = make_config(state=StateConfig(backend="postgres", url=pg_url, pool_size=2))
+        return Runtime(
+            config,
+            provider_resolver=lambda _name: ListProvider,
+            sink_resolver=lambda _type: lambda c, _ctx: ProgrammedSink(c),
+            coordinate=True,
+        )
+
+    first, second = runtime(), runtime()
+    first.coordinator.member, second.coordinator.member = "m-0", "m-1"
+    try:
+        closed = [first.workers["dash"].gate(), second.workers["dash"].gate()]
+        first.coordinator.tick()
+        second.coordinator.tick()
+        holder = first if first.coordinator.may_deliver("dash") else second
+        other = second if holder is first else first
+        open_now = [holder.workers["dash"].gate(), other.workers["dash"].gate()]
+        holder.coordinator.stop(leave=True)
+        other.coordinator.tick()
+        handed = [holder.workers["dash"].gate(), other.workers["dash"].gate()]
+    finally:
+        first.close()
+        second.close()
+
+    assert [False, False] == closed
+    assert [True, False] == open_now
+    assert [False, True] == handed

@@ -114,6 +114,14 @@ class Cluster:
             if status == "success" and first.get((deployment, "in-progress"), -1) > index
         )
 
+    def pending(self) -> int:
+        """Rows of the outbox not yet delivered nor dead."""
+        with psycopg.connect(self.url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM deploy_fetcher.outbox WHERE state = 'pending'"
+            ).fetchone()
+        return int(str(row[0])) if row else 0
+
     def duplicates(self) -> int:
         rows = self.rows()
         return len(rows) - len(set(rows))
