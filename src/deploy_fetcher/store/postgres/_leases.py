@@ -29,6 +29,13 @@ from deploy_fetcher.store.postgres._schema import SCHEMA, Connection
 
 __all__ = ["Lease", "LeaseBoard", "Member", "check_fence"]
 
+#: The live leases matching ``where``, locked one by one in key order. Every statement that waits
+#: for lease rows locks them in this one order, so two replicas' transactions never wait on each
+#: other in a cycle (a deadlock, which PostgreSQL breaks by failing one of them).
+_IN_KEY_ORDER: Final = (
+    f"SELECT key FROM {SCHEMA}.leases WHERE {{where}} AND expires_at > clock_timestamp()"
+    ' ORDER BY key COLLATE "C" FOR UPDATE'
+)
 #: Rows of replicas gone for longer than this are deleted (their leases and claims expired long ago).
 _FORGET_MEMBERS_AFTER: Final = "1 hour"
 
@@ -119,33 +126,56 @@ class LeaseBoard:
         with self._db.transaction("renewing leases") as conn:
             rows = conn.execute(
                 f"""
-                UPDATE {SCHEMA}.leases SET expires_at = clock_timestamp() + make_interval(secs => %s)
-                WHERE holder = %s AND expires_at > clock_timestamp()
-                RETURNING key, token
+                WITH mine AS ({_IN_KEY_ORDER.format(where="holder = %(member)s")})
+                UPDATE {SCHEMA}.leases AS l
+                    SET expires_at = clock_timestamp() + make_interval(secs => %(ttl)s)
+                FROM mine WHERE l.key = mine.key
+                RETURNING l.key, l.token
                 """,
-                (ttl, member),
+                {"member": member, "ttl": ttl},
             ).fetchall()
         return {str(key): int(str(token)) for key, token in rows}
 
     def acquire(self, member: str, keys: Sequence[str], *, ttl: float) -> dict[str, int]:
-        """Take those of ``keys`` whose lease is free or expired; return them (key → new token)."""
+        """Take those of ``keys`` whose lease is free or expired; return them (key → new token).
+
+        Keys never leased are inserted; expired leases are locked with ``SKIP LOCKED`` and taken
+        over. A lease row another transaction has locked (its holder renewing it, a commit checking
+        its fence) is in use: it is left for a later round rather than waited for, so an
+        acquisition never waits on a renewal and the two cannot deadlock.
+        """
         if not keys:
             return {}
+        params = {"member": member, "ttl": ttl, "keys": sorted(set(keys))}
         with self._db.transaction("acquiring leases") as conn:
-            rows = conn.execute(
+            new = conn.execute(
                 f"""
-                INSERT INTO {SCHEMA}.leases AS l (key, holder, token, expires_at, acquired_at)
-                SELECT k, %s, 1, clock_timestamp() + make_interval(secs => %s), clock_timestamp()
-                FROM unnest(%s::text[]) AS k
-                ON CONFLICT (key) DO UPDATE
-                    SET holder = excluded.holder, token = l.token + 1,
-                        expires_at = excluded.expires_at, acquired_at = excluded.acquired_at
-                    WHERE l.expires_at <= clock_timestamp()
+                INSERT INTO {SCHEMA}.leases (key, holder, token, expires_at, acquired_at)
+                SELECT k, %(member)s, 1, clock_timestamp() + make_interval(secs => %(ttl)s),
+                       clock_timestamp()
+                FROM unnest(%(keys)s::text[]) AS k ORDER BY k COLLATE "C"
+                ON CONFLICT (key) DO NOTHING
                 RETURNING key, token
                 """,
-                (member, ttl, list(keys)),
+                params,
             ).fetchall()
-        return {str(key): int(str(token)) for key, token in rows}
+            taken = conn.execute(
+                f"""
+                WITH free AS (
+                    SELECT key FROM {SCHEMA}.leases
+                    WHERE key = ANY(%(keys)s) AND expires_at <= clock_timestamp()
+                    ORDER BY key COLLATE "C" FOR UPDATE SKIP LOCKED
+                )
+                UPDATE {SCHEMA}.leases AS l
+                    SET holder = %(member)s, token = l.token + 1,
+                        expires_at = clock_timestamp() + make_interval(secs => %(ttl)s),
+                        acquired_at = clock_timestamp()
+                FROM free WHERE l.key = free.key
+                RETURNING l.key, l.token
+                """,
+                params,
+            ).fetchall()
+        return {str(key): int(str(token)) for key, token in [*new, *taken]}
 
     def release(self, member: str, keys: Sequence[str]) -> None:
         """Give up leases at once (they expire now; the token stays for the next holder to raise)."""
@@ -154,10 +184,13 @@ class LeaseBoard:
         with self._db.transaction("releasing leases") as conn:
             conn.execute(
                 f"""
-                UPDATE {SCHEMA}.leases SET expires_at = clock_timestamp()
-                WHERE holder = %s AND key = ANY(%s) AND expires_at > clock_timestamp()
+                WITH mine AS (
+                    {_IN_KEY_ORDER.format(where="holder = %(member)s AND key = ANY(%(keys)s)")}
+                )
+                UPDATE {SCHEMA}.leases AS l SET expires_at = clock_timestamp()
+                FROM mine WHERE l.key = mine.key
                 """,
-                (member, list(keys)),
+                {"member": member, "keys": list(keys)},
             )
 
     def leave(self, member: str) -> None:
@@ -165,10 +198,11 @@ class LeaseBoard:
         with self._db.transaction("leaving the replica set") as conn:
             conn.execute(
                 f"""
-                UPDATE {SCHEMA}.leases SET expires_at = clock_timestamp()
-                WHERE holder = %s AND expires_at > clock_timestamp()
+                WITH mine AS ({_IN_KEY_ORDER.format(where="holder = %(member)s")})
+                UPDATE {SCHEMA}.leases AS l SET expires_at = clock_timestamp()
+                FROM mine WHERE l.key = mine.key
                 """,
-                (member,),
+                {"member": member},
             )
             conn.execute(
                 f"""
