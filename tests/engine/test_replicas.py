@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from tests.support import wait_until
@@ -319,3 +321,53 @@ def test_a_runtimes_delivery_workers_deliver_only_while_the_replica_holds_the_si
     assert [False, False] == closed
     assert [True, False] == open_now
     assert [False, True] == handed
+
+
+def test_a_shutdown_flush_leaves_a_sink_another_replica_holds_at_once(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Stopping, a replica without the sink's lease does not wait out its grace for rows it may not send."""
+    from tests.store.factories import make_event
+    from tests.support import write_config
+
+    from deploy_fetcher.daemon import Daemon
+    from deploy_fetcher.plugins import load_config
+
+    path = write_config(
+        tmp_path / "fetcher.yaml",
+        {
+            "state": {"backend": "postgres", "url": pg_url, "pool_size": 2},
+            "server": {"enabled": False},
+            "sources": [
+                {"name": "gh", "provider": "github", "token": "t", "repos": ["acme/api"]},
+            ],
+            "sinks": [
+                {
+                    "name": "dash",
+                    "type": "deployment-dashboard",
+                    "url": "http://127.0.0.1:9/",
+                    "api_key": "k",
+                }
+            ],
+        },
+    )
+    config = load_config(path)
+    holder = Replica(pg_url, "m-holder")
+    daemon = Daemon(config, grace=3600)
+    try:
+        holder.coordinator.tick()
+        assert holder.coordinator.may_deliver("dash")
+        daemon.runtime.store.commit_page("k", None, [("dash", make_event())])
+        daemon.runtime.start_delivery()
+        flush = threading.Thread(target=daemon._flush, args=(time.monotonic() + 3600,), daemon=True)
+        flush.start()
+        flush.join(timeout=20)
+        waited = flush.is_alive()
+        pending = daemon.runtime.store.pending_count("dash")
+    finally:
+        daemon.runtime.stop_delivery(5)
+        daemon.runtime.close()
+        holder.close()
+
+    assert not waited
+    assert 1 == pending
