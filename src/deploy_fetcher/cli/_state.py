@@ -61,7 +61,8 @@ def register(commands: Any) -> None:
     members = sub.add_parser(
         "members",
         parents=parents,
-        help="the replicas sharing a PostgreSQL state, and what each holds",
+        help="the replicas sharing a PostgreSQL state, and what each holds"
+        " (exit 1 with another state backend)",
     )
     members.add_argument(
         "--leases", action="store_true", help="also list every lease: target or sink, holder, token"
@@ -201,7 +202,8 @@ def _members(args: argparse.Namespace) -> int:
     if config.state.backend != "postgres":
         print(
             f"fetcher: state members needs state.backend postgres (with backend"
-            f" {config.state.backend} one process does all the work)"
+            f" {config.state.backend} one process does all the work)",
+            file=sys.stderr,
         )
         return EXIT_FAILED
     store = open_existing_store(config)
