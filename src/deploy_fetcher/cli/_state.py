@@ -285,7 +285,11 @@ def _migrate(args: argparse.Namespace) -> int:
             f"state migrate needs psycopg 3 and psycopg-pool ({exc.name} is missing):"
             " pip install 'deploy-fetcher[postgres]'"
         ) from None
-    report, label = copy_sqlite_to_postgres(path, url)
+    from deploy_fetcher.runlock import RunLock
+
+    # Held for the copy: a daemon running on the file refuses it, and none can start meanwhile.
+    with RunLock(path):
+        report, label = copy_sqlite_to_postgres(path, url)
     states = ", ".join(
         f"{report.outbox.get(state, 0)} {state}" for state in ("pending", "delivered", "dead")
     )
