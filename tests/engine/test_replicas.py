@@ -235,13 +235,15 @@ def test_a_new_sink_holder_waits_for_rows_in_flight_elsewhere(
     assert ["dash"] == replica.gained
 
 
-def test_a_new_sink_holder_frees_the_claims_of_a_departed_replica(
+def test_a_new_sink_holder_frees_the_claims_of_a_departed_replica_after_a_ttl(
     pg_url: str, replicas: list[Replica]
 ) -> None:
-    """Rows claimed by a replica whose membership expired are freed at once, not after their lease."""
+    """Rows claimed by a replica gone for a whole ttl are freed then, not after their claim's lease."""
     from tests.store.factories import make_event
 
-    replica = Replica(pg_url, "m-0")
+    now = [0.0]
+    replica = Replica(pg_url, "m-0", ttl=10.0)
+    replica.coordinator._clock = lambda: now[0]
     replicas.append(replica)
     replica.store.commit_page("k", None, [("dash", make_event())])
     replica.store.lease_board.heartbeat("killed-holder", host="h", version="1", ttl=0.1)
@@ -249,9 +251,56 @@ def test_a_new_sink_holder_frees_the_claims_of_a_departed_replica(
     time.sleep(0.2)
 
     replica.coordinator.tick()
+    first_seen_gone = replica.coordinator.may_deliver("dash")
+    now[0] = 10.0
+    replica.coordinator.tick()
 
-    assert replica.coordinator.may_deliver("dash")
+    assert (False, True) == (first_seen_gone, replica.coordinator.may_deliver("dash"))
     assert 0 == replica.store.lease_board.claimed_elsewhere("dash", "m-0")
+
+
+def test_after_a_database_outage_a_member_that_comes_back_keeps_its_claims(
+    pg_url: str, replicas: list[Replica]
+) -> None:
+    """Every membership expires in an outage; the first member back must not free the others' claims.
+
+    Those members are alive, and one may have sent a row it could not yet mark delivered: freed,
+    that row would be sent a second time.
+    """
+    from tests.store.factories import make_event
+
+    from deploy_fetcher.errors import StoreError
+
+    now = [0.0]
+    replica = Replica(pg_url, "m-0", ttl=10.0)
+    replica.coordinator._clock = lambda: now[0]
+    replicas.append(replica)
+    board = replica.store.lease_board
+    replica.store.commit_page("k", None, [("dash", make_event())])
+    board.heartbeat("m-1", host="h", version="1", ttl=0.1)
+    _claim_all_as(replica.store, "m-1")
+    time.sleep(0.2)  # m-1's membership expired, as everyone's does in an outage
+
+    replica.coordinator.tick()  # m-0 back first: m-1 looks gone
+    real_heartbeat = board.heartbeat
+
+    def unreachable(*_args: object, **_kw: object) -> list[str]:
+        raise StoreError("state database: connection refused")
+
+    board.heartbeat = unreachable  # type: ignore[method-assign]
+    now[0] = 5.0
+    replica.coordinator.tick()  # a second outage: what m-0 saw before proves nothing now
+    board.heartbeat = real_heartbeat  # type: ignore[method-assign]
+    now[0] = 11.0
+    replica.coordinator.tick()
+    kept_after_reconnecting = board.claimed_elsewhere("dash", "m-0")
+    board.heartbeat("m-1", host="h", version="1", ttl=30)  # m-1 is back within its ttl
+    now[0] = 30.0
+    replica.coordinator.tick()
+
+    assert 1 == kept_after_reconnecting
+    assert 1 == board.claimed_elsewhere("dash", "m-0")
+    assert not replica.coordinator.may_deliver("dash")
 
 
 def test_a_burst_of_discoveries_takes_its_targets_without_renewing_once_per_source(

@@ -209,5 +209,5 @@ def test_the_database_stopped_for_20s_stops_work_and_replicas_recover_by_themsel
 
     assert rows_then == rows_after
     assert all(any("state database" in p or "replica set" in p for p in ps) for ps in problems)
-    assert made.duplicates() <= 3
+    assert 0 == made.duplicates()  # no replica crashed, no POST timed out: nothing twice
     assert [] == made.out_of_order()

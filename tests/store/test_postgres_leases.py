@@ -84,7 +84,7 @@ def test_leaving_releases_leases_claims_and_the_member_row(pg: PostgresStore) ->
 
 
 def test_claims_of_a_departed_member_are_freed_and_a_live_ones_kept(pg: PostgresStore) -> None:
-    """Rows claimed by a member whose heartbeat stopped are released; a live member's stay claimed."""
+    """Asked to free two members' claims, only the one whose heartbeat stopped loses them."""
     board = pg.lease_board
     pg.commit_page("k", None, [("dash", make_event(f"run-{n}", minute=n)) for n in range(2)])
     board.heartbeat("dead", host="h", version="1", ttl=0.2)
@@ -98,8 +98,10 @@ def test_claims_of_a_departed_member_are_freed_and_a_live_ones_kept(pg: Postgres
         )
     time.sleep(0.3)
 
-    freed = board.free_claims_of_departed()
+    departed = board.departed()
+    freed = board.free_claims_of(["dead", "live"])
 
+    assert ["dead"] == departed
     assert 1 == freed
     assert 1 == board.claimed_elsewhere("dash", "me")
 

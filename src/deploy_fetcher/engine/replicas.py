@@ -16,10 +16,13 @@ or cut-off member can do is waste a poll: it can never move a cursor or queue an
 lease is gone.
 
 A sink is leased like a target, so one member at a time delivers to it and events reach it in
-``happened_at`` order as with one process. A member that takes a sink over first frees the claims
-of members that departed, then waits until no row of that sink is still in flight at another
-process (a paused previous holder's claims run out with their own lease), so nothing it sends can
-overtake a row still being sent elsewhere.
+``happened_at`` order as with one process. A member that takes a sink over waits until no row of
+that sink is still in flight at another process (a paused previous holder's claims run out with
+their own lease), so nothing it sends can overtake a row still being sent elsewhere. It frees the
+claims of a departed member only once it has seen that member gone for a whole ``ttl`` while
+itself connected to the database: after an outage every membership has expired, but the members
+come back within ``ttl / 3`` and finish what they were sending; freeing their claims at once
+would have the new holder send those rows a second time.
 
 When the database cannot be reached, the member cannot renew: once ``ttl`` has passed since its
 last renewal it stops polling and delivering (it could not commit anyway), and it picks up again
@@ -125,6 +128,8 @@ class Coordinator:
         self._renewed_at = float("-inf")
         self._in_flight: Counter[str] = Counter()
         self._sinks_ready: set[str] = set()
+        #: Departed members, and when this member first saw them gone while connected.
+        self._gone_since: dict[str, float] = {}
         self._connected = False
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -336,10 +341,6 @@ class Coordinator:
             self.metrics.lease_handovers.labels("in").inc(len(taken_over))
         _log.info("replicas.acquired", count=len(got), taken_over=len(taken_over))
         self.on_acquired([key for key in got if not key.startswith(SINK_PREFIX)])
-        if any(key.startswith(SINK_PREFIX) for key in got):
-            freed = self.board.free_claims_of_departed()
-            if freed:
-                _log.info("replicas.claims_of_departed_freed", rows=freed)
 
     def _check_sinks(self) -> None:
         """A newly held sink is delivered to once no row of it is in flight at another process."""
@@ -350,6 +351,9 @@ class Coordinator:
                 if k.startswith(SINK_PREFIX)
                 and k.removeprefix(SINK_PREFIX) not in self._sinks_ready
             ]
+        if not waiting:
+            return
+        self._free_claims_of_the_long_gone()
         ready = [sink for sink in waiting if self.board.claimed_elsewhere(sink, self.member) == 0]
         if not ready:
             return
@@ -357,9 +361,28 @@ class Coordinator:
             self._sinks_ready.update(ready)
         self.on_gained(ready)
 
+    def _free_claims_of_the_long_gone(self) -> None:
+        """Free the claims of members seen gone for a whole ``ttl`` while this one was connected."""
+        now = self._clock()
+        departed = set(self.board.departed()) - {self.member}
+        with self._lock:
+            for member in list(self._gone_since):
+                if member not in departed:
+                    del self._gone_since[member]  # back (or forgotten): its claims are its own
+            for member in departed:
+                self._gone_since.setdefault(member, now)
+            long_gone = sorted(
+                m for m, since in self._gone_since.items() if now - since >= self.ttl
+            )
+        freed = self.board.free_claims_of(long_gone)
+        if freed:
+            _log.info("replicas.claims_of_departed_freed", rows=freed, members=long_gone)
+
     def _disconnected(self, exc: StoreError) -> None:
         self.health.set_store_problem(str(exc))
         with self._lock:
+            # Who seemed gone while this member could not see the database proves nothing.
+            self._gone_since.clear()
             was = self._connected
             self._connected = False
             expired = self._clock() >= self._valid_until and bool(self._held)

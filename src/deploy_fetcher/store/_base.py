@@ -240,8 +240,12 @@ class LeaseBoard(Protocol):
         """Release every lease and claim of ``member`` and forget it (a clean exit)."""
         ...
 
-    def free_claims_of_departed(self) -> int:
-        """Release outbox claims of members whose membership expired; how many rows."""
+    def departed(self) -> list[str]:
+        """Ids of the members whose membership expired (dead, hung, or cut off), sorted."""
+        ...
+
+    def free_claims_of(self, members: Sequence[str]) -> int:
+        """Release the outbox claims of those ``members`` whose membership expired; how many rows."""
         ...
 
     def claimed_elsewhere(self, sink: str, member: str) -> int:

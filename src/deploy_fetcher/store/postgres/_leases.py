@@ -213,16 +213,34 @@ class LeaseBoard:
             )
             conn.execute(f"DELETE FROM {SCHEMA}.members WHERE id = %s", (member,))
 
-    def free_claims_of_departed(self) -> int:
-        """Release outbox claims held by replicas whose membership expired (they will not send)."""
+    def departed(self) -> list[str]:
+        """Ids of the members whose membership expired (dead, hung, or cut off), sorted."""
+        with self._db.connection("listing departed replicas") as conn:
+            rows = conn.execute(
+                f"SELECT id FROM {SCHEMA}.members WHERE expires_at <= clock_timestamp()"
+                ' ORDER BY id COLLATE "C"'
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def free_claims_of(self, members: Sequence[str]) -> int:
+        """Release the outbox claims of those ``members`` whose membership expired; how many rows.
+
+        The caller decides who has been gone long enough (see
+        :class:`~deploy_fetcher.engine.replicas.Coordinator`); a member that came back meanwhile
+        keeps its claims.
+        """
+        if not members:
+            return 0
         with self._db.transaction("releasing the claims of departed replicas") as conn:
             return conn.execute(
                 f"""
                 UPDATE {SCHEMA}.outbox SET claimed_by = NULL, claim_until = NULL
                 WHERE state = 'pending' AND claimed_by IN (
-                    SELECT id FROM {SCHEMA}.members WHERE expires_at <= clock_timestamp()
+                    SELECT id FROM {SCHEMA}.members
+                    WHERE id = ANY(%s) AND expires_at <= clock_timestamp()
                 )
-                """
+                """,
+                (list(members),),
             ).rowcount
 
     def claimed_elsewhere(self, sink: str, member: str) -> int:
