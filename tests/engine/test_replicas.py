@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -57,12 +57,13 @@ def test_a_leaving_member_hands_on_only_its_own_keys() -> None:
 class Replica:
     """One coordinator over its own store, driven tick by tick by the test."""
 
-    def __init__(self, url: str, name: str, ttl: float = 30.0) -> None:
+    def __init__(self, url: str, name: str, ttl: float = 30.0, *, listed: bool = True) -> None:
         self.store = PostgresStore(url, pool_size=2)
         self.metrics = Metrics()
         self.gained: list[str] = []
         self.released: list[str] = []
         self.acquired: list[str] = []
+        self.polled_ago: dict[str, float | None] = {}
         self.coordinator = Coordinator(
             self.store.lease_board,
             member=name,
@@ -71,10 +72,15 @@ class Replica:
             health=Health(),
             on_gained=self.gained.extend,
             on_released=self.released.extend,
-            on_acquired=self.acquired.extend,
+            on_acquired=self._acquired,
         )
-        self.coordinator.set_targets("gh", KEYS[:30])
+        if listed:  # else its discovery of the source failed
+            self.coordinator.set_targets("gh", KEYS[:30])
         self.coordinator.set_sinks(["dash"])
+
+    def _acquired(self, keys: Mapping[str, float | None]) -> None:
+        self.acquired.extend(keys)
+        self.polled_ago.update(keys)
 
     def owned(self) -> set[str]:
         return {k for k in KEYS[:30] if self.coordinator.begin(k) is not None}
@@ -159,6 +165,46 @@ def test_a_joining_replica_takes_targets_only_once_the_holder_let_them_go(
     )
     handed = sum(r.metrics.lease_handovers.labels("out")._value.get() for r in replicas[:2])
     assert len(newcomer.owned()) + int(newcomer.coordinator.may_deliver("dash")) <= handed
+
+
+def test_a_replica_whose_discovery_failed_gets_none_of_that_sources_targets(
+    pg_url: str, replicas: list[Replica]
+) -> None:
+    """One replica could not list the source: the two that could hold every target between them."""
+    replicas += [
+        Replica(pg_url, "m-0"),
+        Replica(pg_url, "m-1"),
+        Replica(pg_url, "m-2", listed=False),
+    ]
+
+    _settle(replicas)
+
+    owned = [r.owned() for r in replicas]
+    assert set(KEYS[:30]) == owned[0] | owned[1]
+    assert 30 == len(owned[0]) + len(owned[1])
+    assert set() == owned[2]
+    assert 1 == sum(r.coordinator.may_deliver("dash") for r in replicas)
+
+
+def test_a_joining_replica_polls_what_it_takes_an_interval_after_the_old_holder_did(
+    pg_url: str, replicas: list[Replica]
+) -> None:
+    """The old holder says when it last polled each target it hands over; the newcomer hears it."""
+    old = Replica(pg_url, "m-0")
+    replicas.append(old)
+    old.coordinator.tick()
+    for key in KEYS[:30]:  # a round of polls
+        assert old.coordinator.begin(key) is not None
+        old.coordinator.end(key)
+    newcomer = Replica(pg_url, "m-1")
+    replicas.append(newcomer)
+
+    newcomer.coordinator.tick()
+    old.coordinator.tick()
+    newcomer.coordinator.tick()
+
+    assert newcomer.polled_ago
+    assert all(ago is not None and 0 <= ago < 60 for ago in newcomer.polled_ago.values())
 
 
 def test_a_poll_in_flight_keeps_its_target_until_it_ends(

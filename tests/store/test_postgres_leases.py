@@ -58,13 +58,17 @@ def test_an_expired_lease_is_not_renewed_but_can_be_taken_again(pg: PostgresStor
 
 
 def test_heartbeats_list_live_members_and_a_silent_one_drops_out(pg: PostgresStore) -> None:
-    """A member whose heartbeat stopped for longer than its ttl is no longer listed as alive."""
+    """A member whose heartbeat stopped for longer than its ttl is no longer listed; each says its sources."""
     board = pg.lease_board
-    board.heartbeat("b", host="h", version="1", ttl=0.2)
+    board.heartbeat("b", host="h", version="1", ttl=0.2, sources=["gh"])
 
-    assert ["a", "b"] == board.heartbeat("a", host="h", version="1", ttl=TTL)
+    assert {"a": frozenset(), "b": frozenset({"gh"})} == board.heartbeat(
+        "a", host="h", version="1", ttl=TTL
+    )
     time.sleep(0.3)
-    assert ["a"] == board.heartbeat("a", host="h", version="1", ttl=TTL)
+    assert {"a": frozenset({"gh", "gl"})} == board.heartbeat(
+        "a", host="h", version="1", ttl=TTL, sources=["gl", "gh"]
+    )
     assert [("a", True), ("b", False)] == sorted((m.id, m.alive) for m in board.members())
 
 
@@ -220,3 +224,18 @@ def test_renewals_and_acquisitions_of_the_same_leases_side_by_side_never_deadloc
 
     assert [] == errors
     assert dict.fromkeys(keys, 1) == held
+
+
+def test_a_released_lease_tells_the_next_holder_how_long_ago_its_target_was_polled(
+    pg: PostgresStore,
+) -> None:
+    """Released with "polled 20 s ago", taken over: the next holder reads about 20 s; unsaid, nothing."""
+    board = pg.lease_board
+    board.acquire("a", ["k", "quiet"], ttl=TTL)
+
+    board.release("a", ["k", "quiet"], polled_ago={"k": 20.0})
+    board.acquire("b", ["k", "quiet"], ttl=TTL)
+    ago = board.polled_ago(["k", "quiet"])
+
+    assert ["k"] == list(ago)
+    assert 20.0 <= ago["k"] < 30.0

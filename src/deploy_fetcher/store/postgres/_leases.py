@@ -17,7 +17,7 @@ that started before the gap is fenced out even when nobody else took the lease m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -97,29 +97,35 @@ class LeaseBoard:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def heartbeat(self, member: str, *, host: str, version: str, ttl: float) -> list[str]:
-        """Record ``member`` as alive for ``ttl`` seconds more; return every live member's id, sorted."""
+    def heartbeat(
+        self, member: str, *, host: str, version: str, ttl: float, sources: Sequence[str] = ()
+    ) -> dict[str, frozenset[str]]:
+        """Record ``member`` as alive for ``ttl`` seconds more, able to poll ``sources``.
+
+        Returns every live member (sorted by id) with the sources it can poll.
+        """
         with self._db.transaction("recording a heartbeat") as conn:
             conn.execute(
                 f"""
                 INSERT INTO {SCHEMA}.members AS m
-                    (id, host, version, started_at, heartbeat_at, expires_at)
+                    (id, host, version, started_at, heartbeat_at, expires_at, sources)
                 VALUES (%s, %s, %s, clock_timestamp(), clock_timestamp(),
-                        clock_timestamp() + make_interval(secs => %s))
+                        clock_timestamp() + make_interval(secs => %s), %s)
                 ON CONFLICT (id) DO UPDATE
-                    SET heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at
+                    SET heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at,
+                        sources = excluded.sources
                 """,
-                (member, host, version, ttl),
+                (member, host, version, ttl, sorted(set(sources))),
             )
             conn.execute(
                 f"DELETE FROM {SCHEMA}.members"
                 f" WHERE expires_at < clock_timestamp() - interval '{_FORGET_MEMBERS_AFTER}'"
             )
             rows = conn.execute(
-                f"SELECT id FROM {SCHEMA}.members WHERE expires_at > clock_timestamp()"
+                f"SELECT id, sources FROM {SCHEMA}.members WHERE expires_at > clock_timestamp()"
                 ' ORDER BY id COLLATE "C"'
             ).fetchall()
-        return [str(row[0]) for row in rows]
+        return {str(row[0]): frozenset(_texts(row[1])) for row in rows}
 
     def renew(self, member: str, *, ttl: float) -> dict[str, int]:
         """Extend every unexpired lease ``member`` holds; return them (key → token)."""
@@ -177,32 +183,69 @@ class LeaseBoard:
             ).fetchall()
         return {str(key): int(str(token)) for key, token in [*new, *taken]}
 
-    def release(self, member: str, keys: Sequence[str]) -> None:
-        """Give up leases at once (they expire now; the token stays for the next holder to raise)."""
+    def release(
+        self, member: str, keys: Sequence[str], *, polled_ago: Mapping[str, float] | None = None
+    ) -> None:
+        """Give up leases at once (they expire now; the token stays for the next holder to raise).
+
+        ``polled_ago`` says, for the targets this member polled, how many seconds ago it last did:
+        kept with the lease, so the next holder waits out the interval instead of polling again.
+        """
         if not keys:
             return
+        ago = polled_ago or {}
         with self._db.transaction("releasing leases") as conn:
             conn.execute(
                 f"""
                 WITH mine AS (
                     {_IN_KEY_ORDER.format(where="holder = %(member)s AND key = ANY(%(keys)s)")}
+                ),
+                ago AS (
+                    SELECT * FROM unnest(%(keys)s::text[], %(ago)s::float8[]) AS a (key, seconds)
                 )
-                UPDATE {SCHEMA}.leases AS l SET expires_at = clock_timestamp()
-                FROM mine WHERE l.key = mine.key
+                UPDATE {SCHEMA}.leases AS l SET expires_at = clock_timestamp(),
+                    polled_at = coalesce(
+                        clock_timestamp() - make_interval(secs => ago.seconds), l.polled_at
+                    )
+                FROM mine JOIN ago USING (key) WHERE l.key = mine.key
                 """,
-                {"member": member, "keys": list(keys)},
+                {"member": member, "keys": list(keys), "ago": [ago.get(key) for key in keys]},
             )
 
-    def leave(self, member: str) -> None:
-        """A clean exit: release every lease and claim of ``member`` and drop its member row."""
+    def polled_ago(self, keys: Sequence[str]) -> dict[str, float]:
+        """Seconds since a previous holder last polled each of ``keys`` (those it said)."""
+        if not keys:
+            return {}
+        with self._db.connection("reading when targets were last polled") as conn:
+            rows = conn.execute(
+                f"""
+                SELECT key, extract(epoch FROM clock_timestamp() - polled_at) FROM {SCHEMA}.leases
+                WHERE key = ANY(%s) AND polled_at IS NOT NULL
+                """,
+                (list(keys),),
+            ).fetchall()
+        return {str(key): max(0.0, float(str(seconds))) for key, seconds in rows}
+
+    def leave(self, member: str, *, polled_ago: Mapping[str, float] | None = None) -> None:
+        """A clean exit: release every lease and claim of ``member`` and drop its member row.
+
+        ``polled_ago`` is :meth:`release`'s: when this member last polled the targets it held.
+        """
+        ago = polled_ago or {}
         with self._db.transaction("leaving the replica set") as conn:
             conn.execute(
                 f"""
-                WITH mine AS ({_IN_KEY_ORDER.format(where="holder = %(member)s")})
-                UPDATE {SCHEMA}.leases AS l SET expires_at = clock_timestamp()
-                FROM mine WHERE l.key = mine.key
+                WITH mine AS ({_IN_KEY_ORDER.format(where="holder = %(member)s")}),
+                ago AS (
+                    SELECT * FROM unnest(%(keys)s::text[], %(ago)s::float8[]) AS a (key, seconds)
+                )
+                UPDATE {SCHEMA}.leases AS l SET expires_at = clock_timestamp(),
+                    polled_at = coalesce(
+                        clock_timestamp() - make_interval(secs => ago.seconds), l.polled_at
+                    )
+                FROM mine LEFT JOIN ago USING (key) WHERE l.key = mine.key
                 """,
-                {"member": member},
+                {"member": member, "keys": list(ago), "ago": list(ago.values())},
             )
             conn.execute(
                 f"""
@@ -292,6 +335,11 @@ class LeaseBoard:
                 """
             ).fetchall()
         return [Lease(str(r[0]), str(r[1]), int(str(r[2])), _utc(r[3]), bool(r[4])) for r in rows]
+
+
+def _texts(value: object) -> list[str]:
+    assert isinstance(value, list)  # noqa: S101 - a text[] column
+    return [str(item) for item in value]
 
 
 def _utc(value: object) -> datetime:
