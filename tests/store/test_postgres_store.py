@@ -17,7 +17,7 @@ import pytest
 from tests.postgres import PostgresCluster, find_bin_dir
 from tests.store.conftest import PostgresBackend
 from tests.store.factories import FakeClock, make_event
-from tests.support import wait_until
+from tests.support import free_port, wait_until
 
 from deploy_fetcher.config import StateConfig
 from deploy_fetcher.errors import ForeignStateError, StoreError
@@ -343,3 +343,25 @@ def test_a_replica_whose_clock_runs_behind_does_not_hold_its_claims_longer(
     assert 1 == in_flight
     assert [] == while_held
     assert [claimed[0].id] == [row.id for row in after]
+
+
+def test_a_url_with_several_hosts_connects_to_the_first_that_answers(pg: PostgresBackend) -> None:
+    """A host list as libpq takes it: the first refuses, the second is the server; the label names both."""
+    parts = urlsplit(pg.url)
+    dead = free_port()
+    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{dead},{parts.hostname}:{parts.port}"
+    url = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+    store = PostgresStore(url, pool_size=2)
+    try:
+        store.commit_page("k", {"n": 1}, [])
+        cursor = store.get_cursor("k")
+        label = repr(store)
+    finally:
+        store.close()
+
+    assert {"n": 1} == cursor
+    expected = (
+        f"postgresql://{parts.username}@127.0.0.1:{dead},{parts.hostname}:{parts.port}{parts.path}"
+    )
+    assert f"PostgresStore({expected!r})" == label

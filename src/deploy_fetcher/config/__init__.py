@@ -26,7 +26,13 @@ from deploy_fetcher.config._models import (
 )
 from deploy_fetcher.config._schema import json_schema
 from deploy_fetcher.config._schema import render as render_schema
-from deploy_fetcher.config._types import Duration, Url, format_duration, parse_duration
+from deploy_fetcher.config._types import (
+    Duration,
+    Url,
+    format_duration,
+    parse_duration,
+    postgres_hosts,
+)
 
 #: ``DefaultsConfig``'s former name, from before every section model was called ``<X>Config``. The
 #: providers still use it (``ProviderContext.defaults``); remove it once they say ``DefaultsConfig``.
@@ -56,5 +62,6 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_duration",
+    "postgres_hosts",
     "render_schema",
 ]

@@ -24,6 +24,7 @@ import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from deploy_fetcher._logging import register_secret
+from deploy_fetcher.config import postgres_hosts
 from deploy_fetcher.errors import StoreError
 
 __all__ = ["Database", "url_label"]
@@ -61,20 +62,22 @@ if not any(isinstance(f, _ConnectFailures) for f in _POOL_LOGGER.filters):
 
 
 def url_label(url: str) -> str:
-    """The URL as it may be shown: scheme, user, host, port and database; no password, no query.
+    """The URL as it may be shown: scheme, user, hosts and ports, database; no password, no query.
 
-    The query is dropped whole because libpq also takes ``?password=…`` there.
+    The query is dropped whole because libpq also takes ``?password=…`` there. Several hosts
+    (``db-1:5432,db-2:5432``) are all shown.
     """
     try:
         parts = urlsplit(url.strip())
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
+        hosts = postgres_hosts(url)
     except ValueError:
         return "postgresql://(unreadable URL)"
     user = f"{unquote(parts.username)}@" if parts.username else ""
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+    shown = ",".join(
+        (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+        for host, port in hosts
+    )
+    return f"{parts.scheme}://{user}{shown}{parts.path}"
 
 
 def _secrets_of(url: str) -> list[str]:
