@@ -36,6 +36,15 @@ _IN_KEY_ORDER: Final = (
     f"SELECT key FROM {SCHEMA}.leases WHERE {{where}} AND expires_at > clock_timestamp()"
     ' ORDER BY key COLLATE "C" FOR UPDATE'
 )
+#: Gives up the live leases matching ``where`` (they expire now), keeping with each target when
+#: its holder last polled it: ``%(keys)s`` and ``%(ago)s`` pair targets with seconds since.
+_RELEASE: Final = f"""
+    WITH mine AS ({_IN_KEY_ORDER}),
+    ago AS (SELECT * FROM unnest(%(keys)s::text[], %(ago)s::float8[]) AS a (key, seconds))
+    UPDATE {SCHEMA}.leases AS l SET expires_at = clock_timestamp(),
+        polled_at = coalesce(clock_timestamp() - make_interval(secs => ago.seconds), l.polled_at)
+    FROM mine LEFT JOIN ago USING (key) WHERE l.key = mine.key
+"""
 #: Rows of replicas gone for longer than this are deleted (their leases and claims expired long ago).
 _FORGET_MEMBERS_AFTER: Final = "1 hour"
 
@@ -196,20 +205,13 @@ class LeaseBoard:
         ago = polled_ago or {}
         with self._db.transaction("releasing leases") as conn:
             conn.execute(
-                f"""
-                WITH mine AS (
-                    {_IN_KEY_ORDER.format(where="holder = %(member)s AND key = ANY(%(keys)s)")}
-                ),
-                ago AS (
-                    SELECT * FROM unnest(%(keys)s::text[], %(ago)s::float8[]) AS a (key, seconds)
-                )
-                UPDATE {SCHEMA}.leases AS l SET expires_at = clock_timestamp(),
-                    polled_at = coalesce(
-                        clock_timestamp() - make_interval(secs => ago.seconds), l.polled_at
-                    )
-                FROM mine JOIN ago USING (key) WHERE l.key = mine.key
-                """,
-                {"member": member, "keys": list(keys), "ago": [ago.get(key) for key in keys]},
+                _RELEASE.format(where="holder = %(member)s AND key = ANY(%(mine)s)"),
+                {
+                    "member": member,
+                    "mine": list(keys),
+                    "keys": list(ago),
+                    "ago": list(ago.values()),
+                },
             )
 
     def polled_ago(self, keys: Sequence[str]) -> dict[str, float]:
@@ -234,17 +236,7 @@ class LeaseBoard:
         ago = polled_ago or {}
         with self._db.transaction("leaving the replica set") as conn:
             conn.execute(
-                f"""
-                WITH mine AS ({_IN_KEY_ORDER.format(where="holder = %(member)s")}),
-                ago AS (
-                    SELECT * FROM unnest(%(keys)s::text[], %(ago)s::float8[]) AS a (key, seconds)
-                )
-                UPDATE {SCHEMA}.leases AS l SET expires_at = clock_timestamp(),
-                    polled_at = coalesce(
-                        clock_timestamp() - make_interval(secs => ago.seconds), l.polled_at
-                    )
-                FROM mine LEFT JOIN ago USING (key) WHERE l.key = mine.key
-                """,
+                _RELEASE.format(where="holder = %(member)s"),
                 {"member": member, "keys": list(ago), "ago": list(ago.values())},
             )
             conn.execute(

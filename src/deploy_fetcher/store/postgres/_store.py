@@ -23,6 +23,7 @@ from deploy_fetcher.model import DeployEvent, Status, utc_now
 from deploy_fetcher.store._base import CursorRecord, Fence, OutboxRow, OutboxStats, RowState
 from deploy_fetcher.store._claims import is_orphaned, process_token
 from deploy_fetcher.store._codec import dump_cursor, load_cursor
+from deploy_fetcher.store._settle import SettlesRows
 from deploy_fetcher.store.postgres._database import Database, url_label
 from deploy_fetcher.store.postgres._leases import LeaseBoard, check_fence
 from deploy_fetcher.store.postgres._schema import SCHEMA, Connection, ensure_schema
@@ -63,7 +64,7 @@ _UPSERT_CURSOR: Final = f"""
 """
 
 
-class PostgresStore:
+class PostgresStore(SettlesRows):
     """A :class:`~deploy_fetcher.store.StateStore` in a PostgreSQL database, shared by replicas.
 
     Opening creates the schema in an empty database, migrates an older one, and refuses one that
@@ -73,6 +74,8 @@ class PostgresStore:
     reconnects by itself. ``clock`` stamps rows, cursors and values (tests pass a fake); claims and
     deliveries take the time from the caller, and a claim's lease runs on the database's clock.
     """
+
+    PLACEHOLDER = "%s"
 
     def __init__(
         self,
@@ -318,32 +321,9 @@ class PostgresStore:
                 claimed.append(row)
         return False
 
-    def mark_delivered(self, row_id: int, *, now: datetime) -> None:
-        """The row reached its sink; it stays as a dedup ledger entry until pruned."""
-        self._finish(
-            row_id,
-            "marking a row delivered",
-            "state = 'delivered', delivered_at = %s",
-            (_utc(now),),
-        )
-
-    def mark_retry(self, row_id: int, *, next_attempt_at: datetime, error: str) -> None:
-        """Count a failed attempt, release the claim, and make the row due again at ``next_attempt_at``."""
-        self._finish(
-            row_id,
-            "scheduling a retry",
-            "attempts = attempts + 1, next_attempt_at = %s, last_error = %s",
-            (_utc(next_attempt_at), error),
-        )
-
-    def dead_letter(self, row_id: int, *, reason: str, now: datetime) -> None:
-        """Move the row to the dead letters with the reason; the attempt that failed is counted."""
-        self._finish(
-            row_id,
-            "dead-lettering a row",
-            "state = 'dead', attempts = attempts + 1, last_error = %s, dead_at = %s",
-            (reason, _utc(now)),
-        )
+    def _time(self, value: datetime) -> Any:
+        """A time as this store writes it."""
+        return _utc(value)
 
     def _finish(self, row_id: int, action: str, assignments: str, params: tuple[Any, ...]) -> None:
         """Settle one pending row and drop its claim; a row already settled elsewhere is left alone."""
