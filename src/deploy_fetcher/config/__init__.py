@@ -24,6 +24,7 @@ from deploy_fetcher.config._models import (
     SourceConfig,
     StateConfig,
 )
+from deploy_fetcher.config._narrow import settings_of
 from deploy_fetcher.config._schema import json_schema
 from deploy_fetcher.config._schema import render as render_schema
 from deploy_fetcher.config._types import (
@@ -34,13 +35,8 @@ from deploy_fetcher.config._types import (
     postgres_hosts,
 )
 
-#: ``DefaultsConfig``'s former name, from before every section model was called ``<X>Config``. The
-#: providers still use it (``ProviderContext.defaults``); remove it once they say ``DefaultsConfig``.
-Defaults = DefaultsConfig
-
 __all__ = [
     "CONFIG_ENV",
-    "Defaults",
     "DefaultsConfig",
     "Duration",
     "FetcherConfig",
@@ -64,4 +60,5 @@ __all__ = [
     "parse_duration",
     "postgres_hosts",
     "render_schema",
+    "settings_of",
 ]
