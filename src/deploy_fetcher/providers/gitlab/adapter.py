@@ -50,7 +50,7 @@ from deploy_fetcher.providers.gitlab.projects import (
     settings_for,
     single_literal,
 )
-from deploy_fetcher.providers.kit import KeysetPaginator, cursor_pages, settings_of
+from deploy_fetcher.providers.kit import KeysetPaginator, Quota, cursor_pages, settings_of
 
 __all__ = ["GitLabProvider"]
 
@@ -123,6 +123,11 @@ class GitLabProvider(Provider):
         except (AuthError, RateLimited) as exc:
             self._note(exc)
             raise
+
+    @property
+    def request_quota(self) -> Quota | None:
+        """The credential's quota: what the scheduler paces this source's targets by."""
+        return self.client.policy.quota
 
     def ready_problems(self) -> list[str]:
         """A rejected token, or a quota spent until a time still ahead."""
