@@ -32,7 +32,13 @@ from deploy_fetcher.providers.azure_devops.mapping import Naming
 from deploy_fetcher.providers.azure_devops.releases import ReleaseWalker
 from deploy_fetcher.providers.azure_devops.runs import RunWalk, RunWalker
 from deploy_fetcher.providers.azure_devops.selection import PipelineFilter, StageResolver
-from deploy_fetcher.providers.kit import Quota, Watermark, cursor_pages, settings_of
+from deploy_fetcher.providers.kit import (
+    Quota,
+    Watermark,
+    backfill_pages,
+    cursor_pages,
+    settings_of,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -41,7 +47,6 @@ if TYPE_CHECKING:
     import httpx
 
     from deploy_fetcher.config import SourceConfig
-    from deploy_fetcher.model import DeployEvent
 
 __all__ = ["AzureDevOpsProvider"]
 
@@ -201,13 +206,7 @@ class AzureDevOpsProvider(Provider):
             walk = self._runs.backfill(self._stage_walk(target, naming), since=since, until=until)
         else:
             walk = self._releases.backfill(target, naming=naming, since=since, until=until)
-        yield from self._pages(walk)
-
-    @staticmethod
-    def _pages(walk: Iterator[list[DeployEvent]]) -> Iterator[Page]:
-        for events in walk:
-            if events:
-                yield Page(lifecycle_order(events))
+        yield from backfill_pages(walk, order=lifecycle_order)
 
     @property
     def request_quota(self) -> Quota | None:

@@ -50,7 +50,13 @@ from deploy_fetcher.providers.gitlab.projects import (
     settings_for,
     single_literal,
 )
-from deploy_fetcher.providers.kit import KeysetPaginator, Quota, cursor_pages, settings_of
+from deploy_fetcher.providers.kit import (
+    KeysetPaginator,
+    Quota,
+    backfill_pages,
+    cursor_pages,
+    settings_of,
+)
 
 __all__ = ["GitLabProvider"]
 
@@ -116,10 +122,8 @@ class GitLabProvider(Provider):
             else:
                 pstate = PipelinesState(since)
                 pages = self._pipeline_pages(target, settings, rendering, pstate, until=until)
-            for events in pages:
-                kept = [e for e in events if since <= e.happened_at < until]
-                if kept:
-                    yield Page(kept)
+            kept = ([e for e in events if since <= e.happened_at < until] for events in pages)
+            yield from backfill_pages(kept)
         except (AuthError, RateLimited) as exc:
             self._note(exc)
             raise
