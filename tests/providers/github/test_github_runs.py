@@ -241,6 +241,32 @@ def test_a_finished_run_is_dated_by_its_jobs_not_by_an_updated_at_that_moved_lat
     } == harness.by_deployment()
 
 
+def test_a_run_of_two_jobs_ends_when_its_last_job_ends(make_emulator, make_provider):
+    """Build ends 12:02, deploy 12:10: a poll between them does not date the success at 12:02."""
+    emulator = make_emulator(start=START)
+    workflow = emulator.add_workflow("octo/legacy", "Release", "release.yml")
+    run = emulator.add_run("octo/legacy", workflow, at=START, sha="f" * 40)
+    harness = Harness(runs_provider(make_provider, emulator))
+    emulator.advance(30)
+    emulator.set_run("octo/legacy", run.id, status="in_progress")
+    emulator.set_job("octo/legacy", run.id, "build", status="in_progress")
+    emulator.advance(90)
+    emulator.set_job("octo/legacy", run.id, "build", status="completed", conclusion="success")
+    emulator.set_job("octo/legacy", run.id, "deploy", status="in_progress")
+    emulator.advance(60)
+    harness.cycle()
+    emulator.advance(420)
+    emulator.set_job("octo/legacy", run.id, "deploy", status="completed", conclusion="success")
+    emulator.set_run("octo/legacy", run.id, status="completed", conclusion="success")
+    emulator.advance(60)
+    harness.cycle()
+    assert [
+        ("queued", "2026-03-02T12:00:00Z"),
+        ("in-progress", "2026-03-02T12:00:30Z"),
+        ("success", "2026-03-02T12:10:00Z"),
+    ] == harness.by_deployment()[f"gh-run-{run.id}-1"]
+
+
 def test_a_rerun_of_a_run_older_than_the_rerun_window_is_seen_while_it_runs(
     make_emulator, make_provider
 ):

@@ -288,6 +288,36 @@ class GitHubEmulator(EmulatorServer):
             attempt["conclusion"] = conclusion
             attempt["updated_at"] = when
 
+    def set_job(
+        self,
+        full_name: str,
+        run_id: int,
+        name: str,
+        *,
+        status: str,
+        conclusion: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Set one job of the current attempt (created on first use), for runs of several jobs.
+
+        An attempt with jobs set lists exactly those (a real run lists each of its jobs with its
+        own start and end: see the recorded ``run_3881497935_jobs.json``); ``set_run`` still moves
+        the run itself.
+        """
+        with self.state_lock:
+            jobs = self.repo(full_name).runs[run_id].current.setdefault("jobs", [])
+            job = next((j for j in jobs if j["name"] == name), None)
+            if job is None:
+                job = {"name": name, "started_at": None, "completed_at": None}
+                jobs.append(job)
+            when = at or self.now()
+            if status in ("in_progress", "completed") and job["started_at"] is None:
+                job["started_at"] = when
+            if status == "completed":
+                job["completed_at"] = when
+            job["status"] = status
+            job["conclusion"] = conclusion if status == "completed" else None
+
     def touch_run(self, full_name: str, run_id: int, *, at: datetime | None = None) -> None:
         """Move a run's ``updated_at`` without changing its state.
 

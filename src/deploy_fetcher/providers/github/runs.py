@@ -350,6 +350,8 @@ class RunWalker:
         One request per attempt once it runs (``GET …/runs/{id}/attempts/{n}/jobs``, one page of
         100 jobs); a known start is kept in memory, so a running attempt costs it once and its
         completion once more. Runs that deployed nothing (skipped, neutral, stale) are not read.
+        An end is kept only from a read of the completed attempt: read while it runs, the latest
+        end so far is that of a job finished before the last one.
         """
         if run.get("status") not in _JOB_STATES or run.get("conclusion") in (
             "skipped",
@@ -374,7 +376,7 @@ class RunWalker:
             self._log.warning("github.malformed_item", url=response.url, reason="jobs: no list")
             return None
         times = job_times(data["jobs"])
-        self._job_times.put(key, times)
+        self._job_times.put(key, times if done else JobTimes(started=times.started))
         return times
 
     def _process(
