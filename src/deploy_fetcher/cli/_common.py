@@ -33,6 +33,7 @@ __all__ = [
     "open_existing_store",
     "output_option",
     "parse_when",
+    "plural",
     "print_json",
     "print_table",
 ]
@@ -171,6 +172,11 @@ def confirm(question: str, *, assume_yes: bool) -> None:
     answer = input(f"{question} [y/N] ").strip().lower()
     if answer not in {"y", "yes"}:
         raise UsageError("not confirmed; nothing changed")
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 target``, ``2 targets``: a count with its noun, as a person writes it."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _jsonable(value: Any) -> Any:
