@@ -17,7 +17,6 @@ from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.plugins import load_sink
 from deploy_fetcher.sinks import Sink, SinkContext, ValueStore
-from deploy_fetcher.sinks._document import document
 
 __all__ = ["differences", "open_sinks"]
 
@@ -41,7 +40,7 @@ def open_sinks(config: FetcherConfig, values: ValueStore | None) -> Iterator[dic
 
 def differences(event: DeployEvent, wire: Mapping[str, Any]) -> list[str]:
     """The fields the wire form spells otherwise than the event (``status: 'waiting' → …``)."""
-    canonical = document(event)
+    canonical = event.contract_payload()
     return [
         f"{name}: {canonical[name]!r} → {value!r}"
         for name, value in wire.items()
