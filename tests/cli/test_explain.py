@@ -167,6 +167,10 @@ def test_explain_a_github_deployment_read_again_from_the_emulator(tmp_path, dash
     document = json.loads(result.stdout)
     assert (0, True) == (result.returncode, document["reread"]), result.stderr
     assert document["target"].startswith("octo/")
+    number = deployment.removeprefix("gh-deploy-")
+    assert [f"deployment {number}", f"deployment {number} statuses"] == [
+        o["what"] for o in document["objects"]
+    ][:2]
     read = sorted((e["read"]["status"], e["read"]["happened_at"]) for e in document["events"])
     assert stored == read
     assert {"delivered"} == {s["state"] for e in document["events"] for s in e["sinks"]}

@@ -16,7 +16,7 @@ import structlog
 
 from deploy_fetcher.errors import PluginError
 from deploy_fetcher.lifecycle import lifecycle_order
-from deploy_fetcher.providers import Cursor, Page, Provider, ProviderContext
+from deploy_fetcher.providers import Cursor, Page, Provider, ProviderContext, Reread
 from deploy_fetcher.providers.azure_devops.auth import BearerFileAuth, Credential, PatAuth
 from deploy_fetcher.providers.azure_devops.catalog import Catalog
 from deploy_fetcher.providers.azure_devops.client import PROVIDER, shared_client
@@ -33,7 +33,7 @@ from deploy_fetcher.providers.azure_devops.mapping import Naming
 from deploy_fetcher.providers.azure_devops.releases import ReleaseWalker
 from deploy_fetcher.providers.azure_devops.runs import RunWalk, RunWalker
 from deploy_fetcher.providers.azure_devops.selection import PipelineFilter, StageResolver
-from deploy_fetcher.providers.kit import Watermark, cursor_pages, settings_of
+from deploy_fetcher.providers.kit import Watermark, cursor_pages, reread_recording, settings_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -194,6 +194,12 @@ class AzureDevOpsProvider(Provider):
         else:
             walk = self._releases.backfill(target, naming=naming, since=since, until=until)
         yield from self._pages(walk)
+
+    def reread(
+        self, target: str, deployment_id: str, *, since: datetime, until: datetime
+    ) -> Reread:
+        """``fetcher explain``: the deployment's events read again, with the raw objects behind them."""
+        return reread_recording(self, target, deployment_id, since=since, until=until)
 
     @staticmethod
     def _pages(walk: Iterator[list[DeployEvent]]) -> Iterator[Page]:

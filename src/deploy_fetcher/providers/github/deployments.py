@@ -40,6 +40,7 @@ from deploy_fetcher.providers.github.mapping import (
     snapshot_deployment,
     sorted_statuses,
 )
+from deploy_fetcher.providers.kit import record_raw
 
 __all__ = ["GRAPHQL_STATUSES", "DeploymentWalker", "chunk_pages"]
 
@@ -443,6 +444,10 @@ class DeploymentWalker:
         )
         for problem in outcome.problems:
             self._log.warning("github.malformed_item", url=item.statuses_url, reason=problem)
+        record_raw(f"deployment {dep_id}", item.deployment, outcome.events)
+        record_raw(f"deployment {dep_id} statuses", statuses, outcome.events)
+        if run is not None:
+            record_raw(f"workflow run {run.get('id')}", run, outcome.events)
         if outcome.terminal:
             state.close(dep_id, item.deployment["created_at"])
         else:

@@ -42,6 +42,7 @@ from deploy_fetcher.providers.github.mapping import (
     run_events,
     run_problem,
 )
+from deploy_fetcher.providers.kit import record_raw
 
 __all__ = ["RunWalker", "Workflow", "select_workflows"]
 
@@ -457,4 +458,7 @@ class RunWalker:
                 url=self.client.display(f"/repos/{self.repo.full_name}/actions/runs/{run['id']}"),
                 reason=problem,
             )
+        record_raw(
+            f"workflow run {run.get('id')} attempt {run.get('run_attempt', 1)}", run, outcome.events
+        )
         return outcome

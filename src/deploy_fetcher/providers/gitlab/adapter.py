@@ -20,7 +20,7 @@ import structlog
 from deploy_fetcher.config import SourceConfig
 from deploy_fetcher.errors import AuthError, RateLimited, TargetNotFound, TransientError
 from deploy_fetcher.model import DeployEvent, format_rfc3339
-from deploy_fetcher.providers import Cursor, Page, Provider, ProviderContext
+from deploy_fetcher.providers import Cursor, Page, Provider, ProviderContext, Reread
 from deploy_fetcher.providers.gitlab.client import GitLabClient, encode_id, shared_client
 from deploy_fetcher.providers.gitlab.config import GitLabSourceConfig, ProjectEntry
 from deploy_fetcher.providers.gitlab.cursor import (
@@ -52,7 +52,13 @@ from deploy_fetcher.providers.gitlab.projects import (
     settings_for,
     single_literal,
 )
-from deploy_fetcher.providers.kit import KeysetPaginator, cursor_pages, settings_of
+from deploy_fetcher.providers.kit import (
+    KeysetPaginator,
+    cursor_pages,
+    record_raw,
+    reread_recording,
+    settings_of,
+)
 
 __all__ = ["GitLabProvider"]
 
@@ -126,6 +132,12 @@ class GitLabProvider(Provider):
             self._note(exc)
             raise
 
+    def reread(
+        self, target: str, deployment_id: str, *, since: datetime, until: datetime
+    ) -> Reread:
+        """``fetcher explain``: the deployment's events read again, with the raw objects behind them."""
+        return reread_recording(self, target, deployment_id, since=since, until=until)
+
     def ready_problems(self) -> list[str]:
         """A rejected token, or a quota spent until a time still ahead."""
         problems = []
@@ -184,22 +196,23 @@ class GitLabProvider(Provider):
         for items in self._walk(path, query, start or state.mark):
             views = self._read_deployments(target, path, items, state)
             events: list[DeployEvent] = []
-            for view in views:
+            for view, raw in views:
                 state.done.add(str(view.id), view.updated_at)
                 if not matches_any(settings.environments, view.environment):
                     continue
                 siblings = state.memory.siblings(view.pipeline_id) if view.pipeline_id else []
                 try:
-                    events.extend(
-                        deployment_events(view, rendering, derive_parents(view, siblings))
-                    )
+                    mapped = deployment_events(view, rendering, derive_parents(view, siblings))
                 except ValueError as exc:  # Malformed, or a value the event model refuses
                     self._malformed(target, path, {"id": view.id}, exc)
+                    continue
+                record_raw(f"deployment {view.id}", raw, mapped)
+                events.extend(mapped)
             yield events
 
     def _read_deployments(
         self, target: str, path: str, items: list[Any], state: DeploymentsState
-    ) -> list[DeploymentView]:
+    ) -> list[tuple[DeploymentView, Any]]:
         """Parse a page; move the mark and the pipeline memory; keep what is not handled yet.
 
         Every sibling is remembered before any event is built, so a deployment finds parents that
@@ -218,7 +231,7 @@ class GitLabProvider(Provider):
             if sibling is not None and view.pipeline_id is not None:
                 state.memory.add(view.pipeline_id, sibling)
             if not done:
-                views.append(view)
+                views.append((view, raw))
         return views
 
     # -- pipelines mode -------------------------------------------------------------------------------
@@ -294,6 +307,7 @@ class GitLabProvider(Provider):
                 if detail is not None:
                     view = replace(parse_pipeline(raw, detail), updated_at=view.updated_at)
                 events = pipeline_events(view, rendering)
+                record_raw(f"pipeline {view.id}", detail if detail is not None else raw, events)
             except ValueError as exc:  # Malformed, or a value the event model refuses
                 self._malformed(target, f"{path}/{view.id}", raw, exc)
         state.done.add(str(view.id), view.updated_at)
