@@ -453,3 +453,28 @@ def test_problem_errors_name_status_in_any_usual_spelling(errors: list[dict[str,
 def test_problem_without_a_status_entry_names_nothing(body: bytes) -> None:
     """A body that is not a problem document, or names other fields, is no status refusal."""
     assert not mapping.names_field(body, "status")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"errors": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b"{" + b'"a":{' * 50_000 + b"}" * 50_001,
+        b'{"errors": ' + b"[" * 4096,
+    ],
+    ids=["nested-lists", "nested-objects", "nested-and-cut"],
+)
+def test_a_hostile_problem_document_names_nothing(body: bytes) -> None:
+    """Deeply nested 422 bodies (whole, or cut at the bytes read) name nothing, without an error."""
+    assert not mapping.names_field(body, "status")
+
+
+def test_a_deeply_nested_422_is_rejected_not_raised(store: SqliteStore, make_event: Make) -> None:
+    """A dashboard answering 422 with JSON nested 100 000 deep dead-letters the event; no switch."""
+    nested = '{"errors": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with ReceiverEmulator(status=201) as other:
+        other.inject(Fault(status=422, body=nested, match="/api/deployments"))
+        sink = DashboardSink(_config_at(other.url()), _with_values(store))
+        outcome = sink.send(make_event(status="pending"))
+        sink.close()
+    assert (Rejected, 422, "eight") == (type(outcome), outcome.status_code, sink.status_set)
