@@ -432,6 +432,7 @@ class Repo:
     #: Workflow file text per path (every ref), and per (path, sha) where a commit differs.
     files: dict[str, str] = field(default_factory=dict)
     files_at: dict[tuple[str, str], str] = field(default_factory=dict)
+    created_at: datetime | None = None
 
     @property
     def full_name(self) -> str:
@@ -458,11 +459,39 @@ class Repo:
         out |= {f"{name}_url": f"{api}/{name}" for name in _REPO_LINKS}
         out |= {f"{name}_url": f"{api}/{path}" for name, path in _REPO_TEMPLATE_LINKS.items()}
         if not short:
+            host = web.split("://", 1)[-1].rstrip("/")
+            created = iso(self.created_at) if self.created_at is not None else None
             out |= {
                 "archived": self.archived,
                 "disabled": False,
                 "default_branch": self.default_branch,
                 "visibility": "private",
+                # The rest of GitHub's ``repository`` object (required by its schema); the
+                # installation's repository list sends it whole.
+                "clone_url": f"{web}/{self.full_name}.git",
+                "git_url": f"git://{host}/{self.full_name}.git",
+                "ssh_url": f"git@{host}:{self.full_name}.git",
+                "svn_url": f"{web}/{self.full_name}",
+                "mirror_url": None,
+                "homepage": None,
+                "language": None,
+                "license": None,
+                "size": 0,
+                "forks": 0,
+                "forks_count": 0,
+                "open_issues": 0,
+                "open_issues_count": 0,
+                "stargazers_count": 0,
+                "watchers": 0,
+                "watchers_count": 0,
+                "has_issues": True,
+                "has_projects": True,
+                "has_wiki": True,
+                "has_pages": False,
+                "has_downloads": True,
+                "created_at": created,
+                "updated_at": created,
+                "pushed_at": created,
             }
         return out
 

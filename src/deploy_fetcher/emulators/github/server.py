@@ -204,7 +204,12 @@ class GitHubEmulator(EmulatorServer):
             if key not in self.repos:
                 owner, name = full_name.split("/", 1)
                 self.repos[key] = Repo(
-                    self.next_id(), owner, name, owner_is_org=owner_is_org, archived=archived
+                    self.next_id(),
+                    owner,
+                    name,
+                    owner_is_org=owner_is_org,
+                    archived=archived,
+                    created_at=self.now(),
                 )
             return self.repos[key]
 
@@ -776,7 +781,11 @@ class GitHubEmulator(EmulatorServer):
                 "git_url": f"{base}/repos/{repo.full_name}/git/blobs/{blob}",
                 "html_url": f"{web}/{repo.full_name}/blob/{ref}/{path}",
                 "download_url": None,
-                "_links": {"self": url},
+                "_links": {
+                    "self": url,
+                    "git": f"{base}/repos/{repo.full_name}/git/blobs/{blob}",
+                    "html": f"{web}/{repo.full_name}/blob/{ref}/{path}",
+                },
             }
         )
 
