@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from tests.providers.github.support import Harness
 from tests.providers.github.test_github_deployments import START
@@ -295,6 +295,53 @@ def test_a_rerun_of_a_run_older_than_the_rerun_window_is_seen_while_it_runs(
     assert ["queued", "in-progress", "success"] == [
         status for status, _ in harness.by_deployment()[f"gh-run-{run_id}-2"]
     ]
+
+
+def test_a_late_rerun_held_by_a_reviewer_is_seen_waiting_through_the_active_lists(
+    make_emulator, make_provider
+):
+    """A re-run 3 days late (rerun_window 1d), held by a reviewer, is found by status=waiting."""
+    emulator = make_emulator(start=START)
+    run_id = start_pipeline(
+        emulator, "octo/legacy", RELEASE, at=START, sha="d" * 40, plan=Pipeline("failure")
+    )
+    emulator.advance(120)
+    harness = Harness(runs_provider(make_provider, emulator))
+    harness.cycle()
+    for _ in range(3):
+        emulator.advance(86400)
+        start_pipeline(emulator, "octo/legacy", RELEASE, at=emulator.now(), sha="e" * 40)
+        emulator.advance(120)
+        harness.cycle()
+    emulator.rerun("octo/legacy", run_id)
+    rerun_at = emulator.now()
+    emulator.advance(10)
+    emulator.set_run("octo/legacy", run_id, status="waiting")
+    emulator.advance(20)
+    emulator.reset_log()
+    harness.cycle()
+    asked = [r.query for r in emulator.log if r.path.endswith("/octo/legacy/actions/runs")]
+    seen_waiting = [s for s, _ in harness.by_deployment().get(f"gh-run-{run_id}-2", [])]
+    emulator.advance(60)
+    emulator.set_run("octo/legacy", run_id, status="in_progress")
+    emulator.advance(30)
+    harness.cycle()
+    emulator.advance(30)
+    emulator.set_run("octo/legacy", run_id, status="completed", conclusion="success")
+    emulator.advance(30)
+    harness.cycle()
+    assert any("status=waiting" in query for query in asked)
+    assert ["queued", "waiting"] == seen_waiting
+    assert [
+        ("queued", _at(rerun_at)),
+        ("waiting", _at(rerun_at + timedelta(seconds=10))),
+        ("in-progress", _at(rerun_at + timedelta(seconds=90))),
+        ("success", _at(rerun_at + timedelta(seconds=150))),
+    ] == harness.by_deployment()[f"gh-run-{run_id}-2"]
+
+
+def _at(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_a_cycle_cut_short_resumes_after_the_last_chunk_it_stored(
