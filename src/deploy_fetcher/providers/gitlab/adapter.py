@@ -20,7 +20,7 @@ import structlog
 from deploy_fetcher.config import SourceConfig
 from deploy_fetcher.errors import AuthError, RateLimited, TargetNotFound, TransientError
 from deploy_fetcher.model import DeployEvent, format_rfc3339
-from deploy_fetcher.providers import Cursor, Page, Provider, ProviderContext, Reread
+from deploy_fetcher.providers import CheckItem, Cursor, Page, Provider, ProviderContext, Reread
 from deploy_fetcher.providers.gitlab.client import GitLabClient, encode_id, shared_client
 from deploy_fetcher.providers.gitlab.config import GitLabSourceConfig, ProjectEntry
 from deploy_fetcher.providers.gitlab.cursor import (
@@ -86,6 +86,7 @@ class GitLabProvider(Provider):
         self._projects: dict[str, ProjectInfo] = {}
         self._auth_problem: str | None = None
         self._limited: tuple[datetime, str] | None = None
+        self._user_checked = False
 
     # -- the Provider interface -----------------------------------------------------------------------
     def targets(self) -> Sequence[str]:
@@ -137,6 +138,44 @@ class GitLabProvider(Provider):
     ) -> Reread:
         """``fetcher explain``: the deployment's events read again, with the raw objects behind them."""
         return reread_recording(self, target, deployment_id, since=since, until=until)
+
+    def check(self, target: str) -> list[CheckItem]:
+        """``fetcher check``: ``GET /user`` once per source, then one item of the project's mode.
+
+        The user proves the token (and names whose it is) without reading any project; one item of
+        the endpoint the project's mode reads (``per_page=1``) proves the project is visible and
+        readable. A poll's first page would cost several requests per project.
+        """
+        credential = self._check_credential()
+        if credential is not None and not credential.ok:
+            return [credential]
+        settings, _rendering = self._resolve(target)
+        kind = "deployments" if settings.mode == "deployments" else "pipelines"
+        path = f"/projects/{encode_id(target)}/{kind}"
+        name = f"target {target}"
+        head = [credential] if credential is not None else []
+        try:
+            found = self.client.page(path, {}, page=1, per_page=1)
+        except TargetNotFound:
+            detail = f"{target} does not exist, or this token cannot see it (GET {path})"
+            return [*head, CheckItem(name, ok=False, detail=detail)]
+        if not found:
+            detail = f"readable, but it has no {kind}: mode {settings.mode} will read nothing here"
+            return [*head, CheckItem(name, ok=None, detail=detail)]
+        return [*head, CheckItem(name, ok=True, detail=f"{kind} readable ({settings.mode} mode)")]
+
+    def _check_credential(self) -> CheckItem | None:
+        """The token's own check (``GET /user``), the first time only: one row per source."""
+        with self._lock:
+            if self._user_checked:
+                return None
+            self._user_checked = True
+        try:
+            user = self.client.get("/user")
+        except AuthError as exc:
+            return CheckItem("credential", ok=False, detail=str(exc))
+        login = user.get("username") if isinstance(user, dict) else None
+        return CheckItem("credential", ok=True, detail=f"token accepted (user {login})")
 
     def ready_problems(self) -> list[str]:
         """A rejected token, or a quota spent until a time still ahead."""
