@@ -4,7 +4,7 @@ Two measurements against the hostile proxy (``deploy_fetcher.emulators.hostile``
 
 1. **RSS during an endless body.** Each HTTP sink, and each CI provider, is pointed at a server that
    answers ``200`` with a JSON array that never ends. The component runs in a fresh process, which
-   samples its own RSS; a run ends when the component returns, after ``--seconds``, or when RSS
+   samples its own RSS (and reads its kernel peak at the end); a run ends when the component returns, after ``--seconds``, or when RSS
    passes ``--rss-cap`` MiB (then the growth is the finding).
 2. **Healthy polls while one source hangs.** One daemon scheduler, ``--healthy`` scripted sources
    polled every second, and one GitLab source of ``--hostile`` projects behind a server that
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -59,6 +60,8 @@ class _Watch:
             time.sleep(0.05)
 
     def report(self, ended: str) -> None:
+        # The kernel's peak as well: a burst shorter than one sample is still counted.
+        self.peak = max(self.peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         row = {
             "component": self.name,
             "ended_by": ended,

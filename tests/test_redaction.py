@@ -102,3 +102,35 @@ def test_the_password_of_a_database_url_is_masked_alone() -> None:
     assert 'password "***" was refused, and ***' == redact(
         'password "pg-p@ss-9a9a" was refused, and pg-p%40ss-9a9a'
     )
+
+
+def test_every_readiness_problem_is_masked_whoever_reports_it(tmp_path: Path) -> None:
+    """A provider's own readiness problem quoting its token reaches /readyz as ***."""
+    from deploy_fetcher.config import FetcherConfig, SourceConfig
+    from deploy_fetcher.engine import Runtime
+    from deploy_fetcher.providers import Provider
+
+    class Quoting(Provider):
+        name = "quoting"
+
+        def targets(self) -> list[str]:
+            return []
+
+        def poll(self, target, cursor):
+            return iter(())
+
+        def backfill(self, target, since, until):
+            return iter(())
+
+        def ready_problems(self) -> list[str]:
+            return ["rate limited; the server said: token plugin-token-5d5d is throttled"]
+
+    register_secret("plugin-token-5d5d")
+    config = FetcherConfig.model_validate({"state": {"path": str(tmp_path / "s.db")}})
+    config = config.model_copy(update={"sources": [SourceConfig(name="q", provider="quoting")]})
+    runtime = Runtime(config, provider_resolver=lambda _name: Quoting)
+    try:
+        problems = runtime.ready_problems()
+    finally:
+        runtime.close()
+    assert "source q: rate limited; the server said: token *** is throttled" in problems

@@ -95,7 +95,9 @@ class ElasticPool(Executor):
                 raise RuntimeError(msg)
             self._state.queue.append(task)
             self._grow()
-            self._cond.notify()
+            # Every waiter: the watch thread waits on the same condition, and must not be the
+            # only one woken while an idle worker sleeps on.
+            self._cond.notify_all()
             if self._ticker is None:
                 self._ticker = threading.Thread(
                     target=self._tick, name=f"{self._name}-pool-watch", daemon=True
@@ -173,7 +175,9 @@ class ElasticPool(Executor):
                 return state.queue.popleft()
             if state.shutdown and not state.queue:
                 break
-            if not self._cond.wait(_IDLE_SECONDS) and state.threads > self.size:
+            timed_out = not self._cond.wait(_IDLE_SECONDS)
+            takeable = state.queue and self._normal() < self.size
+            if timed_out and not takeable and state.threads > self.size:
                 break
         state.idle -= 1
         state.threads -= 1

@@ -7,7 +7,8 @@
   writable and prunes the dedup ledger (in a thread of its own, so busy polls cannot starve it);
 * polls, discovery and housekeeping run on three executors, so no number of slow polls delays a
   discovery or the store check; polls share an :class:`~deploy_fetcher._pool.ElasticPool`, in which
-  a poll running longer than twice the request timeout stops holding a worker from the others, and
+  a poll running longer than one request's deadline (``defaults.timeout``) stops holding a worker
+  from the others, and
   one running past ``defaults.poll_deadline`` is reported as overdue (``/readyz``,
   ``fetcher_polls_overdue``);
 * sources can be paused (the dashboard's reset choreography): their runs are skipped, and
@@ -100,10 +101,10 @@ class Scheduler:
         # Read at construction, so a test can shorten the module's period for a whole process.
         self.housekeeping_every = housekeeping_every or HOUSEKEEPING_SECONDS
         defaults = runtime.config.defaults
-        #: The polls' threads; a poll slower than two request timeouts frees its worker.
+        #: The polls' threads; a poll running longer than one request's deadline frees its worker.
         self.polls = ElasticPool(
             max_workers,
-            slow_after=min(2 * defaults.timeout, defaults.poll_deadline).total_seconds(),
+            slow_after=min(defaults.timeout, defaults.poll_deadline).total_seconds(),
             limit=max_workers * SLOW_POLL_HEADROOM,
         )
         # Housekeeping (the heartbeat) has a thread of its own: polls stuck in slow CI requests

@@ -265,7 +265,7 @@ class DefaultsConfig(Section):
     timeout: Duration = timedelta(seconds=30)
     """HTTP timeout for calls to CI systems."""
     poll_deadline: Duration = timedelta(minutes=10)
-    """A poll running longer than this is reported as overdue (``/readyz``, ``fetcher_polls_overdue``); a poll running longer than twice ``timeout`` already stops holding a worker from the other sources."""
+    """A poll running longer than this is reported as overdue (``/readyz``, ``fetcher_polls_overdue``); a poll running longer than ``timeout`` (one request's deadline) already stops holding a worker from the other sources."""
 
     @field_validator("interval")
     @classmethod

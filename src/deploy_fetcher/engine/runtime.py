@@ -22,6 +22,7 @@ from deploy_fetcher.errors import StoreError
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.plugins import load_provider, load_sink
 from deploy_fetcher.providers import Provider, ProviderContext
+from deploy_fetcher.redaction import redact
 from deploy_fetcher.sinks import Sink, SinkContext
 from deploy_fetcher.store import LeaseBoard, StateStore, open_store
 
@@ -138,7 +139,7 @@ class Runtime:
             worker.stop(per_worker)
 
     def ready_problems(self) -> list[str]:
-        """Every reason the process is not ready (empty = ready)."""
+        """Every reason the process is not ready (empty = ready), secrets masked."""
         problems = self.health.problems()
         if self.coordinator is not None:
             if self.coordinator.owns_no_targets():
@@ -148,7 +149,8 @@ class Runtime:
             problems = self.coordinator.problems() + problems
         for name, provider in self.providers.items():
             problems += [f"source {name}: {p}" for p in provider.ready_problems()]
-        return problems
+        # /readyz is unauthenticated: whatever a plug-in or the database said, secrets masked.
+        return [redact(problem) for problem in problems]
 
     def close(self) -> None:
         """Release clients and the store."""

@@ -51,6 +51,7 @@ from deploy_fetcher.providers.kit import (
     credential_digest,
     shared_policy,
 )
+from deploy_fetcher.redaction import excerpt
 
 __all__ = [
     "API_VERSION",
@@ -220,7 +221,7 @@ def redirected_base_url(base_url: str, message: str) -> str | None:
 
 def _message(data: Any) -> str:
     if isinstance(data, Mapping) and isinstance(data.get("message"), str):
-        return str(data["message"])
+        return excerpt(str(data["message"]))
     return ""
 
 

@@ -42,6 +42,7 @@ from deploy_fetcher.providers.kit import (
     policed_session,
     shared_policy,
 )
+from deploy_fetcher.redaction import excerpt
 
 if TYPE_CHECKING:
     from deploy_fetcher.providers import ProviderContext
@@ -127,7 +128,7 @@ class GitLabClient:
         self, exc: gitlab.exceptions.GitlabError, what: str
     ) -> Exception:
         code = exc.response_code or 0
-        message = str(exc.error_message)[:300]
+        message = excerpt(str(exc.error_message))
         if isinstance(exc, gitlab.exceptions.GitlabAuthenticationError) or code == 401:  # noqa: PLR2004
             return AuthError(f"GitLab at {self.url} rejected the token (401): {message}")
         if code == 403 and "insufficient_scope" in (message + str(exc.response_body or b"")):  # noqa: PLR2004

@@ -48,6 +48,7 @@ from deploy_fetcher.providers.kit._errors import (
 )
 from deploy_fetcher.providers.kit._limits import Limits
 from deploy_fetcher.providers.kit._quota import Quota, RequestBudget, server_time
+from deploy_fetcher.redaction import excerpt
 from deploy_fetcher.retry_after import parse_retry_after
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def classify(status: int, headers: Mapping[str, str], *, what: str, message: str
     Providers read their special cases first (a 403 that is a rate limit, a sign-in page) and
     fall back on this table.
     """
-    said = f": {message}" if message else ""
+    said = f": {excerpt(message)}" if message else ""
     if 200 <= status < 300 or status == 304:  # noqa: PLR2004 - the 2xx range, Not Modified
         return
     if status == 401:  # noqa: PLR2004
