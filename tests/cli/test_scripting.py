@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -408,3 +409,28 @@ def test_dry_run_applies_each_sinks_filters_and_renames(tmp_path, dashboard):
         ("renamed", "d1", "API", "prod"),
     ] == [(p["sink"], p["deployment_id"], p["service"], p["environment"]) for p in printed]
     assert not (tmp_path / "fetcher-state.db").exists()
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
+    """`fetcher sync --dry-run | head -1`: exit 141 as for SIGPIPE, no BrokenPipeError traceback."""
+    script = _script(tmp_path / "e", days=2000)
+    config = write_config(
+        tmp_path / "fetcher.yaml",
+        {
+            "sources": [{"name": "replay", "provider": "scripted", "script": str(script)}],
+            "sinks": [{"name": "all", "type": "jsonl", "path": str(tmp_path / "a.jsonl")}],
+        },
+    )
+    command = [sys.executable, "-m", "deploy_fetcher.cli", "sync", "--dry-run"]
+    command += ["--config", str(config), "--since", "2026-01-01", "--until", "2032-01-01"]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()  # what head does after its first line
+        errors = process.stderr.read().decode()
+        code = process.wait(timeout=60)
+    assert b'"sink": "all"' in first
+    assert (141, "") == (code, errors)

@@ -10,6 +10,8 @@ on stderr per problem, no traceback).
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -61,15 +63,35 @@ def _redacted_output() -> Iterator[None]:
     try:
         yield
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
+        wrapped = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = saved
+        for stream in wrapped:
+            stream.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fetcher`` console script."""
-    with _redacted_output():
-        return _main(argv)
+    try:
+        with _redacted_output():
+            return _main(argv)
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """The reader closed the pipe (``fetcher … | head``): stop quietly, as ``SIGPIPE`` would.
+
+    Python flushes stdout once more at exit; pointing it at /dev/null keeps that flush from
+    raising (and printing) the same error again. The exit code is a shell's for SIGPIPE, 141.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout already closed or not a file
+        pass
+    finally:
+        os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def _main(argv: Sequence[str] | None) -> int:
