@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 from tests.support import run_cli, write_config
 
 from deploy_fetcher.emulators._server import Fault
@@ -137,3 +140,25 @@ def test_bad_since_is_a_usage_error(setup):
     result = run_cli("sync", "--config", setup, "--since", "last tuesday")
     assert 2 == result.returncode
     assert "7d" in result.stderr
+
+
+def test_state_and_outbox_commands_need_no_source_secret(setup, tmp_path):
+    """With a GitHub source whose token variable is unset, state and outbox still read the store."""
+    assert "UNSET_GH_TOKEN" not in os.environ
+    assert 0 == run_cli("sync", "--config", setup, "--since", "2026-02-01").returncode
+    config = yaml.safe_load(Path(setup).read_text(encoding="utf-8"))
+    config["sources"].append(
+        {"name": "gh", "provider": "github", "token": "${UNSET_GH_TOKEN}", "repos": ["octo/api"]}
+    )
+    with_github = str(write_config(tmp_path / "with-github.yaml", config))
+    results = {
+        command: run_cli(*command.split(), "--config", with_github, "--output", "json")
+        for command in ("state list", "outbox list --state all", "outbox stats")
+    }
+    assert dict.fromkeys(results, 0) == {
+        command: result.returncode for command, result in results.items()
+    }, {command: result.stderr for command, result in results.items()}
+    listed = json.loads(results["outbox list --state all"].stdout)
+    assert {"dashboard"} == {row["sink"] for row in listed}
+    checked = run_cli("check", "--offline", "--config", with_github)
+    assert (2, True) == (checked.returncode, "UNSET_GH_TOKEN" in checked.stderr)

@@ -30,6 +30,7 @@ __all__ = [
     "duration_arg",
     "emit",
     "load",
+    "load_for_state",
     "open_existing_store",
     "output_option",
     "parse_when",
@@ -99,6 +100,15 @@ def load(
     register_secrets_in(config)
     configure_logging(log_level or config.log.level, config.log.format)
     return config
+
+
+def load_for_state(path: str | None) -> FetcherConfig:
+    """The configuration for commands that work on the state and the sinks only.
+
+    ``state`` and ``outbox`` never read a CI system: the sources are left out before interpolation,
+    so an operator inspecting the state needs none of the sources' secrets in the environment.
+    """
+    return load(path, log_level="warning", sources=())
 
 
 def open_existing_store(config: FetcherConfig) -> Any:

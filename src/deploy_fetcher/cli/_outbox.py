@@ -15,7 +15,7 @@ from deploy_fetcher.cli._common import (
     confirm,
     duration_arg,
     emit,
-    load,
+    load_for_state,
     open_existing_store,
     output_option,
     print_json,
@@ -112,7 +112,7 @@ def _open(config: FetcherConfig) -> StateStore:
 
 
 def _list(args: argparse.Namespace) -> int:
-    config = load(args.config, log_level="warning")
+    config = load_for_state(args.config)
     store = _open(config)
     try:
         rows = store.list_rows(
@@ -150,7 +150,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    config = load(args.config, log_level="warning")
+    config = load_for_state(args.config)
     store = _open(config)
     try:
         stats = store.stats()
@@ -191,7 +191,7 @@ def _dead_letters(
         raise UsageError(f"outbox {args.action} needs row ids or --all")
     if args.ids and args.all:
         raise UsageError(f"outbox {args.action}: give row ids or --all, not both")
-    config = load(args.config, log_level="warning")
+    config = load_for_state(args.config)
     store = _open(config)
     missing: list[int] = []
     try:
@@ -223,7 +223,7 @@ def _retry(args: argparse.Namespace) -> int:
 
 def _purge(args: argparse.Namespace) -> int:
     if args.all and args.sink is not None:
-        config = load(args.config, log_level="warning")
+        config = load_for_state(args.config)
         if args.sink not in {sink.name for sink in config.sinks}:
             return _purge_unconfigured(args, config)
     if args.all:
@@ -259,7 +259,7 @@ def _flush(args: argparse.Namespace) -> int:
     from deploy_fetcher.engine import Runtime
     from deploy_fetcher.model import utc_now
 
-    config = load(args.config, log_level="warning")
+    config = load_for_state(args.config)
     enabled = [s.name for s in config.sinks if s.enabled]
     unknown = sorted(set(args.sink or ()) - set(enabled))
     if unknown:

@@ -15,7 +15,7 @@ from deploy_fetcher.cli._common import (
     config_option,
     confirm,
     emit,
-    load,
+    load_for_state,
     open_existing_store,
     output_option,
     print_json,
@@ -125,7 +125,7 @@ def _row(store: StateStore, record: CursorRecord) -> dict[str, Any]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    config = load(args.config, log_level="warning")
+    config = load_for_state(args.config)
     store = open_existing_store(config)
     try:
         rows = [_row(store, record) for record in store.list_cursors()]
@@ -136,7 +136,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    config = load(args.config, log_level="warning")
+    config = load_for_state(args.config)
     store = open_existing_store(config)
     try:
         found = _matching(store.list_cursors(), args.key)
@@ -176,7 +176,7 @@ def _reset(args: argparse.Namespace) -> int:
         confirm(
             "Reset every cursor (every source re-reads its lookback window)?", assume_yes=args.yes
         )
-    config = load(args.config, log_level="warning")
+    config = load_for_state(args.config)
     store = open_existing_store(config)
     try:
         keys, missing = _selected(args, store.list_cursors())
@@ -197,7 +197,7 @@ def _reset(args: argparse.Namespace) -> int:
 def _members(args: argparse.Namespace) -> int:
     from deploy_fetcher.model import utc_now
 
-    config = load(args.config, log_level="warning")
+    config = load_for_state(args.config)
     if config.state.backend != "postgres":
         print(
             f"fetcher: state members needs state.backend postgres (with backend"
@@ -268,7 +268,7 @@ def _migrate(args: argparse.Namespace) -> int:
     assert target is not None  # noqa: S101 - backend postgres requires it
     url = target.get_secret_value()
     register_secret(url)
-    config = load(args.config, log_level="warning")
+    config = load_for_state(args.config)
     if config.state.backend != "sqlite":
         raise UsageError(
             f"state migrate copies the SQLite file of state.path; state.backend is {config.state.backend}"
