@@ -434,3 +434,54 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
         code = process.wait(timeout=60)
     assert b'"sink": "all"' in first
     assert (141, "") == (code, errors)
+
+
+@pytest.fixture
+def readyz():
+    """A server on 127.0.0.1 answering GET /readyz with 200 "ready" (404 elsewhere)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = self.path == "/readyz"
+            body = b"ready" if found else b"no"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_healthcheck_probes_the_port_its_configuration_names(tmp_path, readyz):
+    """--config gives server.port (its sources need no secret); --port overrides it."""
+    config = write_config(
+        tmp_path / "fetcher.yaml",
+        {
+            "server": {"port": readyz},
+            "sources": [{"name": "gh", "provider": "github", "token": "${UNSET_GH_TOKEN}"}],
+        },
+    )
+    probed = run_cli("healthcheck", "--config", str(config), "--timeout", "5s")
+    elsewhere = run_cli("healthcheck", "--config", str(config), "--port", "1", "--timeout", "2s")
+    assert (0, "ready") == (probed.returncode, probed.stdout.strip()), probed.stderr
+    assert (1, True) == (
+        elsewhere.returncode,
+        elsewhere.stderr.startswith("http://127.0.0.1:1/readyz: "),
+    ), elsewhere.stderr
+
+
+def test_healthcheck_refuses_a_configuration_without_a_server(tmp_path):
+    """server.enabled: false means there is nothing to probe: exit 2 saying so."""
+    config = write_config(tmp_path / "fetcher.yaml", {"server": {"enabled": False}})
+    result = run_cli("healthcheck", "--config", str(config))
+    assert (2, True) == (result.returncode, "server.enabled is false" in result.stderr)
