@@ -105,7 +105,7 @@ def test_check_source_resolves_only_the_named_source(tmp_path):
     unknown = run_cli("check", "--config", str(config), "--source", "c")
     assert 2 == whole.returncode
     assert "sources[0].token" in whole.stderr
-    assert (0, "configuration ok: 1 sources, 1 sinks") == (
+    assert (0, "configuration ok: 1 source, 1 sink") == (
         only.returncode,
         only.stdout.splitlines()[0],
     )

@@ -115,7 +115,7 @@ def test_explain_shows_the_reason_of_a_dead_letter(scripted, dashboard):
     )
     _sync(scripted)
     text = run_cli("explain", "dep-1", "--config", str(scripted)).stdout
-    assert "dashboard: dead-lettered after 1 attempts" in text
+    assert "dashboard: dead-lettered after 1 attempt:" in text
     assert "bad" in text
     assert "environment: 'production' → 'prod'" in text
 

@@ -86,7 +86,7 @@ def test_outbox_retry_requeues_dead_letters(setup, dashboard):
     run_cli("sync", "--config", setup, "--since", "2026-02-01", "--until", "2026-02-02")
     assert [] == dashboard.rows()
     retried = run_cli("outbox", "retry", "--all", "--config", setup)
-    assert "1 dead letters queued again" == retried.stdout.strip()
+    assert "1 dead letter queued again" == retried.stdout.strip()
     again = run_cli("sync", "--config", setup, "--since", "2026-02-01", "--until", "2026-02-02")
     assert 0 == again.returncode
     assert ["d0"] == [row["deployment_id"] for row in dashboard.rows()]
@@ -97,7 +97,7 @@ def test_outbox_purge_deletes_dead_letters(setup, dashboard):
     dashboard.inject(Fault(status=422, body="{}", match="^/api/deployments$", method="POST"))
     run_cli("sync", "--config", setup, "--since", "2026-02-01", "--until", "2026-02-02")
     purged = run_cli("outbox", "purge", "--all", "--yes", "--config", setup)
-    assert "1 dead letters purged" == purged.stdout.strip()
+    assert "1 dead letter purged" == purged.stdout.strip()
     listing = run_cli("outbox", "list", "--config", setup)
     assert 0 == listing.returncode
     assert "deployment_id" in listing.stdout  # the table is printed, only without the row

@@ -21,6 +21,7 @@ from deploy_fetcher.cli._common import (
     emit,
     load,
     output_option,
+    plural,
     print_json,
 )
 
@@ -76,7 +77,7 @@ def _source_rows(provider: Any, name: str, limit: int) -> list[_Row]:
         return [_Row(f"source {name}", "FAILED", f"listing targets: {exc}")]
     if not targets:
         return [_Row(f"source {name}", "WARNING", "0 targets: this source will read nothing")]
-    rows = [_Row(f"source {name}", "ok", f"{len(targets)} targets")]
+    rows = [_Row(f"source {name}", "ok", plural(len(targets), "target"))]
     checked = targets[:limit]
 
     def one(target: str) -> list[_Row]:
@@ -143,7 +144,9 @@ def _check(args: argparse.Namespace) -> int:
     providers = [(s.name, load_provider(s.provider)(s, context)) for s in sources]
     sink_context = SinkContext(metrics=metrics, user_agent=USER_AGENT)
     sinks = [load_sink(c.type)(c, sink_context) for c in sink_configs]
-    summary = f"configuration ok: {len(sources)} sources, {len(sink_configs)} sinks"
+    summary = (
+        f"configuration ok: {plural(len(sources), 'source')}, {plural(len(sink_configs), 'sink')}"
+    )
     rows = list(warnings)
     try:
         if not args.offline:

@@ -184,9 +184,12 @@ def confirm(question: str, *, assume_yes: bool) -> None:
         raise UsageError("not confirmed; nothing changed")
 
 
-def plural(count: int, noun: str) -> str:
-    """``1 target``, ``2 targets``: a count with its noun, as a person writes it."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 target``, ``2 targets``: a count with its noun, as a person writes it.
+
+    ``many`` is the plural where adding ``s`` is wrong (``delivery``, ``deliveries``).
+    """
+    return f"{count} {noun}" if count == 1 else f"{count} {many or noun + 's'}"
 
 
 def _jsonable(value: Any) -> Any:

@@ -32,6 +32,7 @@ from deploy_fetcher.cli._common import (
     load,
     open_existing_store,
     output_option,
+    plural,
     print_json,
 )
 from deploy_fetcher.cli._wire import differences, open_sinks
@@ -116,13 +117,15 @@ def _changes(before: DeployEvent, after: DeployEvent | None) -> list[str]:
 
 def _row_state(row: OutboxRow) -> str:
     if row.state == "delivered":
-        return f"delivered (queued {format_rfc3339(row.created_at)}, {row.attempts} failed tries)"
+        tries = plural(row.attempts, "failed try", "failed tries")
+        return f"delivered (queued {format_rfc3339(row.created_at)}, {tries})"
     if row.state == "dead":
-        return f"dead-lettered after {row.attempts} attempts: {row.last_error or ''}"
+        return f"dead-lettered after {plural(row.attempts, 'attempt')}: {row.last_error or ''}"
     due = format_rfc3339(row.next_attempt_at)
     tail = f", last error: {row.last_error}" if row.last_error else ""
     return (
-        f"queued since {format_rfc3339(row.created_at)}, {row.attempts} attempts, due {due}{tail}"
+        f"queued since {format_rfc3339(row.created_at)}, {plural(row.attempts, 'attempt')},"
+        f" due {due}{tail}"
     )
 
 

@@ -18,6 +18,7 @@ from deploy_fetcher.cli._common import (
     load_for_state,
     open_existing_store,
     output_option,
+    plural,
     print_json,
 )
 from deploy_fetcher.config import FetcherConfig
@@ -205,7 +206,7 @@ def _dead_letters(
     if args.output == "json":
         print_json({verb.replace(" ", "_"): count, "not_dead_letters": missing})
     else:
-        print(f"{count} dead letters {verb}")
+        print(f"{plural(count, 'dead letter')} {verb}")
     if missing:
         where = f" of sink {args.sink!r}" if args.sink else ""
         print(
@@ -250,7 +251,7 @@ def _purge_unconfigured(args: argparse.Namespace, config: FetcherConfig) -> int:
     if args.output == "json":
         print_json({"purged": count, "sink": args.sink, "configured": False})
     else:
-        print(f"{count} rows of {args.sink} (not configured: queued and dead) purged")
+        print(f"{plural(count, 'row')} of {args.sink} (not configured: queued and dead) purged")
     return EXIT_OK
 
 
@@ -282,6 +283,7 @@ def _flush(args: argparse.Namespace) -> int:
     if args.output == "json":
         print_json({"made_due": made_due, "sinks": rows})
     else:
-        print(f"{made_due} rows were waiting out a backoff; delivering now")
+        were = "was" if made_due == 1 else "were"
+        print(f"{plural(made_due, 'row')} {were} waiting out a backoff; delivering now")
         emit(args, rows, columns=["sink", "delivered", "dead_lettered", "still_queued", "note"])
     return EXIT_FAILED if any(r["dead_lettered"] or r["still_queued"] for r in rows) else EXIT_OK

@@ -18,6 +18,7 @@ from deploy_fetcher.cli._common import (
     load_for_state,
     open_existing_store,
     output_option,
+    plural,
     print_json,
 )
 from deploy_fetcher.engine.health import OUTCOME_PREFIX, parse_outcome
@@ -288,9 +289,10 @@ def _migrate(args: argparse.Namespace) -> int:
         f"{report.outbox.get(state, 0)} {state}" for state in ("pending", "delivered", "dead")
     )
     print(f"copied {path} into {label}:")
-    print(f"  {report.cursors} cursors")
-    print(f"  {report.rows} outbox rows ({states})")
-    print(f"  {report.successes} promotion ledger entries, {report.values} stored values")
+    print(f"  {plural(report.cursors, 'cursor')}")
+    print(f"  {plural(report.rows, 'outbox row')} ({states})")
+    ledger = plural(report.successes, "promotion ledger entry", "promotion ledger entries")
+    print(f"  {ledger}, {plural(report.values, 'stored value')}")
     print("counts verified in the database before commit.")
     print("next: set state.backend: postgres and state.url, then start the fetcher.")
     return EXIT_OK

@@ -177,7 +177,8 @@ def _dry_run(config: FetcherConfig, names: list[str], since: datetime, until: da
             senders=senders,
         )
     print(
-        f"{read} events read, {lines} deliveries to {plural(len(sinks), 'sink')}"
+        f"{plural(read, 'event')} read, {plural(lines, 'delivery', 'deliveries')} to"
+        f" {plural(len(sinks), 'sink')}"
         " (dry run: nothing stored or sent)",
         file=sys.stderr,
     )
@@ -327,7 +328,7 @@ class _Progress:
         events, done, targets, seconds = self.reading()
         state = "read" if done == targets and targets else "reading"
         return (
-            f"{state} {events} events from {done}/{targets} targets"
+            f"{state} {plural(events, 'event')} from {done}/{plural(targets, 'target')}"
             f" in {seconds:.0f}s ({events / max(seconds, 1e-6):.0f}/s);"
             f" delivering for {time.monotonic() - self.started:.0f}s"
         )
@@ -519,7 +520,8 @@ def _report(args: Any, results: list[Any], views: list[_SinkView], pending: dict
 def _exit_code(failed: bool, dead: bool, left: int) -> int:
     if left:
         print(
-            f"fetcher: {left} events still queued; a running daemon or the next sync delivers them",
+            f"fetcher: {plural(left, 'event')} still queued; a running daemon or the next sync"
+            " delivers them",
             file=sys.stderr,
         )
     return EXIT_FAILED if failed or dead or left else EXIT_OK
