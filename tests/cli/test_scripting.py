@@ -485,3 +485,29 @@ def test_healthcheck_refuses_a_configuration_without_a_server(tmp_path):
     config = write_config(tmp_path / "fetcher.yaml", {"server": {"enabled": False}})
     result = run_cli("healthcheck", "--config", str(config))
     assert (2, True) == (result.returncode, "server.enabled is false" in result.stderr)
+
+
+def test_a_value_a_model_refuses_is_one_line_without_pydantics_link(monkeypatch, capsys):
+    """A pydantic error reaching the CLI is 'field: message' per error: no link, no input echoed."""
+    from deploy_fetcher import cli
+    from deploy_fetcher.cli import _config
+    from deploy_fetcher.model import DeployEvent
+
+    def refuse(_args: object) -> int:
+        DeployEvent(
+            deployment_id="",
+            service="api",
+            environment="prod",
+            status="sideways",
+            happened_at="2026-01-01T00:00:00Z",
+        )
+        return 0
+
+    monkeypatch.setattr(_config, "_schema", refuse)
+    code = cli.main(["config", "schema"])
+    printed = capsys.readouterr().err
+    assert (1, 1) == (code, len(printed.splitlines()))
+    assert printed.startswith(
+        "fetcher: deployment_id: String should have at least 1 character; status: Input should be"
+    )
+    assert ("errors.pydantic.dev" not in printed, "sideways" not in printed) == (True, True)

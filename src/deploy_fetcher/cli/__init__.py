@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from pydantic import ValidationError
+
 from deploy_fetcher._version import __version__
 from deploy_fetcher.cli import (
     _check,
@@ -28,7 +30,13 @@ from deploy_fetcher.cli import (
     _state,
     _sync,
 )
-from deploy_fetcher.cli._common import EXIT_FAILED, EXIT_USAGE, UsageError, add_global_options
+from deploy_fetcher.cli._common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    UsageError,
+    add_global_options,
+    describe,
+)
 from deploy_fetcher.errors import ConfigError, FetcherError, PluginError
 from deploy_fetcher.redaction import RedactingWriter
 
@@ -106,6 +114,9 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     except FetcherError as exc:
         print(f"fetcher: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except ValidationError as exc:  # a value a model refused outside the configuration's loader
+        print(f"fetcher: {describe(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

@@ -18,6 +18,7 @@ from deploy_fetcher.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
     config_option,
+    describe,
     emit,
     load,
     output_option,
@@ -74,7 +75,7 @@ def _source_rows(provider: Any, name: str, limit: int) -> list[_Row]:
     try:
         targets = list(provider.targets())
     except Exception as exc:
-        return [_Row(f"source {name}", "FAILED", f"listing targets: {exc}")]
+        return [_Row(f"source {name}", "FAILED", f"listing targets: {describe(exc)}")]
     if not targets:
         return [_Row(f"source {name}", "WARNING", "0 targets: this source will read nothing")]
     rows = [_Row(f"source {name}", "ok", plural(len(targets), "target"))]
@@ -84,7 +85,7 @@ def _source_rows(provider: Any, name: str, limit: int) -> list[_Row]:
         try:
             items = provider.check(target)
         except Exception as exc:
-            return [_Row(f"source {name} target {target}", "FAILED", str(exc))]
+            return [_Row(f"source {name} target {target}", "FAILED", describe(exc))]
         return [
             _Row(
                 f"source {name} {item.what}",
@@ -116,7 +117,7 @@ def _online(providers: list[tuple[str, Any]], sinks: list[Any], limit: int) -> l
         try:
             result = sink.check()
         except Exception as exc:
-            rows.append(_Row(f"sink {sink.config.name}", "FAILED", str(exc)))
+            rows.append(_Row(f"sink {sink.config.name}", "FAILED", describe(exc)))
             continue
         state = "ok" if result.ok and result.verified else "unverified" if result.ok else "FAILED"
         rows.append(_Row(f"sink {sink.config.name}", state, result.message))

@@ -27,6 +27,7 @@ __all__ = [
     "UsageError",
     "config_option",
     "confirm",
+    "describe",
     "duration_arg",
     "emit",
     "load",
@@ -182,6 +183,22 @@ def confirm(question: str, *, assume_yes: bool) -> None:
     answer = input(f"{question} [y/N] ").strip().lower()
     if answer not in {"y", "yes"}:
         raise UsageError("not confirmed; nothing changed")
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one line for the operator; a pydantic error as ``field: message; …``.
+
+    ``str()`` of a pydantic ValidationError is several lines naming the model, the input and a
+    ``https://errors.pydantic.dev/…`` link: noise on a terminal, and the input may be a secret.
+    """
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or exc.title}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+    return str(exc)
 
 
 def plural(count: int, noun: str, many: str | None = None) -> str:

@@ -29,6 +29,7 @@ from deploy_fetcher.cli._common import (
     EXIT_OK,
     UsageError,
     config_option,
+    describe,
     load,
     open_existing_store,
     output_option,
@@ -234,7 +235,7 @@ def _reread(
         try:
             found = provider.reread(target, args.deployment_id, since=since, until=until)
         except FetcherError as exc:
-            return target, [], [], f"reading it again failed: {exc}"
+            return target, [], [], f"reading it again failed: {describe(exc)}"
         return target, list(found.events), list(found.objects), ""
     finally:
         provider.close()
