@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# Test processes: one per core by default; TEST_WORKERS=0 runs the suite in this process alone.
+TEST_WORKERS ?= auto
+
 .PHONY: demo test check-wheel lint typecheck audit bench clean
 
 # The demo needs the package and its runtime dependencies only; tests and linters need the dev
@@ -30,7 +33,7 @@ demo: $(RUNTIME)
 # test runner's summary stays the last line.
 test: $(STAMP)
 	@if [ -z "$(ARGS)" ]; then ./scripts/check-wheel.sh; fi
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(ARGS)
 
 check-wheel: $(STAMP)
 	./scripts/check-wheel.sh

@@ -23,7 +23,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from deploy_fetcher.config import Defaults
+from deploy_fetcher.config import DefaultsConfig
 from deploy_fetcher.emulators.azure_devops import AzureDevOpsEmulator, Scenario
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.providers import Cursor, ProviderContext
@@ -66,7 +66,7 @@ def _provider(emulator: AzureDevOpsEmulator, mode: str) -> AzureDevOpsProvider:
     )
     context = ProviderContext(
         metrics=Metrics(),
-        defaults=Defaults(lookback=timedelta(days=2)),
+        defaults=DefaultsConfig(lookback=timedelta(days=2)),
         clock=emulator.now,
     )
     return AzureDevOpsProvider(config, context)

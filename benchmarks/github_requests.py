@@ -25,7 +25,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from deploy_fetcher.config import Defaults
+from deploy_fetcher.config import DefaultsConfig
 from deploy_fetcher.emulators.github import GitHubEmulator, Scenario
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.providers import Cursor, ProviderContext
@@ -62,7 +62,7 @@ class Run:
             "base_url": emulator.url(),
             "repos": ["bench/*"],
         } | config
-        context = ProviderContext(metrics=Metrics(), defaults=Defaults(), clock=emulator.now)
+        context = ProviderContext(metrics=Metrics(), defaults=DefaultsConfig(), clock=emulator.now)
         self.provider = GitHubProvider(GitHubConfig.model_validate(source), context)
         self.targets = list(self.provider.targets())
         self.cursors: dict[str, Cursor] = {}

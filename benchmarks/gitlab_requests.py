@@ -8,7 +8,7 @@ production) × 20 finished deployments each: 1 200 deployments, 3 600 dated tran
 * an explicit backfill (``fetcher sync --since``) over the same 7 days;
 * 100 idle cycles of all 20 projects (nothing changed; the overlap window is empty).
 
-Run with ``per_page`` 100 (the adapter's default) and 20 (GitLab's default) to show how paging
+Run with ``page_size`` 100 (the adapter's default) and 20 (GitLab's default) to show how paging
 scales. Every request goes through python-gitlab over real HTTP; "charged" counts the requests
 GitLab would count against the rate limit (every authenticated API call).
 
@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from deploy_fetcher.config import Defaults
+from deploy_fetcher.config import DefaultsConfig
 from deploy_fetcher.emulators.gitlab import GitLabEmulator
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.providers import ProviderContext
@@ -45,7 +45,7 @@ def provider_for(server: GitLabEmulator, per_page: int) -> GitLabProvider:
     )
     context = ProviderContext(
         metrics=Metrics(),
-        defaults=Defaults(lookback=timedelta(days=7), overlap=timedelta(minutes=5)),
+        defaults=DefaultsConfig(lookback=timedelta(days=7), overlap=timedelta(minutes=5)),
         clock=lambda: server.now,
     )
     return GitLabProvider(config, context)

@@ -38,7 +38,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+#: Where the longest tests live (each tens of seconds of daemons, kills and outages). They are
+#: collected first so that, with the suite spread over several processes, none of them starts last
+#: and leaves the other processes idle while it runs alone.
+LONG_FIRST = (
+    "tests/stress/",
+    "tests/replicas/",
+    "tests/test_demo.py",
+    "tests/e2e/",
+    "tests/config/test_config_properties.py",
+)
+
+
+def _long_first(item: pytest.Item) -> bool:
+    path = Path(str(item.path)).relative_to(Path(__file__).parent.parent).as_posix()
+    return not path.startswith(LONG_FIRST)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=_long_first)  # stable: the order within each group stays the files' order
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="a long variant: run with --run-slow")

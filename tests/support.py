@@ -107,7 +107,13 @@ class FetcherProcess:
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # Killed here, so one daemon that will not stop fails its own test and no other.
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise AssertionError(f"fetcher did not stop within {timeout:g}s of SIGTERM") from None
 
     def logs(self) -> list[dict[str, Any]]:
         out = []

@@ -23,8 +23,27 @@ from deploy_fetcher.emulators.dashboard import DashboardEmulator
 from deploy_fetcher.emulators.github import GitHubEmulator
 from deploy_fetcher.emulators.gitlab import GitLabEmulator
 from deploy_fetcher.emulators.receiver import ReceiverEmulator
+from deploy_fetcher.model import DeployEvent
 
 SECRET = "contract-secret-5151"
+#: The sinks that deliver over HTTP (the others write files or stdout).
+HTTP_SINKS = ["cloudlink", "ctoai", "deployment-dashboard", "webhook"]
+
+
+def sink_event(n: int = 0) -> DeployEvent:
+    """A complete event for a sink test; ``n`` makes its id and time distinct."""
+    return DeployEvent(
+        deployment_id=f"contract-{n}",
+        service="api",
+        environment="prod",
+        status="success",
+        happened_at=f"2026-03-01T10:00:{n:02d}Z",
+        version="v1",
+        sha="0123456789abcdef0123456789abcdef01234567",
+        provider="github",
+        source="src",
+        metadata={"repo": "octo/api", "repo_name": "api", "branch": "main"},
+    )
 
 
 @dataclass

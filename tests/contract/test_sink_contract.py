@@ -20,12 +20,11 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.contract.rigs import SECRET, SINK_RIGS, SinkRig
+from tests.contract.rigs import HTTP_SINKS, SECRET, SINK_RIGS, SinkRig, sink_event
 
 from deploy_fetcher.emulators._server import Fault
 from deploy_fetcher.engine import DeliveryPolicy, DeliveryWorker, Health, Poller
 from deploy_fetcher.metrics import Metrics
-from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.plugins import load_sink, parse_config
 from deploy_fetcher.providers import Page
 from deploy_fetcher.sinks import (
@@ -40,23 +39,7 @@ from deploy_fetcher.sinks import (
 from deploy_fetcher.store import SqliteStore
 
 NAMES = sorted(SINK_RIGS)
-HTTP = ["cloudlink", "ctoai", "deployment-dashboard", "webhook"]
 FILES = ["jsonl"]
-
-
-def _event(n: int = 0) -> DeployEvent:
-    return DeployEvent(
-        deployment_id=f"contract-{n}",
-        service="api",
-        environment="prod",
-        status="success",
-        happened_at=f"2026-03-01T10:00:{n:02d}Z",
-        version="v1",
-        sha="0123456789abcdef0123456789abcdef01234567",
-        provider="github",
-        source="src",
-        metadata={"repo": "octo/api", "repo_name": "api", "branch": "main"},
-    )
 
 
 @dataclass
@@ -91,7 +74,7 @@ def _reason(outcome: Delivery) -> str:
 
 def test_every_sink_is_an_http_a_file_or_the_stdout_sink() -> None:
     """The classification tests below cover every registered sink by kind."""
-    assert sorted([*HTTP, *FILES, "stdout"]) == NAMES
+    assert sorted([*HTTP_SINKS, *FILES, "stdout"]) == NAMES
 
 
 ANSWERS = [
@@ -109,7 +92,7 @@ ANSWERS = [
 ]
 
 
-@pytest.mark.parametrize("destination", HTTP, indirect=True)
+@pytest.mark.parametrize("destination", HTTP_SINKS, indirect=True)
 @pytest.mark.parametrize(
     ("fault", "kind", "after"),
     ANSWERS,
@@ -133,13 +116,13 @@ def test_every_answer_is_one_classified_outcome(
     """Each answer maps to its Delivery class (Retry-After kept); no reason shows the secret."""
     assert destination.rig.server is not None
     destination.rig.server.inject(fault)
-    outcome = destination.sink.send(_event())
+    outcome = destination.sink.send(sink_event())
     assert kind is type(outcome)
     if after is not None:
         assert isinstance(outcome, Retry)
         assert outcome.after == pytest.approx(after, abs=1.0)
     assert SECRET not in _reason(outcome)
-    assert isinstance(destination.sink.send(_event(1)), Delivered)  # and then it recovers
+    assert isinstance(destination.sink.send(sink_event(1)), Delivered)  # and then it recovers
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -149,7 +132,7 @@ def test_a_file_that_cannot_be_written_is_a_retry(tmp_path: Path, name: str) -> 
         rig: SinkRig = stack.enter_context(SINK_RIGS[name](tmp_path))
         sink = _sink(name, {**rig.keys, **rig.unusable})
         stack.callback(sink.close)
-        outcome = sink.send(_event())
+        outcome = sink.send(sink_event())
     assert isinstance(outcome, Retry)
 
 
@@ -159,7 +142,7 @@ def test_a_closed_standard_output_is_a_retry(monkeypatch: pytest.MonkeyPatch) ->
     closed.close()
     monkeypatch.setattr(sys, "stdout", closed)
     sink = _sink("stdout", {})
-    assert isinstance(sink.send(_event()), Retry)
+    assert isinstance(sink.send(sink_event()), Retry)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -183,7 +166,7 @@ def test_an_event_committed_twice_reaches_the_destination_once(
         stack.callback(store.close)
         metrics, health = Metrics(), Health()
         poller = Poller(config, store, metrics, health)
-        page = Page([_event(0), _event(1)], {"offset": 2})
+        page = Page([sink_event(0), sink_event(1)], {"offset": 2})
         assert 2 == poller.commit(config.sources[0], "src", page)
         assert 0 == poller.commit(config.sources[0], "src", page)
         sink = load_sink(name)(

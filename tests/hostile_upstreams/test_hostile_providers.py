@@ -2,7 +2,7 @@
 
 Each provider's source points at a real local proxy (:class:`HostileServer`) in front of its
 emulator; the proxy redirects to another host, echoes the credential, trickles, never ends, nests
-JSON or answers markup. Each cycle must end as a failed cycle (never a hang, a traceback, or a
+JSON, answers markup or dates every item decades ahead. Each cycle must end as a failed cycle (never a hang, a traceback, or a
 success counted from another host's answer), nothing may reach another host or any output, and
 once the proxy forwards again the source polls successfully.
 """
@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,13 @@ import pytest
 import yaml
 from structlog.testing import capture_logs
 
-from deploy_fetcher.emulators.hostile import HostileServer
+from deploy_fetcher.emulators.hostile import FUTURE_YEAR, HostileServer
 from deploy_fetcher.engine import CycleResult, Health, Poller
 from deploy_fetcher.metrics import Metrics
+from deploy_fetcher.model import utc_now
 from deploy_fetcher.plugins import load_provider, parse_config
 from deploy_fetcher.providers import Provider, ProviderContext
+from deploy_fetcher.providers.kit import SLOW_SERVER_PAUSE
 from deploy_fetcher.store import SqliteStore
 from tests.contract.rigs import PROVIDER_RIGS, ProviderRig
 
@@ -42,9 +45,16 @@ class Hostile:
     health: Health
     server: HostileServer
     rig: ProviderRig
+    store: SqliteStore
+    #: How far the providers' clock runs ahead of the real one.
+    ahead: list[timedelta]
 
     def cycle(self) -> list[CycleResult]:
         return [self.poller.run_target(self.provider, t) for t in self.provider.targets()]
+
+    def later(self, delta: timedelta) -> None:
+        """Move the providers' clock on (what a server left alone waits for)."""
+        self.ahead[0] += delta
 
 
 def _behind(source: dict[str, Any], upstream: str, hostile: str) -> dict[str, Any]:
@@ -76,12 +86,15 @@ def hostile(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Hostile]
         metrics, health = Metrics(), Health()
         store = SqliteStore(config.state.path)
         stack.callback(store.close)
-        context = ProviderContext(metrics=metrics, defaults=config.defaults)
+        ahead = [timedelta(0)]
+        context = ProviderContext(
+            metrics=metrics, defaults=config.defaults, clock=lambda: utc_now() + ahead[0]
+        )
         stack.callback(context.shared.close)
         provider = load_provider(name)(config.sources[0], context)
         stack.callback(provider.close)
         poller = Poller(config, store, metrics, health)
-        yield Hostile(provider, poller, health, server, rig)
+        yield Hostile(provider, poller, health, server, rig, store, ahead)
 
 
 def _secret_of(hostile: Hostile) -> str:
@@ -127,10 +140,14 @@ def test_an_echoed_credential_reaches_no_error_log_or_readiness(hostile: Hostile
 
 
 def test_a_trickling_server_ends_the_cycle_at_the_request_deadline(hostile: Hostile) -> None:
-    """Headers, then a byte every 0.5 s: the request's deadline ends the cycle as transient."""
+    """Headers, then a byte every 0.5 s: the deadline ends the cycle; the server is left alone a while."""
     hostile.server.mode = "slow"
     results = hostile.cycle()
     assert {"transient_error"} == {r.outcome for r in results}
+    hostile.server.mode = "normal"
+    paused = hostile.cycle()
+    assert (True, True) == (bool(paused), all("left alone" in r.error for r in paused))
+    hostile.later(SLOW_SERVER_PAUSE)
     _recovers(hostile)
 
 
@@ -159,3 +176,30 @@ def test_markup_in_an_error_body_stays_inert_text(hostile: Hostile) -> None:
     _failed(results)
     assert [] == [r.error for r in results if "\x1b" in r.error]
     _recovers(hostile)
+
+
+def test_items_dated_far_in_the_future_do_not_stop_the_source(hostile: Hostile) -> None:
+    """Every item dated in 2096: no mark moves past the server's clock; later items are still read."""
+    hostile.server.mode = "future"
+    assert {"ok"} == {r.outcome for r in hostile.cycle()}
+    # A cursor's top-level times are its marks (``mark``, ``start``); its per-item records may
+    # keep an item's own date.
+    marks = [
+        value
+        for record in hostile.store.list_cursors()
+        for value in record.cursor.values()
+        if isinstance(value, str) and value[:4].isdigit()
+    ]
+    assert marks
+    assert [] == [mark for mark in marks if mark.startswith(str(FUTURE_YEAR))]
+    queued = {row.event.deployment_id for row in hostile.store.list_rows(limit=10_000)}
+    hostile.server.mode = "normal"
+    hostile.rig.advance()
+    assert {"ok"} == {r.outcome for r in hostile.cycle()}
+    later = [
+        row.event
+        for row in hostile.store.list_rows(limit=10_000)
+        if row.event.deployment_id not in queued
+    ]
+    assert later
+    assert [] == [e.deployment_id for e in later if e.happened_at.year == FUTURE_YEAR]

@@ -144,12 +144,9 @@ class JsonListProvider(Provider):
         """What changed since the cursor (``now − lookback`` without one), one page at a time."""
         start = self.context.clock() - (self.config.lookback or self.context.defaults.lookback)
         overlap = self.config.overlap or self.context.defaults.overlap
-        state = JsonListCursor(start, scope=self.scope)
-        if cursor is not None:
-            try:
-                state = JsonListCursor.load(cursor, scope=self.scope)
-            except ValueError as exc:
-                _log.info("json_list.cursor_reset", reason=str(exc))
+        state = JsonListCursor.resume(
+            cursor, scope=self.scope, log_name="json_list", target=target
+        ) or JsonListCursor(start, scope=self.scope)
 
         def walk() -> Iterator[list[DeployEvent]]:
             ceiling = self.api.policy.mark_ceiling()

@@ -81,8 +81,8 @@ def test_low_free_space_is_reported(db_path: Path) -> None:
         store.close()
 
     assert problem is not None
-    assert problem.startswith(f"state file {db_path}: only ")
-    assert f"(at least {needed // 1024} KiB needed)" in problem
+    assert problem.startswith(f"state file {db_path}: the disk is full (only ")
+    assert f", at least {needed // 1024} KiB needed)" in problem
 
 
 def test_a_locked_file_is_reported_by_check_writable(db_path: Path) -> None:

@@ -21,10 +21,16 @@ from tests.support import wait_until
 
 from deploy_fetcher.emulators._server import Fault
 
+#: Events the writer appends at most: enough to span the first kills, and a backlog the last run
+#: reads in the same time on a loaded machine as on an idle one (the writer does not slow down).
+WRITER_EVENTS = 600
+
 
 def _writer(stage: Stage, stop: threading.Event) -> None:
-    """Append a few events every 50 ms until told to stop."""
-    while not stop.wait(0.05):
+    """Append a few events every 50 ms until told to stop or ``WRITER_EVENTS`` are written."""
+    for _ in range(WRITER_EVENTS // 5):
+        if stop.wait(0.05):
+            return
         stage.add(5)
 
 
@@ -84,6 +90,7 @@ def stage(tmp_path):
     s.close()
 
 
+@pytest.mark.timeout(300)  # above the final delivery wait of 120 s
 def test_eight_kills_lose_nothing_and_duplicate_at_most_once_each(stage):
     """Eight SIGKILLs at random moments: every event delivered, at most one duplicate per kill."""
     _check(stage, 8, kill_repeatedly(stage, 8, seed=8))

@@ -24,17 +24,13 @@ from deploy_fetcher.config._models import (
     SourceConfig,
     StateConfig,
 )
+from deploy_fetcher.config._narrow import settings_of
 from deploy_fetcher.config._schema import json_schema
 from deploy_fetcher.config._schema import render as render_schema
 from deploy_fetcher.config._types import Duration, Url, format_duration, parse_duration
 
-#: ``DefaultsConfig``'s former name, from before every section model was called ``<X>Config``. The
-#: providers still use it (``ProviderContext.defaults``); remove it once they say ``DefaultsConfig``.
-Defaults = DefaultsConfig
-
 __all__ = [
     "CONFIG_ENV",
-    "Defaults",
     "DefaultsConfig",
     "Duration",
     "FetcherConfig",
@@ -57,4 +53,5 @@ __all__ = [
     "parse_config",
     "parse_duration",
     "render_schema",
+    "settings_of",
 ]

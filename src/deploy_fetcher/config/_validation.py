@@ -147,7 +147,11 @@ def _anchor(loc: Loc, data: Any, error_type: str) -> tuple[Loc, bool]:
 
 
 def _renamed(model: type[BaseModel], loc: Loc) -> str | None:
-    """The key that replaced the unknown key at ``loc``, when a model there declares the rename."""
+    """The key that replaced the unknown key at ``loc``, when a model there declares the rename.
+
+    Only a key the model has: an old name shared by several models (``renamed_keys`` of a base)
+    is not answered with a key this one does not take (GitLab has no ``open_max``).
+    """
     annotations: list[Any] = [model]
     for key in loc[:-1]:
         annotations = [found for annotation in annotations for found in _step(annotation, key)]
@@ -155,7 +159,9 @@ def _renamed(model: type[BaseModel], loc: Loc) -> str | None:
         for member in _members(annotation):
             renamed = getattr(member, "renamed_keys", None) if _is_model(member) else None
             if isinstance(renamed, dict) and loc and loc[-1] in renamed:
-                return str(renamed[loc[-1]])
+                new = str(renamed[loc[-1]])
+                if new in member.model_fields:
+                    return new
     return None
 
 

@@ -18,17 +18,20 @@ mode             answer
 ``endless``      ``200`` with a chunked JSON array that never ends, as fast as the socket takes it
 ``nested``       ``200`` with JSON nested :attr:`depth` levels deep (``[[[[…]]]]``)
 ``markup``       ``422`` whose body is terminal and rich markup (``[/x]``, ``[bold]``, ANSI escapes)
+``future``       the upstream's answer with every timestamp in its JSON moved to the year 2096 (the
+                 ``Date`` header left alone): each item is dated 70 years ahead of the server's clock
 ===============  ===================================================================================
 
-Items dated far in the future are not a mode here: they are data, and the providers' emulators'
-scenarios make them. The server runs in threads on 127.0.0.1; the foreign host is 127.0.0.2 (the
-whole of 127.0.0.0/8 is loopback), a different host name to every client.
+The ``future`` mode dates every item of an answer; the providers' emulators' scenarios date single
+items among current ones. The server runs in threads on 127.0.0.1; the foreign host is 127.0.0.2
+(the whole of 127.0.0.0/8 is loopback), a different host name to every client.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import suppress
@@ -37,7 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, Self
 from urllib.parse import urlsplit
 
-__all__ = ["MODES", "ForeignHost", "HostileServer", "Seen"]
+__all__ = ["FUTURE_YEAR", "MODES", "ForeignHost", "HostileServer", "Seen"]
 
 MODES: Final = (
     "normal",
@@ -47,7 +50,12 @@ MODES: Final = (
     "endless",
     "nested",
     "markup",
+    "future",
 )
+#: The start of a JSON string holding an RFC 3339 timestamp: its year is what ``future`` moves.
+_TIMESTAMP: Final = re.compile(rb'"\d{4}(-\d\d-\d\dT\d\d:\d\d)')
+#: A leap year, so that a 29 February stays a date.
+FUTURE_YEAR: Final = 2096
 #: Hop-by-hop headers a proxy never forwards.
 _HOP: Final = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
@@ -232,7 +240,7 @@ class HostileServer:
     def answer(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         """Answer one request according to the current mode."""
         mode = self.mode
-        if mode == "normal":
+        if mode in {"normal", "future"}:
             self._forward(handler, body)
         elif mode == "redirect":
             location = self.foreign.url(handler.path)
@@ -284,6 +292,8 @@ class HostileServer:
             mine = f"127.0.0.1:{self.port}"
             kept = {k: v.replace(upstream, mine) for k, v in kept.items()}
             content = content.replace(upstream.encode(), mine.encode())
+            if self.mode == "future":
+                content = _TIMESTAMP.sub(rb'"%d\1' % FUTURE_YEAR, content)
             self._reply(handler, response.status, content, kept)
         finally:
             connection.close()

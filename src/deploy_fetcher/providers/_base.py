@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from deploy_fetcher.model import DeployEvent, utc_now
 
 if TYPE_CHECKING:
-    from deploy_fetcher.config import Defaults, SourceConfig
+    from deploy_fetcher.config import DefaultsConfig, SourceConfig
     from deploy_fetcher.metrics import Metrics
     from deploy_fetcher.providers.kit import LimitHit
 
@@ -124,7 +124,7 @@ class ProviderContext:
     """
 
     metrics: Metrics
-    defaults: Defaults
+    defaults: DefaultsConfig
     shared: SharedResources = field(default_factory=SharedResources)
     stop: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], datetime] = utc_now

@@ -47,6 +47,13 @@ def document(event: DeployEvent, fields: Sequence[str] | None = None) -> dict[st
     return {name: body[name] for name in fields if name in body}
 
 
+#: DEL and the C1 controls as JSON escapes. JSON lets them stand raw (it escapes only U+0000 to
+#: U+001F), but a line of the JSONL file or of stdout may end up on a terminal, and some terminals
+#: obey U+009B as the start of an escape sequence: text from a CI server must stay text.
+_C1_ESCAPES: Final = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
+
+
 def dumps(data: Any) -> bytes:
-    """Compact UTF-8 JSON, the exact bytes that are sent (and signed)."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Compact UTF-8 JSON, the exact bytes that are sent (and signed); no control character raw."""
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return text.translate(_C1_ESCAPES).encode("utf-8")

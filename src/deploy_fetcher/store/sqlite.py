@@ -601,8 +601,8 @@ class SqliteStore:
             )
         if free < self._min_free_bytes:
             return (
-                f"state file {self.path}: only {free // 1024} KiB free on its disk"
-                f" (at least {self._min_free_bytes // 1024} KiB needed)"
+                f"state file {self.path}: the disk is full (only {free // 1024} KiB free,"
+                f" at least {self._min_free_bytes // 1024} KiB needed)"
             )
         return self._probe_write()
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.support import SleepRecorder
 
-from deploy_fetcher.config import Defaults
+from deploy_fetcher.config import DefaultsConfig
 from deploy_fetcher.emulators.azure_devops import AzureDevOpsEmulator
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.model import DeployEvent
@@ -50,7 +50,7 @@ def make_context(
     sleeps = sleeps or SleepRecorder()
     context = ProviderContext(
         metrics=Metrics(),
-        defaults=Defaults(lookback=timedelta(days=2), overlap=timedelta(minutes=5)),
+        defaults=DefaultsConfig(lookback=timedelta(days=2), overlap=timedelta(minutes=5)),
         clock=sleeps.clock(emulator.now),
     )
     context.sleep = sleeps  # type: ignore[method-assign]

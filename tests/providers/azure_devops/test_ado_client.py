@@ -12,7 +12,7 @@ import respx
 from structlog.testing import capture_logs
 from tests.providers.azure_devops.support import TOKEN, SleepRecorder
 
-from deploy_fetcher.config import Defaults
+from deploy_fetcher.config import DefaultsConfig
 from deploy_fetcher.errors import (
     AuthError,
     RateLimited,
@@ -47,7 +47,7 @@ def _client(sleeps=None, credential=None, metrics=None, **keys) -> AzureDevOpsCl
         }
     )
     context = ProviderContext(
-        metrics=metrics or Metrics(), defaults=Defaults(), clock=sleeps.clock(lambda: NOW)
+        metrics=metrics or Metrics(), defaults=DefaultsConfig(), clock=sleeps.clock(lambda: NOW)
     )
     context.sleep = sleeps  # type: ignore[method-assign]
     return shared_client(config, context, credential or PatAuth(TOKEN))

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from tests.hostile_http import HostileServer
 from tests.providers.azure_devops.support import TOKEN, Harness, make_context, make_provider
 
-from deploy_fetcher.config import Defaults
+from deploy_fetcher.config import DefaultsConfig
 from deploy_fetcher.emulators.azure_devops import AzureDevOpsEmulator
 from deploy_fetcher.errors import AuthError
 from deploy_fetcher.metrics import Metrics
@@ -36,7 +36,9 @@ def _hostile_provider(server: HostileServer, **keys) -> AzureDevOpsProvider:
             **keys,
         }
     )
-    return AzureDevOpsProvider(config, ProviderContext(metrics=Metrics(), defaults=Defaults()))
+    return AzureDevOpsProvider(
+        config, ProviderContext(metrics=Metrics(), defaults=DefaultsConfig())
+    )
 
 
 def test_a_redirect_to_another_host_is_an_auth_error_and_the_pat_stays_home() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from tests.providers.github.support import EmulatorContext
 
-from deploy_fetcher.config import Defaults
+from deploy_fetcher.config import DefaultsConfig
 from deploy_fetcher.emulators.github import GitHubEmulator
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.providers import ProviderContext
@@ -56,7 +56,7 @@ def make_provider() -> Iterator[Callable[..., tuple[GitHubProvider, EmulatorCont
             config.setdefault("token", "emulator-token")
         config.setdefault("base_url", base_url or emulator.url())
         config.setdefault("repos", ["octo/api"])
-        ctx = context or EmulatorContext(emulator, metrics=Metrics(), defaults=Defaults())
+        ctx = context or EmulatorContext(emulator, metrics=Metrics(), defaults=DefaultsConfig())
         contexts.append(ctx)
         return GitHubProvider(GitHubConfig.model_validate(config), ctx), ctx
 

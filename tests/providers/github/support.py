@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from deploy_fetcher.emulators.github import GitHubEmulator
 from deploy_fetcher.lifecycle import rank
 from deploy_fetcher.model import DeployEvent, Status, format_rfc3339
@@ -111,3 +114,19 @@ def expected_deployment_keys(emulator: GitHubEmulator, repo: str, since: datetim
         if not ordered:
             out.add((f"gh-deploy-{dep.id}", Status.PENDING.value, format_rfc3339(dep.created_at)))
     return out
+
+
+def key_pair() -> tuple[str, str]:
+    """A fresh RSA key pair for a GitHub App, as PEM: (private, public)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public

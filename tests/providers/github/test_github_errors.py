@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from structlog.testing import capture_logs
-from tests.providers.github.support import Harness, expected_deployment_keys
+from tests.providers.github.support import Harness, expected_deployment_keys, key_pair
 from tests.providers.github.test_github_deployments import CHAIN, START, scenario
 
 from deploy_fetcher.emulators._server import Fault
@@ -20,21 +18,6 @@ from deploy_fetcher.errors import (
     TargetNotFound,
     TransientError,
 )
-
-
-def key_pair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,17 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 from tests.hostile_http import HostileServer
-from tests.providers.github.support import EmulatorContext, Harness
+from tests.providers.github.support import EmulatorContext, Harness, key_pair
 from tests.providers.github.test_github_deployments import START
 
-from deploy_fetcher.config import Defaults
+from deploy_fetcher.config import DefaultsConfig
 from deploy_fetcher.emulators.github import GitHubEmulator
 from deploy_fetcher.errors import SourceError
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.providers import ProviderContext
 from deploy_fetcher.providers.github import GitHubConfig, GitHubProvider
 from deploy_fetcher.providers.kit import DeadlineExceeded, ResponseTooLarge
+from deploy_fetcher.redaction import MASK, redact
 
 TOKEN = "ghp_hostile_test_0123456789abcdef"
 FAR = datetime(2106, 1, 1, tzinfo=START.tzinfo)
@@ -39,7 +40,7 @@ def _provider(server: HostileServer, **keys: Any) -> GitHubProvider:
             **keys,
         }
     )
-    return GitHubProvider(config, ProviderContext(metrics=Metrics(), defaults=Defaults()))
+    return GitHubProvider(config, ProviderContext(metrics=Metrics(), defaults=DefaultsConfig()))
 
 
 @pytest.mark.parametrize("status", [301, 302, 307])
@@ -109,3 +110,21 @@ def test_sources_of_one_token_share_a_session_and_its_quota(
     other, _ = make_provider(emulator, name="three", context=context, token="ghp_other_0123")
     assert (True, False) == (one.credential is two.credential, one.credential is other.credential)
     assert one.client.quota is two.client.quota
+
+
+def test_an_installation_token_is_masked_from_the_moment_it_is_issued(
+    make_emulator: Callable[..., GitHubEmulator],
+    make_provider: Callable[..., tuple[GitHubProvider, EmulatorContext]],
+) -> None:
+    """A GitHub App's installation token, created at runtime, is masked wherever it is echoed."""
+    private, public = key_pair()
+    emulator = make_emulator(start=START)
+    emulator.add_repo("octo/api")
+    emulator.install_app(42, public, 7, ["octo/api"])
+    app = {"app_id": 42, "private_key": private, "installation_id": 7}
+    provider, _ = make_provider(emulator, app=app)
+    Harness(provider).cycle()
+    [token] = emulator.installation_tokens
+    assert f"proxy said: Authorization: token {MASK}" == redact(
+        f"proxy said: Authorization: token {token}"
+    )

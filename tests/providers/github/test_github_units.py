@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from structlog.testing import capture_logs
 
 from deploy_fetcher.providers.github.client import redirected_base_url
 from deploy_fetcher.providers.github.config import GitHubConfig, scope_hash
@@ -143,22 +144,29 @@ def test_deployments_cursor_round_trips():
         )
     )
     cursor.close(5, "2026-03-02T08:59:00Z")
-    again = DeploymentsCursor.resume(cursor.sealed(), scope="s1", start=T0 - timedelta(days=7))
+    again = DeploymentsCursor.load(cursor.sealed(), scope="s1")
     assert (cursor, cursor.opened()) == (again, again.opened())
 
 
 def test_cursor_of_another_scope_starts_over():
-    """A cursor written for other settings is ignored: the new scope starts at the lookback."""
+    """A cursor written for other settings is not continued, and that is logged as information."""
     cursor = DeploymentsCursor(T0, scope="old").sealed()
-    fresh = DeploymentsCursor.resume(cursor, scope="new", start=T0 - timedelta(days=7))
-    assert (T0 - timedelta(days=7), []) == (fresh.mark, fresh.opened())
+    with capture_logs() as logs:
+        assert (
+            DeploymentsCursor.resume(cursor, scope="new", log_name="github", target="o/r") is None
+        )
+    assert [("github.cursor_reset", "info", "o/r")] == [
+        (e["event"], e["log_level"], e["target"]) for e in logs
+    ]
 
 
-def test_unreadable_cursor_is_a_value_error():
-    """A damaged cursor of the right scope is reported, not silently half-read."""
+def test_unreadable_cursor_is_reported_not_half_read():
+    """A damaged cursor of the right scope is not continued, and that is a warning."""
     damaged = {**DeploymentsCursor(T0, scope="s").sealed(), "open": {"1": ["yesterday", {}]}}
-    with pytest.raises(ValueError, match="not a timestamp"):
-        DeploymentsCursor.resume(damaged, scope="s", start=T0)
+    with capture_logs() as logs:
+        assert DeploymentsCursor.resume(damaged, scope="s", log_name="github", target="o/r") is None
+    assert [("github.cursor_reset", "warning")] == [(e["event"], e["log_level"]) for e in logs]
+    assert "not a timestamp" in logs[0]["reason"]
 
 
 def test_forget_drops_old_and_excess_open_items_and_done_behind_the_window():
@@ -185,7 +193,7 @@ def test_runs_cursor_round_trips():
     cursor = RunsCursor(T0, scope="s", etags={"1|x": 'W/"a"'})
     cursor.keep_open(4, OpenRun(2, "2026-03-02T08:00:00Z", 'W/"r"', "2026-03-02T08:01:00Z", None))
     cursor.close(3, 1, "2026-03-02T07:00:00Z")
-    again = RunsCursor.resume(cursor.sealed(), scope="s", start=T0)
+    again = RunsCursor.load(cursor.sealed(), scope="s")
     assert (cursor, 1, cursor.opened(4)) == (again, again.done_attempt(3), again.opened(4))
 
 

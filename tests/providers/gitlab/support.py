@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.support import SleepRecorder
 
-from deploy_fetcher.config import Defaults
+from deploy_fetcher.config import DefaultsConfig
 from deploy_fetcher.emulators.gitlab import GitLabEmulator
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.model import DeployEvent
@@ -22,7 +22,7 @@ def make_context(emulator: GitLabEmulator, sleeps: SleepRecorder | None = None) 
     slept = sleeps or SleepRecorder()
     context = ProviderContext(
         metrics=Metrics(),
-        defaults=Defaults(lookback=timedelta(days=7), overlap=timedelta(minutes=5)),
+        defaults=DefaultsConfig(lookback=timedelta(days=7), overlap=timedelta(minutes=5)),
         clock=lambda: emulator.now + slept.elapsed(),
     )
     if sleeps is not None:

@@ -248,3 +248,20 @@ def test_many_cycles_and_a_restart_give_every_transition_once_and_nothing_confli
     assert (marks, [], set(), expected) == (asked, old, late, seen)
     assert len(expected) > 100
     assert waiting
+
+
+def test_a_poll_cut_short_resumes_after_the_last_stored_page(emulator):
+    """Killed after two pages, the next poll yields only the deployments it had not stored."""
+    for index in range(10):
+        emulator.add_pipeline("acme/api", environments=("staging",), ago=7200 - index * 600)
+    emulator.advance(3600)
+    first = make_provider(emulator, page_size=2)
+    stored, before = None, set()
+    for count, page in enumerate(first.poll("acme/api", None), start=1):
+        stored = page.cursor or stored
+        before |= {event.deployment_id for event in page.events}
+        if count == 2:
+            break  # the process dies here: what the store holds is the last page's cursor
+    again = make_provider(emulator, page_size=2)
+    after = {e.deployment_id for page in again.poll("acme/api", stored) for e in page.events}
+    assert (True, set(), 10) == (len(before) >= 2, before & after, len(before | after))

@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from structlog.testing import capture_logs
 
 from deploy_fetcher.providers.gitlab.cursor import (
     DeploymentsState,
     PipelineMemory,
     PipelinesState,
     Sibling,
-    decode_deployments,
-    decode_pipelines,
 )
 from deploy_fetcher.providers.kit import scope_digest
 
@@ -22,11 +21,11 @@ CEILING = T0 + timedelta(days=1)
 
 def test_deployments_cursor_round_trips_mark_done_and_memory():
     """Encoding then decoding gives back the mark, the handled items and the siblings."""
-    state = DeploymentsState(T0)
+    state = DeploymentsState(T0, scope="s1")
     state.memory.add(36, Sibling(41, 657, "staging", "staging", "success"))
     state.advance(T0 + timedelta(seconds=5), ceiling=CEILING)
     state.done.add("41", T0 + timedelta(seconds=5))
-    decoded = decode_deployments(state.encode("s1"), "s1")
+    decoded = DeploymentsState.resume(state.sealed(), scope="s1", log_name="gitlab", target="g/p")
     assert decoded is not None
     assert (
         T0 + timedelta(seconds=5),
@@ -59,14 +58,16 @@ def test_mark_never_moves_back():
 )
 def test_cursor_of_another_scope_mode_or_format_is_not_continued(cursor):
     """Only a cursor written for this mode and selection is continued; others start over."""
-    assert decode_deployments(cursor, "s1") is None
+    assert DeploymentsState.resume(cursor, scope="s1", log_name="gitlab", target="g/p") is None
 
 
-def test_damaged_cursor_is_an_error_not_a_guess():
-    """A cursor that claims to be ours but is damaged raises, so the adapter can log it."""
+def test_damaged_cursor_is_a_warning_not_a_guess():
+    """A cursor that claims to be ours but is damaged is not half-read: it is logged, not continued."""
     cursor = {"v": 1, "mode": "deployments", "scope": "s1", "mark": "2026-03-02T12:00:00Z"}
-    with pytest.raises((TypeError, ValueError)):
-        decode_deployments({**cursor, "pipelines": [[1, [["x"]]]]}, "s1")
+    damaged = {**cursor, "pipelines": [[1, [["x"]]]]}
+    with capture_logs() as logs:
+        assert DeploymentsState.resume(damaged, scope="s1", log_name="gitlab", target="g/p") is None
+    assert [("gitlab.cursor_reset", "warning")] == [(e["event"], e["log_level"]) for e in logs]
 
 
 def test_pipeline_memory_keeps_the_most_recently_touched_pipelines():
@@ -81,13 +82,12 @@ def test_pipeline_memory_keeps_the_most_recently_touched_pipelines():
 
 def test_pipelines_state_forgets_what_the_next_poll_cannot_return():
     """Entries older than mark - overlap are pruned, with their job-match verdicts."""
-    state = PipelinesState(T0)
+    state = PipelinesState(T0, scope="s1")
     state.done.add("1", T0 - timedelta(minutes=10))
     state.done.add("2", T0 - timedelta(minutes=1))
     state.matches = {1: True, 2: False}
     state.forget(timedelta(minutes=5))
-    decoded = decode_pipelines(state.encode("s1"), "s1")
-    assert decoded is not None
+    decoded = PipelinesState.load(state.sealed(), scope="s1")
     assert ({"2": (T0 - timedelta(minutes=1), 0)}, {2: False}) == (
         decoded.done.items,
         decoded.matches,

@@ -15,7 +15,7 @@ from tests.hostile_http import HostileServer
 from tests.providers.gitlab.support import TOKEN, Harness, make_context, make_provider
 from tests.support import run_cli
 
-from deploy_fetcher.config import Defaults
+from deploy_fetcher.config import DefaultsConfig
 from deploy_fetcher.emulators.gitlab import GitLabEmulator
 from deploy_fetcher.errors import SourceError
 from deploy_fetcher.metrics import Metrics
@@ -37,7 +37,7 @@ def _provider(server: HostileServer, **keys: object) -> GitLabProvider:
             **keys,
         }
     )
-    return GitLabProvider(config, ProviderContext(metrics=Metrics(), defaults=Defaults()))
+    return GitLabProvider(config, ProviderContext(metrics=Metrics(), defaults=DefaultsConfig()))
 
 
 def test_the_token_is_never_sent_to_the_host_a_redirect_names() -> None:

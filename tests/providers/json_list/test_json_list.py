@@ -18,7 +18,7 @@ from json_list_server import TOKEN, JsonListServer
 from structlog.testing import capture_logs
 from tests.hostile_http import HostileServer
 
-from deploy_fetcher.config import Defaults
+from deploy_fetcher.config import DefaultsConfig
 from deploy_fetcher.errors import AuthError, ConfigError
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.plugins import parse_config
@@ -45,7 +45,7 @@ def server() -> Iterator[JsonListServer]:
 def _provider(url: str, **keys: Any) -> JsonListProvider:
     source = {"name": "jl", "provider": "json-list", "url": url, "token": TOKEN, **keys}
     config = parse_config(yaml.safe_dump({"sources": [source]}), environ={})
-    context = ProviderContext(metrics=Metrics(), defaults=Defaults())
+    context = ProviderContext(metrics=Metrics(), defaults=DefaultsConfig())
     return JsonListProvider(config.sources[0], context)
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from deploy_fetcher.config import Defaults
+from deploy_fetcher.config import DefaultsConfig
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.providers import ProviderContext
 from deploy_fetcher.providers.kit import LimitHit, Limits, RequestPolicy
@@ -39,7 +39,10 @@ class TestContext(ProviderContext):
     def __init__(self, time: FakeTime) -> None:
         self.hits: list[LimitHit] = []
         super().__init__(
-            metrics=Metrics(), defaults=Defaults(), clock=time.clock, on_limit=self.hits.append
+            metrics=Metrics(),
+            defaults=DefaultsConfig(),
+            clock=time.clock,
+            on_limit=self.hits.append,
         )
         self.time = time
 

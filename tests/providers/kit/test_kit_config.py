@@ -26,9 +26,7 @@ def _parse(source: str) -> object:
         ("verify_tls: false", "tls_verify"),
         ("verify: false", "tls_verify"),
         ("max_retries: 2", "retries"),
-        ("max_open: 10", "open_max"),
         ("max_wait: 30s", "max_rate_limit_wait"),
-        ("per_page: 50", "page_size"),
     ],
 )
 def test_an_old_key_name_is_answered_with_the_new_one(old: str, new: str) -> None:

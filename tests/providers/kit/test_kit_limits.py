@@ -7,6 +7,7 @@ client without the limit would end the test with an answer instead of the limit'
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from tests.providers.kit.conftest import TestContext, make_policy
 
 from deploy_fetcher.errors import TransientError
 from deploy_fetcher.providers.kit import (
+    SLOW_SERVER_PAUSE,
     DeadlineExceeded,
     HttpClient,
     Limits,
@@ -123,6 +125,50 @@ def test_a_server_trickling_its_answer_hits_the_whole_request_deadline(
     assert f"http://127.0.0.1:{server.port}/slow" in str(caught.value)
     assert ["deadline"] == [hit.limit for hit in context.hits]
     assert 1.0 == context.metrics.ci_request_limits.labels("test", "deadline")._value.get()
+
+
+def test_a_server_that_ran_into_the_deadline_is_left_alone_then_probed(
+    make_get: Callable[..., Get], context: TestContext
+) -> None:
+    """After a deadline hit nothing reaches the server for SLOW_SERVER_PAUSE; then one request does.
+
+    Without the pause every poll of every source of the credential would hold a worker for the
+    whole ``timeout`` again, cycle after cycle.
+    """
+    with HostileServer(mode="slow", body=b"[" + b" " * 200 + b"]", interval=0.2) as server:
+        get = make_get(timeout=1.0)
+        with pytest.raises(DeadlineExceeded):
+            get(server.url("/slow"))
+        server.mode = "json"
+        seen = len(server.requests)
+        with pytest.raises(TransientError, match=r"/slow ran into its 1s deadline.*left alone"):
+            get(server.url("/other"))
+        assert seen == len(server.requests)
+        context.time.now += SLOW_SERVER_PAUSE
+        assert 200 == get(server.url("/other"))[0]
+        assert 200 == get(server.url("/again"))[0]
+        assert seen + 2 == len(server.requests)
+
+
+def test_while_the_probe_runs_other_requests_still_wait(context: TestContext) -> None:
+    """One request tries a paused server: the others fail at once until it has answered."""
+    policy = make_policy(context, limits=Limits(timeout=0.05, max_bytes=1024))
+
+    def exchange(url: str, seconds: float = 0.0) -> None:
+        with policy.exchange(url, (OSError,)):
+            if seconds:
+                time.sleep(seconds)
+                raise OSError
+
+    with pytest.raises(DeadlineExceeded):
+        exchange("http://ci/slow", 0.1)
+    context.time.now += SLOW_SERVER_PAUSE
+    with (
+        policy.exchange("http://ci/probe", (OSError,)),
+        pytest.raises(TransientError, match="left alone"),
+    ):
+        exchange("http://ci/other")
+    exchange("http://ci/other")
 
 
 def test_an_endless_body_is_cut_at_the_byte_cap_naming_the_url(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar
 
 import structlog
 
@@ -23,7 +23,6 @@ from deploy_fetcher.providers.azure_devops.catalog import Catalog
 from deploy_fetcher.providers.azure_devops.client import PROVIDER, shared_client
 from deploy_fetcher.providers.azure_devops.config import AzureDevOpsConfig
 from deploy_fetcher.providers.azure_devops.cursor import (
-    CursorMismatch,
     EnvironmentsCursor,
     ReleasesCursor,
     StagesCursor,
@@ -48,8 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["AzureDevOpsProvider"]
 
 _log = structlog.get_logger(__name__)
-
-C = TypeVar("C", EnvironmentsCursor, StagesCursor, ReleasesCursor)
 
 
 def _credential(config: AzureDevOpsConfig) -> Credential:
@@ -117,15 +114,6 @@ class AzureDevOpsProvider(Provider):
             run_number_from=config.run_number_from,
         )
 
-    def _load(self, kind: type[C], raw: Cursor | None, target: str) -> C | None:
-        if raw is None:
-            return None
-        try:
-            return kind.load(raw, scope=self._scope)
-        except CursorMismatch as exc:
-            self._log.info("azure_devops.cursor_reset", target=target, reason=str(exc))
-            return None
-
     def _stage_walk(self, project: str, naming: Naming) -> RunWalk:
         config = self.settings
         resolver = StageResolver(
@@ -164,25 +152,25 @@ class AzureDevOpsProvider(Provider):
         naming = self._naming(target)
         mode = self.settings.mode
         if mode == "environments":
-            env_cursor = self._load(EnvironmentsCursor, cursor, target) or EnvironmentsCursor(
-                scope=self._scope, start=start
-            )
+            env_cursor = EnvironmentsCursor.resume(
+                cursor, scope=self._scope, log_name="azure_devops", target=target
+            ) or EnvironmentsCursor(scope=self._scope, start=start)
             walk = self._environments.poll(
                 target, env_cursor, naming=naming, now=now, overlap=overlap
             )
             yield from cursor_pages(walk, env_cursor.sealed, cursor, order=lifecycle_order)
         elif mode == "stages":
-            stage_cursor = self._load(StagesCursor, cursor, target) or StagesCursor(
-                scope=self._scope, runs=Watermark(start)
-            )
+            stage_cursor = StagesCursor.resume(
+                cursor, scope=self._scope, log_name="azure_devops", target=target
+            ) or StagesCursor(scope=self._scope, runs=Watermark(start))
             walk = self._runs.poll(
                 self._stage_walk(target, naming), stage_cursor.runs, now=now, overlap=overlap
             )
             yield from cursor_pages(walk, stage_cursor.sealed, cursor, order=lifecycle_order)
         else:
-            release_cursor = self._load(ReleasesCursor, cursor, target) or ReleasesCursor(
-                scope=self._scope, state=Watermark(start)
-            )
+            release_cursor = ReleasesCursor.resume(
+                cursor, scope=self._scope, log_name="azure_devops", target=target
+            ) or ReleasesCursor(scope=self._scope, state=Watermark(start))
             walk = self._releases.poll(target, release_cursor, naming=naming, overlap=overlap)
             yield from cursor_pages(walk, release_cursor.sealed, cursor, order=lifecycle_order)
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from deploy_fetcher.model import format_rfc3339, parse_timestamp
-from deploy_fetcher.providers.kit import CursorMismatch, OpenItem, Record, Sealed, Watermark, short
+from deploy_fetcher.providers.kit import OpenItem, Record, Sealed, Watermark, short
 
 __all__ = ["DeploymentsCursor", "OpenDeployment", "OpenRun", "RunsCursor"]
 
@@ -68,22 +68,6 @@ class _Cursor(Watermark, Sealed):
     def _keep_open(self, key: int, entry: OpenDeployment | OpenRun) -> None:
         self.open.discard(str(key))
         self.open.add(str(key), parse_timestamp(entry.created_at), entry.to_json())
-
-    @classmethod
-    def resume(cls, data: Any, *, scope: str, start: datetime) -> Self:
-        """A stored cursor, or a fresh one at ``start`` when it is not this scope's or version's.
-
-        A cursor of this scope that cannot be read raises CursorMismatch (the caller logs it and
-        starts over).
-        """
-        if not (isinstance(data, dict) and data.get("v") == cls.VERSION):
-            return cls(start, scope=scope)
-        try:
-            return cls.load(data, scope=scope)
-        except CursorMismatch:
-            if data.get("mode") != cls.MODE or data.get("scope") != scope:
-                return cls(start, scope=scope)
-            raise
 
     def forget(
         self, *, now: datetime, overlap: timedelta, max_open: int, max_age: timedelta

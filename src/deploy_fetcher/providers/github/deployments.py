@@ -150,11 +150,10 @@ class DeploymentWalker:
         self, cursor: Cursor | None, *, now: datetime, lookback: timedelta, overlap: timedelta
     ) -> Iterator[Page]:
         """One incremental cycle (see the module docstring)."""
-        try:
-            state = DeploymentsCursor.resume(cursor, scope=self.scope, start=now - lookback)
-        except ValueError as exc:
-            self._log.warning("github.cursor_reset", reason=str(exc))
-            state = DeploymentsCursor(now - lookback, scope=self.scope)
+        stored = DeploymentsCursor.resume(
+            cursor, scope=self.scope, log_name="github", target=self.repo.full_name
+        )
+        state = stored or DeploymentsCursor(now - lookback, scope=self.scope)
         floor = state.mark - overlap
         new_items, list_etag = self._discover(state, floor)
         # Open deployments first: one page whose cursor keeps the old mark and list ETag.

@@ -137,11 +137,10 @@ class RunWalker:
         self, cursor: Cursor | None, *, now: datetime, lookback: timedelta, overlap: timedelta
     ) -> Iterator[Page]:
         """One incremental cycle (see the module docstring)."""
-        try:
-            state = RunsCursor.resume(cursor, scope=self.scope, start=now - lookback)
-        except ValueError as exc:
-            self._log.warning("github.cursor_reset", reason=str(exc))
-            state = RunsCursor(now - lookback, scope=self.scope)
+        stored = RunsCursor.resume(
+            cursor, scope=self.scope, log_name="github", target=self.repo.full_name
+        )
+        state = stored or RunsCursor(now - lookback, scope=self.scope)
         fresh = not (
             cursor
             and cursor.get("scope") == self.scope

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -26,8 +26,6 @@ from deploy_fetcher.providers.gitlab.config import GitLabSourceConfig, ProjectEn
 from deploy_fetcher.providers.gitlab.cursor import (
     DeploymentsState,
     PipelinesState,
-    decode_deployments,
-    decode_pipelines,
 )
 from deploy_fetcher.providers.gitlab.mapping import (
     DeploymentView,
@@ -191,27 +189,26 @@ class GitLabProvider(Provider):
         self, target: str, settings: ProjectSettings, rendering: Rendering, cursor: Cursor | None
     ) -> Iterator[Page]:
         scope = settings.scope()
-        state = self._decode(target, cursor, scope, decode_deployments)
+        state = DeploymentsState.resume(cursor, scope=scope, log_name="gitlab", target=target)
         if state is None:
-            state = DeploymentsState(self.context.clock() - self._lookback())
+            state = DeploymentsState(self.context.clock() - self._lookback(), scope=scope)
             start = state.mark
         else:
             start = state.mark - self._overlap()
         pages = self._deployment_pages(target, settings, rendering, state, start=start)
-        yield from self._changed(pages, state, scope, cursor)
+        yield from self._changed(pages, state, cursor)
 
     def _changed(
         self,
         pages: Iterator[list[DeployEvent]],
         state: DeploymentsState | PipelinesState,
-        scope: str,
         cursor: Cursor | None,
     ) -> Iterator[Page]:
         """Pages that carry events or move the cursor; a fresh target always gets its cursor."""
 
         def snapshot() -> Cursor:
             state.forget(self._overlap())
-            return state.encode(scope)
+            return state.sealed()
 
         return cursor_pages(pages, snapshot, cursor)
 
@@ -278,14 +275,14 @@ class GitLabProvider(Provider):
         self, target: str, settings: ProjectSettings, rendering: Rendering, cursor: Cursor | None
     ) -> Iterator[Page]:
         scope = settings.scope()
-        state = self._decode(target, cursor, scope, decode_pipelines)
+        state = PipelinesState.resume(cursor, scope=scope, log_name="gitlab", target=target)
         if state is None:
-            state = PipelinesState(self.context.clock() - self._lookback())
+            state = PipelinesState(self.context.clock() - self._lookback(), scope=scope)
             start = state.mark
         else:
             start = state.mark - self._overlap()
         pages = self._pipeline_pages(target, settings, rendering, state, start=start)
-        yield from self._changed(pages, state, scope, cursor)
+        yield from self._changed(pages, state, cursor)
 
     def _pipeline_pages(
         self,
@@ -473,28 +470,6 @@ class GitLabProvider(Provider):
             return
         with self._lock:
             self._groups[group] = members
-
-    def _decode(
-        self,
-        target: str,
-        cursor: Cursor | None,
-        scope: str,
-        decode: Callable[[Cursor | None, str], Any],
-    ) -> Any:
-        if cursor is None:
-            return None
-        try:
-            state = decode(cursor, scope)
-        except (TypeError, ValueError, KeyError) as exc:
-            self._log.warning("gitlab.cursor_unreadable", target=target, error=str(exc))
-            return None
-        if state is None:
-            self._log.info(
-                "gitlab.cursor_restart",
-                target=target,
-                reason="the selection, mode or cursor format changed",
-            )
-        return state
 
     def _malformed(self, target: str, path: str, raw: Any, exc: Exception) -> None:
         item = raw.get("id") if isinstance(raw, dict) else None

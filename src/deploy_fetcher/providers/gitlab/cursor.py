@@ -15,8 +15,9 @@ What else is kept, bounded:
   deployment that starts an hour after its staging sibling still finds its parent;
 * ``pipelines`` mode: whether a pipeline has a job matching ``job_pattern``.
 
-A cursor written for another mode, another selection (``scope``) or another format is ignored: the
-source starts again at ``now - lookback``, as a new source would (re-emitted events are deduplicated).
+Both are sealed (:class:`~deploy_fetcher.providers.kit.Sealed`): a cursor written for another mode,
+another selection (``scope``) or another format is not continued (``Sealed.resume``): the source
+starts again at ``now - lookback``, as a new source would (re-emitted events are deduplicated).
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, ClassVar, Final
 
-from deploy_fetcher.providers import Cursor
-from deploy_fetcher.providers.kit import CursorMismatch, Watermark, scope_digest, short
+from deploy_fetcher.providers.kit import CursorMismatch, Sealed, Watermark, scope_digest, short
 
 __all__ = [
     "CURSOR_VERSION",
@@ -35,8 +35,6 @@ __all__ = [
     "PipelineMemory",
     "PipelinesState",
     "Sibling",
-    "decode_deployments",
-    "decode_pipelines",
     "scope_digest",
 ]
 
@@ -45,8 +43,6 @@ CURSOR_VERSION: Final = 1
 MEMORY_PIPELINES: Final = 100
 #: Versions remembered inside the overlap window.
 _MAX_DONE: Final = 5000
-
-S = TypeVar("S", bound="DeploymentsState")
 
 
 @dataclass(frozen=True)
@@ -127,20 +123,23 @@ class PipelineMemory:
 
 
 @dataclass
-class DeploymentsState(Watermark):
+class DeploymentsState(Watermark, Sealed):
     """Cursor of ``deployments`` mode: the mark, the done versions, the pipelines' deployments."""
 
+    scope: str = field(default="", metadata=short(None))
     memory: PipelineMemory = field(default_factory=PipelineMemory, metadata=short("pipelines"))
 
+    VERSION: ClassVar[int] = CURSOR_VERSION
     MODE: ClassVar[str] = "deployments"
+
+    def __post_init__(self) -> None:
+        if not all(key.isdigit() for key in self.done.items):
+            msg = "done keys are not ids"
+            raise CursorMismatch(msg)
 
     def forget(self, overlap: timedelta) -> None:
         """Forget the versions the next poll cannot return (older than ``mark - overlap``)."""
         self.done.prune(self.floor(overlap), max_size=_MAX_DONE)
-
-    def encode(self, scope: str) -> Cursor:
-        """The JSON object the store keeps."""
-        return {"v": CURSOR_VERSION, "mode": self.MODE, "scope": scope, **self.to_json()}
 
 
 @dataclass
@@ -156,32 +155,3 @@ class PipelinesState(DeploymentsState):
         """Forget what the next poll cannot return, job-match verdicts included."""
         super().forget(overlap)
         self.matches = {pid: hit for pid, hit in self.matches.items() if str(pid) in self.done}
-
-
-def _decode(kind: type[S], cursor: Cursor | None, scope: str) -> S | None:
-    """A cursor of this mode and scope read back; None when it is not ours to continue.
-
-    Raises ValueError (CursorMismatch) when the cursor claims to be ours but is damaged (the adapter
-    logs it and starts over rather than guessing).
-    """
-    header = (CURSOR_VERSION, kind.MODE, scope)
-    if (
-        not isinstance(cursor, dict)
-        or (cursor.get("v"), cursor.get("mode"), cursor.get("scope")) != header
-    ):
-        return None
-    state = kind.from_json(cursor)
-    if not all(key.isdigit() for key in state.done.items):
-        msg = "done keys are not ids"
-        raise CursorMismatch(msg)
-    return state
-
-
-def decode_deployments(cursor: Cursor | None, scope: str) -> DeploymentsState | None:
-    """Read a ``deployments`` cursor (see :func:`_decode`)."""
-    return _decode(DeploymentsState, cursor, scope)
-
-
-def decode_pipelines(cursor: Cursor | None, scope: str) -> PipelinesState | None:
-    """Read a ``pipelines`` cursor (see :func:`_decode`)."""
-    return _decode(PipelinesState, cursor, scope)

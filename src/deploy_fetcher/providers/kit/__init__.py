@@ -11,7 +11,9 @@ the rest, the same way for every provider (``docs/contributing/new-provider.md``
 
     RequestPolicy.call        retries: full-jitter back-off (tenacity), Retry-After, interruptible
       └─ before_send          the gate: Quota / RequestBudget waits, or RateLimited
-           └─ exchange        Limits: whole-request deadline, byte cap, redirect rule
+           └─ exchange        Limits: whole-request deadline, byte cap, redirect rule; a
+                              server that ran into the deadline is left alone for
+                              SLOW_SERVER_PAUSE (one probe then)
                               (PolicyAdapter for requests-based SDKs, HttpClient on httpx;
                               JsonApi reads JSON through an HttpClient)
                 └─ after_response   metrics, quota figures, the server's clock (Date)
@@ -75,7 +77,13 @@ from deploy_fetcher.providers.kit._paging import (
     Paginator,
     parse_link_header,
 )
-from deploy_fetcher.providers.kit._policy import CLOCK_SKEW, LimitHit, RequestPolicy, classify
+from deploy_fetcher.providers.kit._policy import (
+    CLOCK_SKEW,
+    SLOW_SERVER_PAUSE,
+    LimitHit,
+    RequestPolicy,
+    classify,
+)
 from deploy_fetcher.providers.kit._quota import Blocked, Figures, Quota, RequestBudget
 from deploy_fetcher.providers.kit._record import CursorMismatch, Record, Sealed, short
 from deploy_fetcher.providers.kit._recording import (
@@ -96,6 +104,7 @@ from deploy_fetcher.retry_after import MAX_RETRY_AFTER, parse_retry_after
 __all__ = [
     "CLOCK_SKEW",
     "MAX_RETRY_AFTER",
+    "SLOW_SERVER_PAUSE",
     "Blocked",
     "ContinuationPaginator",
     "CursorMismatch",

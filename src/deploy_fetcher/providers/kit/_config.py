@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TypeVar
 
 from pydantic import Field
 
-from deploy_fetcher.config import Duration, Section, SourceConfig
-from deploy_fetcher.errors import PluginError
+from deploy_fetcher.config import Duration, Section, settings_of
 
 __all__ = ["OpenSetKeys", "settings_of"]
-
-C = TypeVar("C", bound=SourceConfig)
 
 
 class OpenSetKeys(Section):
@@ -22,11 +18,3 @@ class OpenSetKeys(Section):
     """Most non-terminal items re-checked per target; the oldest are dropped (and logged) beyond it."""
     open_max_age: Duration = timedelta(days=3)
     """A non-terminal item tracked longer than this is dropped from the open set (and logged)."""
-
-
-def settings_of(config: SourceConfig, model: type[C]) -> C:
-    """``config`` as the provider's own model; PluginError when the core handed it another one."""
-    if not isinstance(config, model):
-        msg = f"a {model.__name__} is needed, got {type(config).__name__} (source {config.name!r})"
-        raise PluginError(msg)
-    return config

@@ -12,8 +12,14 @@ server's clock are shared too. Its parts, in the order a request meets them:
 3. :meth:`RequestPolicy.after_response` — counts the answer, feeds the quota, reads the ``Date``
    header (the server's clock, the ceiling of every cursor mark);
 4. :meth:`RequestPolicy.call` — the **retry loop** (tenacity): an attempt that raises
-   :class:`~deploy_fetcher.providers.kit.Retry` (or hits its deadline) is tried again after a
-   full-jitter back-off, or after the ``Retry-After`` the server sent, up to ``retries`` times.
+   :class:`~deploy_fetcher.providers.kit.Retry` is tried again after a full-jitter back-off, or
+   after the ``Retry-After`` the server sent, up to ``retries`` times.
+
+A request that runs into its deadline is not tried again: a server that trickles its answers (or
+says nothing) would hold a poll worker ``retries + 1`` times as long. Instead the server is **left
+alone** for :data:`SLOW_SERVER_PAUSE`: every request of the credential fails at once with a
+:class:`~deploy_fetcher.errors.TransientError` naming the request that was cut, until one request
+(a single probe) is let through after the pause and the server answers it in time.
 
 Which answer is worth a retry is the provider's call (:func:`classify` is the common table); the
 policy only knows that it was.
@@ -52,10 +58,10 @@ from deploy_fetcher.redaction import excerpt
 from deploy_fetcher.retry_after import parse_retry_after
 
 if TYPE_CHECKING:
-    from deploy_fetcher.config import Defaults, HttpSourceConfig
+    from deploy_fetcher.config import DefaultsConfig, HttpSourceConfig
     from deploy_fetcher.providers._base import ProviderContext
 
-__all__ = ["CLOCK_SKEW", "LimitHit", "RequestPolicy", "classify"]
+__all__ = ["CLOCK_SKEW", "SLOW_SERVER_PAUSE", "LimitHit", "RequestPolicy", "classify"]
 
 _log = structlog.get_logger(__name__)
 
@@ -64,6 +70,9 @@ T = TypeVar("T")
 #: How far past the server's clock a cursor mark may go (clocks of replicas and of the server's
 #: own workers differ by seconds; anything beyond this is a bad timestamp, not skew).
 CLOCK_SKEW: Final = timedelta(minutes=5)
+#: How long a server that let a request run into its deadline is left alone (see the module
+#: docstring): long enough that its sources' polls stop taking workers, short enough to notice a fix.
+SLOW_SERVER_PAUSE: Final = timedelta(minutes=1)
 #: Short waits slept through per request before the cycle gives up (a clock that does not move
 #: must not spin forever).
 _MAX_WAITS: Final = 3
@@ -145,9 +154,12 @@ class RequestPolicy:
         self.log_name = log_name or provider.replace("-", "_")
         self._lock = threading.Lock()
         self._offset = timedelta(0)
+        #: The request that last ran into its deadline, and until when the server is left alone.
+        self._slow: tuple[str, datetime] | None = None
+        self._probing = False
 
     @classmethod
-    def limits_of(cls, config: HttpSourceConfig, defaults: Defaults) -> Limits:
+    def limits_of(cls, config: HttpSourceConfig, defaults: DefaultsConfig) -> Limits:
         """The limits a source's keys set (``timeout`` falling back on ``defaults.timeout``)."""
         timeout = (config.timeout or defaults.timeout).total_seconds()
         return Limits(timeout=timeout, max_bytes=int(config.max_response_size))
@@ -228,25 +240,72 @@ class RequestPolicy:
     ) -> Iterator[None]:
         """One exchange of a transport: gated, under the deadline, its cut-offs counted and named.
 
-        ``failures`` are the transport's own errors: one raised after the deadline passed is the
-        deadline's :class:`DeadlineExceeded`; any other is counted as an exchange without answer.
+        ``failures`` are the transport's own errors: one raised once the request's whole time is
+        spent (the deadline cut it, or a read timed out at the same bound) is the deadline's
+        :class:`DeadlineExceeded`, and the server is left alone for :data:`SLOW_SERVER_PAUSE`; any
+        other is counted as an exchange without answer.
         """
-        self.before_send(url, resource)
-        with deadline(self.limits.timeout) as watch:
-            try:
-                yield
-            except failures:
-                self.after_failure()
-                if watch.expired:
-                    self.limit_hit("deadline", url)
-                    raise DeadlineExceeded(url, self.limits.timeout) from None
-                raise
-            except RedirectRefused:
-                self.limit_hit("redirect", url)
-                raise
-            except ResponseTooLarge:
-                self.limit_hit("size", url)
-                raise
+        probe = self._pass_pause(url)
+        cut = False
+        try:
+            self.before_send(url, resource)
+            with deadline(self.limits.timeout) as watch:
+                try:
+                    yield
+                except failures:
+                    self.after_failure()
+                    if watch.expired or watch.remaining() <= 0:
+                        cut = True
+                        self._pause(url)
+                        self.limit_hit("deadline", url)
+                        raise DeadlineExceeded(url, self.limits.timeout) from None
+                    raise
+                except RedirectRefused:
+                    self.limit_hit("redirect", url)
+                    raise
+                except ResponseTooLarge:
+                    self.limit_hit("size", url)
+                    raise
+            self._answered()
+        finally:
+            if probe and not cut:
+                with self._lock:
+                    self._probing = False
+
+    def _pass_pause(self, url: str) -> bool:
+        """Refuse a request while the server is left alone; True when this one is the probe."""
+        with self._lock:
+            if self._slow is None:
+                return False
+            cut, until = self._slow
+            if self._probing or self.context.clock() < until:
+                msg = (
+                    f"{url}: not sent: {cut} ran into its {self.limits.timeout:g}s deadline, so "
+                    f"{self.provider} credential {self.label} is left alone until "
+                    f"{format_rfc3339(until)}"
+                )
+                raise TransientError(msg)
+            self._probing = True
+            return True
+
+    def _pause(self, url: str) -> None:
+        until = self.context.clock() + SLOW_SERVER_PAUSE
+        with self._lock:
+            self._slow, self._probing = (url, until), False
+        _log.warning(
+            f"{self.log_name}.slow_server",
+            url=url,
+            timeout=self.limits.timeout,
+            until=format_rfc3339(until),
+            credential=self.label,
+        )
+
+    def _answered(self) -> None:
+        with self._lock:
+            if self._slow is None:
+                return
+            self._slow, self._probing = None, False
+        _log.info(f"{self.log_name}.server_answers", credential=self.label)
 
     def future_item(self, *, url: str, item: object, at: datetime) -> None:
         """Log an item dated beyond :meth:`mark_ceiling` (once: when it is first stored)."""
@@ -278,7 +337,7 @@ class RequestPolicy:
         retrying = tenacity.Retrying(
             stop=self._stop,
             wait=self._wait,
-            retry=tenacity.retry_if_exception_type((Retry, DeadlineExceeded)),
+            retry=tenacity.retry_if_exception_type(Retry),
             sleep=self._sleeper(what),
             before_sleep=self._logger(what),
             reraise=True,

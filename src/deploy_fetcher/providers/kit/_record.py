@@ -20,9 +20,13 @@ import typing
 from datetime import datetime
 from typing import Any, ClassVar, Self, Union
 
+import structlog
+
 from deploy_fetcher.model import format_rfc3339, parse_timestamp
 
 __all__ = ["CursorMismatch", "Record", "Sealed", "short"]
+
+_log = structlog.get_logger(__name__)
 
 _KEY = "deploy_fetcher_json_key"
 _SKIP = object()
@@ -163,3 +167,27 @@ class Sealed(Record):
             msg = "the source's selection changed since the cursor was written"
             raise CursorMismatch(msg)
         return cls.from_json(data, scope=scope, **given)
+
+    @classmethod
+    def resume(
+        cls, data: Any, *, scope: str, log_name: str, target: str, **given: Any
+    ) -> Self | None:
+        """The stored cursor to continue from, or None: the target then starts at ``now − lookback``.
+
+        No cursor is a new target. A cursor written for another version, mode or selection is
+        logged ``<log_name>.cursor_reset`` (info: the old mark says nothing about what the source
+        asks for now); one of this source that cannot be read, with a warning (damaged).
+        """
+        if data is None:
+            return None
+        header = (cls.VERSION, cls.MODE, scope)
+        ours = (
+            isinstance(data, dict)
+            and (data.get("v"), data.get("mode"), data.get("scope")) == header
+        )
+        try:
+            return cls.load(data, scope=scope, **given)
+        except (ValueError, TypeError, KeyError) as exc:  # CursorMismatch, or a payload's own check
+            log = _log.warning if ours else _log.info
+            log(f"{log_name}.cursor_reset", target=target, reason=str(exc))
+            return None

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 import structlog
 from pydantic import Field, ValidationError
 
-from deploy_fetcher.config import Duration, Section, SourceConfig
+from deploy_fetcher.config import Duration, Section, SourceConfig, settings_of
 from deploy_fetcher.errors import TargetNotFound
 from deploy_fetcher.model import DeployEvent, Status
 from deploy_fetcher.providers import CheckItem, Cursor, Page, Provider, Reread
@@ -79,7 +79,7 @@ class ScriptedProvider(Provider):
 
     def __init__(self, config: SourceConfig, context: Any) -> None:
         super().__init__(config, context)
-        assert isinstance(config, ScriptedSource)  # noqa: S101 - the loader guarantees it
+        config = settings_of(config, ScriptedSource)
         if (config.script is None) == (config.generate is None):
             msg = "a scripted source needs exactly one of `script` or `generate`"
             raise ValueError(msg)

@@ -7,10 +7,9 @@ from typing import Any, ClassVar, Final
 
 import structlog
 
-from deploy_fetcher.config import SinkConfig
+from deploy_fetcher.config import SinkConfig, settings_of
 from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.sinks._base import CheckResult, Delivery, Sink, SinkContext
-from deploy_fetcher.sinks._config import expect_config
 from deploy_fetcher.sinks._document import dumps
 from deploy_fetcher.sinks.cloudlink import mapping
 from deploy_fetcher.sinks.cloudlink.config import CloudlinkConfig
@@ -34,7 +33,7 @@ class CloudlinkSink(Sink):
 
     def __init__(self, config: SinkConfig, context: SinkContext) -> None:
         super().__init__(config, context)
-        self.settings = expect_config(config, CloudlinkConfig)
+        self.settings = settings_of(config, CloudlinkConfig)
         self.http = SinkHttpClient(self.settings, context)
         self.renames_services = bool(self.settings.rename.get("services"))
         if not self.renames_services:

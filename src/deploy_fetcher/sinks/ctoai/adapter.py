@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from deploy_fetcher.config import SinkConfig
+from deploy_fetcher.config import SinkConfig, settings_of
 from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.sinks._base import CheckResult, Delivery, Sink, SinkContext
-from deploy_fetcher.sinks._config import expect_config
 from deploy_fetcher.sinks._document import dumps
 from deploy_fetcher.sinks.ctoai import mapping
 from deploy_fetcher.sinks.ctoai.config import CtoAiConfig
@@ -24,7 +23,7 @@ class CtoAiSink(Sink):
 
     def __init__(self, config: SinkConfig, context: SinkContext) -> None:
         super().__init__(config, context)
-        self.settings = expect_config(config, CtoAiConfig)
+        self.settings = settings_of(config, CtoAiConfig)
         self.http = SinkHttpClient(self.settings, context)
 
     def wire(self, event: DeployEvent) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Final
 
-from deploy_fetcher.config import SinkConfig
+from deploy_fetcher.config import SinkConfig, settings_of
 from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.sinks._base import (
     CheckResult,
@@ -15,7 +15,6 @@ from deploy_fetcher.sinks._base import (
     SinkContext,
     Unauthorized,
 )
-from deploy_fetcher.sinks._config import expect_config
 from deploy_fetcher.sinks._document import dumps
 from deploy_fetcher.sinks.dashboard import mapping
 from deploy_fetcher.sinks.dashboard.backend import DashboardStore
@@ -41,7 +40,7 @@ class DashboardSink(Sink):
 
     def __init__(self, config: SinkConfig, context: SinkContext) -> None:
         super().__init__(config, context)
-        self.settings = expect_config(config, DashboardConfig)
+        self.settings = settings_of(config, DashboardConfig)
         self.http = SinkHttpClient(self.settings, context)
         self._where = display_url(self.settings.url)
         self._learned: LearnedStatusSet | None = None

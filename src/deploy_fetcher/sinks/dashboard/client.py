@@ -13,8 +13,7 @@ from typing import Final
 import httpx
 
 from deploy_fetcher._version import __version__
-from deploy_fetcher.config import SinkConfig
-from deploy_fetcher.sinks._config import expect_config
+from deploy_fetcher.config import SinkConfig, settings_of
 from deploy_fetcher.sinks.dashboard.config import ControlConfig, DashboardConfig
 
 __all__ = ["USER_AGENT", "control_settings", "dashboard_client", "dashboard_settings"]
@@ -24,7 +23,7 @@ USER_AGENT: Final = f"deploy-fetcher/{__version__}"
 
 def dashboard_settings(config: SinkConfig) -> DashboardConfig:
     """The sink's configuration as the dashboard sink's model (a wiring bug raises TypeError)."""
-    return expect_config(config, DashboardConfig)
+    return settings_of(config, DashboardConfig)
 
 
 def control_settings(config: SinkConfig) -> ControlConfig | None:

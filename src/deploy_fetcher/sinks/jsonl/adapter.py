@@ -7,10 +7,9 @@ import fcntl
 import os
 from typing import Any, ClassVar
 
-from deploy_fetcher.config import SinkConfig
+from deploy_fetcher.config import SinkConfig, settings_of
 from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.sinks._base import CheckResult, Delivered, Delivery, Retry, Sink, SinkContext
-from deploy_fetcher.sinks._config import expect_config
 from deploy_fetcher.sinks._document import document, dumps
 from deploy_fetcher.sinks.jsonl.config import JsonlConfig
 from deploy_fetcher.sinks.jsonl.rotation import needs_rotation, rotate
@@ -39,7 +38,7 @@ class JsonlSink(Sink):
 
     def __init__(self, config: SinkConfig, context: SinkContext) -> None:
         super().__init__(config, context)
-        self.settings = expect_config(config, JsonlConfig)
+        self.settings = settings_of(config, JsonlConfig)
         self.path = self.settings.path
         self._lock_path = self.path.with_name(self.path.name + ".lock")
 

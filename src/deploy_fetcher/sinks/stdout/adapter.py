@@ -7,10 +7,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from deploy_fetcher.config import SinkConfig
+from deploy_fetcher.config import SinkConfig, settings_of
 from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.sinks._base import CheckResult, Delivered, Delivery, Retry, Sink, SinkContext
-from deploy_fetcher.sinks._config import expect_config
 from deploy_fetcher.sinks._document import DocumentField, document, dumps
 
 __all__ = ["StdoutConfig", "StdoutSink"]
@@ -30,7 +29,7 @@ class StdoutSink(Sink):
 
     def __init__(self, config: SinkConfig, context: SinkContext) -> None:
         super().__init__(config, context)
-        self.settings = expect_config(config, StdoutConfig)
+        self.settings = settings_of(config, StdoutConfig)
 
     def wire(self, event: DeployEvent) -> dict[str, Any]:
         """The line's document (the configured ``fields``)."""

@@ -6,10 +6,9 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from deploy_fetcher.config import SinkConfig
+from deploy_fetcher.config import SinkConfig, settings_of
 from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.sinks._base import CheckResult, Delivery, Sink, SinkContext
-from deploy_fetcher.sinks._config import expect_config
 from deploy_fetcher.sinks._document import dumps
 from deploy_fetcher.sinks.http import SinkHttpClient, display_url
 from deploy_fetcher.sinks.webhook import mapping
@@ -30,7 +29,7 @@ class WebhookSink(Sink):
 
     def __init__(self, config: SinkConfig, context: SinkContext) -> None:
         super().__init__(config, context)
-        self.settings = expect_config(config, WebhookConfig)
+        self.settings = settings_of(config, WebhookConfig)
         self.http = SinkHttpClient(self.settings, context)
         self.clock: Callable[[], float] = time.time
         self._static = {k: v.get_secret_value() for k, v in self.settings.headers.items()}
