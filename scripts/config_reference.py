@@ -29,11 +29,15 @@ from deploy_fetcher.config._env import ENV_PREFIX, EnvOverrides
 from deploy_fetcher.config._loader import CONFIG_ENV, EXTENSION_PREFIX, parse_config
 from deploy_fetcher.config._models import (
     MAX_SECRET_FILE_BYTES,
+    AzureDevOpsNudges,
     DefaultsConfig,
     Filter,
+    GitHubNudges,
+    GitLabNudges,
     HttpSourceConfig,
     LogConfig,
     NameRule,
+    NudgesConfig,
     RulesConfig,
     ServerConfig,
     SinkConfig,
@@ -351,6 +355,10 @@ def _lines() -> Iterator[str]:
         ("`log`", LogConfig),
         ("`defaults`", DefaultsConfig),
         ("`rules`", RulesConfig),
+        ("`nudges`", NudgesConfig),
+        ("`nudges.github`", GitHubNudges),
+        ("`nudges.gitlab`", GitLabNudges),
+        ("`nudges.azure_devops`", AzureDevOpsNudges),
     )
     for heading, model in sections:
         yield from _model_section(heading, model)

@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import Any
 
 import structlog
 
@@ -21,6 +22,7 @@ from deploy_fetcher._version import __version__
 from deploy_fetcher.config import FetcherConfig
 from deploy_fetcher.engine import DeliveryPolicy, Runtime
 from deploy_fetcher.errors import FetcherError
+from deploy_fetcher.nudges import PREFIX, NudgeApp
 from deploy_fetcher.scheduler import Scheduler
 from deploy_fetcher.server import HealthServer
 from deploy_fetcher.sinks.dashboard.channel import build_channels
@@ -28,6 +30,12 @@ from deploy_fetcher.sinks.dashboard.channel import build_channels
 __all__ = ["Daemon"]
 
 _log = structlog.get_logger(__name__)
+
+
+def _accepts_nudge(provider: object, target: str, pipelines: frozenset[str]) -> bool:
+    """Whether a provider wants a nudge about these pipelines of one target (True unless it says)."""
+    accepts = getattr(provider, "accepts_nudge", None)
+    return provider is not None and (accepts is None or bool(accepts(target, pipelines)))
 
 
 class Daemon:
@@ -46,20 +54,40 @@ class Daemon:
         self.runtime = Runtime(config, policy=policy, coordinate=True)
         self.scheduler = Scheduler(self.runtime, max_workers=max_workers)
         self.control = build_channels(self.runtime, self.scheduler)
+        self.nudges: NudgeApp | None = None
+        if config.nudges.enabled:
+            providers = self.runtime.providers
+            self.nudges = NudgeApp(
+                config.nudges,
+                self.scheduler,
+                self.runtime.metrics,
+                provider_of=lambda name: p.config.provider if (p := providers.get(name)) else None,
+                accepts=lambda name, target, named: _accepts_nudge(
+                    providers.get(name), target, named.pipelines
+                ),
+            )
         self.server: HealthServer | None = None
         if config.server.enabled:
-            coordinator = self.runtime.coordinator
             self.server = HealthServer(
                 config.server.host,
                 config.server.port,
                 registry=self.runtime.metrics.registry,
                 problems=self.runtime.ready_problems,
                 liveness=self.runtime.health.liveness_problem,
-                details=(lambda: {"replica": coordinator.status().as_dict()})
-                if coordinator is not None
-                else None,
+                details=self._details,
+                mounts={PREFIX: self.nudges} if self.nudges is not None else None,
             )
         self.stopping = threading.Event()
+
+    def _details(self) -> dict[str, Any]:
+        """What ``/readyz`` shows besides the problems: replica membership, slowed budgets."""
+        out: dict[str, Any] = {}
+        if self.runtime.coordinator is not None:
+            out["replica"] = self.runtime.coordinator.status().as_dict()
+        slowed = self.scheduler.pacing_report()
+        if slowed:
+            out["slowed"] = slowed
+        return out
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT ask for a clean stop (a second one is ignored: the grace period rules)."""
@@ -93,6 +121,7 @@ class Daemon:
             sources=sorted(self.runtime.providers),
             sinks=sorted(self.runtime.sinks),
             port=port,
+            nudges=self.nudges.providers if self.nudges is not None else [],
             state=str(state.path) if state.backend == "sqlite" else repr(self.runtime.store),
         )
 

@@ -84,8 +84,9 @@ class Metrics:
         )
         self.poll_duration = Histogram(
             "fetcher_poll_cycle_duration_seconds",
-            "Duration of one poll cycle of a source target (all targets of the source together).",
-            ["source"],
+            "Duration of one poll cycle of a source target, per CI system (a histogram per source "
+            "would cost more memory than the source itself, and no alert needs it).",
+            ["provider"],
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
             registry=r,
         )
@@ -216,12 +217,50 @@ class Metrics:
         )
         for direction in ("in", "out"):  # both series from the start, so rate() has a baseline
             self.lease_handovers.labels(direction)
+        self.poll_stretch = Gauge(
+            "fetcher_poll_interval_stretch",
+            "How many times their configured interval idle targets wait now, per request budget "
+            "(pool: a CI system, or one credential of it); 1 when polled as configured.",
+            ["pool"],
+            registry=r,
+        )
+        self.request_limit = Gauge(
+            "fetcher_request_limit_per_minute",
+            "The tightest per-minute request limit known for a credential's pool, by kind (declared: "
+            "documented or configured, headers: stated by the server, throttled: learnt from the "
+            "server delaying requests); polls are held to 0.85 of it.",
+            ["pool", "limit"],
+            registry=r,
+        )
+        self.requests_last_minute = Gauge(
+            "fetcher_requests_last_minute",
+            "Requests a credential's pool made in the last minute (a 304 too), to set against "
+            "fetcher_request_limit_per_minute.",
+            ["pool"],
+            registry=r,
+        )
+        self.hot_targets = Gauge(
+            "fetcher_hot_targets",
+            "Targets polled every hot_interval now (work in flight, or news in the last cooldown), "
+            "per request budget.",
+            ["pool"],
+            registry=r,
+        )
+        self.nudges = Counter(
+            "fetcher_nudges",
+            "Webhook nudges received, per provider and outcome (polled, deferred, throttled, elsewhere, "
+            "unknown_target, ignored, unauthorized, invalid, too_large, busy).",
+            ["provider", "outcome"],
+            registry=r,
+        )
 
     # -- what the engine records -------------------------------------------------------------------
-    def cycle(self, source: str, target: str, outcome: str, seconds: float) -> None:
-        """One poll cycle of a target ended with ``outcome`` after ``seconds``."""
+    def cycle(
+        self, source: str, target: str, outcome: str, seconds: float, *, provider: str = ""
+    ) -> None:
+        """One poll cycle of a target (of a ``provider`` source) ended with ``outcome`` after ``seconds``."""
         self.poll_cycles.labels(source, target, outcome).inc()
-        self.poll_duration.labels(source).observe(seconds)
+        self.poll_duration.labels(provider).observe(seconds)
         if outcome in {"store_error", "lease_lost"}:
             # Not the source's doing (the store failed, or another replica polls it now): its
             # up/down state is unknown here.

@@ -258,9 +258,18 @@ class _WatchedBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-def watched_transport(verify: bool | ssl.SSLContext) -> httpx.HTTPTransport:
-    """An ``httpx`` transport whose every socket is attached to the current :func:`deadline`."""
-    transport = httpx.HTTPTransport(verify=verify)
+def watched_transport(
+    verify: bool | ssl.SSLContext, *, limits: httpx.Limits | None = None
+) -> httpx.HTTPTransport:
+    """An ``httpx`` transport whose every socket is attached to the current :func:`deadline`.
+
+    ``limits`` sizes its connection pool (httpx's defaults when None).
+    """
+    transport = (
+        httpx.HTTPTransport(verify=verify)
+        if limits is None
+        else httpx.HTTPTransport(verify=verify, limits=limits)
+    )
     pool = getattr(transport, "_pool", None)
     backend = getattr(pool, "_network_backend", None)
     if backend is None:  # pragma: no cover - a newer httpx moved it: fail loudly, not unbounded

@@ -1,7 +1,10 @@
 """APScheduler jobs: one interval job per source target, plus discovery and housekeeping.
 
 * never two runs of one target at once (``max_instances=1``), missed runs coalesced into one;
-* jitter spreads hundreds of targets over the interval instead of a thundering herd on the CI API;
+* each target's next run is decided after its poll by the :class:`~deploy_fetcher.pacing.Pacer`:
+  targets with work in flight are polled every ``hot_interval``, idle ones less often, within the
+  number of polls the configured intervals add up to; jitter spreads targets over the interval
+  instead of a thundering herd on the CI API, without drifting the schedule;
 * targets are discovered again every ``discovery_interval`` (``owner/*`` gains and loses repositories);
 * housekeeping beats the heartbeat behind ``/healthz``, refreshes gauges, checks the store is
   writable and prunes the dedup ledger (in a thread of its own, so busy polls cannot starve it);
@@ -15,24 +18,30 @@
   :meth:`Scheduler.wait_sources_idle` waits for the runs already in flight;
 * with replicas sharing the work (:class:`~deploy_fetcher.engine.replicas.Coordinator`), every
   replica schedules every target but runs only those whose lease it holds, under that lease's fence;
-  discovery tells the coordinator which targets there are.
+  discovery tells the coordinator which targets there are;
+* a target can be *nudged* (a CI system's webhook said it changed): it is polled now, or right after
+  the poll in flight, and at most once per ``min_gap`` however often it is nudged.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 from apscheduler.events import EVENT_JOB_MISSED
 from apscheduler.executors.pool import BasePoolExecutor, ThreadPoolExecutor
+from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from deploy_fetcher._pool import ElasticPool
@@ -40,7 +49,11 @@ from deploy_fetcher.engine import CycleResult, Runtime, target_key
 from deploy_fetcher.errors import AuthError
 from deploy_fetcher.metrics import split_key
 from deploy_fetcher.model import utc_now
+from deploy_fetcher.pacing import Pacer
 from deploy_fetcher.providers import Provider
+
+if TYPE_CHECKING:
+    from deploy_fetcher.providers.kit import Allowance, Quota
 
 __all__ = ["Scheduler"]
 
@@ -77,6 +90,37 @@ class _PollExecutor(BasePoolExecutor):  # type: ignore[misc]  # APScheduler is u
 
     def __init__(self, pool: ElasticPool) -> None:
         super().__init__(pool)
+
+
+class _AfterEachPoll(BaseTrigger):  # type: ignore[misc]  # APScheduler is untyped
+    """A poll job's trigger: its real next run is set when the poll ends (see ``Scheduler._poll``).
+
+    APScheduler asks a trigger for the next run when it *starts* a run, before the poll has shown
+    whether the target is busy; this answer is only a backstop, far enough ahead that it never
+    fires while the scheduler is working, so a run whose end went unnoticed is not the last one.
+    """
+
+    def __init__(self, backstop: float) -> None:
+        self.backstop = backstop
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
+        """The backstop: ``backstop`` seconds after now."""
+        return now + timedelta(seconds=self.backstop)
+
+
+def pool_of(provider: Provider) -> str:
+    """The request budget a provider's targets share: its credential's, else its CI system's."""
+    quota = provider.request_quota
+    if quota is not None:
+        return f"{quota.provider}/{quota.label}"
+    return provider.config.provider
+
+
+#: Share of a credential's per-minute limit the scheduled polls aim at: the rest is headroom for
+#: nudged polls, discovery and a cycle that costs more than the average.
+BUDGET_SHARE = 0.85
+#: Polls of a pool its cost per poll is measured over (at the first housekeeping run after them).
+_MIN_POLLS = 5
 
 
 def _discovery_key(source_name: str) -> str:
@@ -120,6 +164,22 @@ class Scheduler:
             timezone="UTC",
         )
         self._targets: dict[str, set[str]] = {}
+        defaults = runtime.config.defaults
+        #: The quota of each request budget (credential), what its polls cost, and the count of
+        #: polls and answers at the last housekeeping.
+        self._quotas: dict[str, Quota] = {}
+        self._pools_of: dict[str, str] = {}
+        self._pool_polls: Counter[str] = Counter()
+        self._marks: dict[str, tuple[dict[str, int], int]] = {}
+        self._per_poll: dict[tuple[str, str], float] = {}
+        self._ceilings: dict[str, str] = {}
+        self._limit_kinds: dict[str, str] = {}
+        #: Decides each target's next run (adaptive intervals within the configured budget).
+        self.pacer = Pacer(
+            hot_interval=defaults.hot_interval.total_seconds(),
+            cooldown=defaults.cooldown.total_seconds(),
+            max_stretch=defaults.max_stretch,
+        )
         self._lock = threading.Lock()
         self._last_prune = 0.0
         self.misfires = 0
@@ -127,6 +187,12 @@ class Scheduler:
         self._paused: dict[str, frozenset[str]] = {}
         self._running: Counter[str] = Counter()
         self._in_flight = 0  # jobs of ours running now (polls, discoveries, housekeeping)
+        # Nudges: targets by case-folded name, when each was last nudged, polls running now,
+        # and targets to poll again as soon as their poll in flight ends.
+        self._by_name: dict[str, set[tuple[str, str]]] = {}
+        self._nudged: dict[str, float] = {}
+        self._polling: set[str] = set()
+        self._again: set[str] = set()
         self._stopping = False
         #: Called with each finished cycle's result, in the scheduler's thread; must not block.
         self.cycle_listeners: list[Callable[[CycleResult], None]] = []
@@ -242,11 +308,17 @@ class Scheduler:
             known = self._targets.get(source_name, set())
             for target in sorted(targets - known):
                 self._add_target(provider, target)
+                self._by_name.setdefault(target.casefold(), set()).add((source_name, target))
             for target in sorted(known - targets):
                 key = target_key(source_name, target)
                 if self._scheduler.get_job(key) is not None:
                     self._scheduler.remove_job(key)
                 self._forget(key)
+                self.pacer.remove(key)
+                named = self._by_name.get(target.casefold(), set())
+                named.discard((source_name, target))
+                if not named:
+                    self._by_name.pop(target.casefold(), None)
                 _log.info("discovery.target_removed", source=source_name, target=target)
             self._targets[source_name] = targets
         if self.runtime.coordinator is not None:
@@ -264,37 +336,78 @@ class Scheduler:
     def _add_target(self, provider: Provider, target: str) -> None:
         config = self.runtime.config
         source = provider.config
+        key = target_key(source.name, target)
         interval = config.effective(source, "interval").total_seconds()
         jitter = config.effective(source, "jitter").total_seconds()
-        first = utc_now() + timedelta(seconds=random.uniform(0, min(jitter, interval)))
+        pool = pool_of(provider)
+        quota = provider.request_quota
+        if quota is not None:
+            self._quotas[pool] = quota
+        self._pools_of[key] = pool
+        first = self.pacer.add(key, pool=pool, interval=interval, jitter=jitter)
+        backstop = max(3600.0, 4 * interval * config.defaults.max_stretch)
         self._scheduler.add_job(
             self._poll,
-            IntervalTrigger(seconds=interval, jitter=jitter or None),
+            _AfterEachPoll(backstop),
             args=[source.name, target],
-            id=target_key(source.name, target),
-            next_run_time=first,
+            id=key,
+            next_run_time=utc_now() + timedelta(seconds=first),
             replace_existing=True,
         )
 
     def _poll(self, source_name: str, target: str) -> None:
+        key = target_key(source_name, target)
         with self._job():
-            self._poll_now(source_name, target)
+            with self._lock:
+                self._polling.add(key)
+            result = None
+            try:
+                result = self._poll_now(source_name, target)
+            finally:
+                self._plan_next(key, result)
 
-    def _poll_now(self, source_name: str, target: str) -> None:
+    def _plan_next(self, key: str, result: CycleResult | None) -> None:
+        """Tell the pacer what the poll found and schedule the target's next run."""
+        if result is not None:
+            self._pool_polls[self._pools_of.get(key, "")] += 1
+        if result is not None and result.outcome == "ok":
+            self.pacer.observe(
+                key,
+                changed=result.queued > 0,
+                in_flight=result.in_flight,
+                finished=result.finished,
+            )
+        delay = self.pacer.next_delay(key)
+        with self._lock:
+            self._polling.discard(key)
+            again = key in self._again
+            self._again.discard(key)
+            if self._stopping or self._scheduler.get_job(key) is None:
+                return
+            if again:
+                delay = 0.0  # nudged while it ran: the change may be newer than what it read
+            deferred = self._nudged.get(key, -math.inf) - time.monotonic()
+            if deferred > 0:
+                delay = min(delay, deferred)  # a nudge waits for the end of its gap
+            if not math.isfinite(delay):
+                return  # the pacer no longer knows it: discovery removed it meanwhile
+            self._scheduler.modify_job(key, next_run_time=utc_now() + timedelta(seconds=delay))
+
+    def _poll_now(self, source_name: str, target: str) -> CycleResult | None:
         if self.runtime.stop.is_set():
-            return
+            return None
         if not self._current(source_name, target):
-            return  # removed by discovery after this run was submitted
+            return None  # removed by discovery after this run was submitted
         with self._activity:
             if any(source_name in paused for paused in self._paused.values()):
-                return
+                return None
         key = target_key(source_name, target)
         coordinator = self.runtime.coordinator
         fence = None
         if coordinator is not None:
             fence = coordinator.begin(key)
             if fence is None:
-                return  # another replica holds this target
+                return None  # another replica holds this target
         with self._activity:
             self._running[source_name] += 1
         try:
@@ -309,11 +422,65 @@ class Scheduler:
         if not self._current(source_name, target):
             # Discovery dropped the target while it ran: its health entry must not linger.
             self._forget(target_key(source_name, target))
+            self.pacer.remove(key)
         for listener in self.cycle_listeners:
             try:
                 listener(result)
             except Exception:
                 _log.exception("scheduler.cycle_listener_failed")
+        return result
+
+    # -- nudges ----------------------------------------------------------------------------------
+    def find_targets(self, names: Iterable[str]) -> list[tuple[str, str]]:
+        """``(source, target)`` of every target whose name is one of ``names`` (case-insensitive)."""
+        with self._lock:
+            found = {pair for name in names for pair in self._by_name.get(name.casefold(), ())}
+        return sorted(found)
+
+    def nudge(self, source_name: str, target: str, *, min_gap: float) -> str:
+        """Poll a target soon, as a webhook asked; returns what became of the nudge.
+
+        Nudged polls of one target are at least ``min_gap`` apart, however many nudges come:
+
+        * ``polled``: its next run is now;
+        * ``queued``: a poll of it is running, and another follows as soon as it ends (the change
+          may have come after that poll read);
+        * ``deferred``: it was nudged less than ``min_gap`` ago, so it is polled when the gap ends
+          (the nudge is not lost, it only waits);
+        * ``throttled``: a deferred poll is already planned, which will read this change too;
+        * ``unknown_target``: no such target (discovery has not found it, or it is gone);
+        * ``elsewhere``: another replica holds the target and polls it on its own schedule.
+        """
+        key = target_key(source_name, target)
+        now = time.monotonic()
+        with self._lock:
+            known = not self._stopping and target in self._targets.get(source_name, set())
+            job = self._scheduler.get_job(key) if known else None
+            if job is None:
+                return "unknown_target"
+            coordinator = self.runtime.coordinator
+            if coordinator is not None and not coordinator.holds(key):
+                return "elsewhere"
+            return self._nudge_locked(key, job, now, min_gap)
+
+    def _nudge_locked(self, key: str, job: Job, now: float, min_gap: float) -> str:
+        """:meth:`nudge` of a known target this process polls (the lock held)."""
+        last = self._nudged.get(key)
+        if last is not None and last > now:
+            return "throttled"
+        if last is not None and now - last < min_gap:
+            due = last + min_gap
+            self._nudged[key] = due
+            when = utc_now() + timedelta(seconds=due - now)
+            if key not in self._polling and job.next_run_time > when:
+                self._scheduler.modify_job(key, next_run_time=when)
+            return "deferred"
+        self._nudged[key] = now
+        if key in self._polling:
+            self._again.add(key)
+            return "queued"
+        self._scheduler.modify_job(key, next_run_time=utc_now())
+        return "polled"
 
     def _forget(self, key: str) -> None:
         """A target left the configuration: drop its health and its per-target series.
@@ -321,6 +488,7 @@ class Scheduler:
         Left in place, ``fetcher_last_success_timestamp_seconds`` of a deleted repository would
         keep a staleness alert firing for ever.
         """
+        self._nudged.pop(key, None)
         self.runtime.health.forget_target(key)
         self.runtime.metrics.forget_target(*split_key(key))
 
@@ -355,6 +523,82 @@ class Scheduler:
         with self._lock:
             return target in self._targets.get(source_name, set())
 
+    def pacing_report(self) -> list[dict[str, object]]:
+        """The request budgets whose targets are polled less often than configured, and why."""
+        return [
+            {
+                "pool": f.pool,
+                "targets": f.targets,
+                "hot": f.hot,
+                "stretch": f.stretch,
+                "hot_stretch": f.hot_stretch,
+                "reason": f.reason,
+            }
+            for f in self.pacer.figures()
+            if f.reason
+        ]
+
+    def _fit_budgets(self) -> None:
+        """Cap each credential's polls so its requests stay under its per-minute limits.
+
+        What a poll costs is measured (answers per poll since the last run, smoothed), so a
+        credential whose polls cost 1.4 requests on average and may make 900 a minute is polled
+        at most ``0.85 × 900 / 1.4`` times a minute, whatever its targets' intervals ask.
+        """
+        for pool, quota in list(self._quotas.items()):
+            spent, polls = quota.spent(), self._pool_polls[pool]
+            last = self._marks.get(pool)
+            if last is None:
+                self._marks[pool] = (spent, polls)
+            elif polls - last[1] >= _MIN_POLLS:  # else measured later, over more polls
+                self._marks[pool] = (spent, polls)
+                for resource, count in spent.items():
+                    cost = (count - last[0].get(resource, 0)) / (polls - last[1])
+                    old = self._per_poll.get((pool, resource))
+                    self._per_poll[(pool, resource)] = cost if old is None else (old + cost) / 2
+            allowances = quota.allowance()
+            ceilings = [
+                (BUDGET_SHARE * allowance.per_minute / 60 / cost, allowance.reason)
+                for allowance in allowances
+                if (cost := self._per_poll.get((pool, allowance.resource), 0.0)) > 0
+            ]
+            ceiling, reason = min(ceilings) if ceilings else (None, "")
+            self.pacer.set_ceiling(pool, ceiling, reason)
+            self._report_limit(pool, quota, allowances)
+            slowed = self.pacer.slowed_by_ceiling(pool)
+            if slowed and self._ceilings.get(pool) != reason:
+                _log.info(
+                    "pacing.budget_bound",
+                    pool=pool,
+                    reason=reason,
+                    ceiling_per_min=round((ceiling or 0) * 60, 1),
+                )
+                self._ceilings[pool] = reason
+            elif not slowed and pool in self._ceilings:
+                _log.info("pacing.budget_free", pool=pool)
+                del self._ceilings[pool]
+
+    def _report_limit(self, pool: str, quota: Quota, allowances: list[Allowance]) -> None:
+        """Export a pool's tightest per-minute limit (one series, by kind) and its last minute."""
+        metrics = self.runtime.metrics
+        tightest = min(allowances, key=lambda a: a.per_minute, default=None)
+        kind = tightest.kind if tightest is not None else None
+        shown = self._limit_kinds.get(pool)
+        if shown is not None and shown != kind:
+            metrics.request_limit.remove(pool, shown)
+        if tightest is not None:
+            metrics.request_limit.labels(pool, tightest.kind).set(tightest.per_minute)
+            self._limit_kinds[pool] = tightest.kind
+        else:
+            self._limit_kinds.pop(pool, None)
+        metrics.requests_last_minute.labels(pool).set(quota.requests_last_minute())
+
+    def _report_pacing(self) -> None:
+        metrics = self.runtime.metrics
+        for figures in self.pacer.figures():
+            metrics.poll_stretch.labels(figures.pool).set(figures.stretch)
+            metrics.hot_targets.labels(figures.pool).set(figures.hot)
+
     def _overdue(self) -> None:
         """Report the polls running past ``defaults.poll_deadline`` (readiness and a gauge)."""
         deadline = self.runtime.config.defaults.poll_deadline.total_seconds()
@@ -377,6 +621,8 @@ class Scheduler:
         runtime = self.runtime
         # The heartbeat first: a store that hangs below must show as a wedged process.
         runtime.health.beat()
+        self._fit_budgets()
+        self._report_pacing()
         self._overdue()
         try:
             problem = runtime.store.check_writable()

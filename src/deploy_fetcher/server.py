@@ -7,6 +7,8 @@ a restart would not fix those, so nothing restarts on them.
 
 ``/metrics`` is prometheus_client's own WSGI exposition: the text format or OpenMetrics as the
 scraper's ``Accept`` asks, gzip when it accepts it, ``?name[]=`` to select series.
+
+Other applications can be mounted under a path prefix (the webhook nudges under ``/hooks/``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ Environ = dict[str, Any]
 
 
 class _QuietHandler(WSGIRequestHandler):
+    #: Seconds one read or write on a connection may block: a client that stops sending its
+    #: request (headers or body) frees its thread instead of holding it for ever.
+    timeout = 10.0
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Probes every few seconds would flood the log; stay quiet."""
 
@@ -56,6 +62,7 @@ class HealthServer:
         problems: Callable[[], list[str]],
         liveness: Callable[[], str | None] = lambda: None,
         details: Callable[[], dict[str, Any]] | None = None,
+        mounts: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -64,11 +71,21 @@ class HealthServer:
         self._liveness = liveness
         #: More for ``/readyz`` to show (a replica's membership and what it holds).
         self._details = details
+        #: Applications answering every path under their prefix, whatever the method.
+        self._mounts = dict(mounts or {})
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
+    def wsgi(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """What the server runs: a mounted application for a path under its prefix, else :meth:`app`."""
+        path = environ.get("PATH_INFO", "")
+        for prefix, mounted in self._mounts.items():
+            if path.startswith(prefix):
+                return mounted(environ, start_response)
+        return self.app(environ, start_response)
+
     def app(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        """The WSGI application behind the server (usable on its own in tests)."""
+        """The WSGI application of the three endpoints (usable on its own in tests)."""
         path = environ.get("PATH_INFO", "")
         if environ.get("REQUEST_METHOD", "GET") not in {"GET", "HEAD"}:
             return _json(start_response, "405 Method Not Allowed", {"error": "GET only"})
@@ -98,7 +115,7 @@ class HealthServer:
     def start(self) -> int:
         """Start serving; returns the bound port (useful with port 0)."""
         server = make_server(
-            self.host, self.port, self.app, ThreadingWSGIServer, handler_class=_QuietHandler
+            self.host, self.port, self.wsgi, ThreadingWSGIServer, handler_class=_QuietHandler
         )
         self._server = server
         self.port = server.server_address[1]

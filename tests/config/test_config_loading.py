@@ -155,6 +155,6 @@ def test_top_level_must_be_a_mapping(load, text, kind):
     error = load.error(text)
     expected = (
         "the top level must be a mapping of sections "
-        f"(state, server, log, defaults, rules, sinks, sources), not {kind}"
+        f"(state, server, nudges, log, defaults, rules, sinks, sources), not {kind}"
     )
     assert expected == error.message

@@ -53,6 +53,11 @@ def _series() -> set[str]:
     metrics.ci_request_limit("github", "deadline")
     metrics.rate_limit("github", "c", remaining=1, limit=2)
     metrics.events.labels("s", "success").inc()
+    metrics.nudges.labels("github", "polled").inc()
+    metrics.poll_stretch.labels("github").set(1)
+    metrics.hot_targets.labels("github").set(0)
+    metrics.request_limit.labels("github", "declared").set(900)
+    metrics.requests_last_minute.labels("github").set(0)
     text = generate_latest(metrics.registry).decode()
     # A histogram is named by its family too; a counter only by its ``_total`` series.
     families = {f.name for f in metrics.registry.collect() if f.type in {"histogram", "info"}}

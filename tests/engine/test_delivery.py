@@ -79,7 +79,7 @@ def test_unauthorized_pauses_the_sink_and_keeps_the_events(store):
     assert FAST.pause_probe == worker.drain_once()
     assert store.pending_count("dash") == 2
     assert any("sink dash: credentials rejected" in p for p in health.problems())
-    worker._resume_at = 0  # the probe interval has passed
+    worker._lanes[0].resume_at = 0  # the probe interval has passed
     worker.drain_once()
     assert store.pending_count("dash") == 0
     assert "dash" not in health.paused_sinks
@@ -92,7 +92,7 @@ def test_max_attempts_dead_letters_a_row_that_never_goes_through(store):
     worker.drain_once()
     assert store.pending_count("dash") == 1
     time.sleep(BACKOFF_MAX * 2)  # the row is due again after at most backoff_max
-    worker._resume_at = 0
+    worker._lanes[0].resume_at = 0
     worker.drain_once()
     [dead] = store.list_rows(sink="dash", state="dead")
     assert "gave up after 2 attempts" in dead.last_error

@@ -50,6 +50,7 @@ __all__ = [
     "HttpSourceConfig",
     "LogConfig",
     "NameRule",
+    "NudgesConfig",
     "RulesConfig",
     "Section",
     "ServerConfig",
@@ -240,6 +241,68 @@ class ServerConfig(Section):
     """TCP port to listen on (0 picks a free one)."""
 
 
+class GitHubNudges(Section):
+    """How nudges from GitHub prove where they come from: the webhook's secret."""
+
+    secret: SecretStr
+    """The webhook's secret: each delivery's ``X-Hub-Signature-256`` is its HMAC-SHA256 of the body (or ``secret_file``)."""
+    previous_secret: SecretStr | None = None
+    """While a secret is being rotated, deliveries signed with this one are accepted too (or ``previous_secret_file``)."""
+
+
+class GitLabNudges(Section):
+    """How nudges from GitLab prove where they come from: the webhook's secret token."""
+
+    token: SecretStr
+    """The webhook's secret token, sent as ``X-Gitlab-Token`` with each event (or ``token_file``)."""
+    previous_token: SecretStr | None = None
+    """While a token is being rotated, events with this one are accepted too (or ``previous_token_file``)."""
+
+
+class AzureDevOpsNudges(Section):
+    """How nudges from Azure DevOps prove where they come from: the service hook's basic authentication."""
+
+    username: str = Field(min_length=1)
+    """The user name set in the service hook subscription's basic authentication."""
+    password: SecretStr
+    """The password set in the subscription's basic authentication (or ``password_file``)."""
+    previous_password: SecretStr | None = None
+    """While a password is being rotated, requests with this one are accepted too (or ``previous_password_file``)."""
+
+
+class NudgesConfig(Section):
+    """Webhook nudges: a CI system tells the fetcher that a repository, project or pipeline changed.
+
+    A nudge only makes the fetcher poll that one target now; the poll, not the nudge, says what
+    happened. Served at ``/hooks/github``, ``/hooks/gitlab`` and ``/hooks/azure-devops`` on the
+    ``server``'s address, for the providers configured here (see ``docs/nudges.md`` on exposing it).
+    """
+
+    enabled: bool = False
+    """Accept nudges at all (off by default: polling alone loses nothing, nudges only make it sooner)."""
+    min_gap: Duration = timedelta(seconds=5)
+    """A target is polled for a nudge at most once in this time, however many nudges name it."""
+    max_body: int = Field(default=1024 * 1024, ge=1024, le=25 * 1024 * 1024)
+    """Largest request body accepted, in bytes (GitHub's own limit is 25 MiB; its deployment and workflow events are tens of KiB)."""
+    read_timeout: Duration = timedelta(seconds=10)
+    """Time allowed to receive a whole request body."""
+    github: GitHubNudges | None = None
+    """Nudges from GitHub webhooks (``deployment``, ``deployment_status``, ``workflow_run``, ``workflow_job``)."""
+    gitlab: GitLabNudges | None = None
+    """Nudges from GitLab webhooks (deployment and pipeline events)."""
+    azure_devops: AzureDevOpsNudges | None = None
+    """Nudges from Azure DevOps service hooks (pipeline run, stage and job, approval, build and release deployment events)."""
+
+    @model_validator(mode="after")
+    def _some_provider(self) -> NudgesConfig:
+        if self.enabled and not (self.github or self.gitlab or self.azure_devops):
+            msg = (
+                "nudges are enabled but no provider is configured (github, gitlab or azure_devops)"
+            )
+            raise ValueError(msg)
+        return self
+
+
 class LogConfig(Section):
     """Logging: JSON lines when not on a TTY, human-readable otherwise."""
 
@@ -255,7 +318,13 @@ class DefaultsConfig(Section):
     interval: Duration = timedelta(seconds=60)
     """Time between two polls of a source (at least 1s)."""
     jitter: Duration = timedelta(seconds=10)
-    """Random delay added to each poll so sources do not all hit an API at the same instant."""
+    """Random delay added to each poll so sources do not all hit an API at the same instant (drawn afresh each time: gaps average ``interval``)."""
+    hot_interval: Duration = timedelta(seconds=15)
+    """Interval of a target with work in flight (a deployment not finished yet, or something new in the last ``cooldown``), paid for by idle targets polled less often: the same number of polls in all. ``0s`` polls every target at its ``interval``."""
+    cooldown: Duration = timedelta(minutes=2)
+    """How long a target stays hot after a poll found something new."""
+    max_stretch: float = Field(default=4.0, ge=1.0, le=100.0)
+    """How many times its ``interval`` an idle target may wait so that hot targets can be polled every ``hot_interval`` (1 turns adaptive intervals off)."""
     lookback: Duration = timedelta(days=7)
     """Where the very first poll of a source starts (never at the repository's genesis)."""
     overlap: Duration = timedelta(minutes=5)
@@ -506,6 +575,8 @@ class SinkConfig(Section):
     """First wait after a retryable failure; doubles per failure, with full jitter."""
     backoff_max: Duration = timedelta(minutes=5)
     """Longest wait between two attempts (a server's Retry-After may ask for more, up to 1 h)."""
+    lanes: int = Field(default=1, ge=1, le=64)
+    """Deliveries in flight at once: the outbox is split by service into this many lines, each in ``happened_at`` order (every event of one service stays in order; different services may overtake each other). HTTP sinks only: ``jsonl`` and ``stdout`` write one event at a time."""
 
 
 def _duplicate(kind: str, index: int, name: str, first: dict[str, int]) -> list[tuple[Loc, str]]:
@@ -524,6 +595,8 @@ class FetcherConfig(Section):
     """Where cursors and the outbox live."""
     server: ServerConfig = ServerConfig()
     """The health and metrics HTTP server."""
+    nudges: NudgesConfig = NudgesConfig()
+    """Webhook nudges: CI systems asking for one target to be polled now."""
     log: LogConfig = LogConfig()
     """Logging level and format."""
     defaults: DefaultsConfig = DefaultsConfig()
@@ -555,6 +628,10 @@ class FetcherConfig(Section):
                     problems.append((loc, f"sink {name!r} is listed twice"))
                 listed.add(name)
         problems += self._check_state_sink()
+        if self.nudges.enabled and not self.server.enabled:
+            problems.append(
+                (("nudges", "enabled"), "nudges are served by the server, which is disabled")
+            )
         if problems:
             raise config_problems(problems)
         return self

@@ -115,6 +115,8 @@ class LoggedRequest:
     headers: dict[str, str]
     #: ``time.monotonic()`` when the answer was sent (tests check Retry-After was honoured).
     at: float = 0.0
+    #: ``time.monotonic()`` when the request arrived (benchmarks count requests in flight).
+    started: float = 0.0
 
 
 class EmulatorServer:
@@ -265,6 +267,7 @@ class EmulatorServer:
                 return format_datetime(when.astimezone(UTC), usegmt=True)
 
             def _handle(self) -> None:
+                started = time.monotonic()
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -314,6 +317,7 @@ class EmulatorServer:
                                 response.status,
                                 request.headers,
                                 time.monotonic(),
+                                started,
                             )
                         )
                 self.send_response(response.status)

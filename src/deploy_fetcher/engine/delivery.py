@@ -3,9 +3,9 @@
 Decisions come from the sink's :data:`~deploy_fetcher.sinks.Delivery` value alone:
 
 * ``Delivered`` → mark the row delivered (it stays as dedup ledger until pruned);
-* ``Retry`` → the sink is struggling, not the event: back off the whole sink (exponential with full
-  jitter, at least the server's Retry-After), keep the row at the head of the line so events stay in
-  ``happened_at`` order;
+* ``Retry`` → the sink is struggling, not the event: back off (the whole sink, or the row's lane;
+  exponential with full jitter, at least the server's Retry-After), keep the row at the head of its
+  line so events stay in ``happened_at`` order;
 * ``Unauthorized`` → the credential is broken: pause the sink (readiness degraded), keep every row, and
   probe again every ``pause_probe`` seconds so a fixed secret resumes delivery without a restart;
 * ``Rejected`` → dead-letter the row with the reason and go on.
@@ -14,6 +14,10 @@ Delivery can also be *held* from outside (the dashboard announced a reset): the 
 event in hand, gives back its claims and sends nothing until it is let go; rows stay queued.
 
 A worker is woken as soon as the poller commits rows for its sink, not on the next tick.
+
+A sink with ``lanes: N`` is drained by N threads, one per delivery line of its outbox (rows split by
+service, see :mod:`deploy_fetcher.store._lanes`): each line keeps its own head, backoff and pause,
+so one service's retry holds back that line only, and a slow destination gets N requests at once.
 """
 
 from __future__ import annotations
@@ -64,8 +68,20 @@ def _backoff(config: SinkConfig) -> Any:
 
 
 @dataclass
+class _Lane:
+    """One delivery line of a sink: its thread, its wake-up call and its backoff."""
+
+    index: int
+    wake: threading.Event = field(default_factory=threading.Event)
+    busy: threading.Lock = field(default_factory=threading.Lock)  # held while a batch is worked on
+    failures: int = 0
+    resume_at: float = 0.0  # monotonic time before which this line leaves the sink alone
+    thread: threading.Thread | None = None
+
+
+@dataclass
 class DeliveryWorker:
-    """Drains one sink's outbox in a thread of its own."""
+    """Drains one sink's outbox, one thread per delivery lane."""
 
     sink: Sink
     store: StateStore
@@ -79,43 +95,53 @@ class DeliveryWorker:
 
     def __post_init__(self) -> None:
         self.name = self.sink.config.name
-        self._wake = threading.Event()
-        self._failures = 0
-        self._resume_at = 0.0  # monotonic time before which the sink is left alone
+        #: Delivery lanes: the sink's ``lanes``, or one for a sink that cannot send concurrently.
+        self.lanes = self.sink.config.lanes if self.sink.concurrent else 1
+        self._lanes = [_Lane(index) for index in range(self.lanes)]
         self._depth_at = -DEPTH_REFRESH_SECONDS
+        self._depth_lock = threading.Lock()
         self._wait = _backoff(self.sink.config)
-        self._thread: threading.Thread | None = None
         self._held = threading.Event()
-        self._busy = threading.Lock()  # taken while a batch is worked on
         self._log = _log.bind(sink=self.name)
+        self._count_lock = threading.Lock()
         self.delivered = 0
         self.dead = 0
 
     # -- control ---------------------------------------------------------------------------------
     def wake(self) -> None:
-        """Rows were committed for this sink: look at once."""
-        self._wake.set()
+        """Rows were committed for this sink: every lane looks at once."""
+        for lane in self._lanes:
+            lane.wake.set()
 
     def start(self) -> None:
-        """Run the worker loop in a daemon thread."""
-        self._thread = threading.Thread(target=self.run, name=f"deliver-{self.name}", daemon=True)
-        self._thread.start()
+        """Run each lane's loop in a daemon thread."""
+        for lane in self._lanes:
+            suffix = f"-{lane.index}" if self.lanes > 1 else ""
+            lane.thread = threading.Thread(
+                target=self.run,
+                args=(lane.index,),
+                name=f"deliver-{self.name}{suffix}",
+                daemon=True,
+            )
+            lane.thread.start()
 
     def stop(self, timeout: float) -> None:
-        """Stop after the event in hand; wait up to ``timeout`` seconds."""
+        """Stop after the events in hand; wait up to ``timeout`` seconds for every lane."""
         self.stop_event.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self.wake()
+        deadline = time.monotonic() + timeout
+        for lane in self._lanes:
+            if lane.thread is not None:
+                lane.thread.join(max(0.0, deadline - time.monotonic()))
 
     def hold(self) -> None:
-        """Send nothing from now on (after the event in hand) until :meth:`unhold`."""
+        """Send nothing from now on (after the events in hand) until :meth:`unhold`."""
         self._held.set()
 
     def unhold(self) -> None:
         """Let a held worker deliver again, at once."""
         self._held.clear()
-        self._wake.set()
+        self.wake()
 
     @property
     def held(self) -> bool:
@@ -123,38 +149,42 @@ class DeliveryWorker:
         return self._held.is_set()
 
     def wait_idle(self, timeout: float) -> bool:
-        """Wait until no batch is being worked on; False when ``timeout`` passed first."""
-        if not self._busy.acquire(timeout=timeout):
-            return False
-        self._busy.release()
+        """Wait until no lane works on a batch; False when ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        for lane in self._lanes:
+            if not lane.busy.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                return False
+            lane.busy.release()
         return True
 
     @property
     def backing_off(self) -> float:
-        """Seconds until the sink may be tried again (0 when it may be tried now)."""
-        return max(0.0, self._resume_at - time.monotonic())
+        """Seconds until some lane may try the sink again (0 when one may now)."""
+        now = time.monotonic()
+        return min(max(0.0, lane.resume_at - now) for lane in self._lanes)
 
     @property
     def alive(self) -> bool:
-        """Whether the worker thread runs."""
-        return self._thread is not None and self._thread.is_alive()
+        """Whether the worker's threads run."""
+        return any(lane.thread is not None and lane.thread.is_alive() for lane in self._lanes)
 
     # -- the loop --------------------------------------------------------------------------------
-    def run(self) -> None:
-        """Loop until stopped: claim a batch, send it, sleep until woken or something is due."""
+    def run(self, lane: int = 0) -> None:
+        """Loop one lane until stopped: claim a batch, send it, sleep until woken or something is due."""
+        state = self._lanes[lane]
         while not self.stop_event.is_set():
-            with self._busy:
+            with state.busy:
                 try:
-                    pause = self.drain_once()
+                    pause = self.drain_once(lane)
                 except StoreError as exc:
                     self.health.set_store_problem(str(exc))
                     pause = self.policy.idle_poll
                 except Exception:
-                    self._log.exception("delivery.unexpected_error")
+                    self._log.exception("delivery.unexpected_error", lane=lane)
                     pause = self.policy.idle_poll
             if pause > 0 and not self.stop_event.is_set():
-                self._wake.wait(pause)
-                self._wake.clear()
+                state.wake.wait(pause)
+                state.wake.clear()
 
     def _lease(self) -> float:
         """How long a claim holds: short, because a crashed claimer's rows wait that long.
@@ -164,17 +194,25 @@ class DeliveryWorker:
         """
         return self.policy.lease_floor + 2 * self.sink.config.timeout.total_seconds()
 
-    def drain_once(self) -> float:
-        """Send one claimed batch; return how long to wait before the next (0 = go on at once)."""
+    def drain_once(self, lane: int = 0) -> float:
+        """Send one claimed batch of a lane; return how long to wait before the next (0 = at once)."""
+        state = self._lanes[lane]
         if self._held.is_set() or not self.gate():
             return self.policy.idle_poll  # unhold() or gaining the sink's lease wakes the worker
-        backing_off = self._resume_at - time.monotonic()
+        backing_off = state.resume_at - time.monotonic()
         if backing_off > 0:
             # New rows woke us, but the sink is backing off or paused: they wait their turn.
             return backing_off
         now = utc_now()
         lease = self._lease()
-        rows = self.store.claim(self.name, limit=self.policy.batch, lease_seconds=lease, now=now)
+        rows = self.store.claim(
+            self.name,
+            limit=self.policy.batch,
+            lease_seconds=lease,
+            now=now,
+            lane=lane,
+            lanes=self.lanes,
+        )
         if not rows:
             self._update_depth()
             return self.policy.idle_poll
@@ -190,16 +228,16 @@ class DeliveryWorker:
                 # lease: hand the rest back.
                 self.store.release([r.id for r in rows[index:]])
                 return 0
-            wait = self._send(row)
+            wait = self._send(row, state)
             if wait is not None:
-                self._resume_at = time.monotonic() + wait
+                state.resume_at = time.monotonic() + wait
                 self.store.release([r.id for r in rows[index + 1 :]])
                 self._update_depth()
                 return wait
         self._update_depth()
         return 0
 
-    def _send(self, row: OutboxRow) -> float | None:
+    def _send(self, row: OutboxRow, lane: _Lane) -> float | None:
         """Deliver one row; None to go on with the batch, else seconds to wait before the next try."""
         started = time.monotonic()
         try:
@@ -213,7 +251,7 @@ class DeliveryWorker:
         )
         match outcome:
             case Delivered():
-                self._delivered(row, now, log, seconds=time.monotonic() - started)
+                self._delivered(row, now, log, lane, seconds=time.monotonic() - started)
                 return None
             case Rejected(reason=reason, status_code=status_code):
                 self._dead_letter(row, reason, now, log, status_code=status_code)
@@ -225,18 +263,21 @@ class DeliveryWorker:
                 self.health.sink_paused(self.name, f"credentials rejected ({reason})")
                 return self.policy.pause_probe
             case Retry():
-                return self._retry(row, outcome, now, log)
+                return self._retry(row, outcome, now, log, lane)
 
-    def _delivered(self, row: OutboxRow, now: datetime, log: Any, *, seconds: float) -> None:
+    def _delivered(
+        self, row: OutboxRow, now: datetime, log: Any, lane: _Lane, *, seconds: float
+    ) -> None:
         self._settle(lambda: self.store.mark_delivered(row.id, now=now))
         self.metrics.deliveries.labels(self.name, "delivered").inc()
         self.metrics.delivery_latency.labels(self.name).observe(
             max(0.0, (now - row.created_at).total_seconds())
         )
-        self.delivered += 1
-        if self._failures:
-            log.info("delivery.recovered", after_failures=self._failures)
-        self._failures = 0
+        with self._count_lock:
+            self.delivered += 1
+        if lane.failures:
+            log.info("delivery.recovered", after_failures=lane.failures)
+        lane.failures = 0
         self.health.sink_resumed(self.name)
         log.debug("delivery.delivered", seconds=round(seconds, 3))
 
@@ -245,28 +286,32 @@ class DeliveryWorker:
     ) -> None:
         self._settle(lambda: self.store.dead_letter(row.id, reason=reason, now=now))
         self.metrics.deliveries.labels(self.name, "rejected").inc()
-        self.dead += 1
+        with self._count_lock:
+            self.dead += 1
         log.warning("delivery.dead_lettered", reason=reason, status_code=status_code)
 
-    def _retry(self, row: OutboxRow, outcome: Retry, now: datetime, log: Any) -> float | None:
-        """Back the sink off, or dead-letter the row when it used up ``max_attempts``."""
-        self._failures += 1
+    def _retry(
+        self, row: OutboxRow, outcome: Retry, now: datetime, log: Any, lane: _Lane
+    ) -> float | None:
+        """Back the lane off, or dead-letter the row when it used up ``max_attempts``."""
+        lane.failures += 1
         self.metrics.deliveries.labels(self.name, "retry").inc()
         max_attempts = self.sink.config.max_attempts
         if max_attempts is not None and row.attempts + 1 >= max_attempts:
             reason = f"gave up after {row.attempts + 1} attempts: {outcome.reason}"
             self._settle(lambda: self.store.dead_letter(row.id, reason=reason, now=now))
-            self.dead += 1
+            with self._count_lock:
+                self.dead += 1
             log.warning("delivery.dead_lettered", reason=reason)
             return None
-        delay = float(self._wait(SimpleNamespace(attempt_number=self._failures)))
+        delay = float(self._wait(SimpleNamespace(attempt_number=lane.failures)))
         if outcome.after is not None:
             delay = max(delay, min(outcome.after, self.policy.retry_after_max))
         retry_at = now + timedelta(seconds=delay)
         self._settle(
             lambda: self.store.mark_retry(row.id, next_attempt_at=retry_at, error=outcome.reason)
         )
-        if self._failures == 1 or outcome.after is not None:
+        if lane.failures == 1 or outcome.after is not None:
             log.warning(
                 "delivery.retrying",
                 reason=outcome.reason,
@@ -294,11 +339,13 @@ class DeliveryWorker:
                 return
 
     def _update_depth(self) -> None:
-        # Counting a large backlog costs a scan of its index: at most once a second, not per batch.
+        # Counting a large backlog costs a scan of its index: at most once a second, not per batch
+        # (and by one lane of the sink at a time).
         now = time.monotonic()
-        if now - self._depth_at < DEPTH_REFRESH_SECONDS:
-            return
-        self._depth_at = now
+        with self._depth_lock:
+            if now - self._depth_at < DEPTH_REFRESH_SECONDS:
+                return
+            self._depth_at = now
         self.metrics.outbox_depth.labels(self.name).set(self.store.pending_count(self.name))
         if self.name not in self.health.paused_sinks:
             self.metrics.sink_paused.labels(self.name).set(0)

@@ -56,6 +56,10 @@ class CycleResult:
     events: int = 0
     queued: int = 0
     error: str = ""
+    #: Deployments whose latest status read in this cycle is not terminal (work in flight).
+    in_flight: frozenset[str] = frozenset()
+    #: Deployments whose latest status read in this cycle is terminal.
+    finished: frozenset[str] = frozenset()
 
 
 _OUTCOMES: tuple[tuple[type[SourceError], str], ...] = (
@@ -170,12 +174,14 @@ class Poller:
         started = time.monotonic()
         pages = events = queued = 0
         outcome, error = "ok", ""
+        latest: dict[str, DeployEvent] = {}
         try:
             cursor = self.store.get_cursor(key)
             for page in provider.poll(target, cursor):
                 pages += 1
                 events += len(page.events)
                 queued += self.commit(source, key, page, fence=fence)
+                _keep_latest(latest, page.events)
                 if self.should_stop():
                     log.info("poll.stopped_after_page", pages=pages)
                     break
@@ -197,7 +203,7 @@ class Poller:
             outcome, error = "error", f"{type(exc).__name__}: {exc}"
             log.exception("poll.unexpected_error")
         elapsed = time.monotonic() - started
-        self.metrics.cycle(source.name, target, outcome, elapsed)
+        self.metrics.cycle(source.name, target, outcome, elapsed, provider=source.provider)
         if outcome == "ok":
             self.health.target_ok(key)
             log.debug(
@@ -205,7 +211,16 @@ class Poller:
             )
         elif outcome not in {"store_error", "lease_lost"}:
             self.health.target_failed(key, outcome, error)
-        return CycleResult(key, outcome, pages, events, queued, error)
+        return CycleResult(
+            key,
+            outcome,
+            pages,
+            events,
+            queued,
+            error,
+            in_flight=frozenset(d for d, e in latest.items() if not e.status.is_terminal),
+            finished=frozenset(d for d, e in latest.items() if e.status.is_terminal),
+        )
 
     # -- backfill --------------------------------------------------------------------------------
     def backfill_target(
@@ -253,6 +268,14 @@ class Poller:
             _log.bind(source=source.name, target=target).exception("backfill.unexpected_error")
             return CycleResult(key, "error", pages, events, queued, f"{type(exc).__name__}: {exc}")
         return CycleResult(key, "ok", pages, events, queued)
+
+
+def _keep_latest(latest: dict[str, DeployEvent], events: Sequence[DeployEvent]) -> None:
+    """Remember each deployment's latest event (by ``happened_at``) among ``events``."""
+    for event in events:
+        known = latest.get(event.deployment_id)
+        if known is None or event.happened_at >= known.happened_at:
+            latest[event.deployment_id] = event
 
 
 def preview(

@@ -147,6 +147,11 @@ class Coordinator:
         self._wake.set()
 
     # -- asked by the scheduler and the delivery workers ---------------------------------------------
+    def holds(self, key: str) -> bool:
+        """Whether this member holds ``key``'s lease now (so a poll of it here could commit)."""
+        with self._lock:
+            return key in self._held and self._clock() < self._valid_until
+
     def begin(self, key: str) -> Fence | None:
         """The fence to poll ``key`` under, or None when this member does not hold it now.
 

@@ -26,7 +26,7 @@ from deploy_fetcher.model import DeployEvent, utc_now
 if TYPE_CHECKING:
     from deploy_fetcher.config import DefaultsConfig, SourceConfig
     from deploy_fetcher.metrics import Metrics
-    from deploy_fetcher.providers.kit import LimitHit
+    from deploy_fetcher.providers.kit import LimitHit, Quota
 
 __all__ = [
     "CheckItem",
@@ -169,6 +169,15 @@ class Provider(abc.ABC):
     def ready_problems(self) -> list[str]:
         """Reasons this source is not healthy beyond failed cycles (e.g. quota spent); empty = fine."""
         return []
+
+    @property
+    def request_quota(self) -> Quota | None:
+        """The quota of this source's credential, shared by every source using it; None without one.
+
+        The scheduler paces the targets of all sources sharing one quota as one budget, held under
+        the per-minute limits the quota knows (:meth:`~deploy_fetcher.providers.kit.Quota.allowance`).
+        """
+        return None
 
     def check(self, target: str) -> list[CheckItem]:
         """``fetcher check``: one cheap authenticated request proving ``target`` can be read.

@@ -108,11 +108,15 @@ class Sink(abc.ABC):
     """Base class of every sink (registered under ``deploy_fetcher.sinks``).
 
     Subclasses set ``name`` (the entry point's name, the ``type:`` key in YAML) and ``config_model``.
-    ``send`` is called from one delivery thread per sink, never concurrently for one instance.
+    ``send`` is called from one delivery thread per sink, never concurrently for one instance, unless
+    the sink sets ``concurrent``: then from one thread per delivery lane (``lanes`` in its config).
     """
 
     name: ClassVar[str]
     config_model: ClassVar[type[SinkConfig]]
+    #: Whether ``send`` may run in several threads at once (each event a request of its own). A
+    #: sink that appends to one file, or keeps per-event state, leaves it False: one lane.
+    concurrent: ClassVar[bool] = False
 
     def __init__(self, config: SinkConfig, context: SinkContext) -> None:
         self.config = config

@@ -248,7 +248,12 @@ class SinkHttpClient:
             headers={"User-Agent": context.user_agent},
             verify=verify,
             follow_redirects=False,
-            transport=transport if transport is not None else watched_transport(verify),
+            # One kept-alive connection per delivery lane (httpx keeps 20 by default).
+            transport=transport
+            if transport is not None
+            else watched_transport(
+                verify, limits=httpx.Limits(max_keepalive_connections=max(20, config.lanes))
+            ),
         )
 
     def send(

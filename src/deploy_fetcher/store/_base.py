@@ -118,12 +118,21 @@ class StateStore(Protocol):
 
     # -- outbox ------------------------------------------------------------------------------------
     def claim(
-        self, sink: str, *, limit: int, lease_seconds: float, now: datetime
+        self,
+        sink: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        now: datetime,
+        lane: int = 0,
+        lanes: int = 1,
     ) -> list[OutboxRow]:
         """Claim up to ``limit`` pending rows of ``sink`` for this process, oldest ``happened_at`` first.
 
         Head of line: the claim stops at the first row whose retry is not yet due, so a later event
         never overtakes an earlier one that is waiting out its backoff (even across a restart).
+        With ``lanes`` above one, only the rows of delivery line ``lane`` (``lane_key % lanes``, see
+        :mod:`deploy_fetcher.store._lanes`), each line held at its own head.
         """
         ...
 

@@ -16,6 +16,7 @@ from typing import Final
 
 from deploy_fetcher.errors import ForeignStateError, StoreError
 from deploy_fetcher.store._connections import Connections
+from deploy_fetcher.store._lanes import lane_key_of_json
 
 __all__ = [
     "APPLICATION_ID",
@@ -100,8 +101,28 @@ def _v1_initial(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _v2_lanes(conn: sqlite3.Connection) -> None:
+    """Delivery lanes: each row's lane key (see ``_lanes.py``), and the claim index with it.
+
+    Rows still pending (or dead, which an operator may retry) get the key of their event's service,
+    so their order within each service is kept whatever a sink's number of lanes; delivered rows are
+    never claimed again and keep 0. The key
+    joins the claim index so a lane's claim reads it there, without a visit to each row.
+    """
+    conn.execute("ALTER TABLE outbox ADD COLUMN lane_key INTEGER NOT NULL DEFAULT 0")
+    pending = conn.execute("SELECT id, event FROM outbox WHERE state != 'delivered'").fetchall()
+    conn.executemany(
+        "UPDATE outbox SET lane_key = ? WHERE id = ?",
+        [(lane_key_of_json(event), row_id) for row_id, event in pending],
+    )
+    conn.execute("DROP INDEX outbox_claim")
+    conn.execute(
+        "CREATE INDEX outbox_claim ON outbox (sink, state, happened_at, next_attempt_at, lane_key)"
+    )
+
+
 #: Migration ``i`` takes a file from schema version ``i`` to ``i + 1``.
-MIGRATIONS: list[Migration] = [_v1_initial]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_lanes]
 
 
 def schema_version() -> int:

@@ -25,6 +25,7 @@ from deploy_fetcher.store._base import CursorRecord, Fence, OutboxRow, OutboxSta
 from deploy_fetcher.store._claims import is_orphaned, process_token
 from deploy_fetcher.store._codec import dump_cursor, from_db, load_cursor, to_db
 from deploy_fetcher.store._connections import Connections
+from deploy_fetcher.store._lanes import lane_key
 from deploy_fetcher.store._schema import check_file, ensure_schema
 
 __all__ = ["SqliteStore"]
@@ -44,8 +45,9 @@ _ROW_COLUMNS: Final = (
 _NEXT_ATTEMPT: Final = 7
 _INSERT_ROW: Final = """
     INSERT OR IGNORE INTO outbox
-        (sink, source, deployment_id, status, happened_at, event, created_at, next_attempt_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        (sink, source, deployment_id, status, happened_at, event, created_at, next_attempt_at,
+         lane_key)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _UPSERT_SUCCESS: Final = """
     INSERT INTO successes (service, environment, sha, deployment_id, happened_at)
@@ -199,7 +201,7 @@ class SqliteStore:
     @staticmethod
     def _outbox_params(
         rows: Sequence[tuple[str, DeployEvent]], now: str
-    ) -> Iterable[tuple[str, ...]]:
+    ) -> Iterable[tuple[str | int, ...]]:
         # One event is usually fanned out to several sinks: serialise it once.
         encoded: dict[int, str] = {}
         for sink, event in rows:
@@ -215,13 +217,24 @@ class SqliteStore:
                 text,
                 now,
                 now,
+                lane_key(event),
             )
 
     # -- outbox ----------------------------------------------------------------------------------
     def claim(
-        self, sink: str, *, limit: int, lease_seconds: float, now: datetime
+        self,
+        sink: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        now: datetime,
+        lane: int = 0,
+        lanes: int = 1,
     ) -> list[OutboxRow]:
         """Claim up to ``limit`` due pending rows of ``sink``, oldest ``happened_at`` first.
+
+        With ``lanes`` above one, only rows of line ``lane`` (``lane_key % lanes``), whose head is
+        held on its own: a row waiting for its retry holds back the later rows of its lane only.
 
         The line is held at its head: rows come in ``(happened_at, id)`` order and the walk stops
         at the first row waiting for its retry (``next_attempt_at`` still ahead), so nothing later
@@ -244,12 +257,12 @@ class SqliteStore:
             line = conn.execute(
                 f"""
                 SELECT {_ROW_COLUMNS} FROM outbox
-                WHERE sink = ? AND state = 'pending'
+                WHERE sink = ? AND state = 'pending' AND lane_key % ? = ?
                   AND (claim_until IS NULL OR claim_until <= ?)
                 ORDER BY happened_at, id
                 LIMIT ?
                 """,  # noqa: S608 - only constant column names are interpolated
-                (sink, at, limit),
+                (sink, max(lanes, 1), lane, at, limit),
             ).fetchall()
             found = list(takewhile(lambda record: record[_NEXT_ATTEMPT] <= at, line))
             claimed: list[OutboxRow] = []

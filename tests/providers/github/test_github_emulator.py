@@ -103,6 +103,25 @@ def test_spent_quota_answers_403_with_reset(make_emulator):
     assert str(int((START + timedelta(hours=1)).timestamp())) == headers["x-ratelimit-reset"]
 
 
+def test_secondary_limit_counts_every_answer_and_refuses_with_retry_after(make_emulator):
+    """Over the secondary limit's points a minute (a free 304 counted), GitHub's 403 with retry-after."""
+    emulator = make_emulator(start=START, secondary_points_per_minute=3)
+    emulator.add_repo("octo/api")
+    _, headers, _ = call(emulator, "/repos/octo/api")
+    statuses = [
+        call(emulator, "/repos/octo/api", headers={"If-None-Match": headers["etag"]})[0]
+        for _ in range(2)
+    ]
+    status, refused_headers, body = call(emulator, "/repos/octo/api")
+    assert ([304, 304], 403, "60", 1) == (
+        statuses,
+        status,
+        refused_headers["retry-after"],
+        emulator.secondary_refusals,
+    )
+    assert body["message"].startswith("You have exceeded a secondary rate limit")
+
+
 def test_installation_tokens_need_a_jwt_signed_by_the_apps_key(make_emulator):
     """Only a JWT signed with the registered key buys a token, and the token expires on the emulator clock."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

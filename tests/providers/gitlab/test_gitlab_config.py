@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from deploy_fetcher.config import DefaultsConfig
+from deploy_fetcher.metrics import Metrics
+from deploy_fetcher.providers import ProviderContext
 from deploy_fetcher.providers.gitlab import GitLabSourceConfig
+from deploy_fetcher.providers.gitlab.client import shared_client
 
 BASE = {"name": "gl", "provider": "gitlab", "token": "glpat-secret-value", "projects": ["g/api"]}
 
@@ -77,3 +81,22 @@ def test_ca_bundle_and_disabled_verification_exclude_each_other(tmp_path):
 def test_url_keeps_a_self_managed_path_prefix():
     """A self-managed instance's path prefix is kept; a trailing slash is dropped."""
     assert "https://git.example.com/gitlab" == validate(url="https://git.example.com/gitlab/").url
+
+
+@pytest.mark.parametrize(
+    ("changes", "per_minute"),
+    [
+        ({"url": "https://gitlab.com"}, [2000]),
+        ({"url": "https://gitlab.com", "request_budget": 600}, [600]),
+        ({"url": "https://gitlab.example.com"}, []),
+    ],
+)
+def test_the_per_minute_limit_is_the_credentials_allowance(changes, per_minute):
+    """GitLab.com's 2 000 requests a minute per user, or request_budget; none known elsewhere."""
+    context = ProviderContext(metrics=Metrics(), defaults=DefaultsConfig())
+    try:
+        quota = shared_client(validate(**changes), context).policy.quota
+        assert quota is not None
+        assert per_minute == [a.per_minute for a in quota.allowance()]
+    finally:
+        context.shared.close()

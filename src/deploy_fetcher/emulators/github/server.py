@@ -22,6 +22,7 @@ Every request is logged, and :meth:`charged` says which ones cost quota.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import heapq
 import itertools
@@ -29,6 +30,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -135,6 +137,7 @@ class GitHubEmulator(EmulatorServer):
         rate_limit: int = 5000,
         rate_limit_headers: bool = True,
         token_ttl: timedelta = timedelta(hours=1),
+        secondary_points_per_minute: int | None = None,
     ) -> None:
         super().__init__(host, port)
         self.start_time = (start or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
@@ -146,6 +149,11 @@ class GitHubEmulator(EmulatorServer):
         self.installation_tokens: dict[str, tuple[int, datetime]] = {}
         self.rate_limit = rate_limit
         self.rate_limit_headers = rate_limit_headers
+        #: GitHub's secondary limit on REST points per credential in any 60 s (None: not enforced).
+        self.secondary_points_per_minute = secondary_points_per_minute
+        self._points: dict[str, collections.deque[tuple[float, int]]] = {}
+        #: Answers refused for the secondary limit.
+        self.secondary_refusals = 0
         self.token_ttl = token_ttl
         self.forbidden: list[tuple[str, re.Pattern[str]]] = []
         self.charged_log: list[ChargedRequest] = []
@@ -536,6 +544,30 @@ class GitHubEmulator(EmulatorServer):
             self._quotas[key] = quota
         return quota
 
+    def _secondary(self, credential: str, request: Request) -> Response | None:
+        """GitHub's secondary limit on REST points per credential and minute, when enforced.
+
+        A ``GET`` costs one point and a write five, whatever the answer (a ``304`` too); over the
+        limit, the 403 GitHub sends, with ``retry-after``.
+        """
+        if self.secondary_points_per_minute is None or request.path.endswith("/graphql"):
+            return None
+        now = time.monotonic()
+        points = 1 if request.method in {"GET", "HEAD", "OPTIONS"} else 5
+        window = self._points.setdefault(credential, collections.deque())
+        while window and window[0][0] <= now - 60:
+            window.popleft()
+        if sum(p for _, p in window) + points > self.secondary_points_per_minute:
+            self.secondary_refusals += 1
+            return _error(
+                403,
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you "
+                "try again.",
+                {"retry-after": "60"},
+            )
+        window.append((now, points))
+        return None
+
     def _limit_headers(self, quota: _Quota, resource: str) -> dict[str, str]:
         if not self.rate_limit_headers:
             return {}
@@ -556,6 +588,9 @@ class GitHubEmulator(EmulatorServer):
                 credential = self._authenticate(request)
                 if isinstance(credential, Response):
                     return credential
+                refused = self._secondary(credential.key, request)
+                if refused is not None:
+                    return refused
                 quota = self._quota(credential.key, resource)
                 if self.rate_limit_headers and quota.used >= quota.limit:
                     return _error(

@@ -33,7 +33,13 @@ from deploy_fetcher.providers.azure_devops.mapping import Naming
 from deploy_fetcher.providers.azure_devops.releases import ReleaseWalker
 from deploy_fetcher.providers.azure_devops.runs import RunWalk, RunWalker
 from deploy_fetcher.providers.azure_devops.selection import PipelineFilter, StageResolver
-from deploy_fetcher.providers.kit import Watermark, cursor_pages, reread_recording, settings_of
+from deploy_fetcher.providers.kit import (
+    Quota,
+    Watermark,
+    cursor_pages,
+    reread_recording,
+    settings_of,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -75,12 +81,18 @@ class AzureDevOpsProvider(Provider):
         self.settings = config = settings_of(config, AzureDevOpsConfig)
         defaults = context.defaults
         self.client = shared_client(config, context, _credential(config), transport)
-        self.catalog = Catalog(
-            self.client,
-            ttl=config.discovery_interval or defaults.discovery_interval,
-            clock=context.clock,
-            page_size=config.page_size,
-            max_pages=config.max_pages,
+        ttl = config.discovery_interval or defaults.discovery_interval
+        # One catalog per client (organization and credential): every source of a project reads
+        # its definitions and environments once, not once per source.
+        self.catalog = context.shared.get(
+            f"azure-devops:catalog:{id(self.client)}:{ttl}:{config.page_size}:{config.max_pages}",
+            lambda: Catalog(
+                self.client,
+                ttl=ttl,
+                clock=context.clock,
+                page_size=config.page_size,
+                max_pages=config.max_pages,
+            ),
         )
         self._runs = RunWalker(
             self.client,
@@ -132,6 +144,20 @@ class AzureDevOpsProvider(Provider):
         )
 
     # -- Provider ----------------------------------------------------------------------------------
+    def accepts_nudge(self, target: str, pipelines: frozenset[str]) -> bool:
+        """Whether a webhook about ``pipelines`` (ids and names) concerns what this source reads.
+
+        A source that names its pipelines is not polled for another pipeline of the same project;
+        an event that names no pipeline concerns every source of the project.
+        """
+        selection = PipelineFilter.parse(self.settings.pipelines)
+        if not pipelines or selection.everything:
+            return True
+        return any(
+            selection.matches(int(p), None) if p.isdigit() else selection.matches(None, p)
+            for p in pipelines
+        )
+
     def targets(self) -> Sequence[str]:
         """The configured projects; ``"*"`` adds every project the credential can see."""
         named = [p for p in self.settings.projects if p != "*"]
@@ -248,6 +274,11 @@ class AzureDevOpsProvider(Provider):
         user = body.get("authenticatedUser") if isinstance(body, dict) else None
         shown = user.get("providerDisplayName") if isinstance(user, dict) else None
         return CheckItem("credential", ok=True, detail=f"credential accepted (as {shown})")
+
+    @property
+    def request_quota(self) -> Quota | None:
+        """The credential's quota: what the scheduler paces this source's targets by."""
+        return self.client.policy.quota
 
     def ready_problems(self) -> list[str]:
         """A rate limit that holds the credential beyond this moment."""

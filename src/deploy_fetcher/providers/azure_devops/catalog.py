@@ -2,13 +2,16 @@
 
 Environments and definitions are kept for ``discovery_interval`` (a renamed environment shows up within
 it); a build's number, commit, branch and requester never change, so builds are kept until the cache
-is full. The scheduler polls a source's projects in parallel threads, so the caches take a lock.
+is full, cut down to the fields the mapping reads. One catalog serves every source of a client
+(organization and credential), and the scheduler polls projects in parallel threads, so the caches
+take a lock.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -18,7 +21,7 @@ from deploy_fetcher.providers.azure_devops.mapping import build_index
 from deploy_fetcher.providers.azure_devops.selection import PipelineFilter, match_environment
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from datetime import datetime, timedelta
 
     from deploy_fetcher.providers.azure_devops.client import AzureDevOpsClient
@@ -30,6 +33,32 @@ _BUILD_CACHE: Final = 2000
 _IDS_PER_REQUEST: Final = 100
 
 _log = structlog.get_logger(__name__)
+
+
+#: The fields of a build the mapping reads (a build is tens of KiB with links, logs and plans).
+_BUILD_FACTS: Final = {
+    "id": None,
+    "buildNumber": None,
+    "sourceVersion": None,
+    "sourceBranch": None,
+    "requestedFor": ("displayName", "uniqueName"),
+    "repository": ("id", "name", "type"),
+    "definition": ("id", "name"),
+    "_links": ("web",),
+}
+
+
+def _facts(build: Mapping[str, Any]) -> dict[str, Any]:
+    """``build`` cut down to :data:`_BUILD_FACTS`."""
+    out: dict[str, Any] = {}
+    for key, inner in _BUILD_FACTS.items():
+        value = build.get(key)
+        if value is None:
+            continue
+        if inner is not None and isinstance(value, Mapping):
+            value = {k: value[k] for k in inner if k in value}
+        out[key] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -134,9 +163,10 @@ class Catalog:
             return {b: self._builds[b] for b in wanted if b in self._builds}
 
     def remember_build(self, build_id: int, build: Mapping[str, Any]) -> None:
-        """Keep a build's immutable facts (number, commit, branch, requester)."""
+        """Keep a build's immutable facts (number, commit, branch, requester), nothing else."""
+        kept = _facts(build)
         with self._lock:
-            self._builds[build_id] = build
+            self._builds[build_id] = kept
             self._builds.move_to_end(build_id)
             while len(self._builds) > _BUILD_CACHE:
                 self._builds.popitem(last=False)

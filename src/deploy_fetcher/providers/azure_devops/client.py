@@ -349,6 +349,7 @@ def shared_client(
         provider=PROVIDER,
         credential=credential_digest(config.organization_url, secret),
         low_water=config.rate_limit_low_water,
+        counts_requests=False,  # its X-RateLimit-* count TSTUs
     )
     verify = tls_verify(config.tls_verify, config.ca_bundle)
     key = (

@@ -39,7 +39,7 @@ from deploy_fetcher.providers.github.deployments import DeploymentWalker
 from deploy_fetcher.providers.github.lookups import Lookups
 from deploy_fetcher.providers.github.mapping import Repo, web_base
 from deploy_fetcher.providers.github.runs import RunWalker
-from deploy_fetcher.providers.kit import reread_recording, settings_of
+from deploy_fetcher.providers.kit import Quota, reread_recording, settings_of
 
 __all__ = ["GitHubProvider"]
 
@@ -57,7 +57,10 @@ class GitHubProvider(Provider):
         self.gh_config = config = settings_of(config, GitHubConfig)
         self.credential = credential_for(config, context)
         self.client = GitHubClient(self.credential, context)
-        self.lookups = Lookups(self.client)
+        # One set of caches per credential: sources of one token share what they read.
+        self.lookups = context.shared.get(
+            f"github:lookups:{config.credential_key()}", lambda: Lookups(self.client)
+        )
         self._web = web_base(config.base_url)
         #: One walker per repository; the scheduler polls repositories of a source in parallel.
         self._walkers: dict[str, DeploymentWalker | RunWalker] = {}
@@ -195,6 +198,11 @@ class GitHubProvider(Provider):
             detail = f"readable, but it has no {what}: mode {mode} will read nothing here"
             return [CheckItem(name, ok=None, detail=detail)]
         return [CheckItem(name, ok=True, detail=f"{what} readable ({mode} mode)")]
+
+    @property
+    def request_quota(self) -> Quota:
+        """The credential's quota: what the scheduler paces this source's targets by."""
+        return self.credential.quota
 
     def ready_problems(self) -> list[str]:
         """The credential's quota state when it blocks polling."""

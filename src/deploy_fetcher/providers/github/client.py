@@ -162,6 +162,11 @@ class Credential:
         )
         assert self.policy.quota is not None  # noqa: S101 - shared_policy always gives one
         self.quota: Quota = self.policy.quota
+        secondary = config.effective_secondary_limit
+        if secondary is not None:
+            self.quota.declare(
+                "core", secondary, f"GitHub's secondary limit of {secondary} REST points a minute"
+            )
         timeout = max(1, int(self.policy.limits.timeout))
         verify: bool | str = str(config.ca_bundle) if config.ca_bundle else config.tls_verify
         self.auth: Auth.Auth = build_auth(

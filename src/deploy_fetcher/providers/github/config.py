@@ -115,6 +115,14 @@ class RepoEntry(RepoSettings):
 _SETTING_KEYS = tuple(RepoSettings.model_fields)
 
 
+#: GitHub.com's secondary limit: REST points a minute per credential.
+GITHUB_COM_SECONDARY_LIMIT = 900
+
+
+def _is_github_com(base_url: str) -> bool:
+    return base_url.rstrip("/").lower() in {"https://api.github.com", "http://api.github.com"}
+
+
 class GitHubConfig(HttpSourceConfig, OpenSetKeys, RepoSettings):
     """A ``provider: github`` source."""
 
@@ -132,6 +140,10 @@ class GitHubConfig(HttpSourceConfig, OpenSetKeys, RepoSettings):
     quota_share: float = Field(default=0.5, gt=0, le=1)
     #: Pause between two requests on one credential (GitHub asks integrators to call serially).
     request_interval: Duration = timedelta(0)
+    #: REST points a minute the credential may spend (a request one point, a ``304`` too): GitHub's
+    #: secondary limit. Default: 900 on github.com, none on Enterprise Server (whose secondary limits
+    #: are off unless its admin set them; give theirs). Polling intervals stretch to stay under it.
+    secondary_limit: int | None = Field(default=None, ge=1)
     #: Installation tokens are renewed this long before they expire.
     token_refresh_margin: Duration = timedelta(minutes=5)
     #: Read the statuses of many new deployments in one GraphQL query instead of one REST call each.
@@ -210,6 +222,13 @@ class GitHubConfig(HttpSourceConfig, OpenSetKeys, RepoSettings):
         if self.app is not None:
             return f"app-{self.app.app_id}-{self.app.installation_id}"
         return self.name
+
+    @property
+    def effective_secondary_limit(self) -> int | None:
+        """``secondary_limit``, or GitHub.com's 900 REST points a minute on github.com."""
+        if self.secondary_limit is not None:
+            return self.secondary_limit
+        return GITHUB_COM_SECONDARY_LIMIT if _is_github_com(self.base_url) else None
 
     def credential_key(self) -> str:
         """A key that identifies the credential among shared resources (never shown anywhere)."""

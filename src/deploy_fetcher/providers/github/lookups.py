@@ -27,6 +27,7 @@ from deploy_fetcher.providers.github.graph import (
     parse_workflow,
 )
 from deploy_fetcher.providers.github.mapping import run_problem
+from deploy_fetcher.providers.kit import BoundedCache, ByteBudget
 
 __all__ = ["LRU", "Lookups", "graphql_unavailable_reason"]
 
@@ -87,12 +88,25 @@ class LRU(Generic[K, V]):
                 self._items.popitem(last=False)
 
 
-class Lookups:
-    """Per-provider caches of runs, review logs, workflow graphs and run → environment → deployment."""
+#: Memory the workflow runs of one credential may hold (as JSON): a few thousand runs.
+RUN_CACHE_BYTES = 16 * 1024 * 1024
 
-    def __init__(self, client: GitHubClient, *, size: int = 2000) -> None:
+
+class Lookups:
+    """Caches of runs, review logs, workflow graphs and run → environment → deployment.
+
+    One per credential, shared by its sources (keys carry the repository): the runs, the largest
+    entries, count against one :class:`~deploy_fetcher.providers.kit.ByteBudget` of
+    :data:`RUN_CACHE_BYTES`; the other caches hold small values and are bounded by count.
+    """
+
+    def __init__(
+        self, client: GitHubClient, *, size: int = 2000, budget: ByteBudget | None = None
+    ) -> None:
         self.client = client
-        self._runs: LRU[tuple[str, int], tuple[str | None, dict[str, Any]]] = LRU(size)
+        self._runs: BoundedCache[tuple[str, int], tuple[str | None, dict[str, Any]]] = BoundedCache(
+            budget or ByteBudget(RUN_CACHE_BYTES)
+        )
         self._rejections: LRU[tuple[str, int], frozenset[str]] = LRU(size)
         self._graphs: LRU[tuple[str, str, str], EnvironmentGraph | None] = LRU(size)
         #: (repo, workflow path) → (ETag, whether a reviewer can hold its runs), default branch.

@@ -52,6 +52,7 @@ from deploy_fetcher.providers.gitlab.projects import (
 )
 from deploy_fetcher.providers.kit import (
     KeysetPaginator,
+    Quota,
     cursor_pages,
     record_raw,
     reread_recording,
@@ -174,6 +175,11 @@ class GitLabProvider(Provider):
             return CheckItem("credential", ok=False, detail=str(exc))
         login = user.get("username") if isinstance(user, dict) else None
         return CheckItem("credential", ok=True, detail=f"token accepted (user {login})")
+
+    @property
+    def request_quota(self) -> Quota | None:
+        """The credential's quota: what the scheduler paces this source's targets by."""
+        return self.client.policy.quota
 
     def ready_problems(self) -> list[str]:
         """A rejected token, or a quota spent until a time still ahead."""

@@ -230,6 +230,14 @@ class GitLabClient:
 _END: Final = object()
 
 
+#: GitLab.com's limit on authenticated API requests a minute per user.
+GITLAB_COM_PER_MINUTE = 2000
+
+
+def _is_gitlab_com(url: str) -> bool:
+    return url.rstrip("/").lower() in {"https://gitlab.com", "http://gitlab.com"}
+
+
 def shared_client(config: GitLabSourceConfig, context: ProviderContext) -> GitLabClient:
     """The client of a source's instance and credential, created once and shared.
 
@@ -257,6 +265,15 @@ def shared_client(config: GitLabSourceConfig, context: ProviderContext) -> GitLa
         budget=budget,
         reserve=config.min_remaining,
     )
+    if policy.quota is not None:
+        if config.request_budget is not None:
+            policy.quota.declare(
+                "core", config.request_budget, f"request_budget of {config.request_budget} a minute"
+            )
+        elif _is_gitlab_com(config.url):
+            policy.quota.declare(
+                "core", GITLAB_COM_PER_MINUTE, "GitLab.com's 2 000 API requests a minute per user"
+            )
     verify = str(config.ca_bundle) if config.ca_bundle is not None else config.tls_verify
     return context.shared.get(
         f"gitlab-client:{id(policy)}:{verify}",

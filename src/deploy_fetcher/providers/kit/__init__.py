@@ -48,6 +48,7 @@ The errors it raises are all in :mod:`deploy_fetcher.errors`' taxonomy::
 
 from deploy_fetcher.config import HttpSourceConfig
 from deploy_fetcher.netlimits import display_url
+from deploy_fetcher.providers.kit._cache import BoundedCache, ByteBudget, json_size
 from deploy_fetcher.providers.kit._config import OpenSetKeys, settings_of
 from deploy_fetcher.providers.kit._cursor import (
     DoneSet,
@@ -84,7 +85,7 @@ from deploy_fetcher.providers.kit._policy import (
     RequestPolicy,
     classify,
 )
-from deploy_fetcher.providers.kit._quota import Blocked, Figures, Quota, RequestBudget
+from deploy_fetcher.providers.kit._quota import Allowance, Blocked, Figures, Quota, RequestBudget
 from deploy_fetcher.providers.kit._record import CursorMismatch, Record, Sealed, short
 from deploy_fetcher.providers.kit._recording import (
     Recording,
@@ -105,7 +106,10 @@ __all__ = [
     "CLOCK_SKEW",
     "MAX_RETRY_AFTER",
     "SLOW_SERVER_PAUSE",
+    "Allowance",
     "Blocked",
+    "BoundedCache",
+    "ByteBudget",
     "ContinuationPaginator",
     "CursorMismatch",
     "DeadlineExceeded",
@@ -142,6 +146,7 @@ __all__ = [
     "credential_digest",
     "cursor_pages",
     "display_url",
+    "json_size",
     "millis",
     "parse_link_header",
     "parse_retry_after",

@@ -18,6 +18,21 @@ What a :class:`Quota` makes wait, before the next request of the credential, is 
 
 A server's reset epoch is turned into local time with the same answer's ``Date`` header, so a skewed
 local clock neither waits for hours nor not at all. Times come from the injected clock (tests move it).
+
+Besides waiting, a quota tells the scheduler how fast the credential may go, so intervals stretch
+before a limit is hit rather than after: every answer (a free ``304`` too) is counted per resource,
+and :meth:`Quota.allowance` gives the tightest per-minute limit known — one the provider declares
+(GitHub's secondary limit of 900 REST points a minute, GitLab.com's 2 000 requests a minute per
+user) or one the server's headers state — with its reason. Repeated secondary limits (a 403 or
+429 while the quota is not spent) block for exponentially longer: one minute, then two, four …
+up to :data:`MAX_BLOCK`, as GitHub asks of clients that keep hitting them.
+
+Azure DevOps counts usage in TSTUs, which no formula turns into requests, so its headers state no
+request limit (``counts_requests=False``); it says instead when it starts delaying a user's
+requests (``X-RateLimit-Delay``). Such a credential is then held to half of what it asked in the
+last minute (lowered again at most once a minute while delays go on), raised by half after each
+quiet :data:`THROTTLE_WINDOW` (Azure DevOps' sliding window), and freed once back at the rate
+that was delayed first.
 """
 
 from __future__ import annotations
@@ -38,10 +53,18 @@ from deploy_fetcher.retry_after import parse_retry_after
 if TYPE_CHECKING:
     from deploy_fetcher.metrics import Metrics
 
-__all__ = ["Blocked", "Figures", "Quota", "RequestBudget"]
+__all__ = ["Allowance", "Blocked", "Figures", "Quota", "RequestBudget"]
 
 #: A 429 that names no wait blocks the credential this long (GitHub's advice for secondary limits).
 DEFAULT_BLOCK: Final = 60.0
+#: The longest block repeated secondary limits grow to.
+MAX_BLOCK: Final = 900.0
+#: A secondary limit this long after the previous block ended starts the back-off over.
+STRIKES_FORGOTTEN_AFTER: Final = timedelta(minutes=10)
+#: Azure DevOps' sliding window: delays stop this long after consumption falls.
+THROTTLE_WINDOW: Final = timedelta(minutes=5)
+#: A throttled credential is never held below this many requests a minute.
+MIN_THROTTLED: Final = 6.0
 _TOO_MANY: Final = 429
 _ERRORS: Final = 400
 
@@ -58,6 +81,17 @@ def _int(headers: Mapping[str, str], *names: str) -> int | None:
         if math.isfinite(number):
             return int(number)
     return None
+
+
+def _delayed(headers: Mapping[str, str]) -> bool:
+    """Whether the server says it delayed this request (``X-RateLimit-Delay`` above zero)."""
+    value = headers.get("x-ratelimit-delay")
+    if value is None:
+        return False
+    try:
+        return float(value.strip()) > 0
+    except ValueError:
+        return False
 
 
 def server_time(headers: Mapping[str, str]) -> datetime | None:
@@ -86,6 +120,78 @@ class Figures:
 
 
 @dataclass(frozen=True)
+class Allowance:
+    """How many requests a minute a credential may make, and which limit says so."""
+
+    per_minute: float
+    reason: str
+    #: The resource whose requests the limit counts (``core``, ``graphql``).
+    resource: str = "core"
+    #: What kind of limit, a short fixed word for metrics: ``declared`` (a provider's documented
+    #: limit or the configuration's), ``headers`` (stated by the server), ``throttled`` (learnt
+    #: from the server delaying requests).
+    kind: str = "declared"
+
+
+class _Throttle:
+    """The requests a minute a credential is held to while its server delays it (lock held).
+
+    Lowered to half of the last minute's answers when a delay is reported (at most once a minute),
+    raised by half per quiet :data:`THROTTLE_WINDOW`, and gone once back at the rate that was
+    delayed first: a probe, which the next delay, if any, lowers again.
+    """
+
+    def __init__(self) -> None:
+        #: Answers per second over the last minute: (epoch second, count), oldest first.
+        self.recent: deque[list[int]] = deque()
+        self.per_minute: float | None = None
+        #: Answers in the minute before the first delay: the rate the server found too much.
+        self.delayed_at = 0.0
+        self.lowered: datetime | None = None
+        self.last_delay: datetime | None = None
+
+    def count(self, now: datetime) -> None:
+        second = int(now.timestamp())
+        if self.recent and self.recent[-1][0] == second:
+            self.recent[-1][1] += 1
+        else:
+            self.recent.append([second, 1])
+        while self.recent and self.recent[0][0] <= second - 60:
+            self.recent.popleft()
+
+    def last_minute(self, now: datetime) -> int:
+        since = int(now.timestamp()) - 60
+        return sum(n for second, n in self.recent if second > since)
+
+    def delayed(self, now: datetime) -> None:
+        """The server delayed a request: lower the allowance, at most once a minute."""
+        self.last_delay = now
+        if self.lowered is not None and now - self.lowered < timedelta(minutes=1):
+            return
+        asked = self.last_minute(now)
+        lower = max(MIN_THROTTLED, asked / 2)
+        if self.per_minute is None:
+            self.per_minute, self.delayed_at = lower, float(asked)
+        else:
+            self.per_minute = min(self.per_minute, lower)
+        self.lowered = now
+
+    def allowance(self, now: datetime) -> float | None:
+        """The allowance now, raised by half for each quiet window since the last change."""
+        if self.per_minute is None or self.last_delay is None or self.lowered is None:
+            return None
+        since = max(self.last_delay, self.lowered)
+        windows = int((now - since) / THROTTLE_WINDOW)
+        if windows > 0:
+            self.per_minute *= 1.5**windows
+            self.lowered = since + windows * THROTTLE_WINDOW
+            if self.per_minute >= self.delayed_at:
+                self.per_minute = self.lowered = self.last_delay = None
+                return None
+        return self.per_minute
+
+
+@dataclass(frozen=True)
 class Blocked:
     """Why requests must wait, and until when."""
 
@@ -107,8 +213,11 @@ class Quota:
         reserve: int = 0,
         low_water: float = 0.0,
         max_pause: float = 60.0,
+        counts_requests: bool = True,
     ) -> None:
         self.provider = provider
+        #: Whether the server's rate-limit headers count requests (Azure DevOps' count TSTUs).
+        self.counts_requests = counts_requests
         self.label = label
         self.share = share
         self.reserve = reserve
@@ -120,6 +229,13 @@ class Quota:
         self._resources: dict[str, Figures] = {}
         self._blocked: Blocked | None = None
         self._paced_until: datetime | None = None
+        #: Per-minute limits the provider knows of, by resource: (requests a minute, reason).
+        self._declared: dict[str, tuple[float, str]] = {}
+        #: Answers counted per resource since the start (free ones too).
+        self._spent: dict[str, int] = {}
+        self._strikes = 0
+        self._last_strike_end: datetime | None = None
+        self._throttle = _Throttle()
 
     def figures(self, resource: str = "core") -> Figures:
         """A copy of what is known about ``resource``."""
@@ -141,7 +257,12 @@ class Quota:
         remaining = _int(headers, "x-ratelimit-remaining", "ratelimit-remaining")
         epoch = _int(headers, "x-ratelimit-reset", "ratelimit-reset")
         said = server_time(headers)
+        delayed = _delayed(headers)
         with self._lock:
+            self._spent[resource] = self._spent.get(resource, 0) + 1
+            self._throttle.count(now)
+            if delayed:
+                self._throttle.delayed(now)
             state = self._resources.setdefault(resource, Figures())
             if epoch is not None and epoch > 0:
                 if state.window is not None and epoch > state.window:
@@ -181,6 +302,77 @@ class Quota:
         name = self.label if resource == "core" else f"{self.label}/{resource}"
         self._metrics.rate_limit(self.provider, name, remaining=remaining, limit=limit)
 
+    def declare(self, resource: str, per_minute: float, reason: str) -> None:
+        """A per-minute limit the provider knows of (GitHub's secondary limit), even unannounced."""
+        with self._lock:
+            self._declared[resource] = (per_minute, reason)
+
+    def requests_last_minute(self) -> int:
+        """Answers counted in the last minute, every resource (a ``304`` too)."""
+        now = self._clock()
+        with self._lock:
+            return self._throttle.last_minute(now)
+
+    def spent(self) -> dict[str, int]:
+        """Answers counted per resource so far (a ``304`` too): what limits per minute count."""
+        with self._lock:
+            return dict(self._spent)
+
+    def allowance(self) -> list[Allowance]:
+        """Every per-minute limit known, per resource: declared ones, and what headers state.
+
+        A window's figures count when its window is a minute or so (GitLab's ``RateLimit-*``), or
+        when little remains of it (the rest is spread over what is left of the window).
+        """
+        now = self._clock()
+        out: dict[str, Allowance] = {
+            resource: Allowance(limit, reason, resource)
+            for resource, (limit, reason) in self._declared.items()
+        }
+        with self._lock:
+            resources = {name: replace(state) for name, state in self._resources.items()}
+            throttled = self._throttle.allowance(now)
+        if throttled is not None:
+            said = Allowance(
+                throttled,
+                f"{self.provider} delays requests (X-RateLimit-Delay): held to "
+                f"{throttled:.0f} a minute",
+                "core",
+                "throttled",
+            )
+            known = out.get("core")
+            if known is None or said.per_minute < known.per_minute:
+                out["core"] = said
+        for resource, state in resources.items():
+            if not self.counts_requests:
+                break
+            if state.limit is None or state.remaining is None or state.reset is None:
+                continue
+            left = (state.reset - now).total_seconds()
+            if left <= 0:
+                continue
+            if left <= 90:  # noqa: PLR2004 - a window of about a minute: its limit is per minute
+                said = Allowance(
+                    state.limit * 60 / max(left, 60.0),
+                    f"{self.provider} states {state.limit} requests a minute",
+                    resource,
+                    "headers",
+                )
+            elif state.remaining < state.limit * 0.2:  # a window running low
+                said = Allowance(
+                    state.remaining * 60 / left,
+                    f"{self.provider} has {state.remaining} of {state.limit} requests left "
+                    f"for {round(left / 60)} min",
+                    resource,
+                    "headers",
+                )
+            else:
+                continue
+            known = out.get(resource)
+            if known is None or said.per_minute < known.per_minute:
+                out[resource] = said
+        return sorted(out.values(), key=lambda a: a.resource)
+
     def block(self, seconds: float, reason: str) -> datetime:
         """Stop every request of this credential for ``seconds``; returns until when."""
         until = self._clock() + timedelta(seconds=max(0.0, seconds))
@@ -199,20 +391,43 @@ class Quota:
     ) -> datetime:
         """Block the credential as a rate-limited answer asks; returns until when.
 
-        Its ``Retry-After`` when it sends one; else, when nothing remains, until the window
-        resets; else :data:`DEFAULT_BLOCK` (GitHub's advice for a secondary limit).
+        When nothing remains and no ``Retry-After`` is sent, until the window resets. Otherwise
+        its ``Retry-After``, else :data:`DEFAULT_BLOCK` (GitHub's advice for a secondary limit),
+        doubled for each limit that follows soon after the last block ended (up to
+        :data:`MAX_BLOCK`): GitHub asks for exponentially longer waits while they keep coming.
         """
         wait = parse_retry_after(headers.get("retry-after"), now=self._clock())
-        if wait is not None:
-            return self.block(wait, f"{reason} (retry-after)")
-        if _int(headers, "x-ratelimit-remaining", "ratelimit-remaining") == 0:
+        if _int(headers, "x-ratelimit-remaining", "ratelimit-remaining") == 0 and wait is None:
             until = self.block_until_reset(
                 headers.get("x-ratelimit-resource") or resource, exhausted
             )
             if until is not None:
                 return until
             return self.block(DEFAULT_BLOCK, exhausted)
-        return self.block(DEFAULT_BLOCK, reason)
+        strikes = self._strike()
+        base = wait if wait is not None else DEFAULT_BLOCK
+        seconds = max(min(MAX_BLOCK, base * 2 ** (strikes - 1)), wait or 0.0)
+        if strikes > 1:
+            until = self.block(seconds, f"{reason} again: backing off {seconds:g}s")
+        else:
+            until = self.block(seconds, f"{reason} (retry-after)" if wait is not None else reason)
+        with self._lock:
+            self._last_strike_end = until
+        return until
+
+    def _strike(self) -> int:
+        """Count a limit: how many came one soon after another's block ended, this one included.
+
+        A limit reported while the credential is still blocked for the last one is the same limit
+        (the quota and the provider both read one answer), not another strike.
+        """
+        now = self._clock()
+        with self._lock:
+            ended = self._last_strike_end
+            if not (self._strikes and ended is not None and now < ended):
+                recent = ended is not None and now - ended < STRIKES_FORGOTTEN_AFTER
+                self._strikes = self._strikes + 1 if recent else 1
+            return self._strikes
 
     def block_until_reset(self, resource: str, reason: str) -> datetime | None:
         """Stop requests until the window of ``resource`` resets (None when no reset is known)."""

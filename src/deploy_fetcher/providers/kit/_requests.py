@@ -40,6 +40,11 @@ if TYPE_CHECKING:
 __all__ = ["PolicyAdapter", "policed_session"]
 
 _CHUNK: Final = 64 * 1024
+#: Connections kept alive per host. One session serves every poll of its credential at once: up to
+#: the scheduler's poll threads with slow-poll headroom (8 x 4) and discovery. requests' default of
+#: 10 made urllib3 drop (and warn about) a connection after nearly every request once more polls ran;
+#: connections are opened only when needed, so a larger pool costs nothing at rest.
+POOL_SIZE: Final = 64
 
 
 class _WatchedHTTPConnection(HTTPConnection):
@@ -85,7 +90,7 @@ class PolicyAdapter(HTTPAdapter):
         policy: RequestPolicy,
         *,
         resource_of: Callable[[str], str] = lambda _url: "core",
-        pool_size: int = 10,
+        pool_size: int = POOL_SIZE,
     ) -> None:
         self.policy = policy
         #: Which quota a request URL is charged to (GitHub meters GraphQL apart from REST).

@@ -30,6 +30,7 @@ class CloudlinkSink(Sink):
 
     name: ClassVar[str] = "cloudlink"
     config_model: ClassVar[type[SinkConfig]] = CloudlinkConfig
+    concurrent: ClassVar[bool] = True  # one stateless request per event: lanes share the sink
 
     def __init__(self, config: SinkConfig, context: SinkContext) -> None:
         super().__init__(config, context)

@@ -20,6 +20,7 @@ class CtoAiSink(Sink):
 
     name: ClassVar[str] = "ctoai"
     config_model: ClassVar[type[SinkConfig]] = CtoAiConfig
+    concurrent: ClassVar[bool] = True  # one stateless request per event: lanes share the sink
 
     def __init__(self, config: SinkConfig, context: SinkContext) -> None:
         super().__init__(config, context)

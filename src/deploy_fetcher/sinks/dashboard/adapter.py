@@ -37,6 +37,7 @@ class DashboardSink(Sink):
 
     name: ClassVar[str] = "deployment-dashboard"
     config_model: ClassVar[type[SinkConfig]] = DashboardConfig
+    concurrent: ClassVar[bool] = True  # one stateless request per event: lanes share the sink
 
     def __init__(self, config: SinkConfig, context: SinkContext) -> None:
         super().__init__(config, context)

@@ -396,10 +396,19 @@ class DashboardStore:
 
     # -- outbox: delegated; settling calls wake the writer ---------------------------------------
     def claim(
-        self, sink: str, *, limit: int, lease_seconds: float, now: datetime
+        self,
+        sink: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        now: datetime,
+        lane: int = 0,
+        lanes: int = 1,
     ) -> list[OutboxRow]:
-        """Claim due pending rows (see :meth:`SqliteStore.claim`)."""
-        return self._local.claim(sink, limit=limit, lease_seconds=lease_seconds, now=now)
+        """Claim due pending rows of one delivery lane (see :meth:`SqliteStore.claim`)."""
+        return self._local.claim(
+            sink, limit=limit, lease_seconds=lease_seconds, now=now, lane=lane, lanes=lanes
+        )
 
     def mark_delivered(self, row_id: int, *, now: datetime) -> None:
         """The row reached its sink; its page's cursor may now be due for the dashboard."""

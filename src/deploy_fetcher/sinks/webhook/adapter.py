@@ -26,6 +26,7 @@ class WebhookSink(Sink):
 
     name: ClassVar[str] = "webhook"
     config_model: ClassVar[type[SinkConfig]] = WebhookConfig
+    concurrent: ClassVar[bool] = True  # one stateless request per event: lanes share the sink
 
     def __init__(self, config: SinkConfig, context: SinkContext) -> None:
         super().__init__(config, context)

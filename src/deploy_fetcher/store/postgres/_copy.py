@@ -49,6 +49,7 @@ _OUTBOX_COLUMNS: Final = (
     "last_error",
     "delivered_at",
     "dead_at",
+    "lane_key",
 )
 _OUTBOX_TIMES: Final = frozenset(
     {"happened_at", "created_at", "next_attempt_at", "delivered_at", "dead_at"}

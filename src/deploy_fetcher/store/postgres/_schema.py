@@ -18,6 +18,7 @@ from typing import Final
 import psycopg
 
 from deploy_fetcher.errors import ForeignStateError
+from deploy_fetcher.store._lanes import lane_key_of_json
 from deploy_fetcher.store.postgres._database import Database
 
 __all__ = ["APPLICATION", "MIGRATIONS", "SCHEMA", "ensure_schema", "schema_version"]
@@ -135,8 +136,31 @@ def _v2_replicas(conn: Connection) -> None:
         conn.execute(statement)
 
 
+def _v3_lanes(conn: Connection) -> None:
+    """Delivery lanes: each row's lane key (see ``store/_lanes.py``), and the claim index with it.
+
+    Rows not yet delivered get the key of their event's service (computed here, as the code
+    computes it on insert), so each service's order is kept whatever a sink's number of lanes.
+    """
+    conn.execute(f"ALTER TABLE {SCHEMA}.outbox ADD COLUMN lane_key integer NOT NULL DEFAULT 0")
+    rows = conn.execute(
+        f"SELECT id, event FROM {SCHEMA}.outbox WHERE state <> 'delivered'"
+    ).fetchall()
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"UPDATE {SCHEMA}.outbox SET lane_key = %s WHERE id = %s",
+                [(lane_key_of_json(str(event)), row_id) for row_id, event in rows],
+            )
+    conn.execute(f"DROP INDEX {SCHEMA}.outbox_claim")
+    conn.execute(
+        f"CREATE INDEX outbox_claim ON {SCHEMA}.outbox (sink, happened_at, id)"
+        " INCLUDE (lane_key) WHERE state = 'pending'"
+    )
+
+
 #: Migration ``i`` takes a database from schema version ``i`` to ``i + 1``.
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_replicas]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_replicas, _v3_lanes]
 
 
 def schema_version() -> int:

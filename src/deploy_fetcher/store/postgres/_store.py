@@ -23,6 +23,7 @@ from deploy_fetcher.model import DeployEvent, Status, utc_now
 from deploy_fetcher.store._base import CursorRecord, Fence, OutboxRow, OutboxStats, RowState
 from deploy_fetcher.store._claims import is_orphaned, process_token
 from deploy_fetcher.store._codec import dump_cursor, load_cursor
+from deploy_fetcher.store._lanes import lane_key
 from deploy_fetcher.store.postgres._database import Database, url_label
 from deploy_fetcher.store.postgres._leases import LeaseBoard, check_fence
 from deploy_fetcher.store.postgres._schema import SCHEMA, Connection, ensure_schema
@@ -42,11 +43,14 @@ _ROW_COLUMNS: Final = (
 )
 _INSERT_ROWS: Final = f"""
     INSERT INTO {SCHEMA}.outbox
-        (sink, source, deployment_id, status, happened_at, event, created_at, next_attempt_at)
-    SELECT sink, source, deployment_id, status, happened_at, event, %(now)s, %(now)s
+        (sink, source, deployment_id, status, happened_at, event, created_at, next_attempt_at,
+         lane_key)
+    SELECT sink, source, deployment_id, status, happened_at, event, %(now)s, %(now)s, lane_key
     FROM unnest(%(sink)s::text[], %(source)s::text[], %(deployment_id)s::text[],
-                %(status)s::text[], %(happened_at)s::timestamptz[], %(event)s::text[])
-         WITH ORDINALITY AS page (sink, source, deployment_id, status, happened_at, event, n)
+                %(status)s::text[], %(happened_at)s::timestamptz[], %(event)s::text[],
+                %(lane_key)s::integer[])
+         WITH ORDINALITY AS page (sink, source, deployment_id, status, happened_at, event,
+                                  lane_key, n)
     ORDER BY n
     ON CONFLICT ON CONSTRAINT outbox_dedup DO NOTHING
 """
@@ -180,9 +184,19 @@ class PostgresStore:
 
     # -- outbox ----------------------------------------------------------------------------------
     def claim(
-        self, sink: str, *, limit: int, lease_seconds: float, now: datetime
+        self,
+        sink: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        now: datetime,
+        lane: int = 0,
+        lanes: int = 1,
     ) -> list[OutboxRow]:
         """Claim up to ``limit`` due pending rows of ``sink``, oldest ``happened_at`` first.
+
+        With ``lanes`` above one, only rows of line ``lane`` (``lane_key % lanes``), each line held
+        at its own head; replicas can claim different lines of one sink side by side.
 
         The line is held at its head, as in the SQLite store: the walk stops at the first row waiting
         for its retry, so nothing later overtakes it. Rows under another live claim are in flight
@@ -204,7 +218,7 @@ class PostgresStore:
             poisoned: list[tuple[str, datetime, int]] = []
             after: tuple[datetime, int] | None = None
             for _ in range(_CLAIM_ROUNDS):
-                line = self._read_line(conn, sink, at, limit, after)
+                line = self._read_line(conn, (sink, max(lanes, 1), lane), at, limit, after)
                 due = list(_before_waiting(line, at))
                 stop = bool(due) and self._lock_due(
                     conn, due, at=at, claimed=claimed, poisoned=poisoned, limit=limit
@@ -236,19 +250,23 @@ class PostgresStore:
 
     @staticmethod
     def _read_line(
-        conn: Connection, sink: str, at: datetime, limit: int, after: tuple[datetime, int] | None
+        conn: Connection,
+        line: tuple[str, int, int],
+        at: datetime,
+        limit: int,
+        after: tuple[datetime, int] | None,
     ) -> list[tuple[Any, ...]]:
-        """The next ``limit`` free pending rows of the sink's line (after ``after``), unlocked."""
+        """The next ``limit`` free pending rows of a line — ``(sink, lanes, lane)`` — after ``after``."""
         start = "" if after is None else "AND (happened_at, id) > (%s, %s)"
         return conn.execute(
             f"""
             SELECT id, next_attempt_at, happened_at FROM {SCHEMA}.outbox
-            WHERE sink = %s AND state = 'pending'
+            WHERE sink = %s AND state = 'pending' AND lane_key %% %s = %s
               AND (claim_until IS NULL OR claim_until <= %s) {start}
             ORDER BY happened_at, id
             LIMIT %s
             """,
-            (sink, at, *(after or ()), limit),
+            (*line, at, *(after or ()), limit),
         ).fetchall()
 
     def _lock_due(
@@ -630,7 +648,16 @@ def _outbox_columns(rows: Sequence[tuple[str, DeployEvent]]) -> dict[str, list[A
     """The page's rows as one array per column (an event fanned out to sinks is serialised once)."""
     encoded: dict[int, str] = {}
     columns: dict[str, list[Any]] = {
-        name: [] for name in ("sink", "source", "deployment_id", "status", "happened_at", "event")
+        name: []
+        for name in (
+            "sink",
+            "source",
+            "deployment_id",
+            "status",
+            "happened_at",
+            "event",
+            "lane_key",
+        )
     }
     for sink, event in rows:
         text = encoded.get(id(event))
@@ -642,6 +669,7 @@ def _outbox_columns(rows: Sequence[tuple[str, DeployEvent]]) -> dict[str, list[A
         columns["status"].append(event.status.value)
         columns["happened_at"].append(_utc(event.happened_at))
         columns["event"].append(text)
+        columns["lane_key"].append(lane_key(event))
     return columns
 
 
