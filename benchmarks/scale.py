@@ -14,7 +14,7 @@ rather than wall time, so other work on a loaded machine does not count against 
   latency from the moment a state change appears in an emulator to the dashboard row arriving,
   split into *new* deployments (their first status, and what they went through before it arrived)
   and *in-flight* changes (a status of a deployment whose first row had arrived when it happened),
-  p50 / p95 / max, also per provider.
+  p50 / p95 / max.
 
 Throughout: whether jobs run on schedule (cycles per source against the interval, and the
 scheduler's own "skipped" / "missed" warnings), the daemon's CPU share and peak RSS, and what each
@@ -795,7 +795,7 @@ def latencies(worlds: Worlds, since_wall: float, until_wall: float) -> dict[str,
     A row is *in-flight* when the dashboard already held a row of the same deployment when this
     change happened: the poller knew the deployment was running. Statuses that happened before the
     deployment's first row arrived are caught up with it, so they count with the *new* ones (how
-    soon a new deployment is seen, whatever it went through meanwhile). Also given per provider.
+    soon a new deployment is seen, whatever it went through meanwhile).
     """
     rows = sorted(worlds.dashboard.rows(), key=lambda r: r["happened_at"])
     first_received: dict[str, float] = {}
@@ -804,23 +804,13 @@ def latencies(worlds: Worlds, since_wall: float, until_wall: float) -> dict[str,
         deployment = row["deployment_id"]
         first_received[deployment] = min(received, first_received.get(deployment, received))
     delays: dict[str, list[float]] = {"new": [], "in_flight": []}
-    by_provider: dict[str, dict[str, list[float]]] = defaultdict(
-        lambda: {"new": [], "in_flight": []}
-    )
     for row in rows:
         happened = parse_timestamp(row["happened_at"]).timestamp()
         if not since_wall <= happened <= until_wall:
             continue
         kind = "in_flight" if first_received[row["deployment_id"]] <= happened else "new"
-        delay = parse_timestamp(row["received_at"]).timestamp() - happened
-        delays[kind].append(delay)
-        by_provider[str(row.get("provider"))][kind].append(delay)
-    out: dict[str, Any] = {kind: _percentiles(values) for kind, values in delays.items()}
-    out["by_provider"] = {
-        provider: {kind: _percentiles(values) for kind, values in kinds.items()}
-        for provider, kinds in sorted(by_provider.items())
-    }
-    return out
+        delays[kind].append(parse_timestamp(row["received_at"]).timestamp() - happened)
+    return {kind: _percentiles(values) for kind, values in delays.items()}
 
 
 def _percentiles(values: list[float]) -> dict[str, float | int]:

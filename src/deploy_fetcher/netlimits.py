@@ -14,6 +14,9 @@ broken connection. :func:`watched_transport` is an ``httpx`` transport whose soc
 upgrade ``http`` to ``https`` on the same host; anything else (another host, another port,
 ``https`` → ``http``) is refused before anything is sent there, so no credential ever reaches
 another host. The refusal names both hosts.
+
+**TLS.** :func:`tls_verify` turns the ``tls_verify`` and ``ca_bundle`` keys that every HTTP source
+and sink takes into httpx's ``verify``, one way for all of them.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import time
 import typing
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urljoin, urlsplit
 
@@ -40,6 +44,7 @@ __all__ = [
     "deadline",
     "display_url",
     "redirect_refusal",
+    "tls_verify",
     "watched_transport",
 ]
 
@@ -256,6 +261,13 @@ class _WatchedBackend(httpcore.NetworkBackend):
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
+
+
+def tls_verify(tls_verify: bool, ca_bundle: Path | None) -> bool | ssl.SSLContext:
+    """Httpx's ``verify`` for the ``tls_verify`` and ``ca_bundle`` keys: the bundle only when verifying."""
+    if tls_verify and ca_bundle is not None:
+        return ssl.create_default_context(cafile=str(ca_bundle))
+    return tls_verify
 
 
 def watched_transport(

@@ -12,7 +12,7 @@ from deploy_fetcher.lifecycle import enforce_lifecycle, lifecycle_order, violati
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.model import DeployEvent, Status, utc_now
 from deploy_fetcher.providers import Page
-from deploy_fetcher.providers.github.deployments import chunk_pages
+from deploy_fetcher.providers.kit import backfill_pages
 
 
 def _event(status: str, seconds: int = 0, deployment: str = "d1") -> DeployEvent:
@@ -34,9 +34,10 @@ def test_events_at_one_instant_come_in_lifecycle_order():
     assert ["queued", "waiting", "in-progress", "success"] == [e.status.value for e in ordered]
 
 
-def test_a_github_page_puts_queued_before_in_progress_at_the_same_instant():
-    """chunk_pages orders ties by lifecycle, so the latest row of a running deployment is running."""
-    [page] = list(chunk_pages([_event("in-progress"), _event("queued")], None))
+def test_a_page_in_lifecycle_order_puts_queued_before_in_progress_at_the_same_instant():
+    """Ties in a page go by lifecycle, so the latest row of a running deployment is running."""
+    batch = [_event("in-progress"), _event("queued")]
+    [page] = list(backfill_pages([batch], order=lifecycle_order))
     assert ["queued", "in-progress"] == [e.status.value for e in page.events]
 
 

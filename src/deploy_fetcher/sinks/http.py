@@ -31,7 +31,6 @@ and component reports classify their answers and mask their reasons with it.
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,7 +41,7 @@ from pydantic import AfterValidator, BaseModel, SecretStr
 
 from deploy_fetcher import redaction
 from deploy_fetcher.config import SinkConfig
-from deploy_fetcher.netlimits import deadline, redirect_refusal, watched_transport
+from deploy_fetcher.netlimits import deadline, redirect_refusal, tls_verify, watched_transport
 from deploy_fetcher.redaction import excerpt, register_secret, secret_forms
 from deploy_fetcher.retry_after import MAX_RETRY_AFTER, parse_retry_after
 from deploy_fetcher.sinks._base import (
@@ -240,9 +239,7 @@ class SinkHttpClient:
         self._secrets = secret_values(config)
         for secret in self._secrets:
             register_secret(secret)
-        verify: bool | ssl.SSLContext = config.tls_verify
-        if config.tls_verify and config.ca_bundle is not None:
-            verify = ssl.create_default_context(cafile=str(config.ca_bundle))
+        verify = tls_verify(config.tls_verify, config.ca_bundle)
         self._client = httpx.Client(
             timeout=self.timeout,
             headers={"User-Agent": context.user_agent},

@@ -343,3 +343,13 @@ def test_graphql_answering_404_falls_back_to_rest_with_advice_about_graphql(
         assert "does not serve GraphQL" in reason
         assert "graphql: false" in reason
         assert "repository name" not in reason
+
+
+def test_the_secondary_limit_is_never_reached(make_emulator, make_provider):
+    """At a 5-point secondary limit, the 5th request of a minute waits rather than be refused."""
+    emulator = make_emulator(scenario=scenario(), start=START, secondary_points_per_minute=5)
+    provider, _ = make_provider(emulator, secondary_limit=5, max_rate_limit_wait="1s")
+    with pytest.raises(RateLimited) as caught:
+        Harness(provider).cycle()  # six requests, the last two a minute away
+    assert (4, 0) == (len(emulator.log), emulator.secondary_refusals)
+    assert "request budget" in str(caught.value)

@@ -36,6 +36,7 @@ from deploy_fetcher.providers.azure_devops.selection import PipelineFilter, Stag
 from deploy_fetcher.providers.kit import (
     Quota,
     Watermark,
+    backfill_pages,
     cursor_pages,
     reread_recording,
     settings_of,
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
     import httpx
 
     from deploy_fetcher.config import SourceConfig
-    from deploy_fetcher.model import DeployEvent
 
 __all__ = ["AzureDevOpsProvider"]
 
@@ -210,19 +210,13 @@ class AzureDevOpsProvider(Provider):
             walk = self._runs.backfill(self._stage_walk(target, naming), since=since, until=until)
         else:
             walk = self._releases.backfill(target, naming=naming, since=since, until=until)
-        yield from self._pages(walk)
+        yield from backfill_pages(walk, order=lifecycle_order)
 
     def reread(
         self, target: str, deployment_id: str, *, since: datetime, until: datetime
     ) -> Reread:
         """``fetcher explain``: the deployment's events read again, with the raw objects behind them."""
         return reread_recording(self, target, deployment_id, since=since, until=until)
-
-    @staticmethod
-    def _pages(walk: Iterator[list[DeployEvent]]) -> Iterator[Page]:
-        for events in walk:
-            if events:
-                yield Page(lifecycle_order(events))
 
     def check(self, target: str) -> list[CheckItem]:
         """``fetcher check``: ``connectionData`` once per source, then one item of the mode's list.

@@ -39,6 +39,7 @@ from deploy_fetcher.providers.github.deployments import DeploymentWalker
 from deploy_fetcher.providers.github.lookups import Lookups
 from deploy_fetcher.providers.github.mapping import Repo, web_base
 from deploy_fetcher.providers.github.runs import RunWalker
+from deploy_fetcher.providers.github.walker import RepoWalker, WalkerArgs
 from deploy_fetcher.providers.kit import Quota, reread_recording, settings_of
 
 __all__ = ["GitHubProvider"]
@@ -63,7 +64,7 @@ class GitHubProvider(Provider):
         )
         self._web = web_base(config.base_url)
         #: One walker per repository; the scheduler polls repositories of a source in parallel.
-        self._walkers: dict[str, DeploymentWalker | RunWalker] = {}
+        self._walkers: dict[str, RepoWalker] = {}
         self._walkers_lock = threading.Lock()
         self._owner_lists: dict[str, tuple[str | None, list[str]]] = {}
         #: Owners found to be users, not organisations (their list lives elsewhere).
@@ -134,17 +135,17 @@ class GitHubProvider(Provider):
         return names
 
     # -- polling -----------------------------------------------------------------------------------
-    def _walker(self, target: str) -> DeploymentWalker | RunWalker:
+    def _walker(self, target: str) -> RepoWalker:
         with self._walkers_lock:
             walker = self._walkers.get(target)
             if walker is None:
                 walker = self._walkers[target] = self._new_walker(target)
             return walker
 
-    def _new_walker(self, target: str) -> DeploymentWalker | RunWalker:
+    def _new_walker(self, target: str) -> RepoWalker:
         settings = self.gh_config.settings_for(target)
         repo = Repo(full_name=target, web_url=self._web)
-        common: dict[str, Any] = {
+        common: WalkerArgs = {
             "repo": repo,
             "source": self.config.name,
             "settings": settings,

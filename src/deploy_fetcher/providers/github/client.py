@@ -46,6 +46,7 @@ from deploy_fetcher.providers.kit import (
     PolicyAdapter,
     Quota,
     RedirectRefused,
+    RequestBudget,
     RequestPolicy,
     Retry,
     credential_digest,
@@ -68,6 +69,8 @@ __all__ = [
 _log = structlog.get_logger(__name__)
 
 PROVIDER: Final = "github"
+#: Share of the secondary limit no rolling minute of a credential's requests may exceed.
+SECONDARY_CAP: Final = 0.95
 API_VERSION: Final = "2022-11-28"
 _ACCEPT: Final = "application/vnd.github+json"
 _NOT_MODIFIED: Final = 304
@@ -152,17 +155,28 @@ class Credential:
 
     def __init__(self, config: GitHubConfig, context: ProviderContext) -> None:
         self.label = config.credential_label
+        digest = credential_digest(config.credential_key())
+        secondary = config.effective_secondary_limit
+        # The scheduler keeps the credential's average at 0.85 of the secondary limit; this cap
+        # keeps a burst (many deployments starting at once) from reaching it: requests wait for
+        # a slot in the rolling minute instead of being refused for a minute or more.
+        cap = None if secondary is None else max(1, int(secondary * SECONDARY_CAP))
+        budget = (
+            None
+            if cap is None
+            else context.shared.get(f"github-secondary:{digest}:{cap}", lambda: RequestBudget(cap))
+        )
         self.policy = shared_policy(
             config,
             context,
             provider=PROVIDER,
-            credential=credential_digest(config.credential_key()),
+            credential=digest,
             label=self.label,
+            budget=budget,
             share=config.quota_share,
         )
         assert self.policy.quota is not None  # noqa: S101 - shared_policy always gives one
         self.quota: Quota = self.policy.quota
-        secondary = config.effective_secondary_limit
         if secondary is not None:
             self.quota.declare(
                 "core", secondary, f"GitHub's secondary limit of {secondary} REST points a minute"

@@ -17,36 +17,31 @@ So an idle repository costs one ``304`` per cycle, plus one per open deployment.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
-
-import structlog
+from typing import Any, Final, Unpack
 
 from deploy_fetcher.errors import TransientError
 from deploy_fetcher.lifecycle import lifecycle_order
 from deploy_fetcher.model import DeployEvent, parse_timestamp
 from deploy_fetcher.providers._base import Cursor, Page
 from deploy_fetcher.providers.github.client import GitHubClient, MalformedResponse, NotFound
-from deploy_fetcher.providers.github.config import RepoSettings, scope_hash
 from deploy_fetcher.providers.github.cursor import DeploymentsCursor, OpenDeployment
 from deploy_fetcher.providers.github.lookups import LRU, Lookups, graphql_unavailable_reason
 from deploy_fetcher.providers.github.mapping import (
-    Repo,
     deployment_events,
     deployment_problem,
     run_id_of_statuses,
     snapshot_deployment,
     sorted_statuses,
 )
-from deploy_fetcher.providers.kit import record_raw
+from deploy_fetcher.providers.github.walker import RepoWalker, WalkerArgs
+from deploy_fetcher.providers.kit import backfill_pages, cursor_pages, record_raw
 
-__all__ = ["GRAPHQL_STATUSES", "DeploymentWalker", "chunk_pages"]
+__all__ = ["GRAPHQL_STATUSES", "DeploymentWalker"]
 
-_log = structlog.get_logger(__name__)
 
-PAGE_EVENTS: Final = 100
 #: New deployments handled (and committed) per step of a cycle.
 _CHUNK: Final = 100
 _GRAPHQL_BATCH: Final = 50
@@ -74,18 +69,6 @@ query DeploymentStatuses($ids: [ID!]!) {
   }
 }
 """.strip()
-
-
-def chunk_pages(events: Sequence[DeployEvent], cursor: Cursor | None) -> Iterator[Page]:
-    """Events oldest first in pages; only the last page carries the cursor (it covers them all)."""
-    ordered = lifecycle_order(events)
-    if not ordered:
-        if cursor is not None:
-            yield Page([], cursor)
-        return
-    for start in range(0, len(ordered), PAGE_EVENTS):
-        last = start + PAGE_EVENTS >= len(ordered)
-        yield Page(ordered[start : start + PAGE_EVENTS], cursor if last else None)
 
 
 @dataclass
@@ -117,7 +100,7 @@ def _graphql_status(node: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class DeploymentWalker:
+class DeploymentWalker(RepoWalker):
     """Polls one repository in deployments mode; kept across cycles for its caches."""
 
     def __init__(
@@ -125,23 +108,11 @@ class DeploymentWalker:
         client: GitHubClient,
         lookups: Lookups,
         *,
-        repo: Repo,
-        source: str,
-        settings: RepoSettings,
         use_graphql: bool,
-        max_open: int,
-        open_max_age: timedelta,
+        **args: Unpack[WalkerArgs],
     ) -> None:
-        self.client = client
-        self.lookups = lookups
-        self.repo = repo
-        self.source = source
-        self.settings = settings
+        super().__init__(client, lookups, **args)
         self.use_graphql = use_graphql
-        self.max_open = max_open
-        self.open_max_age = open_max_age
-        self.scope = scope_hash(settings)
-        self._log = _log.bind(source=source, target=repo.full_name)
         #: Statuses last read per deployment with their ETag, so a 304 can still be mapped.
         self._statuses: LRU[int, tuple[str, list[dict[str, Any]]]] = LRU(2000)
 
@@ -154,6 +125,13 @@ class DeploymentWalker:
             cursor, scope=self.scope, log_name="github", target=self.repo.full_name
         )
         state = stored or DeploymentsCursor(now - lookback, scope=self.scope)
+        walk = self._walk(state, now=now, overlap=overlap)
+        yield from cursor_pages(walk, state.sealed, cursor, order=lifecycle_order)
+
+    def _walk(
+        self, state: DeploymentsCursor, *, now: datetime, overlap: timedelta
+    ) -> Iterator[list[DeployEvent]]:
+        """The cycle's events, yielded where ``state`` covers exactly what was yielded so far."""
         floor = state.mark - overlap
         new_items, list_etag = self._discover(state, floor)
         # Open deployments first: one page whose cursor keeps the old mark and list ETag.
@@ -166,11 +144,7 @@ class DeploymentWalker:
         if not new_items:
             state.etag = list_etag
         self._prune(state, now=now, overlap=overlap)
-        written = cursor
-        current = state.sealed()
-        if events or current != written:
-            yield from chunk_pages(events, current)
-            written = current
+        yield events
         # New deployments oldest first, in chunks: each page's cursor covers that chunk, so a cycle
         # cut short (quota, shutdown) resumes after the last chunk it stored.
         ordered = sorted(
@@ -189,9 +163,7 @@ class DeploymentWalker:
             if start + _CHUNK >= len(ordered):
                 state.etag = list_etag
             self._prune(state, now=now, overlap=overlap)
-            current = state.sealed()
-            yield from chunk_pages(events, None if current == written else current)
-            written = current
+            yield events
 
     def _discover(
         self, state: DeploymentsCursor, floor: datetime
@@ -234,12 +206,19 @@ class DeploymentWalker:
             )
             if older:
                 break
-        self._fetch_new_statuses(list(items.values()))
+        ordered = sorted(
+            items.values(), key=lambda i: (i.deployment["created_at"], i.deployment["id"])
+        )
         scratch = DeploymentsCursor(since, scope=self.scope)
-        events = [
-            e for e in self._process(items, scratch, hold=True) if since <= e.happened_at < until
-        ]
-        yield from chunk_pages(events, None)
+
+        def walk() -> Iterator[list[DeployEvent]]:
+            for start in range(0, len(ordered), _CHUNK):
+                chunk = ordered[start : start + _CHUNK]
+                self._fetch_new_statuses(chunk)
+                events = self._process({i.deployment["id"]: i for i in chunk}, scratch, hold=True)
+                yield [e for e in events if since <= e.happened_at < until]
+
+        yield from backfill_pages(walk(), order=lifecycle_order)
 
     # -- steps -------------------------------------------------------------------------------------
     def _collect(

@@ -23,30 +23,26 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
-import structlog
-
+from deploy_fetcher.lifecycle import lifecycle_order
 from deploy_fetcher.model import DeployEvent, format_rfc3339, parse_timestamp
 from deploy_fetcher.providers._base import Cursor, Page
 from deploy_fetcher.providers.github.client import GitHubClient, MalformedResponse, NotFound
-from deploy_fetcher.providers.github.config import RepoSettings, scope_hash
 from deploy_fetcher.providers.github.cursor import OpenRun, RunsCursor
-from deploy_fetcher.providers.github.deployments import chunk_pages
 from deploy_fetcher.providers.github.lookups import LRU, Lookups
 from deploy_fetcher.providers.github.mapping import (
     JobTimes,
-    Repo,
     RunOutcome,
     job_times,
     run_events,
     run_problem,
 )
-from deploy_fetcher.providers.kit import record_raw
+from deploy_fetcher.providers.github.walker import RepoWalker, WalkerArgs
+from deploy_fetcher.providers.kit import backfill_pages, cursor_pages, record_raw
 
 __all__ = ["RunWalker", "Workflow", "select_workflows"]
 
-_log = structlog.get_logger(__name__)
 
 _LIST_CAP: Final = 1000
 #: Runs handled (and stored) per step of a cycle.
@@ -82,32 +78,14 @@ def select_workflows(workflows: list[Workflow], patterns: list[str]) -> list[Wor
     return chosen
 
 
-class RunWalker:
+class RunWalker(RepoWalker):
     """Polls one repository in workflow-runs mode; kept across cycles for its caches."""
 
-    def __init__(
-        self,
-        client: GitHubClient,
-        lookups: Lookups,
-        *,
-        repo: Repo,
-        source: str,
-        settings: RepoSettings,
-        max_open: int,
-        open_max_age: timedelta,
-    ) -> None:
-        self.client = client
-        self.lookups = lookups
-        self.repo = repo
-        self.source = source
-        self.settings = settings
-        self.max_open = max_open
-        self.open_max_age = open_max_age
-        self.scope = scope_hash(settings)
+    def __init__(self, client: GitHubClient, lookups: Lookups, **args: Unpack[WalkerArgs]) -> None:
+        super().__init__(client, lookups, **args)
         self._workflows_etag: str | None = None
         self._workflows: list[Workflow] = []
         self._job_times: LRU[tuple[int, int], JobTimes] = LRU(_JOB_TIMES_CACHE)
-        self._log = _log.bind(source=source, target=repo.full_name)
 
     # -- workflows ---------------------------------------------------------------------------------
     def workflows(self) -> list[Workflow]:
@@ -148,10 +126,16 @@ class RunWalker:
             and cursor.get("v") == RunsCursor.VERSION
         )
         reach = overlap if fresh else max(overlap, self.settings.rerun_window)
+        walk = self._walk(state, now=now, reach=reach)
+        yield from cursor_pages(walk, state.sealed, cursor, order=lifecycle_order)
+
+    def _walk(
+        self, state: RunsCursor, *, now: datetime, reach: timedelta
+    ) -> Iterator[list[DeployEvent]]:
+        """The cycle's events, yielded where ``state`` covers exactly what was yielded so far."""
         runs, names, etags = self._gather(state, state.mark - reach)
         ordered = sorted(runs.values(), key=lambda r: (r["created_at"], r["id"]))
         ceiling = self.client.policy.mark_ceiling()
-        written = cursor
         # Oldest first, in chunks: each page's cursor covers that chunk (the mark at its newest
         # run; the list ETags only once everything is stored), so a cycle cut short resumes there.
         for start in range(0, max(len(ordered), 1), _CHUNK):
@@ -169,9 +153,7 @@ class RunWalker:
                 now=now, overlap=reach, max_open=self.max_open, max_age=self.open_max_age
             ):
                 self._log.info("github.open_run_dropped", run=dropped, reason="too old or too many")
-            current = state.sealed()
-            yield from chunk_pages(events, None if current == written else current)
-            written = current
+            yield events
 
     def _gather(
         self, state: RunsCursor, window: datetime
@@ -234,10 +216,16 @@ class RunWalker:
             listed, _ = self._list(wf_id, since, until, etag=None)
             runs.update({r["id"]: r for r in listed})
         scratch = RunsCursor(since, scope=self.scope)
-        events: list[DeployEvent] = []
-        for run in sorted(runs.values(), key=lambda r: (r["created_at"], r["id"])):
-            events += self._process(run, scratch, names, previous=False)
-        yield from chunk_pages([e for e in events if since <= e.happened_at < until], None)
+        ordered = sorted(runs.values(), key=lambda r: (r["created_at"], r["id"]))
+
+        def walk() -> Iterator[list[DeployEvent]]:
+            for start in range(0, len(ordered), _CHUNK):
+                events: list[DeployEvent] = []
+                for run in ordered[start : start + _CHUNK]:
+                    events += self._process(run, scratch, names, previous=False)
+                yield [e for e in events if since <= e.happened_at < until]
+
+        yield from backfill_pages(walk(), order=lifecycle_order)
 
     # -- steps -------------------------------------------------------------------------------------
     def _list(

@@ -53,6 +53,7 @@ from deploy_fetcher.providers.gitlab.projects import (
 from deploy_fetcher.providers.kit import (
     KeysetPaginator,
     Quota,
+    backfill_pages,
     cursor_pages,
     record_raw,
     reread_recording,
@@ -124,10 +125,8 @@ class GitLabProvider(Provider):
             else:
                 pstate = PipelinesState(since)
                 pages = self._pipeline_pages(target, settings, rendering, pstate, until=until)
-            for events in pages:
-                kept = [e for e in events if since <= e.happened_at < until]
-                if kept:
-                    yield Page(kept)
+            kept = ([e for e in events if since <= e.happened_at < until] for events in pages)
+            yield from backfill_pages(kept)
         except (AuthError, RateLimited) as exc:
             self._note(exc)
             raise

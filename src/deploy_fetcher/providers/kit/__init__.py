@@ -29,7 +29,8 @@ mode and the source's scope.
 :class:`KeysetPaginator`: each refuses to loop (:class:`PaginationLoop`).
 
 **Pages** — :func:`cursor_pages` turns a walk that keeps its cursor up to date into pages that
-each carry the cursor covering them: every provider commits page by page.
+each carry the cursor covering them: every provider commits page by page; :func:`backfill_pages`
+does the same for a backfill, whose pages carry no cursor.
 
 **Names** — :func:`check_template` at load time, :func:`render_template` at poll time.
 
@@ -47,7 +48,7 @@ The errors it raises are all in :mod:`deploy_fetcher.errors`' taxonomy::
 """
 
 from deploy_fetcher.config import HttpSourceConfig
-from deploy_fetcher.netlimits import display_url
+from deploy_fetcher.netlimits import display_url, tls_verify
 from deploy_fetcher.providers.kit._cache import BoundedCache, ByteBudget, json_size
 from deploy_fetcher.providers.kit._config import OpenSetKeys, settings_of
 from deploy_fetcher.providers.kit._cursor import (
@@ -65,10 +66,10 @@ from deploy_fetcher.providers.kit._errors import (
     ResponseTooLarge,
     Retry,
 )
-from deploy_fetcher.providers.kit._httpx import HttpClient, Reply, tls_verify
+from deploy_fetcher.providers.kit._httpx import HttpClient, Reply
 from deploy_fetcher.providers.kit._json import JsonApi
 from deploy_fetcher.providers.kit._limits import Limits, check_redirect
-from deploy_fetcher.providers.kit._pages import cursor_pages
+from deploy_fetcher.providers.kit._pages import backfill_pages, cursor_pages
 from deploy_fetcher.providers.kit._paging import (
     ContinuationPaginator,
     KeysetPaginator,
@@ -140,6 +141,7 @@ __all__ = [
     "Retry",
     "Sealed",
     "Watermark",
+    "backfill_pages",
     "check_redirect",
     "check_template",
     "classify",

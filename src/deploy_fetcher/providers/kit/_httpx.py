@@ -15,7 +15,6 @@ import ssl
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final
 
 import httpx
@@ -27,7 +26,7 @@ from deploy_fetcher.providers.kit._limits import check_redirect
 if typing.TYPE_CHECKING:
     from deploy_fetcher.providers.kit._policy import RequestPolicy
 
-__all__ = ["HttpClient", "Reply", "tls_verify"]
+__all__ = ["HttpClient", "Reply"]
 
 _REDIRECT_LIMIT: Final = 5
 
@@ -44,13 +43,6 @@ class Reply:
     def json(self) -> Any:
         """The body parsed as JSON (ValueError when it is not)."""
         return json.loads(self.body)
-
-
-def tls_verify(tls_verify: bool, ca_bundle: Path | None) -> bool | ssl.SSLContext:
-    """The ``verify`` of httpx for a source's ``tls_verify`` and ``ca_bundle`` keys."""
-    if tls_verify and ca_bundle is not None:
-        return ssl.create_default_context(cafile=str(ca_bundle))
-    return tls_verify
 
 
 class HttpClient:

@@ -10,7 +10,7 @@ from deploy_fetcher.providers._base import Cursor, Page
 if TYPE_CHECKING:
     from deploy_fetcher.model import DeployEvent
 
-__all__ = ["cursor_pages"]
+__all__ = ["backfill_pages", "cursor_pages"]
 
 
 def cursor_pages(
@@ -37,3 +37,14 @@ def cursor_pages(
     current = cursor()
     if current != last:
         yield Page([], current)
+
+
+def backfill_pages(
+    batches: Iterable[Sequence[DeployEvent]],
+    *,
+    order: Callable[[Sequence[DeployEvent]], Sequence[DeployEvent]] = list,
+) -> Iterator[Page]:
+    """One page per batch that has events, without a cursor: a backfill stores no cursor."""
+    for events in batches:
+        if events:
+            yield Page(order(events))

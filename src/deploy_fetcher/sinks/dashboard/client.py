@@ -7,13 +7,13 @@ its own keep-alive client, because their timeouts differ (a stream read waits fo
 
 from __future__ import annotations
 
-import ssl
 from typing import Final
 
 import httpx
 
 from deploy_fetcher._version import __version__
 from deploy_fetcher.config import SinkConfig, settings_of
+from deploy_fetcher.netlimits import tls_verify
 from deploy_fetcher.sinks.dashboard.config import ControlConfig, DashboardConfig
 
 __all__ = ["USER_AGENT", "control_settings", "dashboard_client", "dashboard_settings"]
@@ -39,14 +39,11 @@ def dashboard_client(
 
     ``transport`` is for tests (an ``httpx.MockTransport``).
     """
-    verify: bool | ssl.SSLContext = config.tls_verify
-    if config.tls_verify and config.ca_bundle is not None:
-        verify = ssl.create_default_context(cafile=str(config.ca_bundle))
     return httpx.Client(
         base_url=config.url,
         timeout=timeout,
         headers={"User-Agent": USER_AGENT},
-        verify=verify,
+        verify=tls_verify(config.tls_verify, config.ca_bundle),
         follow_redirects=False,
         transport=transport,
     )
