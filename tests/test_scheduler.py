@@ -48,7 +48,7 @@ class SlowProvider(Provider):
         return iter(())
 
 
-def _runtime(tmp_path, provider_targets=("a", "b")):
+def _runtime(tmp_path, provider_targets=("a", "b"), interval=1):
     config = FetcherConfig.model_validate(
         {
             "state": {"path": str(tmp_path / "s.db")},
@@ -56,7 +56,7 @@ def _runtime(tmp_path, provider_targets=("a", "b")):
         }
     )
     config = config.model_copy(
-        update={"sources": [SourceConfig(name="slow", provider="slow", interval=1)]}
+        update={"sources": [SourceConfig(name="slow", provider="slow", interval=interval)]}
     )
     made = []
 
@@ -384,3 +384,25 @@ def test_a_hung_target_s_skipped_runs_are_not_logged_every_interval(tmp_path, ca
         scheduler.shutdown()
         runtime.close()
     assert [] == [r for r in caplog.records if "maximum number of running" in r.getMessage()]
+
+
+def test_a_target_handed_over_is_first_polled_an_interval_after_its_last_poll(tmp_path):
+    """Taken from a live replica that polled it 10 s ago: next poll 50 s on (60 s interval); else now."""
+    from deploy_fetcher.model import utc_now
+
+    runtime, _provider = _runtime(tmp_path, interval=60)
+    scheduler = Scheduler(runtime, max_workers=2)
+    scheduler.start()
+    try:
+        wait_until(lambda: scheduler._scheduler.get_job("slow/b") is not None, timeout=10)
+        before = utc_now()
+        scheduler._taken_over({"slow/a": 10.0, "slow/b": None})
+        after = utc_now()
+        first_a = scheduler._scheduler.get_job("slow/a").next_run_time
+        first_b = scheduler._scheduler.get_job("slow/b").next_run_time
+    finally:
+        scheduler.shutdown()
+        runtime.close()
+
+    assert before + timedelta(seconds=50) <= first_a <= after + timedelta(seconds=50)
+    assert first_b <= after

@@ -177,13 +177,18 @@ class Daemon:
         _log.info("fetcher.stopped", pending=pending)
 
     def _flush(self, deadline: float) -> None:
-        """Let delivery drain what it can until the deadline (paused or backing-off sinks keep theirs)."""
+        """Let delivery drain what it can until the deadline.
+
+        Paused or backing-off sinks keep their rows, and so do sinks this replica may not deliver
+        to (another replica holds their lease and sends them): nothing is waited for in vain.
+        """
         while time.monotonic() < deadline:
             busy = [
                 name
                 for name, worker in self.runtime.workers.items()
                 if worker.alive
                 and not worker.held
+                and worker.gate()
                 and name not in self.runtime.health.paused_sinks
                 and self.runtime.store.pending_count(name) > 0
                 and worker.backing_off <= 0

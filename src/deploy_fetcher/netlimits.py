@@ -16,7 +16,8 @@ upgrade ``http`` to ``https`` on the same host; anything else (another host, ano
 another host. The refusal names both hosts.
 
 **TLS.** :func:`tls_verify` turns the ``tls_verify`` and ``ca_bundle`` keys that every HTTP source
-and sink takes into httpx's ``verify``, one way for all of them.
+and sink takes into httpx's ``verify``, one way for all of them; :func:`requests_verify` into the
+``verify`` of ``requests`` (PyGithub, python-gitlab), which takes the bundle as a path.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "deadline",
     "display_url",
     "redirect_refusal",
+    "requests_verify",
     "tls_verify",
     "watched_transport",
 ]
@@ -267,6 +269,13 @@ def tls_verify(tls_verify: bool, ca_bundle: Path | None) -> bool | ssl.SSLContex
     """Httpx's ``verify`` for the ``tls_verify`` and ``ca_bundle`` keys: the bundle only when verifying."""
     if tls_verify and ca_bundle is not None:
         return ssl.create_default_context(cafile=str(ca_bundle))
+    return tls_verify
+
+
+def requests_verify(tls_verify: bool, ca_bundle: Path | None) -> bool | str:
+    """The ``verify`` of ``requests`` for the same keys: the bundle's path only when verifying."""
+    if tls_verify and ca_bundle is not None:
+        return str(ca_bundle)
     return tls_verify
 
 

@@ -31,7 +31,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -492,27 +492,33 @@ class Scheduler:
         self.runtime.health.forget_target(key)
         self.runtime.metrics.forget_target(*split_key(key))
 
-    def _taken_over(self, keys: Iterable[str]) -> None:
-        """Targets this replica just took: poll them within their jitter, not an interval later.
+    def _taken_over(self, keys: Mapping[str, float | None]) -> None:
+        """Targets this replica just took: when to poll each first.
 
-        After a replica died its targets have waited a lease already; spread over the jitter, a
-        takeover of hundreds of targets does not hit the CI system in one burst.
+        One handed over by a live replica (``keys`` says how many seconds ago it last polled it) is
+        polled an interval after that poll, so the two replicas do not both poll it within one
+        interval. One whose holder died has waited a lease already: it is polled within its
+        jitter, so a takeover of hundreds of targets does not hit the CI system in one burst.
         """
         config = self.runtime.config
         now = utc_now()
         with self._lock:
             if self._stopping:
                 return
-            for key in keys:
+            for key, polled_ago in keys.items():
                 job = self._scheduler.get_job(key)
                 if job is None:
                     continue  # not discovered here yet; its first run comes with discovery
                 source, _, _target = key.partition("/")
                 provider = self.runtime.providers.get(source)
-                jitter = (
-                    config.effective(provider.config, "jitter").total_seconds() if provider else 0
-                )
-                job.modify(next_run_time=now + timedelta(seconds=random.uniform(0, jitter)))
+                if provider is None:
+                    continue
+                jitter = config.effective(provider.config, "jitter").total_seconds()
+                wait = random.uniform(0, jitter)
+                if polled_ago is not None:
+                    interval = config.effective(provider.config, "interval").total_seconds()
+                    wait += max(0.0, interval - polled_ago)
+                job.modify(next_run_time=now + timedelta(seconds=wait))
 
     def _handed_over(self, keys: Iterable[str]) -> None:
         """Targets another replica polls now: their health and series are that replica's to show."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.support import run_cli, write_config
+from tests.support import free_port, run_cli, write_config
 
 from deploy_fetcher.store.postgres import PostgresStore
 
@@ -42,10 +42,29 @@ def test_members_lists_live_and_gone_replicas_with_their_leases(
 
 
 def test_members_with_a_state_file_says_there_is_one_process(tmp_path: Path) -> None:
-    """With the SQLite backend there is no replica set: one line, exit 1."""
+    """With the SQLite backend there is no replica set: one line on stderr, nothing on stdout, exit 1."""
     config = write_config(tmp_path / "config.yaml", {"state": {"path": str(tmp_path / "s.db")}})
 
     result = run_cli("state", "members", "--config", str(config))
 
     assert 1 == result.returncode
-    assert "state members needs state.backend postgres" in result.stdout
+    assert "" == result.stdout
+    assert 1 == len(result.stderr.splitlines())
+    assert "state members needs state.backend postgres" in result.stderr
+
+
+def test_a_command_against_a_database_that_is_down_prints_one_line(tmp_path: Path) -> None:
+    """No server at the URL: one error line naming the database, no warnings of the pool, exit 1."""
+    config = write_config(
+        tmp_path / "config.yaml", {"state": {"backend": "postgres", "url": "${STATE_URL}"}}
+    )
+    url = f"postgresql://fetcher:s3cret-pw@127.0.0.1:{free_port()}/fetcher"
+
+    result = run_cli("outbox", "stats", "--config", str(config), env={"STATE_URL": url})
+
+    assert 1 == result.returncode
+    assert "" == result.stdout
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("fetcher: state database postgresql://fetcher@127.0.0.1:")
+    assert "Connection refused" in line
+    assert "s3cret-pw" not in result.stderr

@@ -164,6 +164,66 @@ def test_migrate_refuses_a_file_in_use(tmp_path: Path, pg_url: str) -> None:
     assert (0,) == schemas
 
 
+def _our_schema_exists(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'deploy_fetcher'"
+        ).fetchone()
+    return (1,) == found
+
+
+def test_migrate_refuses_a_file_whose_run_lock_is_held(tmp_path: Path, pg_url: str) -> None:
+    """A daemon running on the file (its run lock held, no claim yet) is named; nothing is copied."""
+    from deploy_fetcher.runlock import RunLock
+
+    state = tmp_path / "state.db"
+    source = SqliteStore(state)
+    source.commit_page("k", {"page": 1}, [("dash", make_event("run-1"))])
+    source.close()
+    config = write_config(tmp_path / "config.yaml", {"state": {"path": str(state)}})
+
+    with RunLock(state):
+        result = run_cli("state", "migrate", "--config", str(config), "--to", pg_url)
+
+    assert 1 == result.returncode
+    assert f"the state file {state} is in use by another fetcher run (pid" in result.stderr
+    assert not _our_schema_exists(pg_url)
+
+
+def test_migrate_whose_counts_do_not_add_up_keeps_nothing_and_exits_1(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Rows lost on the way (a trigger drops them) are found by the count check: exit 1, nothing kept."""
+    state = tmp_path / "state.db"
+    source = SqliteStore(state)
+    source.commit_page("k", {"page": 1}, [("dash", make_event(f"run-{n}")) for n in range(3)])
+    source.close()
+    PostgresStore(pg_url).close()  # our empty schema, so a trigger can be put on it
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION deploy_fetcher.lose_one() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN IF NEW.deployment_id = 'run-1' THEN RETURN NULL; END IF; RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER lose_one BEFORE INSERT ON deploy_fetcher.outbox"
+            " FOR EACH ROW EXECUTE FUNCTION deploy_fetcher.lose_one()"
+        )
+    config = write_config(tmp_path / "config.yaml", {"state": {"path": str(state)}})
+
+    result = run_cli("state", "migrate", "--config", str(config), "--to", pg_url)
+
+    assert 1 == result.returncode
+    assert "the copy does not add up" in result.stderr
+    assert "nothing was kept" in result.stderr
+    assert "" == result.stdout
+    with psycopg.connect(pg_url) as conn:
+        kept = conn.execute(
+            "SELECT (SELECT count(*) FROM deploy_fetcher.outbox),"
+            " (SELECT count(*) FROM deploy_fetcher.cursors)"
+        ).fetchone()
+    assert (0, 0) == kept
+
+
 def test_a_bad_target_url_is_a_usage_error_that_does_not_echo_it(tmp_path: Path) -> None:
     """--to that is not a PostgreSQL URL exits 2 without printing the value (it may hold a password)."""
     config = write_config(tmp_path / "config.yaml", {"state": {"path": str(tmp_path / "s.db")}})

@@ -73,3 +73,39 @@ def test_a_url_that_is_not_postgresql_is_refused_without_echoing_it(
 
     assert "state.url: not a PostgreSQL URL" in str(caught.value)
     assert "Pg-S3cret-value" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://fetcher:pw@db-1:5432,db-2:5432/fetcher?target_session_attrs=read-write",
+        "postgres://fetcher@db-1,db-2,db-3/fetcher",
+        "postgresql://fetcher:pw@[2001:db8::1]:5432,[2001:db8::2]:5433/fetcher",
+    ],
+)
+def test_a_url_with_several_hosts_is_accepted_as_libpq_does(
+    url: str, resolvers: dict[str, Any]
+) -> None:
+    """Several hosts, tried in turn by libpq (a primary and its standbys): the URL is taken as given."""
+    config = parse_config(
+        "state:\n  backend: postgres\n  url: ${STATE_URL}\n",
+        environ={"STATE_URL": url},
+        **resolvers,
+    )
+
+    assert url == config.state.url.get_secret_value()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://u:pw@db-1:5432,db-2:port/x", "postgresql://u:pw@[2001:db8::1/x"]
+)
+def test_a_host_list_with_a_bad_entry_is_refused(url: str, resolvers: dict[str, Any]) -> None:
+    """One malformed host or port in the list is refused like any bad URL, without echoing it."""
+    with pytest.raises(ConfigError, match=r"state\.url: not a PostgreSQL URL") as caught:
+        parse_config(
+            "state:\n  backend: postgres\n  url: ${STATE_URL}\n",
+            environ={"STATE_URL": url},
+            **resolvers,
+        )
+
+    assert "pw" not in str(caught.value).replace("password", "")

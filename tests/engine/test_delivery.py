@@ -137,3 +137,32 @@ def test_a_slow_sink_hands_back_its_batch_before_the_claim_can_expire(store):
     assert 1 <= len(sent) < 5  # 0.1 s of a 0.2 s lease allows at most one or two 0.1 s sends
     again = store.claim("dash", limit=10, lease_seconds=1, now=store.list_rows()[0].created_at)
     assert [f"d{n}" for n in range(len(sent), 5)] == [r.event.deployment_id for r in again]
+
+
+def _claimable(store):
+    """What another process could claim now (claims released, not merely expired later)."""
+    now = store.list_rows()[0].created_at
+    return [r.event.deployment_id for r in store.claim("dash", limit=10, lease_seconds=1, now=now)]
+
+
+def test_a_worker_whose_gate_is_shut_claims_and_sends_nothing(store):
+    """Without the sink's lease (gate False) nothing is claimed, nothing sent, every row stays free."""
+    _queue(store, *(make_event(n) for n in range(3)))
+    worker, sink = _worker(store)
+    worker.gate = lambda: False
+
+    assert FAST.idle_poll == worker.drain_once()
+    assert [] == sink.received
+    assert ["d0", "d1", "d2"] == _claimable(store)
+
+
+def test_a_gate_shutting_mid_batch_hands_the_rest_of_the_batch_back(store):
+    """The sink's lease lost after the first send: the rest of the batch is released at once, unsent."""
+    _queue(store, *(make_event(n) for n in range(5)))
+    worker, sink = _worker(store)
+    worker.gate = lambda: not sink.received  # shut once the first row went out
+    assert 0 == worker.drain_once()
+
+    assert ["d0"] == [e.deployment_id for e in sink.received]
+    assert ["d1", "d2", "d3", "d4"] == _claimable(store)
+    assert 4 == store.pending_count("dash")

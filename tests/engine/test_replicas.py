@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import pytest
 from tests.support import wait_until
@@ -55,12 +57,13 @@ def test_a_leaving_member_hands_on_only_its_own_keys() -> None:
 class Replica:
     """One coordinator over its own store, driven tick by tick by the test."""
 
-    def __init__(self, url: str, name: str, ttl: float = 30.0) -> None:
+    def __init__(self, url: str, name: str, ttl: float = 30.0, *, listed: bool = True) -> None:
         self.store = PostgresStore(url, pool_size=2)
         self.metrics = Metrics()
         self.gained: list[str] = []
         self.released: list[str] = []
         self.acquired: list[str] = []
+        self.polled_ago: dict[str, float | None] = {}
         self.coordinator = Coordinator(
             self.store.lease_board,
             member=name,
@@ -69,10 +72,15 @@ class Replica:
             health=Health(),
             on_gained=self.gained.extend,
             on_released=self.released.extend,
-            on_acquired=self.acquired.extend,
+            on_acquired=self._acquired,
         )
-        self.coordinator.set_targets("gh", KEYS[:30])
+        if listed:  # else its discovery of the source failed
+            self.coordinator.set_targets("gh", KEYS[:30])
         self.coordinator.set_sinks(["dash"])
+
+    def _acquired(self, keys: Mapping[str, float | None]) -> None:
+        self.acquired.extend(keys)
+        self.polled_ago.update(keys)
 
     def owned(self) -> set[str]:
         return {k for k in KEYS[:30] if self.coordinator.begin(k) is not None}
@@ -159,6 +167,46 @@ def test_a_joining_replica_takes_targets_only_once_the_holder_let_them_go(
     assert len(newcomer.owned()) + int(newcomer.coordinator.may_deliver("dash")) <= handed
 
 
+def test_a_replica_whose_discovery_failed_gets_none_of_that_sources_targets(
+    pg_url: str, replicas: list[Replica]
+) -> None:
+    """One replica could not list the source: the two that could hold every target between them."""
+    replicas += [
+        Replica(pg_url, "m-0"),
+        Replica(pg_url, "m-1"),
+        Replica(pg_url, "m-2", listed=False),
+    ]
+
+    _settle(replicas)
+
+    owned = [r.owned() for r in replicas]
+    assert set(KEYS[:30]) == owned[0] | owned[1]
+    assert 30 == len(owned[0]) + len(owned[1])
+    assert set() == owned[2]
+    assert 1 == sum(r.coordinator.may_deliver("dash") for r in replicas)
+
+
+def test_a_joining_replica_polls_what_it_takes_an_interval_after_the_old_holder_did(
+    pg_url: str, replicas: list[Replica]
+) -> None:
+    """The old holder says when it last polled each target it hands over; the newcomer hears it."""
+    old = Replica(pg_url, "m-0")
+    replicas.append(old)
+    old.coordinator.tick()
+    for key in KEYS[:30]:  # a round of polls
+        assert old.coordinator.begin(key) is not None
+        old.coordinator.end(key)
+    newcomer = Replica(pg_url, "m-1")
+    replicas.append(newcomer)
+
+    newcomer.coordinator.tick()
+    old.coordinator.tick()
+    newcomer.coordinator.tick()
+
+    assert newcomer.polled_ago
+    assert all(ago is not None and 0 <= ago < 60 for ago in newcomer.polled_ago.values())
+
+
 def test_a_poll_in_flight_keeps_its_target_until_it_ends(
     pg_url: str, replicas: list[Replica]
 ) -> None:
@@ -233,13 +281,15 @@ def test_a_new_sink_holder_waits_for_rows_in_flight_elsewhere(
     assert ["dash"] == replica.gained
 
 
-def test_a_new_sink_holder_frees_the_claims_of_a_departed_replica(
+def test_a_new_sink_holder_frees_the_claims_of_a_departed_replica_after_a_ttl(
     pg_url: str, replicas: list[Replica]
 ) -> None:
-    """Rows claimed by a replica whose membership expired are freed at once, not after their lease."""
+    """Rows claimed by a replica gone for a whole ttl are freed then, not after their claim's lease."""
     from tests.store.factories import make_event
 
-    replica = Replica(pg_url, "m-0")
+    now = [0.0]
+    replica = Replica(pg_url, "m-0", ttl=10.0)
+    replica.coordinator._clock = lambda: now[0]
     replicas.append(replica)
     replica.store.commit_page("k", None, [("dash", make_event())])
     replica.store.lease_board.heartbeat("killed-holder", host="h", version="1", ttl=0.1)
@@ -247,9 +297,56 @@ def test_a_new_sink_holder_frees_the_claims_of_a_departed_replica(
     time.sleep(0.2)
 
     replica.coordinator.tick()
+    first_seen_gone = replica.coordinator.may_deliver("dash")
+    now[0] = 10.0
+    replica.coordinator.tick()
 
-    assert replica.coordinator.may_deliver("dash")
+    assert (False, True) == (first_seen_gone, replica.coordinator.may_deliver("dash"))
     assert 0 == replica.store.lease_board.claimed_elsewhere("dash", "m-0")
+
+
+def test_after_a_database_outage_a_member_that_comes_back_keeps_its_claims(
+    pg_url: str, replicas: list[Replica]
+) -> None:
+    """Every membership expires in an outage; the first member back must not free the others' claims.
+
+    Those members are alive, and one may have sent a row it could not yet mark delivered: freed,
+    that row would be sent a second time.
+    """
+    from tests.store.factories import make_event
+
+    from deploy_fetcher.errors import StoreError
+
+    now = [0.0]
+    replica = Replica(pg_url, "m-0", ttl=10.0)
+    replica.coordinator._clock = lambda: now[0]
+    replicas.append(replica)
+    board = replica.store.lease_board
+    replica.store.commit_page("k", None, [("dash", make_event())])
+    board.heartbeat("m-1", host="h", version="1", ttl=0.1)
+    _claim_all_as(replica.store, "m-1")
+    time.sleep(0.2)  # m-1's membership expired, as everyone's does in an outage
+
+    replica.coordinator.tick()  # m-0 back first: m-1 looks gone
+    real_heartbeat = board.heartbeat
+
+    def unreachable(*_args: object, **_kw: object) -> list[str]:
+        raise StoreError("state database: connection refused")
+
+    board.heartbeat = unreachable  # type: ignore[method-assign]
+    now[0] = 5.0
+    replica.coordinator.tick()  # a second outage: what m-0 saw before proves nothing now
+    board.heartbeat = real_heartbeat  # type: ignore[method-assign]
+    now[0] = 11.0
+    replica.coordinator.tick()
+    kept_after_reconnecting = board.claimed_elsewhere("dash", "m-0")
+    board.heartbeat("m-1", host="h", version="1", ttl=30)  # m-1 is back within its ttl
+    now[0] = 30.0
+    replica.coordinator.tick()
+
+    assert 1 == kept_after_reconnecting
+    assert 1 == board.claimed_elsewhere("dash", "m-0")
+    assert not replica.coordinator.may_deliver("dash")
 
 
 def test_a_burst_of_discoveries_takes_its_targets_without_renewing_once_per_source(
@@ -280,3 +377,92 @@ def test_a_burst_of_discoveries_takes_its_targets_without_renewing_once_per_sour
         replica.coordinator.stop(leave=True)
 
     assert len(renewals) <= 3
+
+
+def test_a_runtimes_delivery_workers_deliver_only_while_the_replica_holds_the_sink(
+    pg_url: str,
+) -> None:
+    """Two runtimes on one database: only the sink's lease holder's worker may deliver, each in turn."""
+    from tests.engine.builders import ListProvider, ProgrammedSink, make_config
+
+    from deploy_fetcher.config import StateConfig
+    from deploy_fetcher.engine import Runtime
+
+    def runtime() -> Runtime:
+        config = make_config(state=StateConfig(backend="postgres", url=pg_url, pool_size=2))
+        return Runtime(
+            config,
+            provider_resolver=lambda _name: ListProvider,
+            sink_resolver=lambda _type: lambda c, _ctx: ProgrammedSink(c),
+            coordinate=True,
+        )
+
+    first, second = runtime(), runtime()
+    first.coordinator.member, second.coordinator.member = "m-0", "m-1"
+    try:
+        closed = [first.workers["dash"].gate(), second.workers["dash"].gate()]
+        first.coordinator.tick()
+        second.coordinator.tick()
+        holder = first if first.coordinator.may_deliver("dash") else second
+        other = second if holder is first else first
+        open_now = [holder.workers["dash"].gate(), other.workers["dash"].gate()]
+        holder.coordinator.stop(leave=True)
+        other.coordinator.tick()
+        handed = [holder.workers["dash"].gate(), other.workers["dash"].gate()]
+    finally:
+        first.close()
+        second.close()
+
+    assert [False, False] == closed
+    assert [True, False] == open_now
+    assert [False, True] == handed
+
+
+def test_a_shutdown_flush_leaves_a_sink_another_replica_holds_at_once(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Stopping, a replica without the sink's lease does not wait out its grace for rows it may not send."""
+    from tests.store.factories import make_event
+    from tests.support import write_config
+
+    from deploy_fetcher.daemon import Daemon
+    from deploy_fetcher.plugins import load_config
+
+    path = write_config(
+        tmp_path / "fetcher.yaml",
+        {
+            "state": {"backend": "postgres", "url": pg_url, "pool_size": 2},
+            "server": {"enabled": False},
+            "sources": [
+                {"name": "gh", "provider": "github", "token": "t", "repos": ["acme/api"]},
+            ],
+            "sinks": [
+                {
+                    "name": "dash",
+                    "type": "deployment-dashboard",
+                    "url": "http://127.0.0.1:9/",
+                    "api_key": "k",
+                }
+            ],
+        },
+    )
+    config = load_config(path)
+    holder = Replica(pg_url, "m-holder")
+    daemon = Daemon(config, grace=3600)
+    try:
+        holder.coordinator.tick()
+        assert holder.coordinator.may_deliver("dash")
+        daemon.runtime.store.commit_page("k", None, [("dash", make_event())])
+        daemon.runtime.start_delivery()
+        flush = threading.Thread(target=daemon._flush, args=(time.monotonic() + 3600,), daemon=True)
+        flush.start()
+        flush.join(timeout=20)
+        waited = flush.is_alive()
+        pending = daemon.runtime.store.pending_count("dash")
+    finally:
+        daemon.runtime.stop_delivery(5)
+        daemon.runtime.close()
+        holder.close()
+
+    assert not waited
+    assert 1 == pending

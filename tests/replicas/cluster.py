@@ -22,6 +22,7 @@ from tests.support import FetcherProcess, free_port, wait_until, write_config
 
 from deploy_fetcher.emulators.dashboard import DashboardEmulator
 from deploy_fetcher.emulators.github import GitHubEmulator
+from deploy_fetcher.engine.replicas import owner_of
 from deploy_fetcher.model import format_rfc3339, utc_now
 
 API_KEY = "replicas-dashboard-key"
@@ -114,6 +115,14 @@ class Cluster:
             if status == "success" and first.get((deployment, "in-progress"), -1) > index
         )
 
+    def pending(self) -> int:
+        """Rows of the outbox not yet delivered nor dead."""
+        with psycopg.connect(self.url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM deploy_fetcher.outbox WHERE state = 'pending'"
+            ).fetchone()
+        return int(str(row[0])) if row else 0
+
     def duplicates(self) -> int:
         rows = self.rows()
         return len(rows) - len(set(rows))
@@ -201,7 +210,11 @@ class Cluster:
         return status, json.loads(body)
 
     def settled(self) -> bool:
-        """Every running replica is ready, sees the same members, and every target is held once."""
+        """Every replica is ready, and every target held once, by its owner among those that listed it.
+
+        The last part waits out the handovers still to come after a replica joined or listed the
+        source, so a test's counting window does not see a target move.
+        """
         running = self.running()
         bodies = []
         for n in running:
@@ -209,8 +222,27 @@ class Cluster:
             if status != 200 or body["replica"]["members"] != len(running):
                 return False
             bodies.append(body["replica"])
-        held = self.holders()
-        return sum(b["targets"] for b in bodies) == len(REPOS) and len(held) == len(REPOS) + 1
+        with psycopg.connect(self.url) as conn:
+            listed = sorted(
+                str(row[0])
+                for row in conn.execute(
+                    "SELECT id FROM deploy_fetcher.members"
+                    " WHERE expires_at > clock_timestamp() AND 'gh' = ANY(sources)"
+                )
+            )
+            held = {
+                str(key): str(holder)
+                for key, holder in conn.execute(
+                    "SELECT key, holder FROM deploy_fetcher.leases"
+                    " WHERE expires_at > clock_timestamp()"
+                )
+            }
+        return (
+            len(listed) == len(running)
+            and sum(b["targets"] for b in bodies) == len(REPOS)
+            and len(held) == len(REPOS) + 1
+            and all(held.get(f"gh/{repo}") == owner_of(f"gh/{repo}", listed) for repo in REPOS)
+        )
 
     def settle(self, timeout: float = 60) -> None:
         wait_until(self.settled, timeout=timeout, interval=0.2)

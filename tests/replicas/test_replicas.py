@@ -18,6 +18,7 @@ from tests.replicas.cluster import INTERVAL, REPOS, TTL, Cluster, now
 from tests.support import wait_until
 
 from deploy_fetcher.emulators._server import Fault
+from deploy_fetcher.model import parse_timestamp
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,10 @@ def cluster(
 
 
 def test_three_replicas_poll_each_target_once_and_deliver_everything(cluster: Cluster) -> None:
-    """Every repository is polled by exactly one replica, each polls some, and every event arrives once."""
+    """Every repository is polled by exactly one replica, its lease holder, and every event arrives once.
+
+    Rendezvous hashing spreads nine targets over three members, though not always onto all three.
+    """
     cluster.all_delivered()
     since = now()
     time.sleep(4 * INTERVAL)
@@ -45,13 +49,45 @@ def test_three_replicas_poll_each_target_once_and_deliver_everything(cluster: Cl
     polls = cluster.polls(since)
     assert dict.fromkeys(REPOS, 1) == {repo: len(by) for repo, by in polls.items()}
     pollers = {token for by in polls.values() for token in by}
-    assert {cluster.token_of(n) for n in range(3)} == pollers
+    assert len(pollers) >= 2
     holders = cluster.holders()
     for repo, by in polls.items():
         (token,) = by
         assert token == cluster.token_of(cluster.replica_by_pid(holders[f"gh/{repo}"]))
     assert 0 == cluster.duplicates()
     assert [] == cluster.out_of_order()
+
+
+def test_a_backlog_reaches_the_dashboard_in_happened_at_order(cluster: Cluster) -> None:
+    """Rows queued while the dashboard refused arrive oldest first: one replica at a time sends them.
+
+    The backlog is larger than a claim batch, so replicas sending side by side would interleave.
+    """
+    cluster.settle()
+    cluster.all_delivered()
+    before = len(cluster.rows())
+    cluster.dashboard.inject(
+        Fault(kind="status", status=503, match="^/api/deployments$", method="POST", count=10**6)
+    )
+    for _ in range(4):
+        cluster.deploy_everywhere()
+    backlog = 4 * len(REPOS) * 2
+    try:
+        wait_until(lambda: cluster.pending() >= backlog, timeout=30, interval=0.2)
+    finally:
+        cluster.dashboard.clear_faults()
+    # A slow dashboard: a batch takes seconds to send, time enough for a second sender to start;
+    # new rows committed meanwhile wake every replica's delivery worker.
+    cluster.dashboard.inject(
+        Fault(kind="delay", delay=0.05, match="^/api/deployments$", method="POST", count=backlog)
+    )
+    cluster.deploy_everywhere()
+    cluster.all_delivered()
+
+    arrived = [parse_timestamp(at) for _deployment, _status, at in cluster.rows()[before:]]
+    assert backlog + len(REPOS) * 2 == len(arrived)
+    assert sorted(arrived) == arrived
+    assert 0 == cluster.duplicates()
 
 
 def test_a_replica_frozen_past_its_lease_commits_nothing_when_it_wakes(cluster: Cluster) -> None:
@@ -61,11 +97,9 @@ def test_a_replica_frozen_past_its_lease_commits_nothing_when_it_wakes(cluster: 
     repo = cluster.targets_of(victim)[0]
     cluster.deploy(repo)
     # The victim's next poll of that repository hangs in the emulator for a while…
-    cluster.github.inject(
-        Fault(kind="delay", delay=3.0, match=f"^/repos/{repo}/deployments$", count=1)
-    )
-    wait_until(lambda: cluster.github.requests_to(f"^/repos/{repo}/deployments$"), timeout=1)
-    time.sleep(INTERVAL * 1.5)
+    hang = Fault(kind="delay", delay=3.0, match=f"^/repos/{repo}/deployments$", count=1)
+    cluster.github.inject(hang)
+    wait_until(lambda: hang.count <= 0, timeout=4 * INTERVAL, interval=0.02)
     # …and the victim freezes while it waits for the answer.
     cluster.signal(victim, signal.SIGSTOP)
     frozen_at = now()
@@ -175,5 +209,5 @@ def test_the_database_stopped_for_20s_stops_work_and_replicas_recover_by_themsel
 
     assert rows_then == rows_after
     assert all(any("state database" in p or "replica set" in p for p in ps) for ps in problems)
-    assert made.duplicates() <= 3
+    assert 0 == made.duplicates()  # no replica crashed, no POST timed out: nothing twice
     assert [] == made.out_of_order()

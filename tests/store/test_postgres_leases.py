@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from tests.store.factories import FakeClock, make_event
 
-from deploy_fetcher.errors import LeaseLost
+from deploy_fetcher.errors import LeaseLost, StoreError
 from deploy_fetcher.store import Fence
 from deploy_fetcher.store.postgres import PostgresStore
 
@@ -58,13 +58,17 @@ def test_an_expired_lease_is_not_renewed_but_can_be_taken_again(pg: PostgresStor
 
 
 def test_heartbeats_list_live_members_and_a_silent_one_drops_out(pg: PostgresStore) -> None:
-    """A member whose heartbeat stopped for longer than its ttl is no longer listed as alive."""
+    """A member whose heartbeat stopped for longer than its ttl is no longer listed; each says its sources."""
     board = pg.lease_board
-    board.heartbeat("b", host="h", version="1", ttl=0.2)
+    board.heartbeat("b", host="h", version="1", ttl=0.2, sources=["gh"])
 
-    assert ["a", "b"] == board.heartbeat("a", host="h", version="1", ttl=TTL)
+    assert {"a": frozenset(), "b": frozenset({"gh"})} == board.heartbeat(
+        "a", host="h", version="1", ttl=TTL
+    )
     time.sleep(0.3)
-    assert ["a"] == board.heartbeat("a", host="h", version="1", ttl=TTL)
+    assert {"a": frozenset({"gh", "gl"})} == board.heartbeat(
+        "a", host="h", version="1", ttl=TTL, sources=["gl", "gh"]
+    )
     assert [("a", True), ("b", False)] == sorted((m.id, m.alive) for m in board.members())
 
 
@@ -84,7 +88,7 @@ def test_leaving_releases_leases_claims_and_the_member_row(pg: PostgresStore) ->
 
 
 def test_claims_of_a_departed_member_are_freed_and_a_live_ones_kept(pg: PostgresStore) -> None:
-    """Rows claimed by a member whose heartbeat stopped are released; a live member's stay claimed."""
+    """Asked to free two members' claims, only the one whose heartbeat stopped loses them."""
     board = pg.lease_board
     pg.commit_page("k", None, [("dash", make_event(f"run-{n}", minute=n)) for n in range(2)])
     board.heartbeat("dead", host="h", version="1", ttl=0.2)
@@ -98,8 +102,10 @@ def test_claims_of_a_departed_member_are_freed_and_a_live_ones_kept(pg: Postgres
         )
     time.sleep(0.3)
 
-    freed = board.free_claims_of_departed()
+    departed = board.departed()
+    freed = board.free_claims_of(["dead", "live"])
 
+    assert ["dead"] == departed
     assert 1 == freed
     assert 1 == board.claimed_elsewhere("dash", "me")
 
@@ -154,33 +160,82 @@ def test_a_commit_under_an_old_token_of_the_same_member_is_refused(pg: PostgresS
     assert {"n": 2} == pg.get_cursor("k")
 
 
-def test_a_takeover_waits_for_a_commit_in_progress(pg: PostgresStore, pg_url: str) -> None:
-    """The fence check locks the lease row: an acquisition during the commit waits for it to end."""
+def test_a_takeover_during_a_commit_in_progress_gets_nothing_until_it_ends(
+    pg: PostgresStore, pg_url: str
+) -> None:
+    """The fence check locks the lease row: an expired lease cannot be taken while its commit is open."""
+    from deploy_fetcher.store.postgres._leases import check_fence
+
     board = pg.lease_board
     (token,) = board.acquire("a", ["k"], ttl=0.5).values()
-    started = threading.Event()
-    order: list[str] = []
+    other = PostgresStore(pg_url, pool_size=2)
+    try:
+        with pg._db.transaction("a commit held open") as conn:
+            check_fence(conn, Fence("k", "a", token))
+            time.sleep(0.6)  # the lease expires while the commit is still open
+            during = other.lease_board.acquire("b", ["k"], ttl=TTL)
+        after = other.lease_board.acquire("b", ["k"], ttl=TTL)
+    finally:
+        other.close()
 
-    with pg._db.transaction("a commit held open") as conn:
-        from deploy_fetcher.store.postgres._leases import check_fence
+    assert {} == during
+    assert {"k": token + 1} == after
 
-        check_fence(conn, Fence("k", "a", token))
-        time.sleep(0.6)  # the lease expires while the commit is still open
 
-        def take() -> None:
-            other = PostgresStore(pg_url, pool_size=2)
-            started.set()
+def test_renewals_and_acquisitions_of_the_same_leases_side_by_side_never_deadlock(
+    pg_url: str,
+) -> None:
+    """One member renews its many leases while another keeps asking for them: no deadlock, no loss.
+
+    The leases are created in reverse key order, so a renewal that locked rows as they lie on disk
+    would take them in the opposite order to an acquisition walking its sorted keys.
+    """
+    keys = [f"gh/acme/svc-{n:02d}" for n in range(40)]
+    holder, asker = (PostgresStore(pg_url, pool_size=2) for _ in range(2))
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def loop(step: Callable[[], object]) -> None:
+        while not stop.is_set():
             try:
-                other.lease_board.acquire("b", ["k"], ttl=TTL)
-                order.append("taken")
-            finally:
-                other.close()
+                step()
+            except StoreError as exc:
+                errors.append(str(exc))
 
-        thread = threading.Thread(target=take)
-        thread.start()
-        started.wait(10)
-        time.sleep(0.5)
-        order.append("committed")
-    thread.join(timeout=30)
+    try:
+        for key in reversed(keys):
+            holder.lease_board.acquire("a", [key], ttl=TTL)
+        threads = [
+            threading.Thread(target=loop, args=(lambda: holder.lease_board.renew("a", ttl=TTL),)),
+            threading.Thread(
+                target=loop, args=(lambda: asker.lease_board.acquire("b", keys, ttl=TTL),)
+            ),
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(2.5)  # longer than PostgreSQL's deadlock_timeout (1 s): a cycle is found by then
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        held = holder.lease_board.renew("a", ttl=TTL)
+    finally:
+        holder.close()
+        asker.close()
 
-    assert ["committed", "taken"] == order
+    assert [] == errors
+    assert dict.fromkeys(keys, 1) == held
+
+
+def test_a_released_lease_tells_the_next_holder_how_long_ago_its_target_was_polled(
+    pg: PostgresStore,
+) -> None:
+    """Released with "polled 20 s ago", taken over: the next holder reads about 20 s; unsaid, nothing."""
+    board = pg.lease_board
+    board.acquire("a", ["k", "quiet"], ttl=TTL)
+
+    board.release("a", ["k", "quiet"], polled_ago={"k": 20.0})
+    board.acquire("b", ["k", "quiet"], ttl=TTL)
+    ago = board.polled_ago(["k", "quiet"])
+
+    assert ["k"] == list(ago)
+    assert 20.0 <= ago["k"] < 30.0

@@ -8,7 +8,8 @@ what an unreachable or read-only database looks like to the daemon.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -16,10 +17,11 @@ import pytest
 from tests.postgres import PostgresCluster, find_bin_dir
 from tests.store.conftest import PostgresBackend
 from tests.store.factories import FakeClock, make_event
-from tests.support import wait_until
+from tests.support import free_port, wait_until
 
 from deploy_fetcher.config import StateConfig
 from deploy_fetcher.errors import ForeignStateError, StoreError
+from deploy_fetcher.model import utc_now
 from deploy_fetcher.store import open_store
 from deploy_fetcher.store.postgres import PostgresStore, schema_version
 from deploy_fetcher.store.postgres import _schema as schema
@@ -291,3 +293,75 @@ def test_the_pool_is_shared_by_threads_without_piling_up_connections(
         store.close()
 
     assert int(row[0]) <= 3
+
+
+def _skewed(url: str, minutes: int) -> tuple[PostgresStore, Callable[[], datetime]]:
+    def clock() -> datetime:
+        return utc_now() + timedelta(minutes=minutes)
+
+    return PostgresStore(url, clock=clock, pool_size=2), clock
+
+
+def test_a_replica_whose_clock_runs_ahead_cannot_take_rows_in_flight_elsewhere(
+    pg: PostgresBackend,
+) -> None:
+    """Claims run out by the database's clock: ten minutes ahead, a live 60 s claim is still live."""
+    punctual = PostgresStore(pg.url, pool_size=2)
+    ahead, its_clock = _skewed(pg.url, 10)
+    try:
+        punctual.commit_page("k", None, [("dash", make_event())])
+        claimed = punctual.claim("dash", limit=10, lease_seconds=60, now=utc_now())
+        stolen = ahead.claim("dash", limit=10, lease_seconds=60, now=its_clock())
+        made_due = ahead.make_due(sink="dash", now=its_clock() + timedelta(hours=1))
+    finally:
+        punctual.close()
+        ahead.close()
+
+    assert 1 == len(claimed)
+    assert [] == stolen
+    assert 0 == made_due
+
+
+def test_a_replica_whose_clock_runs_behind_does_not_hold_its_claims_longer(
+    pg: PostgresBackend,
+) -> None:
+    """Ten minutes behind, a claim is live for its lease of the database's time: seen in flight, then over."""
+    behind, its_clock = _skewed(pg.url, -10)
+    punctual = PostgresStore(pg.url, pool_size=2)
+    try:
+        behind.commit_page("k", None, [("dash", make_event())])
+        claimed = behind.claim("dash", limit=10, lease_seconds=1.5, now=its_clock())
+        in_flight = punctual.lease_board.claimed_elsewhere("dash", "another-member")
+        while_held = punctual.claim("dash", limit=10, lease_seconds=60, now=utc_now())
+        wait_until(lambda: punctual.lease_board.claimed_elsewhere("dash", "another") == 0)
+        after = punctual.claim("dash", limit=10, lease_seconds=60, now=utc_now())
+    finally:
+        behind.close()
+        punctual.close()
+
+    assert 1 == len(claimed)
+    assert 1 == in_flight
+    assert [] == while_held
+    assert [claimed[0].id] == [row.id for row in after]
+
+
+def test_a_url_with_several_hosts_connects_to_the_first_that_answers(pg: PostgresBackend) -> None:
+    """A host list as libpq takes it: the first refuses, the second is the server; the label names both."""
+    parts = urlsplit(pg.url)
+    dead = free_port()
+    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{dead},{parts.hostname}:{parts.port}"
+    url = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+    store = PostgresStore(url, pool_size=2)
+    try:
+        store.commit_page("k", {"n": 1}, [])
+        cursor = store.get_cursor("k")
+        label = repr(store)
+    finally:
+        store.close()
+
+    assert {"n": 1} == cursor
+    expected = (
+        f"postgresql://{parts.username}@127.0.0.1:{dead},{parts.hostname}:{parts.port}{parts.path}"
+    )
+    assert f"PostgresStore({expected!r})" == label

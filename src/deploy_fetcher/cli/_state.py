@@ -62,7 +62,8 @@ def register(commands: Any) -> None:
     members = sub.add_parser(
         "members",
         parents=parents,
-        help="the replicas sharing a PostgreSQL state, and what each holds",
+        help="the replicas sharing a PostgreSQL state, and what each holds"
+        " (exit 1 with another state backend)",
     )
     members.add_argument(
         "--leases", action="store_true", help="also list every lease: target or sink, holder, token"
@@ -202,7 +203,8 @@ def _members(args: argparse.Namespace) -> int:
     if config.state.backend != "postgres":
         print(
             f"fetcher: state members needs state.backend postgres (with backend"
-            f" {config.state.backend} one process does all the work)"
+            f" {config.state.backend} one process does all the work)",
+            file=sys.stderr,
         )
         return EXIT_FAILED
     store = open_existing_store(config)
@@ -284,7 +286,11 @@ def _migrate(args: argparse.Namespace) -> int:
             f"state migrate needs psycopg 3 and psycopg-pool ({exc.name} is missing):"
             " pip install 'deploy-fetcher[postgres]'"
         ) from None
-    report, label = copy_sqlite_to_postgres(path, url)
+    from deploy_fetcher.runlock import RunLock
+
+    # Held for the copy: a daemon running on the file refuses it, and none can start meanwhile.
+    with RunLock(path):
+        report, label = copy_sqlite_to_postgres(path, url)
     states = ", ".join(
         f"{report.outbox.get(state, 0)} {state}" for state in ("pending", "delivered", "dead")
     )

@@ -28,7 +28,13 @@ from deploy_fetcher.config._models import (
 from deploy_fetcher.config._narrow import settings_of
 from deploy_fetcher.config._schema import json_schema
 from deploy_fetcher.config._schema import render as render_schema
-from deploy_fetcher.config._types import Duration, Url, format_duration, parse_duration
+from deploy_fetcher.config._types import (
+    Duration,
+    Url,
+    format_duration,
+    parse_duration,
+    postgres_hosts,
+)
 
 __all__ = [
     "CONFIG_ENV",
@@ -54,6 +60,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_duration",
+    "postgres_hosts",
     "render_schema",
     "settings_of",
 ]

@@ -164,7 +164,7 @@ class StateConfig(Section):
     path: Path = Path("fetcher-state.db")
     """The SQLite file (created on first start); a relative path is resolved against the configuration file's directory (against the working directory when it comes from ``FETCHER_STATE__PATH``); only used by the ``sqlite`` backend."""
     url: SecretStr | None = None
-    """With ``backend: postgres``: the database's URL, ``postgresql://user:password@host:5432/dbname`` (a secret: use ``${VAR}`` or ``url_file``; the password may instead come from ``PGPASSWORD`` or ``~/.pgpass``)."""
+    """With ``backend: postgres``: the database's URL, ``postgresql://user:password@host:5432/dbname`` (a secret: use ``${VAR}`` or ``url_file``; the password may instead come from ``PGPASSWORD`` or ``~/.pgpass``). Several hosts, tried in turn as libpq does, are written ``host-1:5432,host-2:5432`` (add ``?target_session_attrs=read-write`` to reach the primary)."""
     pool_size: int = Field(default=10, ge=2, le=100)
     """With ``backend: postgres``: the most connections one process opens (polls, deliveries and housekeeping share them)."""
     lease_ttl: Duration = timedelta(seconds=30)

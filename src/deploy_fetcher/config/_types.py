@@ -20,6 +20,7 @@ __all__ = [
     "format_duration",
     "is_secret_annotation",
     "parse_duration",
+    "postgres_hosts",
     "quote_value",
 ]
 
@@ -177,21 +178,55 @@ def is_secret_annotation(annotation: Any) -> bool:
     return any(is_secret_annotation(arg) for arg in get_args(annotation))
 
 
+#: The highest TCP port.
+_MAX_PORT: Final = 65535
+
+
+def postgres_hosts(url: str) -> list[tuple[str, int | None]]:
+    """The ``(host, port)`` pairs of a PostgreSQL URL, in order; ValueError when one is malformed.
+
+    libpq takes several hosts in one URL (``postgresql://u@db-1:5432,db-2:5432/app``, tried in
+    turn, with ``target_session_attrs`` choosing the primary); :func:`urllib.parse.urlsplit` reads
+    that netloc as one host with a bad port, so the hosts are split here. An IPv6 address comes in
+    brackets. A URL without a host (a Unix socket) gives ``[]``.
+    """
+    netloc = urlsplit(url.strip()).netloc.rpartition("@")[2]
+    if not netloc:
+        return []
+    hosts: list[tuple[str, int | None]] = []
+    for item in netloc.split(","):
+        if item.startswith("["):
+            host, bracket, rest = item[1:].partition("]")
+            if not bracket or (rest and not rest.startswith(":")):
+                msg = f"bad IPv6 host {item!r}"
+                raise ValueError(msg)
+            port_text = rest[1:] if rest else ""
+        else:
+            host, _, port_text = item.partition(":")
+        if port_text and not (port_text.isdigit() and 0 < int(port_text) <= _MAX_PORT):
+            msg = f"bad port {port_text!r}"
+            raise ValueError(msg)
+        hosts.append((host, int(port_text) if port_text else None))
+    return hosts
+
+
 def check_postgres_url(text: str) -> str:
     """Accept a PostgreSQL connection URL (``postgresql://`` or ``postgres://``) and return it as given.
 
-    Only the form is checked (libpq reads the rest, and says what it dislikes when it connects). The
-    value never appears in the error: it usually carries a password.
+    Only the form is checked (libpq reads the rest, and says what it dislikes when it connects);
+    several hosts are accepted, as libpq does (:func:`postgres_hosts`). The value never appears in
+    the error: it usually carries a password.
     """
     value = text.strip()
     try:
         parts = urlsplit(value)
-        port_ok = parts.port is None or parts.port > 0
+        postgres_hosts(value)
+        form_ok = True
     except ValueError:
-        port_ok = False
+        form_ok = False
         parts = urlsplit("")
     if (
-        not port_ok
+        not form_ok
         or parts.scheme.lower() not in {"postgresql", "postgres"}
         or any(char.isspace() or not char.isprintable() for char in value)
     ):

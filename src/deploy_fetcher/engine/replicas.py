@@ -16,10 +16,13 @@ or cut-off member can do is waste a poll: it can never move a cursor or queue an
 lease is gone.
 
 A sink is leased like a target, so one member at a time delivers to it and events reach it in
-``happened_at`` order as with one process. A member that takes a sink over first frees the claims
-of members that departed, then waits until no row of that sink is still in flight at another
-process (a paused previous holder's claims run out with their own lease), so nothing it sends can
-overtake a row still being sent elsewhere.
+``happened_at`` order as with one process. A member that takes a sink over waits until no row of
+that sink is still in flight at another process (a paused previous holder's claims run out with
+their own lease), so nothing it sends can overtake a row still being sent elsewhere. It frees the
+claims of a departed member only once it has seen that member gone for a whole ``ttl`` while
+itself connected to the database: after an outage every membership has expired, but the members
+come back within ``ttl / 3`` and finish what they were sending; freeing their claims at once
+would have the new holder send those rows a second time.
 
 When the database cannot be reached, the member cannot renew: once ``ttl`` has passed since its
 last renewal it stops polling and delivering (it could not commit anyway), and it picks up again
@@ -33,7 +36,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -90,8 +93,13 @@ class Coordinator:
     """This member's view of the replica set, kept current by a background thread.
 
     ``on_gained`` is called with the sinks this member may now deliver to (wake their workers);
-    ``on_acquired`` with the target keys it just took (poll them soon rather than a whole interval
-    later); ``on_released`` with the target keys it no longer holds (forget their health and series).
+    ``on_acquired`` with the target keys it just took, each with how many seconds ago the member
+    that handed it over last polled it (None when unknown: poll soon; else wait out the interval);
+    ``on_released`` with the target keys it no longer holds (forget their health and series).
+
+    A source's targets are shared only among the members that could list them: each heartbeat
+    says which sources this member has listed, so a member whose discovery of a source fails
+    is given none of its targets (the others poll them) instead of leaving its share unpolled.
     """
 
     def __init__(
@@ -104,7 +112,7 @@ class Coordinator:
         health: Health,
         on_gained: Callable[[Sequence[str]], None] = lambda _sinks: None,
         on_released: Callable[[Sequence[str]], None] = lambda _keys: None,
-        on_acquired: Callable[[Sequence[str]], None] = lambda _keys: None,
+        on_acquired: Callable[[Mapping[str, float | None]], None] = lambda _keys: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.board = board
@@ -120,11 +128,16 @@ class Coordinator:
         self._targets: dict[str, frozenset[str]] = {}
         self._sinks: frozenset[str] = frozenset()
         self._held: dict[str, int] = {}
-        self._members: list[str] = []
+        #: Live members (by id) and the sources each has listed, as of the last heartbeat.
+        self._members: dict[str, frozenset[str]] = {}
+        #: When this member last started a poll of each target it holds (its clock).
+        self._last_poll: dict[str, float] = {}
         self._valid_until = 0.0
         self._renewed_at = float("-inf")
         self._in_flight: Counter[str] = Counter()
         self._sinks_ready: set[str] = set()
+        #: Departed members, and when this member first saw them gone while connected.
+        self._gone_since: dict[str, float] = {}
         self._connected = False
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -162,6 +175,7 @@ class Coordinator:
             if token is None or self._clock() >= self._valid_until:
                 return None
             self._in_flight[key] += 1
+            self._last_poll[key] = self._clock()
             return Fence(key, self.member, token)
 
     def end(self, key: str) -> None:
@@ -224,8 +238,11 @@ class Coordinator:
         if self._thread is not None:
             self._thread.join(timeout=self.ttl)
         if leave:
+            with self._lock:
+                now = self._clock()
+                polled_ago = {k: now - at for k, at in self._last_poll.items() if k in self._held}
             try:
-                self.board.leave(self.member)
+                self.board.leave(self.member, polled_ago=polled_ago)
             except StoreError as exc:
                 _log.warning("replicas.leave_failed", error=str(exc))
             else:
@@ -255,13 +272,19 @@ class Coordinator:
         started = self._clock()
         if not renew:
             with self._lock:
-                members, renewed = list(self._members), dict(self._held)
+                members, renewed = dict(self._members), dict(self._held)
             if members and started < self._valid_until:
                 self._share(members, renewed, lost=[])
                 return
         try:
+            with self._lock:
+                listed = sorted(self._targets)
             members = self.board.heartbeat(
-                self.member, host=socket.gethostname(), version=__version__, ttl=self.ttl
+                self.member,
+                host=socket.gethostname(),
+                version=__version__,
+                ttl=self.ttl,
+                sources=listed,
             )
             renewed = self.board.renew(self.member, ttl=self.ttl)
         except StoreError as exc:
@@ -288,24 +311,42 @@ class Coordinator:
             )
         self._share(members, renewed, lost=lost)
 
-    def _share(self, members: list[str], held: dict[str, int], *, lost: Sequence[str]) -> None:
-        """Count what was lost, hand over what is no longer ours, take what is."""
+    def _share(
+        self, members: dict[str, frozenset[str]], held: dict[str, int], *, lost: Sequence[str]
+    ) -> None:
+        """Count what was lost, hand over what is no longer ours, take what is.
+
+        Keys to hand over leave the local view in the same step that checks no poll of them is in
+        flight, so no poll can start between that check and the release.
+        """
         with self._lock:
             wanted = self._wanted(members)
-            in_flight = set(self._in_flight)
+            now = self._clock()
+            giving = [k for k in held if k not in wanted and k not in self._in_flight]
+            for key in giving:
+                self._held.pop(key, None)
+            polled_ago = {k: now - self._last_poll.pop(k) for k in giving if k in self._last_poll}
         self._count_losses(lost)
         try:
-            self._hand_over([k for k in held if k not in wanted and k not in in_flight])
+            self._hand_over(giving, polled_ago)
             self._take([k for k in sorted(wanted) if k not in held])
             self._check_sinks()
         except StoreError as exc:
             self._disconnected(exc)
         self._update_gauges()
 
-    def _wanted(self, members: Sequence[str]) -> set[str]:
-        keys = {key for keys in self._targets.values() for key in keys}
-        keys |= {SINK_PREFIX + name for name in self._sinks}
-        return {key for key in keys if owner_of(key, members) == self.member}
+    def _wanted(self, members: dict[str, frozenset[str]]) -> set[str]:
+        """The keys this member should hold: targets among the members that listed their source."""
+        ids = sorted(members)
+        wanted = {
+            SINK_PREFIX + name
+            for name in self._sinks
+            if owner_of(SINK_PREFIX + name, ids) == self.member
+        }
+        for source, keys in self._targets.items():
+            able = [m for m in ids if m == self.member or source in members[m]]
+            wanted |= {key for key in keys if owner_of(key, able) == self.member}
+        return wanted
 
     def _count_losses(self, lost: Sequence[str]) -> None:
         if not lost:
@@ -316,13 +357,11 @@ class Coordinator:
             self._sinks_ready.difference_update(k.removeprefix(SINK_PREFIX) for k in lost)
         self.on_released([key for key in lost if not key.startswith(SINK_PREFIX)])
 
-    def _hand_over(self, keys: Sequence[str]) -> None:
+    def _hand_over(self, keys: Sequence[str], polled_ago: Mapping[str, float]) -> None:
         if not keys:
             return
-        self.board.release(self.member, keys)
+        self.board.release(self.member, keys, polled_ago=polled_ago)
         with self._lock:
-            for key in keys:
-                self._held.pop(key, None)
             self._sinks_ready.difference_update(k.removeprefix(SINK_PREFIX) for k in keys)
         self.metrics.lease_handovers.labels("out").inc(len(keys))
         _log.info("replicas.handed_over", count=len(keys), keys=sorted(keys)[:10])
@@ -334,17 +373,16 @@ class Coordinator:
         got = self.board.acquire(self.member, keys, ttl=self.ttl)
         if not got:
             return
+        taken_over = [key for key, token in got.items() if token > 1]
+        targets = [key for key in got if not key.startswith(SINK_PREFIX)]
+        ago = self.board.polled_ago([key for key in taken_over if key in targets])
+        # Scheduled before this member may poll them, so none is polled before its time.
+        self.on_acquired({key: ago.get(key) for key in targets})
         with self._lock:
             self._held.update(got)
-        taken_over = [key for key, token in got.items() if token > 1]
         if taken_over:
             self.metrics.lease_handovers.labels("in").inc(len(taken_over))
         _log.info("replicas.acquired", count=len(got), taken_over=len(taken_over))
-        self.on_acquired([key for key in got if not key.startswith(SINK_PREFIX)])
-        if any(key.startswith(SINK_PREFIX) for key in got):
-            freed = self.board.free_claims_of_departed()
-            if freed:
-                _log.info("replicas.claims_of_departed_freed", rows=freed)
 
     def _check_sinks(self) -> None:
         """A newly held sink is delivered to once no row of it is in flight at another process."""
@@ -355,6 +393,9 @@ class Coordinator:
                 if k.startswith(SINK_PREFIX)
                 and k.removeprefix(SINK_PREFIX) not in self._sinks_ready
             ]
+        if not waiting:
+            return
+        self._free_claims_of_the_long_gone()
         ready = [sink for sink in waiting if self.board.claimed_elsewhere(sink, self.member) == 0]
         if not ready:
             return
@@ -362,9 +403,28 @@ class Coordinator:
             self._sinks_ready.update(ready)
         self.on_gained(ready)
 
+    def _free_claims_of_the_long_gone(self) -> None:
+        """Free the claims of members seen gone for a whole ``ttl`` while this one was connected."""
+        now = self._clock()
+        departed = set(self.board.departed()) - {self.member}
+        with self._lock:
+            for member in list(self._gone_since):
+                if member not in departed:
+                    del self._gone_since[member]  # back (or forgotten): its claims are its own
+            for member in departed:
+                self._gone_since.setdefault(member, now)
+            long_gone = sorted(
+                m for m, since in self._gone_since.items() if now - since >= self.ttl
+            )
+        freed = self.board.free_claims_of(long_gone)
+        if freed:
+            _log.info("replicas.claims_of_departed_freed", rows=freed, members=long_gone)
+
     def _disconnected(self, exc: StoreError) -> None:
         self.health.set_store_problem(str(exc))
         with self._lock:
+            # Who seemed gone while this member could not see the database proves nothing.
+            self._gone_since.clear()
             was = self._connected
             self._connected = False
             expired = self._clock() >= self._valid_until and bool(self._held)

@@ -11,7 +11,7 @@ to take again — the one documented duplicate window.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -229,8 +229,13 @@ class LeaseBoard(Protocol):
     Every time is the store's own clock, so replicas whose clocks disagree still agree on leases.
     """
 
-    def heartbeat(self, member: str, *, host: str, version: str, ttl: float) -> list[str]:
-        """Record ``member`` as alive for ``ttl`` seconds more; every live member's id, sorted."""
+    def heartbeat(
+        self, member: str, *, host: str, version: str, ttl: float, sources: Sequence[str] = ()
+    ) -> dict[str, frozenset[str]]:
+        """Record ``member`` as alive for ``ttl`` seconds more, able to poll ``sources``.
+
+        Returns every live member (sorted by id) with the sources it can poll.
+        """
         ...
 
     def renew(self, member: str, *, ttl: float) -> dict[str, int]:
@@ -241,16 +246,26 @@ class LeaseBoard(Protocol):
         """Take those of ``keys`` whose lease is free or expired (key → new token)."""
         ...
 
-    def release(self, member: str, keys: Sequence[str]) -> None:
-        """Give leases up at once."""
+    def release(
+        self, member: str, keys: Sequence[str], *, polled_ago: Mapping[str, float] | None = None
+    ) -> None:
+        """Give leases up at once; ``polled_ago`` says how many seconds ago each target was polled."""
         ...
 
-    def leave(self, member: str) -> None:
+    def polled_ago(self, keys: Sequence[str]) -> dict[str, float]:
+        """Seconds since a previous holder last polled each of ``keys`` (those it said)."""
+        ...
+
+    def leave(self, member: str, *, polled_ago: Mapping[str, float] | None = None) -> None:
         """Release every lease and claim of ``member`` and forget it (a clean exit)."""
         ...
 
-    def free_claims_of_departed(self) -> int:
-        """Release outbox claims of members whose membership expired; how many rows."""
+    def departed(self) -> list[str]:
+        """Ids of the members whose membership expired (dead, hung, or cut off), sorted."""
+        ...
+
+    def free_claims_of(self, members: Sequence[str]) -> int:
+        """Release the outbox claims of those ``members`` whose membership expired; how many rows."""
         ...
 
     def claimed_elsewhere(self, sink: str, member: str) -> int:

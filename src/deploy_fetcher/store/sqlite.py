@@ -27,6 +27,7 @@ from deploy_fetcher.store._codec import dump_cursor, from_db, load_cursor, to_db
 from deploy_fetcher.store._connections import Connections
 from deploy_fetcher.store._lanes import lane_key
 from deploy_fetcher.store._schema import check_file, ensure_schema
+from deploy_fetcher.store._settle import SettlesRows
 
 __all__ = ["SqliteStore"]
 
@@ -76,13 +77,15 @@ class _RollBack(Exception):
     """Raised inside a write transaction to undo it."""
 
 
-class SqliteStore:
+class SqliteStore(SettlesRows):
     """A :class:`~deploy_fetcher.store.StateStore` in one SQLite file, shared by threads and processes.
 
     Opening refuses a file that is not a deploy-fetcher state file (or was written by a newer
     version) without touching it, initialises a new one, and migrates an older one. ``clock`` stamps
     rows, cursors and values (tests pass a fake); claims and deliveries take the time from the caller.
     """
+
+    PLACEHOLDER = "?"
 
     def __init__(
         self,
@@ -288,32 +291,9 @@ class SqliteStore:
             )
         return claimed
 
-    def mark_delivered(self, row_id: int, *, now: datetime) -> None:
-        """The row reached its sink; it stays as a dedup ledger entry until pruned."""
-        self._finish(
-            row_id,
-            "marking a row delivered",
-            "state = 'delivered', delivered_at = ?",
-            (to_db(now),),
-        )
-
-    def mark_retry(self, row_id: int, *, next_attempt_at: datetime, error: str) -> None:
-        """Count a failed attempt, release the claim, and make the row due again at ``next_attempt_at``."""
-        self._finish(
-            row_id,
-            "scheduling a retry",
-            "attempts = attempts + 1, next_attempt_at = ?, last_error = ?",
-            (to_db(next_attempt_at), error),
-        )
-
-    def dead_letter(self, row_id: int, *, reason: str, now: datetime) -> None:
-        """Move the row to the dead letters with the reason; the attempt that failed is counted."""
-        self._finish(
-            row_id,
-            "dead-lettering a row",
-            "state = 'dead', attempts = attempts + 1, last_error = ?, dead_at = ?",
-            (reason, to_db(now)),
-        )
+    def _time(self, value: datetime) -> Any:
+        """A time as this store writes it."""
+        return to_db(value)
 
     def _finish(self, row_id: int, action: str, assignments: str, params: tuple[Any, ...]) -> None:
         """Settle one pending row and drop its claim; a row already settled elsewhere is left alone.

@@ -112,6 +112,25 @@ def test_persistent_server_errors_end_the_cycle_as_transient(make_emulator, make
     assert {} == harness.cursors
 
 
+def test_a_server_error_waits_the_retry_after_it_sends(make_emulator, make_provider):
+    """A 503 with Retry-After is retried after the time it asks for, not a back-off of its own."""
+    emulator = make_emulator(scenario=scenario(), start=START)
+    emulator.inject(Fault(match="/deployments$", status=503, headers={"Retry-After": "7"}, count=1))
+    provider, context = make_provider(emulator)
+    assert 18 == len(Harness(provider).cycle())
+    assert [7.0] == context.slept
+
+
+def test_an_unexpected_client_error_is_a_source_error_not_retried(make_emulator, make_provider):
+    """A 422 is a request the adapter should not have made: SourceError at once, no retry."""
+    emulator = make_emulator(scenario=scenario(), start=START)
+    emulator.inject(Fault(match="/deployments$", status=422, count=10))
+    provider, context = make_provider(emulator)
+    with pytest.raises(SourceError, match="unexpected HTTP 422") as caught:
+        Harness(provider).cycle()
+    assert (False, []) == (isinstance(caught.value, TransientError), context.slept)
+
+
 def test_secondary_rate_limit_honours_retry_after(make_emulator, make_provider):
     """A 429 with retry-after waits that long (through the interruptible sleep), then goes on."""
     emulator = make_emulator(scenario=scenario(), start=START)

@@ -49,7 +49,9 @@ from deploy_fetcher.providers.kit import (
     RequestBudget,
     RequestPolicy,
     Retry,
+    classify,
     credential_digest,
+    requests_verify,
     shared_policy,
 )
 from deploy_fetcher.redaction import excerpt
@@ -77,7 +79,6 @@ _NOT_MODIFIED: Final = 304
 _UNAUTHORIZED: Final = 401
 _FORBIDDEN: Final = 403
 _TOO_MANY: Final = 429
-_SERVER_ERROR: Final = 500
 _GONE_CODES: Final = frozenset({403, 404, 410, 451})
 #: How PyGithub words the redirects it refuses to follow (``Requester.__requestRaw``).
 _SCHEME_MOVED: Final = re.compile(r"redirected from (\w+) protocol to (\w+)")
@@ -182,7 +183,7 @@ class Credential:
                 "core", secondary, f"GitHub's secondary limit of {secondary} REST points a minute"
             )
         timeout = max(1, int(self.policy.limits.timeout))
-        verify: bool | str = str(config.ca_bundle) if config.ca_bundle else config.tls_verify
+        verify = requests_verify(config.tls_verify, config.ca_bundle)
         self.auth: Auth.Auth = build_auth(
             config,
             timeout=timeout,
@@ -382,12 +383,6 @@ class GitHubClient:
                 data = json.loads(text)
             except ValueError:
                 parsed = False
-        if 200 <= status < 300:  # noqa: PLR2004 - the 2xx range
-            if not parsed:
-                _log.warning("github.malformed_response", url=shown, status=status)
-                msg = f"GitHub sent a body that is not JSON for {shown}"
-                raise MalformedResponse(msg, url=shown)
-            return Response(status, shown, headers, data)
         message = _message(data)
         if status in (_FORBIDDEN, _TOO_MANY) and self._rate_limited(status, headers, message):
             raise Retry(RateLimited(self._rate_limit_hit(headers, message, resource, shown)))
@@ -401,10 +396,12 @@ class GitHubClient:
             what = "not found or not visible" if status != _FORBIDDEN else "forbidden"
             msg = f"{shown}: {what} (HTTP {status} {message}); check the repository name and the token's permissions"
             raise NotFound(msg.replace("  ", " "), url=shown, status=status)
-        if status >= _SERVER_ERROR:
-            raise Retry(TransientError(f"HTTP {status} from {shown}"))
-        msg = f"unexpected HTTP {status} from {shown}: {message}"
-        raise TransientError(msg)
+        classify(status, headers, what=f"GitHub at {shown}", message=message)  # 2xx returns
+        if not parsed:
+            _log.warning("github.malformed_response", url=shown, status=status)
+            msg = f"GitHub sent a body that is not JSON for {shown}"
+            raise MalformedResponse(msg, url=shown)
+        return Response(status, shown, headers, data)
 
     def _rate_limited(self, status: int, headers: Mapping[str, str], message: str) -> bool:
         if status == _TOO_MANY or "retry-after" in headers:

@@ -29,7 +29,6 @@ from gitlab.utils import EncodedId
 from deploy_fetcher._version import __version__
 from deploy_fetcher.errors import (
     AuthError,
-    RateLimited,
     SourceError,
     TargetNotFound,
     TransientError,
@@ -38,8 +37,10 @@ from deploy_fetcher.providers.kit import (
     RequestBudget,
     RequestPolicy,
     Retry,
+    classify,
     credential_digest,
     policed_session,
+    requests_verify,
     shared_policy,
 )
 from deploy_fetcher.redaction import excerpt
@@ -59,7 +60,6 @@ _NO_SDK_RETRY: Final[dict[str, Any]] = {
     "retry_transient_errors": False,
     "max_retries": 0,
 }
-_TRANSIENT: Final = frozenset({408, 500, 502, 503, 504, *range(520, 531)})
 
 T = TypeVar("T")
 
@@ -124,9 +124,7 @@ class GitLabClient:
 
         return self.policy.call(what, attempt)
 
-    def _translate(  # noqa: PLR0911 - one exit per class of the error taxonomy reads best
-        self, exc: gitlab.exceptions.GitlabError, what: str
-    ) -> Exception:
+    def _translate(self, exc: gitlab.exceptions.GitlabError, what: str) -> Exception:
         code = exc.response_code or 0
         message = excerpt(str(exc.error_message))
         if isinstance(exc, gitlab.exceptions.GitlabAuthenticationError) or code == 401:  # noqa: PLR2004
@@ -140,14 +138,13 @@ class GitLabClient:
             return TargetNotFound(
                 f"{what}: {message} ({code}); missing, or not visible to the token"
             )
-        if code == 429:  # noqa: PLR2004 - the quota holds the Retry-After; the gate waits it out
-            return Retry(RateLimited(f"{what}: rate limited by GitLab (429)"))
-        if code in _TRANSIENT or code >= 500:  # noqa: PLR2004
-            return Retry(TransientError(f"{what}: GitLab answered {code}: {message}"))
         if isinstance(exc, gitlab.exceptions.GitlabParsingError):
             return TransientError(f"{what}: the response is not valid JSON")
-        if code:
-            return SourceError(f"{what}: GitLab refused the request ({code}): {message}")
+        try:  # the rest by the kit's table; the quota holds a 429's Retry-After, the gate waits
+            if code:
+                classify(code, {}, what=f"{what}: GitLab", message=message)
+        except (SourceError, Retry) as translated:
+            return translated
         return TransientError(f"{what}: {type(exc).__name__}: {message}")
 
     # -- requests -------------------------------------------------------------------------------------
@@ -274,7 +271,7 @@ def shared_client(config: GitLabSourceConfig, context: ProviderContext) -> GitLa
             policy.quota.declare(
                 "core", GITLAB_COM_PER_MINUTE, "GitLab.com's 2 000 API requests a minute per user"
             )
-    verify = str(config.ca_bundle) if config.ca_bundle is not None else config.tls_verify
+    verify = requests_verify(config.tls_verify, config.ca_bundle)
     return context.shared.get(
         f"gitlab-client:{id(policy)}:{verify}",
         lambda: GitLabClient(config.url, token, config.token_type, policy, ssl_verify=verify),

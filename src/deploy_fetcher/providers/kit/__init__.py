@@ -48,7 +48,7 @@ The errors it raises are all in :mod:`deploy_fetcher.errors`' taxonomy::
 """
 
 from deploy_fetcher.config import HttpSourceConfig
-from deploy_fetcher.netlimits import display_url, tls_verify
+from deploy_fetcher.netlimits import display_url, requests_verify, tls_verify
 from deploy_fetcher.providers.kit._cache import BoundedCache, ByteBudget, json_size
 from deploy_fetcher.providers.kit._config import OpenSetKeys, settings_of
 from deploy_fetcher.providers.kit._cursor import (
@@ -156,6 +156,7 @@ __all__ = [
     "record_raw",
     "recording",
     "render_template",
+    "requests_verify",
     "reread_recording",
     "scope_digest",
     "settings_of",

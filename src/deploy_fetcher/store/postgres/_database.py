@@ -12,6 +12,7 @@ unknown column) stay what they are so a test catches them.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from deploy_fetcher._logging import register_secret
+from deploy_fetcher.config import postgres_hosts
 from deploy_fetcher.errors import StoreError
 
 __all__ = ["Database", "url_label"]
@@ -41,21 +43,41 @@ _OURS: Final = (
 )
 
 
-def url_label(url: str) -> str:
-    """The URL as it may be shown: scheme, user, host, port and database; no password, no query.
+class _ConnectFailures(logging.Filter):
+    """Drops psycopg_pool's warnings about failed connection attempts.
 
-    The query is dropped whole because libpq also takes ``?password=…`` there.
+    The pool retries in the background and warns at every attempt (a dozen lines for one short
+    CLI command against a database that is down); the call that needed the connection reports the
+    same failure once, as a StoreError naming the database and what was being done.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        return not message.startswith(("error connecting in", "reconnection attempt in"))
+
+
+_POOL_LOGGER = logging.getLogger("psycopg.pool")
+if not any(isinstance(f, _ConnectFailures) for f in _POOL_LOGGER.filters):
+    _POOL_LOGGER.addFilter(_ConnectFailures())
+
+
+def url_label(url: str) -> str:
+    """The URL as it may be shown: scheme, user, hosts and ports, database; no password, no query.
+
+    The query is dropped whole because libpq also takes ``?password=…`` there. Several hosts
+    (``db-1:5432,db-2:5432``) are all shown.
     """
     try:
         parts = urlsplit(url.strip())
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
+        hosts = postgres_hosts(url)
     except ValueError:
         return "postgresql://(unreadable URL)"
     user = f"{unquote(parts.username)}@" if parts.username else ""
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+    shown = ",".join(
+        (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+        for host, port in hosts
+    )
+    return f"{parts.scheme}://{user}{shown}{parts.path}"
 
 
 def _secrets_of(url: str) -> list[str]:
@@ -89,6 +111,7 @@ class Database:
             register_secret(secret)
         self.borrow_timeout = borrow_timeout
         self._closed = threading.Event()
+        self._check_reachable()
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -103,9 +126,19 @@ class Database:
             name="deploy-fetcher-state",
             open=False,
         )
-        # Not waiting for the first connection: a database that is down at start is reported by
-        # the first call (a StoreError) like any other outage, and the pool keeps trying.
         self._pool.open(wait=False)
+
+    def _check_reachable(self) -> None:
+        """One direct connection before the pool starts; a StoreError when it fails.
+
+        A database that cannot be reached (down, unknown, a rejected password) is one error at
+        once, not a pool retrying in the background until the first call gives up waiting for it.
+        """
+        try:
+            with psycopg.connect(self._url, connect_timeout=CONNECT_TIMEOUT):
+                pass
+        except psycopg.Error as exc:
+            raise StoreError(self.describe(exc, "connecting")) from None
 
     def redact(self, text: str) -> str:
         """``text`` with the URL's password masked (a server may quote what it was sent)."""

@@ -159,8 +159,24 @@ def _v3_lanes(conn: Connection) -> None:
     )
 
 
+def _v4_sources_and_last_polls(conn: Connection) -> None:
+    """What each member can poll, and when a handed-over target was last polled.
+
+    ``members.sources``: the sources whose targets the member has listed (a member whose listing
+    of a source fails is given none of its targets). ``leases.polled_at``: when the holder that
+    released the lease last polled its target, so the next one waits out the interval.
+    """
+    conn.execute(f"ALTER TABLE {SCHEMA}.members ADD COLUMN sources text[] NOT NULL DEFAULT '{{}}'")
+    conn.execute(f"ALTER TABLE {SCHEMA}.leases ADD COLUMN polled_at timestamptz")
+
+
 #: Migration ``i`` takes a database from schema version ``i`` to ``i + 1``.
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_replicas, _v3_lanes]
+MIGRATIONS: list[Migration] = [
+    _v1_initial,
+    _v2_replicas,
+    _v3_lanes,
+    _v4_sources_and_last_polls,
+]
 
 
 def schema_version() -> int:

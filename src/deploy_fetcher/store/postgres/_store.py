@@ -24,6 +24,7 @@ from deploy_fetcher.store._base import CursorRecord, Fence, OutboxRow, OutboxSta
 from deploy_fetcher.store._claims import is_orphaned, process_token
 from deploy_fetcher.store._codec import dump_cursor, load_cursor
 from deploy_fetcher.store._lanes import lane_key
+from deploy_fetcher.store._settle import SettlesRows
 from deploy_fetcher.store.postgres._database import Database, url_label
 from deploy_fetcher.store.postgres._leases import LeaseBoard, check_fence
 from deploy_fetcher.store.postgres._schema import SCHEMA, Connection, ensure_schema
@@ -67,7 +68,7 @@ _UPSERT_CURSOR: Final = f"""
 """
 
 
-class PostgresStore:
+class PostgresStore(SettlesRows):
     """A :class:`~deploy_fetcher.store.StateStore` in a PostgreSQL database, shared by replicas.
 
     Opening creates the schema in an empty database, migrates an older one, and refuses one that
@@ -75,8 +76,10 @@ class PostgresStore:
     that cannot be reached at open is a :class:`~deploy_fetcher.errors.StoreError`; once open, an
     outage makes each call fail with one (the poller and the delivery workers retry) until the pool
     reconnects by itself. ``clock`` stamps rows, cursors and values (tests pass a fake); claims and
-    deliveries take the time from the caller.
+    deliveries take the time from the caller, and a claim's lease runs on the database's clock.
     """
+
+    PLACEHOLDER = "%s"
 
     def __init__(
         self,
@@ -208,20 +211,31 @@ class PostgresStore:
         the next stretch of the line is read, a few times at most, so a claim comes back empty only
         when nothing is free to take. A row whose stored event no longer parses is
         dead-lettered here rather than returned, so it cannot block the sink's queue forever.
+
+        Claims run by the database's clock (see :meth:`_claim_clock`), so a replica whose clock is
+        ahead cannot take rows another replica still has in flight, nor one whose clock is behind
+        keep them past their lease. Retries fall due by ``now``.
         """
         if limit <= 0:
             return []
         at = _utc(now)
-        until = at + timedelta(seconds=lease_seconds)
         with self._db.transaction(f"claiming rows for the sink {sink!r}") as conn:
+            held_at = self._claim_clock(conn, at)
+            until = held_at + timedelta(seconds=lease_seconds)
             claimed: list[OutboxRow] = []
             poisoned: list[tuple[str, datetime, int]] = []
             after: tuple[datetime, int] | None = None
             for _ in range(_CLAIM_ROUNDS):
-                line = self._read_line(conn, (sink, max(lanes, 1), lane), at, limit, after)
+                line = self._read_line(conn, (sink, max(lanes, 1), lane), held_at, limit, after)
                 due = list(_before_waiting(line, at))
                 stop = bool(due) and self._lock_due(
-                    conn, due, at=at, claimed=claimed, poisoned=poisoned, limit=limit
+                    conn,
+                    due,
+                    at=at,
+                    held_at=held_at,
+                    claimed=claimed,
+                    poisoned=poisoned,
+                    limit=limit,
                 )
                 if not due or stop or len(due) < len(line) or len(line) < limit:
                     break  # a waiting row, the line's end, or enough rows
@@ -248,15 +262,26 @@ class PostgresStore:
                     )
         return claimed
 
+    def _claim_clock(self, conn: Connection, now: datetime) -> datetime:
+        """``now`` on the database's clock: its time, moved by how far ``now`` is from this store's.
+
+        Every replica stamps and checks claims on this one clock. In production ``now`` is this
+        store's clock read a moment ago (the offset is nothing); a test's fake clock moves the
+        claims by as much as it moves its own time, so claims still expire when it says so.
+        """
+        found = conn.execute("SELECT clock_timestamp()").fetchone()
+        assert found is not None  # noqa: S101 - a SELECT of one value returns one row
+        return _aware(found[0]) + (now - _utc(self._clock()))
+
     @staticmethod
     def _read_line(
         conn: Connection,
         line: tuple[str, int, int],
-        at: datetime,
+        held_at: datetime,
         limit: int,
         after: tuple[datetime, int] | None,
     ) -> list[tuple[Any, ...]]:
-        """The next ``limit`` free pending rows of a line — ``(sink, lanes, lane)`` — after ``after``."""
+        """The next ``limit`` pending rows of a line — ``(sink, lanes, lane)`` — free at ``held_at``."""
         start = "" if after is None else "AND (happened_at, id) > (%s, %s)"
         return conn.execute(
             f"""
@@ -266,7 +291,7 @@ class PostgresStore:
             ORDER BY happened_at, id
             LIMIT %s
             """,
-            (*line, at, *(after or ()), limit),
+            (*line, held_at, *(after or ()), limit),
         ).fetchall()
 
     def _lock_due(
@@ -275,11 +300,15 @@ class PostgresStore:
         due: list[tuple[Any, ...]],
         *,
         at: datetime,
+        held_at: datetime,
         claimed: list[OutboxRow],
         poisoned: list[tuple[str, datetime, int]],
         limit: int,
     ) -> bool:
-        """Lock what is still free of ``due`` and take it; True when the line stops (a row waits)."""
+        """Lock what is still free of ``due`` and take it; True when the line stops (a row waits).
+
+        ``at`` is the caller's time (retries fall due by it); ``held_at`` the claims' clock.
+        """
         locked = conn.execute(
             f"""
             SELECT {_ROW_COLUMNS}, claim_until FROM {SCHEMA}.outbox
@@ -291,7 +320,9 @@ class PostgresStore:
         ).fetchall()
         for record in locked:
             *columns, claim_until = record
-            if columns[4] != "pending" or (claim_until is not None and _aware(claim_until) > at):
+            if columns[4] != "pending" or (
+                claim_until is not None and _aware(claim_until) > held_at
+            ):
                 continue  # settled or claimed since the line was read
             if _aware(columns[7]) > at:
                 return True  # waits for its retry now: the line stops here
@@ -304,32 +335,9 @@ class PostgresStore:
                 claimed.append(row)
         return False
 
-    def mark_delivered(self, row_id: int, *, now: datetime) -> None:
-        """The row reached its sink; it stays as a dedup ledger entry until pruned."""
-        self._finish(
-            row_id,
-            "marking a row delivered",
-            "state = 'delivered', delivered_at = %s",
-            (_utc(now),),
-        )
-
-    def mark_retry(self, row_id: int, *, next_attempt_at: datetime, error: str) -> None:
-        """Count a failed attempt, release the claim, and make the row due again at ``next_attempt_at``."""
-        self._finish(
-            row_id,
-            "scheduling a retry",
-            "attempts = attempts + 1, next_attempt_at = %s, last_error = %s",
-            (_utc(next_attempt_at), error),
-        )
-
-    def dead_letter(self, row_id: int, *, reason: str, now: datetime) -> None:
-        """Move the row to the dead letters with the reason; the attempt that failed is counted."""
-        self._finish(
-            row_id,
-            "dead-lettering a row",
-            "state = 'dead', attempts = attempts + 1, last_error = %s, dead_at = %s",
-            (reason, _utc(now)),
-        )
+    def _time(self, value: datetime) -> Any:
+        """A time as this store writes it."""
+        return _utc(value)
 
     def _finish(self, row_id: int, action: str, assignments: str, params: tuple[Any, ...]) -> None:
         """Settle one pending row and drop its claim; a row already settled elsewhere is left alone."""
@@ -444,12 +452,13 @@ class PostgresStore:
         where, params = _filters(sink=sink, state="pending")
         at = _utc(now)
         with self._db.transaction("making waiting rows due") as conn:
+            held_at = self._claim_clock(conn, at)
             return conn.execute(
                 f"""
                 UPDATE {SCHEMA}.outbox SET next_attempt_at = %s
                 {where} AND next_attempt_at > %s AND (claim_until IS NULL OR claim_until <= %s)
                 """,
-                (at, *params, at, at),
+                (at, *params, at, held_at),
             ).rowcount
 
     def retry_dead(self, *, sink: str | None = None, ids: Sequence[int] | None = None) -> int:
