@@ -309,7 +309,8 @@ def _editor_section() -> Iterator[str]:
         "in VS Code's `settings.json`: "
         '`"yaml.schemas": {"./fetcher.schema.json": ["fetcher.yaml", "*.fetcher.yaml"]}`. The '
         "schema is looser than the loader where JSON Schema cannot say more (a sink named in "
-        "`sources[].sinks` exists, a template renders, a secret file is readable): "
+        "`sources[].sinks` exists, a template renders, a secret file is readable, the value a "
+        "`${VAR}` standing for a number, a boolean or a duration will have): "
         "`fetcher check` has the last word."
     )
     yield ""

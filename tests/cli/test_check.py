@@ -38,7 +38,7 @@ def write(tmp_path):
 def test_a_good_config_passes_offline(write):
     """A valid configuration is reported ok and exits 0 without any request."""
     result = run_cli("check", "--offline", "--config", str(write(GOOD)), env={"DASH_KEY": "k1234"})
-    assert (0, "configuration ok: 1 sources, 1 sinks") == (result.returncode, result.stdout.strip())
+    assert (0, "configuration ok: 1 source, 1 sink") == (result.returncode, result.stdout.strip())
 
 
 @pytest.mark.parametrize(

@@ -105,7 +105,7 @@ def test_check_source_resolves_only_the_named_source(tmp_path):
     unknown = run_cli("check", "--config", str(config), "--source", "c")
     assert 2 == whole.returncode
     assert "sources[0].token" in whole.stderr
-    assert (0, "configuration ok: 1 sources, 1 sinks") == (
+    assert (0, "configuration ok: 1 source, 1 sink") == (
         only.returncode,
         only.stdout.splitlines()[0],
     )
@@ -150,3 +150,48 @@ def test_github_checks_a_named_repository_with_one_request_to_its_modes_endpoint
         github.stop()
     assert 0 == result.returncode, result.stdout + result.stderr
     assert ["/repos/octo/api/deployments?per_page=1"] == calls
+
+
+def test_gitlab_checks_the_token_once_and_each_project_with_one_request(tmp_path):
+    """GET /user once per source, then one item of each named project's mode endpoint."""
+    gitlab = GitLabEmulator()
+    url = gitlab.start()
+    try:
+        source = {**gitlab_source(url), "projects": ["acme/api", "acme/web"]}
+        result = run_cli("check", "--config", str(_config(tmp_path, source)), "--output", "json")
+        calls = sorted(f"{r.path}?{r.query}" for r in gitlab.log)
+    finally:
+        gitlab.stop()
+    document = json.loads(result.stdout)
+    assert 0 == result.returncode, result.stdout + result.stderr
+    assert [
+        "/api/v4/projects/acme%2Fapi/deployments?page=1&per_page=1",
+        "/api/v4/projects/acme%2Fweb/deployments?page=1&per_page=1",
+        "/api/v4/user?",
+    ] == calls
+    assert ["token accepted (user fetcher-bot)"] == [
+        c["detail"] for c in document["checks"] if c["what"].endswith(" credential")
+    ]
+
+
+def test_azure_devops_checks_the_credential_once_and_a_project_with_one_request(tmp_path):
+    """The credential's connectionData once, then one item of the project's mode list ($top=1)."""
+    azure = AzureDevOpsEmulator()
+    url = azure.start()
+    try:
+        source = {**azure_source(url), "projects": ["shop"]}
+        result = run_cli("check", "--config", str(_config(tmp_path, source)), "--output", "json")
+        calls = sorted(r.path for r in azure.log)
+        queries = [r.query for r in azure.log if r.path.endswith("/environments")]
+    finally:
+        azure.stop()
+    document = json.loads(result.stdout)
+    assert 0 == result.returncode, result.stdout + result.stderr
+    assert [
+        "/contoso/_apis/connectionData",
+        "/contoso/shop/_apis/distributedtask/environments",
+    ] == calls
+    assert ["$top=1&api-version=7.1-preview.1"] == [q.replace("%24", "$") for q in queries]
+    assert ["credential accepted (as Fetcher Bot)"] == [
+        c["detail"] for c in document["checks"] if c["what"].endswith(" credential")
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from tests.support import run_cli, write_config
@@ -114,7 +115,7 @@ def test_explain_shows_the_reason_of_a_dead_letter(scripted, dashboard):
     )
     _sync(scripted)
     text = run_cli("explain", "dep-1", "--config", str(scripted)).stdout
-    assert "dashboard: dead-lettered after 1 attempts" in text
+    assert "dashboard: dead-lettered after 1 attempt:" in text
     assert "bad" in text
     assert "environment: 'production' → 'prod'" in text
 
@@ -166,6 +167,81 @@ def test_explain_a_github_deployment_read_again_from_the_emulator(tmp_path, dash
     document = json.loads(result.stdout)
     assert (0, True) == (result.returncode, document["reread"]), result.stderr
     assert document["target"].startswith("octo/")
+    number = deployment.removeprefix("gh-deploy-")
+    assert [f"deployment {number}", f"deployment {number} statuses"] == [
+        o["what"] for o in document["objects"]
+    ][:2]
     read = sorted((e["read"]["status"], e["read"]["happened_at"]) for e in document["events"])
     assert stored == read
     assert {"delivered"} == {s["state"] for e in document["events"] for s in e["sinks"]}
+
+
+def _waiting_then_rejected(tmp_path, dashboard) -> Path:
+    """A scripted deployment waiting, then rejected, for one dashboard sink (``status_set: auto``)."""
+    lines = [
+        {
+            "deployment_id": "dep-2",
+            "service": "api",
+            "environment": "production",
+            "status": status,
+            "happened_at": (T0 + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        for i, status in enumerate(["waiting", "rejected"])
+    ]
+    script = tmp_path / "events.jsonl"
+    script.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return write_config(
+        tmp_path / "fetcher.yaml",
+        {
+            "sources": [{"name": "replay", "provider": "scripted", "script": str(script)}],
+            "sinks": [_dashboard_sink(dashboard)],
+        },
+    )
+
+
+def test_explain_shows_what_a_dashboard_that_learned_three_statuses_holds(tmp_path):
+    """After the switch to the original three statuses, waiting and rejected show as sent."""
+    three = DashboardEmulator(api_key=KEY, status_set="three")
+    three.start()
+    try:
+        config = _waiting_then_rejected(tmp_path, three)
+        _sync(config)
+        held = [(row["status"]) for row in three.rows()]
+        document = json.loads(
+            run_cli("explain", "dep-2", "--config", str(config), "--output", "json").stdout
+        )
+        text = run_cli("explain", "dep-2", "--config", str(config)).stdout
+    finally:
+        three.stop()
+    assert ["in-progress", "failure"] == held
+    sent = [(e["read"]["status"], s["state"], s["wire"]["status"]) for e in document["events"]
+            for s in e["sinks"]]  # fmt: skip
+    assert [("waiting", "delivered", "in-progress"), ("rejected", "delivered", "failure")] == sent
+    assert "[sent as status: 'waiting' → 'in-progress']" in text
+    assert "[sent as status: 'rejected' → 'failure']" in text
+
+
+def test_a_dry_run_prints_the_statuses_a_dashboard_that_learned_three_would_get(tmp_path):
+    """--dry-run reads the learned status set from the state store: waiting goes as in-progress."""
+    three = DashboardEmulator(api_key=KEY, status_set="three")
+    three.start()
+    try:
+        config = _waiting_then_rejected(tmp_path, three)
+        before = run_cli(*_DRY_RUN, "--config", str(config))
+        _sync(config)
+        after = run_cli(*_DRY_RUN, "--config", str(config))
+        held = len(three.rows())
+    finally:
+        three.stop()
+    assert (0, 0) == (before.returncode, after.returncode), before.stderr + after.stderr
+    assert [("dashboard", "waiting"), ("dashboard", "rejected")] == [
+        (line["sink"], line["status"]) for line in map(json.loads, before.stdout.splitlines())
+    ]
+    assert [("dashboard", "in-progress"), ("dashboard", "failure")] == [
+        (line["sink"], line["status"]) for line in map(json.loads, after.stdout.splitlines())
+    ]
+    assert 2 == held  # the dry runs sent nothing
+    assert "2 events read, 2 deliveries to 1 sink (dry run" in after.stderr
+
+
+_DRY_RUN = ("sync", "--dry-run", "--since", "2026-01-31", "--until", "2026-02-02")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -408,3 +409,105 @@ def test_dry_run_applies_each_sinks_filters_and_renames(tmp_path, dashboard):
         ("renamed", "d1", "API", "prod"),
     ] == [(p["sink"], p["deployment_id"], p["service"], p["environment"]) for p in printed]
     assert not (tmp_path / "fetcher-state.db").exists()
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
+    """`fetcher sync --dry-run | head -1`: exit 141 as for SIGPIPE, no BrokenPipeError traceback."""
+    script = _script(tmp_path / "e", days=2000)
+    config = write_config(
+        tmp_path / "fetcher.yaml",
+        {
+            "sources": [{"name": "replay", "provider": "scripted", "script": str(script)}],
+            "sinks": [{"name": "all", "type": "jsonl", "path": str(tmp_path / "a.jsonl")}],
+        },
+    )
+    command = [sys.executable, "-m", "deploy_fetcher.cli", "sync", "--dry-run"]
+    command += ["--config", str(config), "--since", "2026-01-01", "--until", "2032-01-01"]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()  # what head does after its first line
+        errors = process.stderr.read().decode()
+        code = process.wait(timeout=60)
+    assert b'"sink": "all"' in first
+    assert (141, "") == (code, errors)
+
+
+@pytest.fixture
+def readyz():
+    """A server on 127.0.0.1 answering GET /readyz with 200 "ready" (404 elsewhere)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = self.path == "/readyz"
+            body = b"ready" if found else b"no"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_healthcheck_probes_the_port_its_configuration_names(tmp_path, readyz):
+    """--config gives server.port (its sources need no secret); --port overrides it."""
+    config = write_config(
+        tmp_path / "fetcher.yaml",
+        {
+            "server": {"port": readyz},
+            "sources": [{"name": "gh", "provider": "github", "token": "${UNSET_GH_TOKEN}"}],
+        },
+    )
+    probed = run_cli("healthcheck", "--config", str(config), "--timeout", "5s")
+    elsewhere = run_cli("healthcheck", "--config", str(config), "--port", "1", "--timeout", "2s")
+    assert (0, "ready") == (probed.returncode, probed.stdout.strip()), probed.stderr
+    assert (1, True) == (
+        elsewhere.returncode,
+        elsewhere.stderr.startswith("http://127.0.0.1:1/readyz: "),
+    ), elsewhere.stderr
+
+
+def test_healthcheck_refuses_a_configuration_without_a_server(tmp_path):
+    """server.enabled: false means there is nothing to probe: exit 2 saying so."""
+    config = write_config(tmp_path / "fetcher.yaml", {"server": {"enabled": False}})
+    result = run_cli("healthcheck", "--config", str(config))
+    assert (2, True) == (result.returncode, "server.enabled is false" in result.stderr)
+
+
+def test_a_value_a_model_refuses_is_one_line_without_pydantics_link(monkeypatch, capsys):
+    """A pydantic error reaching the CLI is 'field: message' per error: no link, no input echoed."""
+    from deploy_fetcher import cli
+    from deploy_fetcher.cli import _config
+    from deploy_fetcher.model import DeployEvent
+
+    def refuse(_args: object) -> int:
+        DeployEvent(
+            deployment_id="",
+            service="api",
+            environment="prod",
+            status="sideways",
+            happened_at="2026-01-01T00:00:00Z",
+        )
+        return 0
+
+    monkeypatch.setattr(_config, "_schema", refuse)
+    code = cli.main(["config", "schema"])
+    printed = capsys.readouterr().err
+    assert (1, 1) == (code, len(printed.splitlines()))
+    assert printed.startswith(
+        "fetcher: deployment_id: String should have at least 1 character; status: Input should be"
+    )
+    assert ("errors.pydantic.dev" not in printed, "sideways" not in printed) == (True, True)

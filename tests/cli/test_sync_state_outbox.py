@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 from tests.support import run_cli, write_config
 
 from deploy_fetcher.emulators._server import Fault
@@ -83,7 +86,7 @@ def test_outbox_retry_requeues_dead_letters(setup, dashboard):
     run_cli("sync", "--config", setup, "--since", "2026-02-01", "--until", "2026-02-02")
     assert [] == dashboard.rows()
     retried = run_cli("outbox", "retry", "--all", "--config", setup)
-    assert "1 dead letters queued again" == retried.stdout.strip()
+    assert "1 dead letter queued again" == retried.stdout.strip()
     again = run_cli("sync", "--config", setup, "--since", "2026-02-01", "--until", "2026-02-02")
     assert 0 == again.returncode
     assert ["d0"] == [row["deployment_id"] for row in dashboard.rows()]
@@ -94,7 +97,7 @@ def test_outbox_purge_deletes_dead_letters(setup, dashboard):
     dashboard.inject(Fault(status=422, body="{}", match="^/api/deployments$", method="POST"))
     run_cli("sync", "--config", setup, "--since", "2026-02-01", "--until", "2026-02-02")
     purged = run_cli("outbox", "purge", "--all", "--yes", "--config", setup)
-    assert "1 dead letters purged" == purged.stdout.strip()
+    assert "1 dead letter purged" == purged.stdout.strip()
     listing = run_cli("outbox", "list", "--config", setup)
     assert 0 == listing.returncode
     assert "deployment_id" in listing.stdout  # the table is printed, only without the row
@@ -137,3 +140,25 @@ def test_bad_since_is_a_usage_error(setup):
     result = run_cli("sync", "--config", setup, "--since", "last tuesday")
     assert 2 == result.returncode
     assert "7d" in result.stderr
+
+
+def test_state_and_outbox_commands_need_no_source_secret(setup, tmp_path):
+    """With a GitHub source whose token variable is unset, state and outbox still read the store."""
+    assert "UNSET_GH_TOKEN" not in os.environ
+    assert 0 == run_cli("sync", "--config", setup, "--since", "2026-02-01").returncode
+    config = yaml.safe_load(Path(setup).read_text(encoding="utf-8"))
+    config["sources"].append(
+        {"name": "gh", "provider": "github", "token": "${UNSET_GH_TOKEN}", "repos": ["octo/api"]}
+    )
+    with_github = str(write_config(tmp_path / "with-github.yaml", config))
+    results = {
+        command: run_cli(*command.split(), "--config", with_github, "--output", "json")
+        for command in ("state list", "outbox list --state all", "outbox stats")
+    }
+    assert dict.fromkeys(results, 0) == {
+        command: result.returncode for command, result in results.items()
+    }, {command: result.stderr for command, result in results.items()}
+    listed = json.loads(results["outbox list --state all"].stdout)
+    assert {"dashboard"} == {row["sink"] for row in listed}
+    checked = run_cli("check", "--offline", "--config", with_github)
+    assert (2, True) == (checked.returncode, "UNSET_GH_TOKEN" in checked.stderr)

@@ -12,7 +12,7 @@ import yaml
 from tests.support import run_cli
 
 from deploy_fetcher.config import render_schema
-from deploy_fetcher.plugins import config_schema
+from deploy_fetcher.plugins import config_schema, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "docs" / "fetcher.schema.json"
@@ -126,3 +126,65 @@ def test_fetcher_config_schema_prints_the_committed_file():
     """`fetcher config schema` (the command that regenerates the file) prints exactly it."""
     result = run_cli("config", "schema")
     assert (0, SCHEMA_FILE.read_text(encoding="utf-8")) == (result.returncode, result.stdout)
+
+
+#: Every kind of constrained scalar given as ``${VAR}``: integers, booleans, enums, durations.
+_INTERPOLATED = {
+    "server": {"port": "${PORT}", "enabled": "${HEALTH:-true}"},
+    "defaults": {"interval": "${INTERVAL}"},
+    "sources": [
+        {
+            "name": "g",
+            "provider": "gitlab",
+            "token": "t",
+            "projects": ["acme/api"],
+            "retries": "${RETRIES}",
+            "tls_verify": "${TLS_VERIFY:-true}",
+            "timeout": "${TIMEOUT:-30s}",
+        }
+    ],
+    "sinks": [
+        {
+            "name": "d",
+            "type": "deployment-dashboard",
+            "url": "https://d.example",
+            "api_key": "k",
+            "status_set": "${STATUS_SET}",
+            "include": {"statuses": ["${ONLY}"]},
+        }
+    ],
+}
+
+
+def test_a_variable_may_stand_for_any_number_boolean_or_enum(validator):
+    """${VAR} where an integer, a boolean, an enum or a duration goes passes, as the loader takes it."""
+    environ = {
+        "PORT": "9090",
+        "INTERVAL": "2m",
+        "RETRIES": "5",
+        "STATUS_SET": "three",
+        "ONLY": "success",
+    }
+    loaded = parse_config(yaml.safe_dump(_INTERPOLATED), environ=environ)
+    source, sink = loaded.sources[0], loaded.sinks[0]
+    assert [] == _errors(validator, _INTERPOLATED)
+    assert (9090, True, 5, True, "three") == (
+        loaded.server.port,
+        loaded.server.enabled,
+        source.retries,
+        source.tls_verify,
+        sink.status_set,
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "path"),
+    [
+        ({"server": {"port": "eighty"}}, "server.port"),
+        ({"server": {"port": "${PORT"}}, "server.port"),
+        ({"server": {"enabled": "$PORT"}}, "server.enabled"),
+    ],
+)
+def test_a_string_that_is_no_variable_is_still_flagged(validator, document, path):
+    """Only a well-formed ${VAR} is let through where a number or a boolean goes."""
+    assert [path] == sorted({p for p, _ in _errors(validator, document)})

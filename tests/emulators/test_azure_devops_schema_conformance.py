@@ -128,3 +128,26 @@ def test_release_deployments_conform_and_every_emitted_status_is_documented(worl
         d for d in deployments for a in d["preDeployApprovals"] if a["createdOn"] > d["startedOn"]
     ]
     assert late, "approvals are created after startedOn, as the service does"
+
+
+def test_project_and_definition_listings_conform(world):
+    """The organization's projects and a project's pipeline definitions match the spec."""
+    base = world.organization_url
+    project, core_defs = _items("core.json", "GET /_apis/projects")
+    projects = get_json(f"{base}/_apis/projects?$top=100&api-version=7.1-preview.4", AUTH)
+    found = [
+        f"project {item.get('name')}: {p}"
+        for item in projects["value"]
+        for p in problems(project, item, definitions=core_defs, nulls=True)
+    ]
+    definition, build_defs = _items("build.json", "GET /_apis/build/definitions")
+    definitions = _get(world, base, "build/definitions?$top=100")["value"]
+    found += [
+        f"definition {item.get('id')}: {p}"
+        for item in definitions
+        for p in problems(definition, item, definitions=build_defs, nulls=True)
+    ]
+    assert [] == found
+    assert (len(projects["value"]), len(definitions)) == (projects["count"], len(definitions))
+    assert ["shop"] == [item["name"] for item in projects["value"]]
+    assert definitions

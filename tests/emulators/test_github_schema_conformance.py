@@ -21,6 +21,9 @@ from deploy_fetcher.emulators.github.scenario import Pipeline, WorkflowSpec, sta
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 OPERATIONS = load_real("github", "openapi_operations.json")["operations"]
 REPO = "octo/api"
+USER_REPO = "mona/tools"
+INSTALLATION = 77
+INSTALLATION_TOKEN = "ghs_installation-token"
 FLOW = WorkflowSpec("Deploy API", "deploy.yml", ("dev", "prod"), frozenset({"prod"}))
 PLAIN = WorkflowSpec("Release", "release.yml", ())
 
@@ -71,9 +74,17 @@ def world() -> Any:
         running = emulator.add_run(REPO, workflow, at=emulator.now(), sha="f" * 40)
         emulator.set_run(REPO, running.id, status="in_progress")
         emulator.add_run(REPO, workflow, at=emulator.now(), sha="f" * 40, status="pending")
+        jobs = emulator.add_run(REPO, workflow, at=emulator.now(), sha="f" * 40)
+        emulator.set_run(REPO, jobs.id, status="in_progress")
+        emulator.set_job(REPO, jobs.id, "build", status="completed", conclusion="success")
+        emulator.set_job(REPO, jobs.id, "deploy", status="in_progress")
+        emulator.set_job(REPO, jobs.id, "smoke", status="queued")
         first = min(emulator.repo(REPO).runs)
         emulator.rerun(REPO, first)
         emulator.touch_run(REPO, first, at=emulator.now() + timedelta(days=400))
+        emulator.add_repo(USER_REPO, owner_is_org=False, archived=True)
+        emulator.install_app(1, "unused", INSTALLATION, [REPO, USER_REPO])
+        emulator.installation_tokens[INSTALLATION_TOKEN] = (INSTALLATION, START + timedelta(days=9))
         yield emulator
     finally:
         emulator.stop()
@@ -157,3 +168,63 @@ def test_the_awkward_real_shapes_come_out(world):
     assert all(r["run_started_at"] == r["created_at"] for r in first)
     moved = [r for r in runs if r["updated_at"] > (START + timedelta(days=300)).isoformat()]
     assert 1 == len(moved)
+
+
+def _repo_run_states() -> list[str]:
+    parameter = OPERATIONS["GET /repos/{owner}/{repo}/actions/runs"]
+    return list(parameter["status_parameter"]["enum"])
+
+
+def _listings(emulator: GitHubEmulator) -> list[tuple[str, str, Any]]:
+    """(operation, path, body) for the repository's runs by status, repository lists, contents."""
+    out: list[tuple[str, str, Any]] = []
+    op = "GET /repos/{owner}/{repo}/actions/runs"
+    for state in _repo_run_states():
+        path = f"/repos/{REPO}/actions/runs?status={state}&per_page=100"
+        out.append((op, path, _get(emulator, path)))
+    for op, path in (
+        ("GET /orgs/{org}/repos", "/orgs/octo/repos"),
+        ("GET /users/{username}/repos", "/users/mona/repos"),
+    ):
+        out.append((op, path, _get(emulator, path)))
+    path = "/installation/repositories"
+    body = get_json(emulator.url(path), {"Authorization": f"token {INSTALLATION_TOKEN}"})
+    out.append(("GET /installation/repositories", path, body))
+    for workflow in _get(emulator, f"/repos/{REPO}/actions/workflows")["workflows"]:
+        path = f"/repos/{REPO}/contents/{workflow['path']}"
+        out.append(("GET /repos/{owner}/{repo}/contents/{path}", path, _get(emulator, path)))
+    return out
+
+
+def test_runs_by_status_repository_lists_and_contents_conform(world):
+    """The active-run lists, the three repository listings and a workflow file match the schema."""
+    found: list[str] = []
+    listings = _listings(world)
+    for operation, path, body in listings:
+        found += [f"{path}: {p}" for p in problems(_schema(operation), body)]
+    assert [] == found
+    by_path = {path: body for _op, path, body in listings}
+    assert {REPO, USER_REPO} == {
+        r["full_name"] for r in by_path["/installation/repositories"]["repositories"]
+    }
+    assert [USER_REPO] == [r["full_name"] for r in by_path["/users/mona/repos"]]
+    assert ["file"] * 2 == [
+        body["type"] for op, _p, body in listings if op.endswith("/contents/{path}")
+    ]
+
+
+def test_each_active_run_list_holds_exactly_the_runs_in_that_status(world):
+    """actions/runs?status= filters as GitHub does: by status, or by conclusion for the others."""
+    every = _get(world, f"/repos/{REPO}/actions/runs?per_page=100")["workflow_runs"]
+    for state in ("queued", "in_progress", "waiting", "requested", "pending", "completed"):
+        listed = _get(world, f"/repos/{REPO}/actions/runs?status={state}&per_page=100")
+        expected = sorted(r["id"] for r in every if r["status"] == state)
+        assert (state, expected) == (state, sorted(r["id"] for r in listed["workflow_runs"]))
+        assert expected, f"the world has no {state} run"
+    for conclusion in ("success", "failure", "cancelled", "timed_out", "skipped"):
+        listed = _get(world, f"/repos/{REPO}/actions/runs?status={conclusion}&per_page=100")
+        expected = sorted(r["id"] for r in every if r["conclusion"] == conclusion)
+        assert (conclusion, expected) == (
+            conclusion,
+            sorted(r["id"] for r in listed["workflow_runs"]),
+        )

@@ -10,9 +10,13 @@ on stderr per problem, no traceback).
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+
+from pydantic import ValidationError
 
 from deploy_fetcher._version import __version__
 from deploy_fetcher.cli import (
@@ -26,7 +30,13 @@ from deploy_fetcher.cli import (
     _state,
     _sync,
 )
-from deploy_fetcher.cli._common import EXIT_FAILED, EXIT_USAGE, UsageError, add_global_options
+from deploy_fetcher.cli._common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    UsageError,
+    add_global_options,
+    describe,
+)
 from deploy_fetcher.errors import ConfigError, FetcherError, PluginError
 from deploy_fetcher.redaction import RedactingWriter
 
@@ -61,15 +71,35 @@ def _redacted_output() -> Iterator[None]:
     try:
         yield
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
+        wrapped = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = saved
+        for stream in wrapped:
+            stream.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fetcher`` console script."""
-    with _redacted_output():
-        return _main(argv)
+    try:
+        with _redacted_output():
+            return _main(argv)
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """The reader closed the pipe (``fetcher … | head``): stop quietly, as ``SIGPIPE`` would.
+
+    Python flushes stdout once more at exit; pointing it at /dev/null keeps that flush from
+    raising (and printing) the same error again. The exit code is a shell's for SIGPIPE, 141.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout already closed or not a file
+        pass
+    finally:
+        os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -84,6 +114,9 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     except FetcherError as exc:
         print(f"fetcher: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except ValidationError as exc:  # a value a model refused outside the configuration's loader
+        print(f"fetcher: {describe(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

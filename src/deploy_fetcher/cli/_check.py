@@ -18,9 +18,11 @@ from deploy_fetcher.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
     config_option,
+    describe,
     emit,
     load,
     output_option,
+    plural,
     print_json,
 )
 
@@ -73,17 +75,17 @@ def _source_rows(provider: Any, name: str, limit: int) -> list[_Row]:
     try:
         targets = list(provider.targets())
     except Exception as exc:
-        return [_Row(f"source {name}", "FAILED", f"listing targets: {exc}")]
+        return [_Row(f"source {name}", "FAILED", f"listing targets: {describe(exc)}")]
     if not targets:
         return [_Row(f"source {name}", "WARNING", "0 targets: this source will read nothing")]
-    rows = [_Row(f"source {name}", "ok", f"{len(targets)} targets")]
+    rows = [_Row(f"source {name}", "ok", plural(len(targets), "target"))]
     checked = targets[:limit]
 
     def one(target: str) -> list[_Row]:
         try:
             items = provider.check(target)
         except Exception as exc:
-            return [_Row(f"source {name} target {target}", "FAILED", str(exc))]
+            return [_Row(f"source {name} target {target}", "FAILED", describe(exc))]
         return [
             _Row(
                 f"source {name} {item.what}",
@@ -115,7 +117,7 @@ def _online(providers: list[tuple[str, Any]], sinks: list[Any], limit: int) -> l
         try:
             result = sink.check()
         except Exception as exc:
-            rows.append(_Row(f"sink {sink.config.name}", "FAILED", str(exc)))
+            rows.append(_Row(f"sink {sink.config.name}", "FAILED", describe(exc)))
             continue
         state = "ok" if result.ok and result.verified else "unverified" if result.ok else "FAILED"
         rows.append(_Row(f"sink {sink.config.name}", state, result.message))
@@ -143,7 +145,9 @@ def _check(args: argparse.Namespace) -> int:
     providers = [(s.name, load_provider(s.provider)(s, context)) for s in sources]
     sink_context = SinkContext(metrics=metrics, user_agent=USER_AGENT)
     sinks = [load_sink(c.type)(c, sink_context) for c in sink_configs]
-    summary = f"configuration ok: {len(sources)} sources, {len(sink_configs)} sinks"
+    summary = (
+        f"configuration ok: {plural(len(sources), 'source')}, {plural(len(sink_configs), 'sink')}"
+    )
     rows = list(warnings)
     try:
         if not args.offline:

@@ -27,12 +27,15 @@ __all__ = [
     "UsageError",
     "config_option",
     "confirm",
+    "describe",
     "duration_arg",
     "emit",
     "load",
+    "load_for_state",
     "open_existing_store",
     "output_option",
     "parse_when",
+    "plural",
     "print_json",
     "print_table",
 ]
@@ -98,6 +101,15 @@ def load(
     register_secrets_in(config)
     configure_logging(log_level or config.log.level, config.log.format)
     return config
+
+
+def load_for_state(path: str | None) -> FetcherConfig:
+    """The configuration for commands that work on the state and the sinks only.
+
+    ``state`` and ``outbox`` never read a CI system: the sources are left out before interpolation,
+    so an operator inspecting the state needs none of the sources' secrets in the environment.
+    """
+    return load(path, log_level="warning", sources=())
 
 
 def open_existing_store(config: FetcherConfig) -> Any:
@@ -171,6 +183,30 @@ def confirm(question: str, *, assume_yes: bool) -> None:
     answer = input(f"{question} [y/N] ").strip().lower()
     if answer not in {"y", "yes"}:
         raise UsageError("not confirmed; nothing changed")
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one line for the operator; a pydantic error as ``field: message; …``.
+
+    ``str()`` of a pydantic ValidationError is several lines naming the model, the input and a
+    ``https://errors.pydantic.dev/…`` link: noise on a terminal, and the input may be a secret.
+    """
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or exc.title}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+    return str(exc)
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 target``, ``2 targets``: a count with its noun, as a person writes it.
+
+    ``many`` is the plural where adding ``s`` is wrong (``delivery``, ``deliveries``).
+    """
+    return f"{count} {noun}" if count == 1 else f"{count} {many or noun + 's'}"
 
 
 def _jsonable(value: Any) -> Any:

@@ -5,8 +5,10 @@ It puts side by side what the CI system says today and what the fetcher did with
 1. **read** — the deployment read again from its CI system (the provider's raw objects where the
    adapter records them, and the canonical events its mapping gives, before any rule);
 2. **rules** — each event through the global rules (renames, templates, include/exclude);
-3. **sinks** — each sink's filters and renames, and what the outbox holds for it: delivered,
-   queued (attempts, next try), dead-lettered (the sink's answer), or never queued (and why).
+3. **sinks** — each sink's filters and renames, the body it sends (its wire form: a dashboard that
+   learned the original contract's three statuses gets ``in-progress`` for ``waiting``), and what
+   the outbox holds for it: delivered, queued (attempts, next try), dead-lettered (the sink's
+   answer), or never queued (and why).
 
 The outbox side needs the state store (delivered rows stay ``state.delivered_retention``); the
 read side needs the source's credentials. ``--no-reread`` shows the outbox side alone.
@@ -16,7 +18,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,15 +29,19 @@ from deploy_fetcher.cli._common import (
     EXIT_OK,
     UsageError,
     config_option,
+    describe,
     load,
     open_existing_store,
     output_option,
+    plural,
     print_json,
 )
+from deploy_fetcher.cli._wire import differences, open_sinks
 from deploy_fetcher.config import FetcherConfig
 from deploy_fetcher.engine.rules import apply_rules
 from deploy_fetcher.engine.select import select
 from deploy_fetcher.model import DeployEvent, format_rfc3339
+from deploy_fetcher.sinks import Sink
 from deploy_fetcher.store import OutboxRow
 
 __all__ = ["register"]
@@ -87,6 +94,8 @@ class _SinkStep:
     verdict: str
     event: DeployEvent | None
     row: OutboxRow | None
+    #: The body the sink sends for ``event`` (None when nothing goes to it, or it is disabled).
+    wire: dict[str, Any] | None = None
 
 
 @dataclass
@@ -109,13 +118,15 @@ def _changes(before: DeployEvent, after: DeployEvent | None) -> list[str]:
 
 def _row_state(row: OutboxRow) -> str:
     if row.state == "delivered":
-        return f"delivered (queued {format_rfc3339(row.created_at)}, {row.attempts} failed tries)"
+        tries = plural(row.attempts, "failed try", "failed tries")
+        return f"delivered (queued {format_rfc3339(row.created_at)}, {tries})"
     if row.state == "dead":
-        return f"dead-lettered after {row.attempts} attempts: {row.last_error or ''}"
+        return f"dead-lettered after {plural(row.attempts, 'attempt')}: {row.last_error or ''}"
     due = format_rfc3339(row.next_attempt_at)
     tail = f", last error: {row.last_error}" if row.last_error else ""
     return (
-        f"queued since {format_rfc3339(row.created_at)}, {row.attempts} attempts, due {due}{tail}"
+        f"queued since {format_rfc3339(row.created_at)}, {plural(row.attempts, 'attempt')},"
+        f" due {due}{tail}"
     )
 
 
@@ -137,7 +148,11 @@ def _verdict(
 
 
 def _trace(
-    config: FetcherConfig, source_name: str, read: Sequence[DeployEvent], rows: Sequence[OutboxRow]
+    config: FetcherConfig,
+    source_name: str,
+    read: Sequence[DeployEvent],
+    rows: Sequence[OutboxRow],
+    sinks: Mapping[str, Sink],
 ) -> list[_Trace]:
     """Each read event through the rules and every sink, matched with the outbox rows."""
     by_sink: dict[str, dict[tuple[str, datetime], OutboxRow]] = {}
@@ -162,13 +177,21 @@ def _trace(
                 continue
             selected = select(sink, after) if after is not None else None
             verdict = _verdict(sink.name, after, selected, row)
-            trace.sinks.append(_SinkStep(sink.name, verdict, selected, row))
+            wire = _wire(sinks, sink.name, selected)
+            trace.sinks.append(_SinkStep(sink.name, verdict, selected, row, wire))
         traces.append(trace)
     for stale in rows:  # stored, but not what the CI system says today
         if stale.id not in matched:
             note = _row_state(stale) + " (no longer read so)"
-            traces.append(_Trace(None, None, [], [_SinkStep(stale.sink, note, stale.event, stale)]))
+            wire = _wire(sinks, stale.sink, stale.event)
+            step = _SinkStep(stale.sink, note, stale.event, stale, wire)
+            traces.append(_Trace(None, None, [], [step]))
     return traces
+
+
+def _wire(sinks: Mapping[str, Sink], name: str, event: DeployEvent | None) -> dict[str, Any] | None:
+    sink = sinks.get(name)
+    return sink.wire(event) if sink is not None and event is not None else None
 
 
 def _find_target(provider: Any, rows: Sequence[OutboxRow], wanted: str | None) -> str:
@@ -212,7 +235,7 @@ def _reread(
         try:
             found = provider.reread(target, args.deployment_id, since=since, until=until)
         except FetcherError as exc:
-            return target, [], [], f"reading it again failed: {exc}"
+            return target, [], [], f"reading it again failed: {describe(exc)}"
         return target, list(found.events), list(found.objects), ""
     finally:
         provider.close()
@@ -228,11 +251,24 @@ def _event_json(event: DeployEvent | None) -> dict[str, Any] | None:
 def _explain(args: argparse.Namespace) -> int:
     config = load(args.config, log_level="warning")
     sink_names = [s.name for s in config.sinks]
-    store = open_existing_store(config)
-    try:
-        rows = store.rows_for(args.deployment_id, sinks=sink_names)
-    finally:
-        store.close()
+    with ExitStack() as stack:
+        store = open_existing_store(config)
+        try:
+            rows = store.rows_for(args.deployment_id, sinks=sink_names)
+            # The sinks read what they learned (a status set) now: the store is not held open
+            # while the CI system is read again.
+            sinks = stack.enter_context(open_sinks(config, store))
+        finally:
+            store.close()
+        return _explain_rows(config, args, rows, sinks)
+
+
+def _explain_rows(
+    config: FetcherConfig,
+    args: argparse.Namespace,
+    rows: Sequence[OutboxRow],
+    sinks: Mapping[str, Sink],
+) -> int:
     sources = sorted({r.source for r in rows} | ({args.source} if args.source else set()))
     if not sources:
         print(
@@ -258,7 +294,7 @@ def _explain(args: argparse.Namespace) -> int:
         reread=not args.no_reread and not problem,
         objects=objects,
         problem=problem,
-        traces=_trace(config, source, read, rows),
+        traces=_trace(config, source, read, rows, sinks),
     )
     if args.output == "json":
         print_json(_as_json(found))
@@ -298,6 +334,7 @@ def _as_json(found: _Explanation) -> dict[str, Any]:
                         "row": step.row.id if step.row else None,
                         "state": step.row.state if step.row else None,
                         "sent": _event_json(step.event),
+                        "wire": step.wire,
                     }
                     for step in t.sinks
                 ],
@@ -328,6 +365,9 @@ def _print_sinks(trace: _Trace) -> None:
         if step.event is not None and trace.after_rules is not None:
             pairs = _changes(trace.after_rules, step.event)
             renamed = f" [renamed: {'; '.join(pairs)}]" if pairs else ""
+        if step.event is not None and step.wire is not None:
+            sent = differences(step.event, step.wire)
+            renamed += f" [sent as {'; '.join(sent)}]" if sent else ""
         print(f"  → {step.sink}: {step.verdict}{renamed}")
 
 

@@ -15,9 +15,10 @@ from deploy_fetcher.cli._common import (
     confirm,
     duration_arg,
     emit,
-    load,
+    load_for_state,
     open_existing_store,
     output_option,
+    plural,
     print_json,
 )
 from deploy_fetcher.config import FetcherConfig
@@ -112,7 +113,7 @@ def _open(config: FetcherConfig) -> StateStore:
 
 
 def _list(args: argparse.Namespace) -> int:
-    config = load(args.config, log_level="warning")
+    config = load_for_state(args.config)
     store = _open(config)
     try:
         rows = store.list_rows(
@@ -150,7 +151,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    config = load(args.config, log_level="warning")
+    config = load_for_state(args.config)
     store = _open(config)
     try:
         stats = store.stats()
@@ -191,7 +192,7 @@ def _dead_letters(
         raise UsageError(f"outbox {args.action} needs row ids or --all")
     if args.ids and args.all:
         raise UsageError(f"outbox {args.action}: give row ids or --all, not both")
-    config = load(args.config, log_level="warning")
+    config = load_for_state(args.config)
     store = _open(config)
     missing: list[int] = []
     try:
@@ -205,7 +206,7 @@ def _dead_letters(
     if args.output == "json":
         print_json({verb.replace(" ", "_"): count, "not_dead_letters": missing})
     else:
-        print(f"{count} dead letters {verb}")
+        print(f"{plural(count, 'dead letter')} {verb}")
     if missing:
         where = f" of sink {args.sink!r}" if args.sink else ""
         print(
@@ -223,7 +224,7 @@ def _retry(args: argparse.Namespace) -> int:
 
 def _purge(args: argparse.Namespace) -> int:
     if args.all and args.sink is not None:
-        config = load(args.config, log_level="warning")
+        config = load_for_state(args.config)
         if args.sink not in {sink.name for sink in config.sinks}:
             return _purge_unconfigured(args, config)
     if args.all:
@@ -250,7 +251,7 @@ def _purge_unconfigured(args: argparse.Namespace, config: FetcherConfig) -> int:
     if args.output == "json":
         print_json({"purged": count, "sink": args.sink, "configured": False})
     else:
-        print(f"{count} rows of {args.sink} (not configured: queued and dead) purged")
+        print(f"{plural(count, 'row')} of {args.sink} (not configured: queued and dead) purged")
     return EXIT_OK
 
 
@@ -259,7 +260,7 @@ def _flush(args: argparse.Namespace) -> int:
     from deploy_fetcher.engine import Runtime
     from deploy_fetcher.model import utc_now
 
-    config = load(args.config, log_level="warning")
+    config = load_for_state(args.config)
     enabled = [s.name for s in config.sinks if s.enabled]
     unknown = sorted(set(args.sink or ()) - set(enabled))
     if unknown:
@@ -282,6 +283,7 @@ def _flush(args: argparse.Namespace) -> int:
     if args.output == "json":
         print_json({"made_due": made_due, "sinks": rows})
     else:
-        print(f"{made_due} rows were waiting out a backoff; delivering now")
+        were = "was" if made_due == 1 else "were"
+        print(f"{plural(made_due, 'row')} {were} waiting out a backoff; delivering now")
         emit(args, rows, columns=["sink", "delivered", "dead_lettered", "still_queued", "note"])
     return EXIT_FAILED if any(r["dead_lettered"] or r["still_queued"] for r in rows) else EXIT_OK

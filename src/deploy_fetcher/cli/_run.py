@@ -14,9 +14,11 @@ import structlog
 from deploy_fetcher.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
+    UsageError,
     config_option,
     duration_arg,
     load,
+    load_for_state,
 )
 
 __all__ = ["register"]
@@ -38,13 +40,20 @@ def register(commands: Any) -> None:
 
     health = commands.add_parser(
         "healthcheck",
+        parents=[config_option()],
         help="probe a running daemon's /readyz (or /healthz with --live); exit 0 when healthy",
     )
     health.add_argument(
         "--url",
         default=None,
-        help="the URL to probe (default http://127.0.0.1:$FETCHER_SERVER__PORT/readyz, or"
-        " /healthz with --live; port 8080 when the variable is unset)",
+        help="the URL to probe (default http://127.0.0.1:PORT/readyz, or /healthz with --live)",
+    )
+    health.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="the daemon's server port (default: server.port of --config when given, else"
+        " $FETCHER_SERVER__PORT, else 8080)",
     )
     health.add_argument(
         "--live",
@@ -87,9 +96,31 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
+def _probe_url(args: argparse.Namespace) -> str:
+    """What to probe: ``--url``; else the daemon's server, from ``--port``, ``--config``, the env.
+
+    A configuration is read only when ``--config`` is given (its sources are left out: a probe
+    needs no CI credential); ``server.host`` is probed unless it listens on every address.
+    """
+    if args.url:
+        return str(args.url)
+    host, port = "127.0.0.1", os.environ.get("FETCHER_SERVER__PORT", "8080")
+    if args.config:
+        server = load_for_state(args.config).server
+        if not server.enabled:
+            msg = f"server.enabled is false in {args.config}: the daemon serves no health endpoint"
+            raise UsageError(msg)
+        host = server.host if server.host not in ("0.0.0.0", "::", "") else host  # noqa: S104
+        port = str(server.port)
+    if args.port is not None:
+        port = str(args.port)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/{'healthz' if args.live else 'readyz'}"
+
+
 def _healthcheck(args: argparse.Namespace) -> int:
-    port = os.environ.get("FETCHER_SERVER__PORT", "8080")
-    url = args.url or f"http://127.0.0.1:{port}/{'healthz' if args.live else 'readyz'}"
+    url = _probe_url(args)
     try:
         with urllib.request.urlopen(url, timeout=args.timeout) as response:  # noqa: S310 - local probe
             ok = response.status == 200  # noqa: PLR2004

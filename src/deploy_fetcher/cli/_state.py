@@ -15,9 +15,10 @@ from deploy_fetcher.cli._common import (
     config_option,
     confirm,
     emit,
-    load,
+    load_for_state,
     open_existing_store,
     output_option,
+    plural,
     print_json,
 )
 from deploy_fetcher.engine.health import OUTCOME_PREFIX, parse_outcome
@@ -126,7 +127,7 @@ def _row(store: StateStore, record: CursorRecord) -> dict[str, Any]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    config = load(args.config, log_level="warning")
+    config = load_for_state(args.config)
     store = open_existing_store(config)
     try:
         rows = [_row(store, record) for record in store.list_cursors()]
@@ -137,7 +138,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    config = load(args.config, log_level="warning")
+    config = load_for_state(args.config)
     store = open_existing_store(config)
     try:
         found = _matching(store.list_cursors(), args.key)
@@ -177,7 +178,7 @@ def _reset(args: argparse.Namespace) -> int:
         confirm(
             "Reset every cursor (every source re-reads its lookback window)?", assume_yes=args.yes
         )
-    config = load(args.config, log_level="warning")
+    config = load_for_state(args.config)
     store = open_existing_store(config)
     try:
         keys, missing = _selected(args, store.list_cursors())
@@ -198,7 +199,7 @@ def _reset(args: argparse.Namespace) -> int:
 def _members(args: argparse.Namespace) -> int:
     from deploy_fetcher.model import utc_now
 
-    config = load(args.config, log_level="warning")
+    config = load_for_state(args.config)
     if config.state.backend != "postgres":
         print(
             f"fetcher: state members needs state.backend postgres (with backend"
@@ -270,7 +271,7 @@ def _migrate(args: argparse.Namespace) -> int:
     assert target is not None  # noqa: S101 - backend postgres requires it
     url = target.get_secret_value()
     register_secret(url)
-    config = load(args.config, log_level="warning")
+    config = load_for_state(args.config)
     if config.state.backend != "sqlite":
         raise UsageError(
             f"state migrate copies the SQLite file of state.path; state.backend is {config.state.backend}"
@@ -294,9 +295,10 @@ def _migrate(args: argparse.Namespace) -> int:
         f"{report.outbox.get(state, 0)} {state}" for state in ("pending", "delivered", "dead")
     )
     print(f"copied {path} into {label}:")
-    print(f"  {report.cursors} cursors")
-    print(f"  {report.rows} outbox rows ({states})")
-    print(f"  {report.successes} promotion ledger entries, {report.values} stored values")
+    print(f"  {plural(report.cursors, 'cursor')}")
+    print(f"  {plural(report.rows, 'outbox row')} ({states})")
+    ledger = plural(report.successes, "promotion ledger entry", "promotion ledger entries")
+    print(f"  {ledger}, {plural(report.values, 'stored value')}")
     print("counts verified in the database before commit.")
     print("next: set state.backend: postgres and state.url, then start the fetcher.")
     return EXIT_OK

@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -33,12 +33,21 @@ from deploy_fetcher.cli._common import (
     emit,
     load,
     log_state_location,
+    open_existing_store,
     output_option,
     parse_when,
+    plural,
     print_json,
 )
+from deploy_fetcher.cli._wire import open_sinks
 from deploy_fetcher.config import FetcherConfig
+from deploy_fetcher.errors import StoreError
 from deploy_fetcher.model import format_rfc3339, utc_now
+
+if TYPE_CHECKING:
+    from deploy_fetcher.config import SinkConfig
+    from deploy_fetcher.providers import ProviderContext
+    from deploy_fetcher.sinks import Sink
 
 __all__ = ["register"]
 
@@ -131,16 +140,66 @@ def _sync(args: argparse.Namespace) -> int:
     return _backfill(config, names, since, until, args)
 
 
+def _learned(config: FetcherConfig) -> Any:
+    """The existing state store, for what sinks learned (None when nothing has run yet)."""
+    try:
+        return open_existing_store(config)
+    except StoreError:
+        return None
+
+
 def _dry_run(config: FetcherConfig, names: list[str], since: datetime, until: datetime) -> int:
-    """What the real run would queue for each sink, as JSON lines, without a store or a request."""
-    from deploy_fetcher.engine.rules import apply_rules
-    from deploy_fetcher.engine.select import select
+    """What the real run would send to each sink, as JSON lines, without a request.
+
+    Each line is the sink's wire form (``{"sink": NAME, …body}``), with what a sink learned from
+    its destination read from an existing state store; nothing is stored or created.
+    """
     from deploy_fetcher.metrics import Metrics
-    from deploy_fetcher.plugins import load_provider
     from deploy_fetcher.providers import ProviderContext
 
     context = ProviderContext(metrics=Metrics(), defaults=config.defaults)
     sinks = {s.name: s for s in config.sinks if s.enabled}
+    read = lines = 0
+    with ExitStack() as stack:
+        store = _learned(config)
+        try:
+            senders = stack.enter_context(open_sinks(config, store))
+        finally:
+            if store is not None:
+                store.close()
+        read, lines = _preview(
+            config,
+            names,
+            since=since,
+            until=until,
+            context=context,
+            sinks=sinks,
+            senders=senders,
+        )
+    print(
+        f"{plural(read, 'event')} read, {plural(lines, 'delivery', 'deliveries')} to"
+        f" {plural(len(sinks), 'sink')}"
+        " (dry run: nothing stored or sent)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _preview(
+    config: FetcherConfig,
+    names: list[str],
+    *,
+    since: datetime,
+    until: datetime,
+    context: ProviderContext,
+    sinks: dict[str, SinkConfig],
+    senders: dict[str, Sink],
+) -> tuple[int, int]:
+    """Print each delivery of a dry run; the counts of events read and lines printed."""
+    from deploy_fetcher.engine.rules import apply_rules
+    from deploy_fetcher.engine.select import select
+    from deploy_fetcher.plugins import load_provider
+
     read = lines = 0
     try:
         for name in names:
@@ -157,19 +216,14 @@ def _dry_run(config: FetcherConfig, names: list[str], since: datetime, until: da
                                 sent = select(sink, kept) if kept is not None else None
                                 if sent is not None:
                                     lines += 1
-                                    body = sent.model_dump(mode="json", exclude_defaults=True)
+                                    body = senders[sink.name].wire(sent)
                                     print(json.dumps({"sink": sink.name, **body}), flush=False)
             finally:
                 provider.close()
     finally:
         context.shared.close()
         sys.stdout.flush()
-    print(
-        f"{read} events read, {lines} deliveries to {len(sinks)} sinks"
-        " (dry run: nothing stored or sent)",
-        file=sys.stderr,
-    )
-    return EXIT_OK
+    return read, lines
 
 
 @dataclass
@@ -274,7 +328,7 @@ class _Progress:
         events, done, targets, seconds = self.reading()
         state = "read" if done == targets and targets else "reading"
         return (
-            f"{state} {events} events from {done}/{targets} targets"
+            f"{state} {plural(events, 'event')} from {done}/{plural(targets, 'target')}"
             f" in {seconds:.0f}s ({events / max(seconds, 1e-6):.0f}/s);"
             f" delivering for {time.monotonic() - self.started:.0f}s"
         )
@@ -466,7 +520,8 @@ def _report(args: Any, results: list[Any], views: list[_SinkView], pending: dict
 def _exit_code(failed: bool, dead: bool, left: int) -> int:
     if left:
         print(
-            f"fetcher: {left} events still queued; a running daemon or the next sync delivers them",
+            f"fetcher: {plural(left, 'event')} still queued; a running daemon or the next sync"
+            " delivers them",
             file=sys.stderr,
         )
     return EXIT_FAILED if failed or dead or left else EXIT_OK

@@ -212,8 +212,10 @@ def _select_sources(
     Returns the tree, the kept entries' new index → their index in the file (problems must name
     the file's index), and the indexes left out (their unset variables are no problem here).
     """
-    if not isinstance(raw, dict) or not isinstance(raw.get("sources"), list):
+    if not isinstance(raw, dict):
         names: list[Any] = []
+    elif not isinstance(raw.get("sources"), list):
+        names = []
     else:
         names = [_entry_name(entry) for entry in raw["sources"]]
     unknown = sorted(set(only) - {n for n in names if isinstance(n, str)})
@@ -222,6 +224,8 @@ def _select_sources(
         raise ConfigError(f"no source named {', '.join(unknown)} (configured: {have})", file=file)
     kept = [index for index, name in enumerate(names) if name in only]
     left_out = set(range(len(names))) - set(kept)
+    if not isinstance(raw, dict):  # an empty file: nothing to select from
+        return raw, {}, left_out
     tree = {**raw, "sources": [raw["sources"][index] for index in kept]}
     return tree, dict(enumerate(kept)), left_out
 

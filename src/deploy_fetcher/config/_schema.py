@@ -3,7 +3,8 @@
 The schema says what the loader accepts, as far as JSON Schema can: every key of every section and of
 every installed provider and sink (an entry is checked against the model its ``provider`` / ``type``
 names), the durations' syntax, ``<secret>_file`` instead of any secret, ``x-`` keys at the top,
-empty sections. What only the loader can check (a sink named in a source exists, a template renders,
+empty sections, and ``${VAR}`` in place of any number, boolean or constrained string (the loader
+substitutes before it validates). What only the loader can check (a sink named in a source exists, a template renders,
 a secret file is readable) is left to ``fetcher check``.
 
 ``docs/fetcher.schema.json`` is this module's output for the bundled plugins (the configuration
@@ -118,6 +119,66 @@ def _loosen_shorthands(
                 prop["items"] = {"anyOf": [prop["items"], *_SHORTHAND]}
 
 
+#: A value the loader will interpolate: any string holding a ``${NAME}`` or ``${NAME:-default}``.
+_INTERPOLATED_NAME: Final = "Interpolated"
+_INTERPOLATED: Final = {
+    "type": "string",
+    "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}",
+    "description": "`${VAR}` interpolation: the variable's value is checked once substituted.",
+}
+_CONSTRAINTS: Final = ("enum", "const", "pattern", "format", "minimum", "maximum", "minLength")
+
+
+def _constrained_leaf(node: Mapping[str, Any]) -> bool:
+    """A scalar a plain ``${VAR}`` string would not pass: not a free string, not a container."""
+    if any(key in node for key in ("properties", "items", "anyOf", "oneOf", "allOf", "$ref")):
+        return False
+    kinds = node.get("type")
+    kinds = set(kinds) if isinstance(kinds, list) else {kinds}
+    if kinds & {"object", "array", "null"}:
+        return False
+    return bool(kinds & {"integer", "number", "boolean"}) or any(k in node for k in _CONSTRAINTS)
+
+
+def _interpolable(node: Any) -> Any:
+    """Let every constrained scalar also be a ``${VAR}`` string, as the loader substitutes first.
+
+    Interpolation runs before validation, in every string of the file: ``retries: ${RETRIES}`` or
+    ``tls_verify: ${TLS_VERIFY}`` is a string in the YAML and an integer or a boolean once
+    substituted. An editor must not flag it.
+    """
+    ref = {"$ref": _REF.format(model=_INTERPOLATED_NAME)}
+    if isinstance(node, list):
+        return [_interpolable(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if _constrained_leaf(node):
+        return {"anyOf": [node, ref]}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("properties", "$defs", "patternProperties"):
+            out[key] = {name: _interpolable(item) for name, item in value.items()}
+        elif key in ("items", "additionalProperties") and isinstance(value, dict):
+            out[key] = _interpolable(value)
+        elif key in ("anyOf", "oneOf"):
+            out[key] = _alternatives(value, ref)
+        else:
+            out[key] = value
+    return out
+
+
+def _alternatives(value: list[Any], ref: dict[str, str]) -> list[Any]:
+    """An anyOf's members loosened, flattened, with the ``${VAR}`` alternative once, last."""
+    members: list[Any] = []
+    for member in value:
+        loosened = _interpolable(member)
+        if isinstance(loosened, dict) and loosened.get("anyOf", [None])[-1] == ref:
+            members += [m for m in loosened["anyOf"] if m not in members]
+        elif loosened not in members:
+            members.append(loosened)
+    return [m for m in members if m != ref] + ([ref] if ref in members else [])
+
+
 def _models(root: type[BaseModel]) -> list[type[BaseModel]]:
     """``root`` and every model reachable from its fields."""
     found: list[type[BaseModel]] = []
@@ -176,6 +237,8 @@ def json_schema(
         _secret_files(model, defs[ref.rsplit("/", 1)[1]])
     for model, ref in names.items():
         _loosen_shorthands(model, defs[ref.rsplit("/", 1)[1]], defs)
+    defs = {name: _interpolable(model) for name, model in defs.items()}
+    defs[_INTERPOLATED_NAME] = dict(_INTERPOLATED)
     core = defs.pop(names[FetcherConfig].rsplit("/", 1)[1])
     properties = core["properties"]
     properties["sources"] = {

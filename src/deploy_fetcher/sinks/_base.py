@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from deploy_fetcher.config import SinkConfig
@@ -125,6 +125,15 @@ class Sink(abc.ABC):
     @abc.abstractmethod
     def send(self, event: DeployEvent) -> Delivery:
         """Deliver one event and classify the outcome."""
+
+    def wire(self, event: DeployEvent) -> dict[str, Any]:
+        """The body ``send`` would post for ``event`` now, without a request.
+
+        ``fetcher explain`` and ``sync --dry-run`` show it: what the destination really receives
+        (its own field names, its status spelling, a learned status set) can differ from the event.
+        Sinks with a wire format of their own override it; the default is the canonical event.
+        """
+        return event.model_dump(mode="json", exclude_defaults=True)
 
     def check(self) -> CheckResult:
         """Verify URL and credentials without creating data, where the destination allows it."""

@@ -55,7 +55,6 @@ from deploy_fetcher.sinks._base import (
 )
 
 __all__ = [
-    "MAX_CHECK_BYTES",
     "MAX_REASON_BYTES",
     "MAX_REASON_CHARS",
     "MAX_RETRY_AFTER",
@@ -74,8 +73,6 @@ __all__ = [
 
 #: How much of a response body is read (enough for a problem+json errors[] array a sink parses).
 MAX_REASON_BYTES: Final = 4096
-#: How much of a body a sink's check reads at most (a status document, never a page of data).
-MAX_CHECK_BYTES: Final = 1024 * 1024
 #: How much of it a reason quotes, on one line, secrets masked (dead letters, logs, the CLI).
 MAX_REASON_CHARS: Final = 1000
 _RETRYABLE_4XX: Final = frozenset({408, 425, 429})
@@ -320,19 +317,6 @@ class SinkHttpClient:
         if isinstance(exc, _DeadlinePassed):
             return Retry(reason=f"no complete answer within {self.timeout:g}s (the sink's timeout)")
         return transport_failure(exc, timeout=self.timeout)
-
-    def get(
-        self, url: str, *, headers: Mapping[str, str], limit: int = MAX_CHECK_BYTES
-    ) -> httpx.Response | Retry:
-        """A GET whose answer the caller reads itself (``check()``), or the network failure.
-
-        At most ``limit`` bytes of the body are read; a longer body is cut there (and will not
-        parse), so a hostile server cannot fill memory.
-        """
-        try:
-            return self._exchange("GET", url, headers=headers, limit=limit)
-        except httpx.TransportError as exc:
-            return Retry(reason=redact(self._failure(exc).reason, self._secrets))
 
     def probe(self, url: str, *, what: str) -> CheckResult:
         """Check that ``url`` answers at all, for destinations whose credential cannot be tested.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from tests.providers.github.support import Harness
 from tests.providers.github.test_github_deployments import START
@@ -241,6 +241,32 @@ def test_a_finished_run_is_dated_by_its_jobs_not_by_an_updated_at_that_moved_lat
     } == harness.by_deployment()
 
 
+def test_a_run_of_two_jobs_ends_when_its_last_job_ends(make_emulator, make_provider):
+    """Build ends 12:02, deploy 12:10: a poll between them does not date the success at 12:02."""
+    emulator = make_emulator(start=START)
+    workflow = emulator.add_workflow("octo/legacy", "Release", "release.yml")
+    run = emulator.add_run("octo/legacy", workflow, at=START, sha="f" * 40)
+    harness = Harness(runs_provider(make_provider, emulator))
+    emulator.advance(30)
+    emulator.set_run("octo/legacy", run.id, status="in_progress")
+    emulator.set_job("octo/legacy", run.id, "build", status="in_progress")
+    emulator.advance(90)
+    emulator.set_job("octo/legacy", run.id, "build", status="completed", conclusion="success")
+    emulator.set_job("octo/legacy", run.id, "deploy", status="in_progress")
+    emulator.advance(60)
+    harness.cycle()
+    emulator.advance(420)
+    emulator.set_job("octo/legacy", run.id, "deploy", status="completed", conclusion="success")
+    emulator.set_run("octo/legacy", run.id, status="completed", conclusion="success")
+    emulator.advance(60)
+    harness.cycle()
+    assert [
+        ("queued", "2026-03-02T12:00:00Z"),
+        ("in-progress", "2026-03-02T12:00:30Z"),
+        ("success", "2026-03-02T12:10:00Z"),
+    ] == harness.by_deployment()[f"gh-run-{run.id}-1"]
+
+
 def test_a_rerun_of_a_run_older_than_the_rerun_window_is_seen_while_it_runs(
     make_emulator, make_provider
 ):
@@ -269,6 +295,53 @@ def test_a_rerun_of_a_run_older_than_the_rerun_window_is_seen_while_it_runs(
     assert ["queued", "in-progress", "success"] == [
         status for status, _ in harness.by_deployment()[f"gh-run-{run_id}-2"]
     ]
+
+
+def test_a_late_rerun_held_by_a_reviewer_is_seen_waiting_through_the_active_lists(
+    make_emulator, make_provider
+):
+    """A re-run 3 days late (rerun_window 1d), held by a reviewer, is found by status=waiting."""
+    emulator = make_emulator(start=START)
+    run_id = start_pipeline(
+        emulator, "octo/legacy", RELEASE, at=START, sha="d" * 40, plan=Pipeline("failure")
+    )
+    emulator.advance(120)
+    harness = Harness(runs_provider(make_provider, emulator))
+    harness.cycle()
+    for _ in range(3):
+        emulator.advance(86400)
+        start_pipeline(emulator, "octo/legacy", RELEASE, at=emulator.now(), sha="e" * 40)
+        emulator.advance(120)
+        harness.cycle()
+    emulator.rerun("octo/legacy", run_id)
+    rerun_at = emulator.now()
+    emulator.advance(10)
+    emulator.set_run("octo/legacy", run_id, status="waiting")
+    emulator.advance(20)
+    emulator.reset_log()
+    harness.cycle()
+    asked = [r.query for r in emulator.log if r.path.endswith("/octo/legacy/actions/runs")]
+    seen_waiting = [s for s, _ in harness.by_deployment().get(f"gh-run-{run_id}-2", [])]
+    emulator.advance(60)
+    emulator.set_run("octo/legacy", run_id, status="in_progress")
+    emulator.advance(30)
+    harness.cycle()
+    emulator.advance(30)
+    emulator.set_run("octo/legacy", run_id, status="completed", conclusion="success")
+    emulator.advance(30)
+    harness.cycle()
+    assert any("status=waiting" in query for query in asked)
+    assert ["queued", "waiting"] == seen_waiting
+    assert [
+        ("queued", _at(rerun_at)),
+        ("waiting", _at(rerun_at + timedelta(seconds=10))),
+        ("in-progress", _at(rerun_at + timedelta(seconds=90))),
+        ("success", _at(rerun_at + timedelta(seconds=150))),
+    ] == harness.by_deployment()[f"gh-run-{run_id}-2"]
+
+
+def _at(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_a_cycle_cut_short_resumes_after_the_last_chunk_it_stored(

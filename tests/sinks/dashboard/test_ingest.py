@@ -17,6 +17,8 @@ from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.sinks import Delivered, Rejected, Retry, SinkContext, Unauthorized
 from deploy_fetcher.sinks.dashboard import DashboardConfig, DashboardSink, mapping
+from deploy_fetcher.sinks.dashboard.statuses import status_set_key
+from deploy_fetcher.sinks.http import display_url
 from deploy_fetcher.store.sqlite import SqliteStore
 
 Make = Callable[..., DeployEvent]
@@ -311,8 +313,9 @@ def _with_values(store: SqliteStore) -> SinkContext:
 def test_auto_folds_statuses_after_a_422_naming_status(
     seed_001: DashboardEmulator, store: SqliteStore, make_event: Make
 ) -> None:
-    """A seed-001 dashboard refusing "pending" switches the sink to three statuses; the row lands."""
+    """A seed-001 dashboard refusing "pending" switches the sink to three statuses, kept in the store."""
     sink = DashboardSink(_config(seed_001), _with_values(store))
+    assert ("eight", None) == (sink.status_set, store.get_value(status_set_key("dash")))
     with capture_logs() as logs:
         first = sink.send(make_event(status="pending"))
         later = [sink.send(make_event(status=s)) for s in ("waiting", "cancelled", "rejected")]
@@ -322,6 +325,10 @@ def test_auto_folds_statuses_after_a_422_naming_status(
     assert ["in-progress", "in-progress", "failure", "failure"] == _stored_statuses(seed_001)
     switched = [e for e in logs if e["event"] == "dashboard.status_set_switched"]
     assert [("pending", "three")] == [(e["refused"], e["status_set"]) for e in switched]
+    learned = json.loads(store.get_value(status_set_key("dash")) or "null")
+    assert ("three", display_url(seed_001.url())) == (learned.pop("status_set"), learned.pop("url"))
+    assert ["learned_at"] == list(learned)
+    assert "three" == sink.status_set
 
 
 def test_the_learned_status_set_survives_a_restart(
@@ -371,15 +378,36 @@ def test_auto_sends_eight_statuses_to_a_newer_dashboard(
 
 
 def test_a_422_naming_another_field_is_not_a_status_refusal(
-    seed_001: DashboardEmulator, store: SqliteStore, make_event: Make
+    store: SqliteStore, make_event: Make
 ) -> None:
-    """A pending event refused for its run_number is dead-lettered as before, nothing learned."""
-    sink = DashboardSink(_config(seed_001, run_number_type="string"), _with_values(store))
-    outcome = sink.send(make_event(status="in-progress"))
-    sink.close()
+    """A pending event refused for its run_number alone is rejected once; nothing is learned."""
+    refusal = {"errors": [{"pointer": "#/run_number", "detail": "must be an integer"}]}
+    with ReceiverEmulator(status=422, body=refusal) as other:
+        sink = DashboardSink(_config_at(other.url()), _with_values(store))
+        with capture_logs() as logs:
+            outcome = sink.send(make_event(status="pending"))
+        sink.close()
+        posts = other.received("/api/deployments")
     assert isinstance(outcome, Rejected)
-    assert "eight" == sink.status_set
-    assert [422] == _answers(seed_001)
+    assert 422 == outcome.status_code
+    assert ["pending"] == [r.json()["status"] for r in posts]
+    assert ("eight", None) == (sink.status_set, store.get_value(status_set_key("dash")))
+    assert [] == [e for e in logs if e["event"] == "dashboard.status_set_switched"]
+
+
+def test_a_422_naming_status_for_a_status_of_the_three_is_not_a_switch(
+    store: SqliteStore, make_event: Make
+) -> None:
+    """in-progress refused for its status is the dashboard's problem, not an eight-status refusal."""
+    refusal = {"errors": [{"pointer": "#/status", "detail": "bad"}]}
+    with ReceiverEmulator(status=422, body=refusal) as other:
+        sink = DashboardSink(_config_at(other.url()), _with_values(store))
+        outcome = sink.send(make_event(status="in-progress"))
+        sink.close()
+        posts = other.received("/api/deployments")
+    assert (Rejected, 422) == (type(outcome), outcome.status_code)
+    assert ["in-progress"] == [r.json()["status"] for r in posts]
+    assert ("eight", None) == (sink.status_set, store.get_value(status_set_key("dash")))
 
 
 def test_explicit_eight_dead_letters_a_refused_status(
@@ -425,3 +453,28 @@ def test_problem_errors_name_status_in_any_usual_spelling(errors: list[dict[str,
 def test_problem_without_a_status_entry_names_nothing(body: bytes) -> None:
     """A body that is not a problem document, or names other fields, is no status refusal."""
     assert not mapping.names_field(body, "status")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"errors": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b"{" + b'"a":{' * 50_000 + b"}" * 50_001,
+        b'{"errors": ' + b"[" * 4096,
+    ],
+    ids=["nested-lists", "nested-objects", "nested-and-cut"],
+)
+def test_a_hostile_problem_document_names_nothing(body: bytes) -> None:
+    """Deeply nested 422 bodies (whole, or cut at the bytes read) name nothing, without an error."""
+    assert not mapping.names_field(body, "status")
+
+
+def test_a_deeply_nested_422_is_rejected_not_raised(store: SqliteStore, make_event: Make) -> None:
+    """A dashboard answering 422 with JSON nested 100 000 deep dead-letters the event; no switch."""
+    nested = '{"errors": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with ReceiverEmulator(status=201) as other:
+        other.inject(Fault(status=422, body=nested, match="/api/deployments"))
+        sink = DashboardSink(_config_at(other.url()), _with_values(store))
+        outcome = sink.send(make_event(status="pending"))
+        sink.close()
+    assert (Rejected, 422, "eight") == (type(outcome), outcome.status_code, sink.status_set)

@@ -43,7 +43,12 @@ from deploy_fetcher.model import parse_timestamp, utc_now
 __all__ = ["AzureDevOpsEmulator"]
 
 RELEASE_PREFIX: Final = "/vsrm"
-_PREVIEW_RESOURCES: Final = ("environments", "environmentdeploymentrecords", "release/deployments")
+_PREVIEW_RESOURCES: Final = (
+    "environments",
+    "environmentdeploymentrecords",
+    "release/deployments",
+    "connectionData",
+)
 _WINDOW: Final = timedelta(minutes=5)
 _NAMESPACE: Final = uuid.UUID("6ba7b811-9dad-11d1-80b4-00c04fd430c8")
 _NOT_CHARGED: Final = frozenset({203, 401, 429})
@@ -173,6 +178,7 @@ class AzureDevOpsEmulator(EmulatorServer):
         self._next_deployment = 700
         org = "/{org}"
         project = org + "/{project}/_apis"
+        self.route("GET", org + "/_apis/connectionData", self._connection_data)
         self.route("GET", org + "/_apis/projects", self._projects)
         self.route("GET", org + "/_apis/projects/{project}", self._project)
         self.route("GET", project + "/distributedtask/environments", self._environments)
@@ -452,6 +458,44 @@ class AzureDevOpsEmulator(EmulatorServer):
         }
 
     # -- organization and environments ------------------------------------------------------------
+    def _connection_data(self, _request: Request, params: dict[str, str]) -> Response:
+        """``ConnectionData`` (the Location area, 7.1-preview.1): who the credential is.
+
+        The shape is the azure-devops Python SDK's ``ConnectionData`` and ``Identity`` models
+        (``azure/devops/v7_1/location/models.py``): the identity's id, descriptors and display name,
+        the organization's instance id, ``deploymentType`` ``hosted``.
+        """
+        refused = self._check(params)
+        if refused is not None:
+            return refused
+        user_id = str(uuid.uuid5(_NAMESPACE, "fetcher-bot"))
+        identity = {
+            "id": user_id,
+            "descriptor": f"Microsoft.IdentityModel.Claims.ClaimsIdentity;{user_id}\\fetcher-bot",
+            "subjectDescriptor": f"aad.{user_id}",
+            "providerDisplayName": "Fetcher Bot",
+            "isActive": True,
+            "properties": {"Account": {"$type": "System.String", "$value": "fetcher-bot"}},
+            "resourceVersion": 2,
+            "metaTypeId": 0,
+        }
+        instance = str(uuid.uuid5(_NAMESPACE, self.scenario.organization))
+        return json_response(
+            {
+                "authenticatedUser": identity,
+                "authorizedUser": identity,
+                "instanceId": instance,
+                "deploymentId": instance,
+                "deploymentType": "hosted",
+                "locationServiceData": {
+                    "serviceOwner": "00025394-6065-48ca-87d9-7f5672854ef7",
+                    "defaultAccessMappingMoniker": "PublicAccessMapping",
+                    "lastChangeId": 1,
+                    "lastChangeId64": 1,
+                },
+            }
+        )
+
     def _projects(self, request: Request, params: dict[str, str]) -> Response:
         refused = self._check(params)
         if refused is not None:

@@ -231,17 +231,24 @@ class Run:
     def jobs_json(
         self, repo: Repo, workflow: Workflow, base: str, web: str, attempt: int | None = None
     ) -> list[dict[str, Any]]:
-        """The ``job`` objects of one attempt: its deploy job, as GitHub's jobs list shows it.
+        """The ``job`` objects of one attempt, as GitHub's jobs list shows them.
 
-        A job cancelled before a runner took it has ``started_at`` equal to its creation and
-        ``completed_at`` set; one still queued has ``completed_at: null``.
+        An attempt without jobs of its own set (see ``GitHubEmulator.set_job``) has one, ``deploy``,
+        following the run. A job cancelled before a runner took it has ``started_at`` equal to its
+        creation and ``completed_at`` set; one still queued has ``completed_at: null``.
         """
         state = self.attempts[(attempt or len(self.attempts)) - 1]
         number = state["attempt"]
-        job_id = self.id * 100 + number
         created = state["run_started_at"]
+        jobs: list[dict[str, Any]] = state.get("jobs") or []
+        if jobs:
+            return [
+                self._job_json(
+                    repo, workflow, base, web, number=number, index=index, job=job, created=created
+                )
+                for index, job in enumerate(jobs)
+            ]
         started = state.get("job_started_at")
-        completed = state.get("job_completed_at")
         status = state["status"]
         job_status = (
             "completed"
@@ -255,33 +262,60 @@ class Run:
         conclusion = state["conclusion"] if job_status == "completed" else None
         if conclusion in ("action_required", "stale", "startup_failure"):
             conclusion = "failure"
+        job = {
+            "name": "deploy",
+            "status": job_status,
+            "conclusion": conclusion,
+            "started_at": started,
+            "completed_at": state.get("job_completed_at"),
+        }
         return [
-            {
-                "id": job_id,
-                "run_id": self.id,
-                "workflow_name": workflow.name,
-                "head_branch": self.head_branch,
-                "run_url": f"{base}/repos/{repo.full_name}/actions/runs/{self.id}",
-                "run_attempt": number,
-                "node_id": node_id("CheckRun", job_id),
-                "head_sha": self.head_sha,
-                "url": f"{base}/repos/{repo.full_name}/actions/jobs/{job_id}",
-                "html_url": f"{web}/{repo.full_name}/actions/runs/{self.id}/job/{job_id}",
-                "status": job_status,
-                "conclusion": conclusion,
-                "created_at": iso(created),
-                "started_at": iso(started or created),
-                "completed_at": iso(completed) if completed is not None else None,
-                "name": "deploy",
-                "steps": [],
-                "check_run_url": f"{base}/repos/{repo.full_name}/check-runs/{job_id}",
-                "labels": ["ubuntu-latest"],
-                "runner_id": 1 if started is not None else None,
-                "runner_name": "GitHub Actions 1" if started is not None else None,
-                "runner_group_id": 1 if started is not None else None,
-                "runner_group_name": "GitHub Actions" if started is not None else None,
-            }
+            self._job_json(
+                repo, workflow, base, web, number=number, index=0, job=job, created=created
+            )
         ]
+
+    def _job_json(
+        self,
+        repo: Repo,
+        workflow: Workflow,
+        base: str,
+        web: str,
+        *,
+        number: int,
+        index: int,
+        job: dict[str, Any],
+        created: datetime,
+    ) -> dict[str, Any]:
+        """One ``job`` object; a job no runner took yet has no runner and ``started_at`` = creation."""
+        job_id = (self.id * 100 + number) * 100 + index if index else self.id * 100 + number
+        started: datetime | None = job["started_at"]
+        completed: datetime | None = job["completed_at"]
+        return {
+            "id": job_id,
+            "run_id": self.id,
+            "workflow_name": workflow.name,
+            "head_branch": self.head_branch,
+            "run_url": f"{base}/repos/{repo.full_name}/actions/runs/{self.id}",
+            "run_attempt": number,
+            "node_id": node_id("CheckRun", job_id),
+            "head_sha": self.head_sha,
+            "url": f"{base}/repos/{repo.full_name}/actions/jobs/{job_id}",
+            "html_url": f"{web}/{repo.full_name}/actions/runs/{self.id}/job/{job_id}",
+            "status": job["status"],
+            "conclusion": job["conclusion"],
+            "created_at": iso(created),
+            "started_at": iso(started or created),
+            "completed_at": iso(completed) if completed is not None else None,
+            "name": job["name"],
+            "steps": [],
+            "check_run_url": f"{base}/repos/{repo.full_name}/check-runs/{job_id}",
+            "labels": ["ubuntu-latest"],
+            "runner_id": index + 1 if started is not None else None,
+            "runner_name": f"GitHub Actions {index + 1}" if started is not None else None,
+            "runner_group_id": 1 if started is not None else None,
+            "runner_group_name": "GitHub Actions" if started is not None else None,
+        }
 
 
 @dataclass
@@ -398,6 +432,7 @@ class Repo:
     #: Workflow file text per path (every ref), and per (path, sha) where a commit differs.
     files: dict[str, str] = field(default_factory=dict)
     files_at: dict[tuple[str, str], str] = field(default_factory=dict)
+    created_at: datetime | None = None
 
     @property
     def full_name(self) -> str:
@@ -424,11 +459,39 @@ class Repo:
         out |= {f"{name}_url": f"{api}/{name}" for name in _REPO_LINKS}
         out |= {f"{name}_url": f"{api}/{path}" for name, path in _REPO_TEMPLATE_LINKS.items()}
         if not short:
+            host = web.split("://", 1)[-1].rstrip("/")
+            created = iso(self.created_at) if self.created_at is not None else None
             out |= {
                 "archived": self.archived,
                 "disabled": False,
                 "default_branch": self.default_branch,
                 "visibility": "private",
+                # The rest of GitHub's ``repository`` object (required by its schema); the
+                # installation's repository list sends it whole.
+                "clone_url": f"{web}/{self.full_name}.git",
+                "git_url": f"git://{host}/{self.full_name}.git",
+                "ssh_url": f"git@{host}:{self.full_name}.git",
+                "svn_url": f"{web}/{self.full_name}",
+                "mirror_url": None,
+                "homepage": None,
+                "language": None,
+                "license": None,
+                "size": 0,
+                "forks": 0,
+                "forks_count": 0,
+                "open_issues": 0,
+                "open_issues_count": 0,
+                "stargazers_count": 0,
+                "watchers": 0,
+                "watchers_count": 0,
+                "has_issues": True,
+                "has_projects": True,
+                "has_wiki": True,
+                "has_pages": False,
+                "has_downloads": True,
+                "created_at": created,
+                "updated_at": created,
+                "pushed_at": created,
             }
         return out
 

@@ -212,7 +212,12 @@ class GitHubEmulator(EmulatorServer):
             if key not in self.repos:
                 owner, name = full_name.split("/", 1)
                 self.repos[key] = Repo(
-                    self.next_id(), owner, name, owner_is_org=owner_is_org, archived=archived
+                    self.next_id(),
+                    owner,
+                    name,
+                    owner_is_org=owner_is_org,
+                    archived=archived,
+                    created_at=self.now(),
                 )
             return self.repos[key]
 
@@ -295,6 +300,36 @@ class GitHubEmulator(EmulatorServer):
             attempt["status"] = status
             attempt["conclusion"] = conclusion
             attempt["updated_at"] = when
+
+    def set_job(
+        self,
+        full_name: str,
+        run_id: int,
+        name: str,
+        *,
+        status: str,
+        conclusion: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Set one job of the current attempt (created on first use), for runs of several jobs.
+
+        An attempt with jobs set lists exactly those (a real run lists each of its jobs with its
+        own start and end: see the recorded ``run_3881497935_jobs.json``); ``set_run`` still moves
+        the run itself.
+        """
+        with self.state_lock:
+            jobs = self.repo(full_name).runs[run_id].current.setdefault("jobs", [])
+            job = next((j for j in jobs if j["name"] == name), None)
+            if job is None:
+                job = {"name": name, "started_at": None, "completed_at": None}
+                jobs.append(job)
+            when = at or self.now()
+            if status in ("in_progress", "completed") and job["started_at"] is None:
+                job["started_at"] = when
+            if status == "completed":
+                job["completed_at"] = when
+            job["status"] = status
+            job["conclusion"] = conclusion if status == "completed" else None
 
     def touch_run(self, full_name: str, run_id: int, *, at: datetime | None = None) -> None:
         """Move a run's ``updated_at`` without changing its state.
@@ -781,7 +816,11 @@ class GitHubEmulator(EmulatorServer):
                 "git_url": f"{base}/repos/{repo.full_name}/git/blobs/{blob}",
                 "html_url": f"{web}/{repo.full_name}/blob/{ref}/{path}",
                 "download_url": None,
-                "_links": {"self": url},
+                "_links": {
+                    "self": url,
+                    "git": f"{base}/repos/{repo.full_name}/git/blobs/{blob}",
+                    "html": f"{web}/{repo.full_name}/blob/{ref}/{path}",
+                },
             }
         )
 

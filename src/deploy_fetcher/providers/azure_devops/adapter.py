@@ -9,14 +9,15 @@ long first poll) resumes after the last page it stored.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 import structlog
 
-from deploy_fetcher.errors import PluginError
+from deploy_fetcher.errors import AuthError, PluginError, TargetNotFound
 from deploy_fetcher.lifecycle import lifecycle_order
-from deploy_fetcher.providers import Cursor, Page, Provider, ProviderContext
+from deploy_fetcher.providers import CheckItem, Cursor, Page, Provider, ProviderContext, Reread
 from deploy_fetcher.providers.azure_devops.auth import BearerFileAuth, Credential, PatAuth
 from deploy_fetcher.providers.azure_devops.catalog import Catalog
 from deploy_fetcher.providers.azure_devops.client import PROVIDER, shared_client
@@ -37,6 +38,7 @@ from deploy_fetcher.providers.kit import (
     Watermark,
     backfill_pages,
     cursor_pages,
+    reread_recording,
     settings_of,
 )
 
@@ -103,6 +105,8 @@ class AzureDevOpsProvider(Provider):
         self._releases = ReleaseWalker(self.client, config)
         self._scope = scope_digest(config.scope_key())
         self._log = _log.bind(source=config.name)
+        self._lock = threading.Lock()
+        self._credential_checked = False
 
     # -- effective settings ------------------------------------------------------------------------
     def _setting(self, key: str) -> timedelta:
@@ -207,6 +211,63 @@ class AzureDevOpsProvider(Provider):
         else:
             walk = self._releases.backfill(target, naming=naming, since=since, until=until)
         yield from backfill_pages(walk, order=lifecycle_order)
+
+    def reread(
+        self, target: str, deployment_id: str, *, since: datetime, until: datetime
+    ) -> Reread:
+        """``fetcher explain``: the deployment's events read again, with the raw objects behind them."""
+        return reread_recording(self, target, deployment_id, since=since, until=until)
+
+    def check(self, target: str) -> list[CheckItem]:
+        """``fetcher check``: ``connectionData`` once per source, then one item of the mode's list.
+
+        ``GET {org}/_apis/connectionData`` names the identity the credential signs in as without
+        reading any project; one item (``$top=1``) of the list the mode reads proves the project is
+        visible and that list readable. A poll's first page would cost a walk of the project.
+        """
+        credential = self._check_credential()
+        if credential is not None and not credential.ok:
+            return [credential]
+        head = [credential] if credential is not None else []
+        url, kind, resource = self._check_list(target)
+        name = f"target {target}"
+        try:
+            body = self.client.json_of(url, {"$top": "1"}, resource=resource)
+        except TargetNotFound:
+            detail = f"{target} does not exist, or this credential cannot see it ({url})"
+            return [*head, CheckItem(name, ok=False, detail=detail)]
+        items = body.get("value") if isinstance(body, dict) else None
+        mode = self.settings.mode
+        if not items:
+            detail = f"readable, but it has no {kind}: mode {mode} will read nothing here"
+            return [*head, CheckItem(name, ok=None, detail=detail)]
+        return [*head, CheckItem(name, ok=True, detail=f"{kind} readable ({mode} mode)")]
+
+    def _check_list(self, project: str) -> tuple[str, str, str]:
+        """The list the mode reads: its URL, what it holds, its preview resource."""
+        mode = self.settings.mode
+        if mode == "environments":
+            url = self.client.project(project, "_apis/distributedtask/environments")
+            return url, "environments", "environments"
+        if mode == "stages":
+            return self.client.project(project, "_apis/build/builds"), "runs", ""
+        url = self.client.release(project, "_apis/release/deployments")
+        return url, "release deployments", "release.deployments"
+
+    def _check_credential(self) -> CheckItem | None:
+        """Who the credential is (``connectionData``), the first time only: one row per source."""
+        with self._lock:
+            if self._credential_checked:
+                return None
+            self._credential_checked = True
+        url = self.client.org("_apis/connectionData")
+        try:
+            body = self.client.json_of(url, {}, resource="connectionData")
+        except AuthError as exc:
+            return CheckItem("credential", ok=False, detail=str(exc))
+        user = body.get("authenticatedUser") if isinstance(body, dict) else None
+        shown = user.get("providerDisplayName") if isinstance(user, dict) else None
+        return CheckItem("credential", ok=True, detail=f"credential accepted (as {shown})")
 
     @property
     def request_quota(self) -> Quota | None:

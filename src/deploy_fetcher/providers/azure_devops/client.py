@@ -60,6 +60,7 @@ _PREVIEW: Final = {
     "environments": "-preview.1",
     "environmentdeploymentrecords": "-preview.1",
     "release.deployments": "-preview.2",
+    "connectionData": "-preview.1",
 }
 _CONTINUATION = "x-ms-continuationtoken"
 _MESSAGE_LIMIT = 300

@@ -32,7 +32,7 @@ from deploy_fetcher.providers.azure_devops.mapping import (
 )
 from deploy_fetcher.providers.azure_devops.runs import RunWalk, RunWalker
 from deploy_fetcher.providers.azure_devops.selection import PipelineFilter, StageResolver
-from deploy_fetcher.providers.kit import Watermark
+from deploy_fetcher.providers.kit import Watermark, record_raw
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -285,6 +285,9 @@ class EnvironmentWalker:
                 if mapped.malformed:
                     _log.warning("azure_devops.malformed_item", url=url, reason=mapped.reason)
                 continue
+            record_raw(f"environment {env.name} record {record.get('id')}", record, mapped)
+            if build is not None:
+                record_raw(f"build {owner}", build, mapped)
             events.extend(mapped)
             self._learn(cursor, env, record, now)
         return events

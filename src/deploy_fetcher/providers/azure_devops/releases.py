@@ -15,6 +15,7 @@ import structlog
 from deploy_fetcher.model import parse_timestamp
 from deploy_fetcher.providers.azure_devops.mapping import Naming, Skip, release_events
 from deploy_fetcher.providers.azure_devops.selection import PipelineFilter, match_environment
+from deploy_fetcher.providers.kit import record_raw
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -112,6 +113,7 @@ class ReleaseWalker:
                             "azure_devops.malformed_item", url=page.url, reason=mapped.reason
                         )
                     continue
+                record_raw(f"release deployment {key}", deployment, mapped)
                 events.extend(mapped)
             yield events, newest
         if pager.truncated:

@@ -21,6 +21,7 @@ import structlog
 
 from deploy_fetcher.model import DeployEvent, parse_timestamp
 from deploy_fetcher.providers.azure_devops.mapping import Naming, StageTarget, stage_events
+from deploy_fetcher.providers.kit import record_raw
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -114,6 +115,8 @@ class RunWalker:
         for problem in problems:
             if problem.malformed:
                 _log.warning("azure_devops.malformed_item", url=url, reason=problem.reason)
+        record_raw(f"build {build_id}", build, events)
+        record_raw(f"build {build_id} timeline", records, events)
         return events
 
     def _discover(

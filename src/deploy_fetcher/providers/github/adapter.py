@@ -19,7 +19,14 @@ import structlog
 
 from deploy_fetcher.config import SourceConfig
 from deploy_fetcher.errors import TransientError
-from deploy_fetcher.providers._base import CheckItem, Cursor, Page, Provider, ProviderContext
+from deploy_fetcher.providers._base import (
+    CheckItem,
+    Cursor,
+    Page,
+    Provider,
+    ProviderContext,
+    Reread,
+)
 from deploy_fetcher.providers.github.auth import InstallationTokenAuth
 from deploy_fetcher.providers.github.client import (
     GitHubClient,
@@ -33,7 +40,7 @@ from deploy_fetcher.providers.github.lookups import Lookups
 from deploy_fetcher.providers.github.mapping import Repo, web_base
 from deploy_fetcher.providers.github.runs import RunWalker
 from deploy_fetcher.providers.github.walker import RepoWalker, WalkerArgs
-from deploy_fetcher.providers.kit import Quota, settings_of
+from deploy_fetcher.providers.kit import Quota, reread_recording, settings_of
 
 __all__ = ["GitHubProvider"]
 
@@ -162,6 +169,12 @@ class GitHubProvider(Provider):
     def backfill(self, target: str, since: datetime, until: datetime) -> Iterator[Page]:
         """Everything in ``[since, until)``: listed newest-first down to ``since``, emitted oldest-first."""
         yield from self._walker(target).backfill(since, until)
+
+    def reread(
+        self, target: str, deployment_id: str, *, since: datetime, until: datetime
+    ) -> Reread:
+        """``fetcher explain``: the deployment's events read again, with the raw objects behind them."""
+        return reread_recording(self, target, deployment_id, since=since, until=until)
 
     def check(self, target: str) -> list[CheckItem]:
         """``fetcher check``: one request to the endpoint the repository's mode reads (per_page=1).

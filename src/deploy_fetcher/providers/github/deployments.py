@@ -37,7 +37,7 @@ from deploy_fetcher.providers.github.mapping import (
     sorted_statuses,
 )
 from deploy_fetcher.providers.github.walker import RepoWalker, WalkerArgs
-from deploy_fetcher.providers.kit import backfill_pages, cursor_pages
+from deploy_fetcher.providers.kit import backfill_pages, cursor_pages, record_raw
 
 __all__ = ["GRAPHQL_STATUSES", "DeploymentWalker"]
 
@@ -422,6 +422,10 @@ class DeploymentWalker(RepoWalker):
         )
         for problem in outcome.problems:
             self._log.warning("github.malformed_item", url=item.statuses_url, reason=problem)
+        record_raw(f"deployment {dep_id}", item.deployment, outcome.events)
+        record_raw(f"deployment {dep_id} statuses", statuses, outcome.events)
+        if run is not None:
+            record_raw(f"workflow run {run.get('id')}", run, outcome.events)
         if outcome.terminal:
             state.close(dep_id, item.deployment["created_at"])
         else:

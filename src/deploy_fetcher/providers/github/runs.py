@@ -39,7 +39,7 @@ from deploy_fetcher.providers.github.mapping import (
     run_problem,
 )
 from deploy_fetcher.providers.github.walker import RepoWalker, WalkerArgs
-from deploy_fetcher.providers.kit import backfill_pages, cursor_pages
+from deploy_fetcher.providers.kit import backfill_pages, cursor_pages, record_raw
 
 __all__ = ["RunWalker", "Workflow", "select_workflows"]
 
@@ -338,6 +338,8 @@ class RunWalker(RepoWalker):
         One request per attempt once it runs (``GET …/runs/{id}/attempts/{n}/jobs``, one page of
         100 jobs); a known start is kept in memory, so a running attempt costs it once and its
         completion once more. Runs that deployed nothing (skipped, neutral, stale) are not read.
+        An end is kept only from a read of the completed attempt: read while it runs, the latest
+        end so far is that of a job finished before the last one.
         """
         if run.get("status") not in _JOB_STATES or run.get("conclusion") in (
             "skipped",
@@ -362,7 +364,7 @@ class RunWalker(RepoWalker):
             self._log.warning("github.malformed_item", url=response.url, reason="jobs: no list")
             return None
         times = job_times(data["jobs"])
-        self._job_times.put(key, times)
+        self._job_times.put(key, times if done else JobTimes(started=times.started))
         return times
 
     def _process(
@@ -443,4 +445,7 @@ class RunWalker(RepoWalker):
                 url=self.client.display(f"/repos/{self.repo.full_name}/actions/runs/{run['id']}"),
                 reason=problem,
             )
+        record_raw(
+            f"workflow run {run.get('id')} attempt {run.get('run_attempt', 1)}", run, outcome.events
+        )
         return outcome

@@ -20,7 +20,7 @@ import structlog
 from deploy_fetcher.config import SourceConfig
 from deploy_fetcher.errors import AuthError, RateLimited, TargetNotFound, TransientError
 from deploy_fetcher.model import DeployEvent, format_rfc3339
-from deploy_fetcher.providers import Cursor, Page, Provider, ProviderContext
+from deploy_fetcher.providers import CheckItem, Cursor, Page, Provider, ProviderContext, Reread
 from deploy_fetcher.providers.gitlab.client import GitLabClient, encode_id, shared_client
 from deploy_fetcher.providers.gitlab.config import GitLabSourceConfig, ProjectEntry
 from deploy_fetcher.providers.gitlab.cursor import (
@@ -55,6 +55,8 @@ from deploy_fetcher.providers.kit import (
     Quota,
     backfill_pages,
     cursor_pages,
+    record_raw,
+    reread_recording,
     settings_of,
 )
 
@@ -84,6 +86,7 @@ class GitLabProvider(Provider):
         self._projects: dict[str, ProjectInfo] = {}
         self._auth_problem: str | None = None
         self._limited: tuple[datetime, str] | None = None
+        self._user_checked = False
 
     # -- the Provider interface -----------------------------------------------------------------------
     def targets(self) -> Sequence[str]:
@@ -127,6 +130,50 @@ class GitLabProvider(Provider):
         except (AuthError, RateLimited) as exc:
             self._note(exc)
             raise
+
+    def reread(
+        self, target: str, deployment_id: str, *, since: datetime, until: datetime
+    ) -> Reread:
+        """``fetcher explain``: the deployment's events read again, with the raw objects behind them."""
+        return reread_recording(self, target, deployment_id, since=since, until=until)
+
+    def check(self, target: str) -> list[CheckItem]:
+        """``fetcher check``: ``GET /user`` once per source, then one item of the project's mode.
+
+        The user proves the token (and names whose it is) without reading any project; one item of
+        the endpoint the project's mode reads (``per_page=1``) proves the project is visible and
+        readable. A poll's first page would cost several requests per project.
+        """
+        credential = self._check_credential()
+        if credential is not None and not credential.ok:
+            return [credential]
+        settings, _rendering = self._resolve(target)
+        kind = "deployments" if settings.mode == "deployments" else "pipelines"
+        path = f"/projects/{encode_id(target)}/{kind}"
+        name = f"target {target}"
+        head = [credential] if credential is not None else []
+        try:
+            found = self.client.page(path, {}, page=1, per_page=1)
+        except TargetNotFound:
+            detail = f"{target} does not exist, or this token cannot see it (GET {path})"
+            return [*head, CheckItem(name, ok=False, detail=detail)]
+        if not found:
+            detail = f"readable, but it has no {kind}: mode {settings.mode} will read nothing here"
+            return [*head, CheckItem(name, ok=None, detail=detail)]
+        return [*head, CheckItem(name, ok=True, detail=f"{kind} readable ({settings.mode} mode)")]
+
+    def _check_credential(self) -> CheckItem | None:
+        """The token's own check (``GET /user``), the first time only: one row per source."""
+        with self._lock:
+            if self._user_checked:
+                return None
+            self._user_checked = True
+        try:
+            user = self.client.get("/user")
+        except AuthError as exc:
+            return CheckItem("credential", ok=False, detail=str(exc))
+        login = user.get("username") if isinstance(user, dict) else None
+        return CheckItem("credential", ok=True, detail=f"token accepted (user {login})")
 
     @property
     def request_quota(self) -> Quota | None:
@@ -190,22 +237,23 @@ class GitLabProvider(Provider):
         for items in self._walk(path, query, start or state.mark):
             views = self._read_deployments(target, path, items, state)
             events: list[DeployEvent] = []
-            for view in views:
+            for view, raw in views:
                 state.done.add(str(view.id), view.updated_at)
                 if not matches_any(settings.environments, view.environment):
                     continue
                 siblings = state.memory.siblings(view.pipeline_id) if view.pipeline_id else []
                 try:
-                    events.extend(
-                        deployment_events(view, rendering, derive_parents(view, siblings))
-                    )
+                    mapped = deployment_events(view, rendering, derive_parents(view, siblings))
                 except ValueError as exc:  # Malformed, or a value the event model refuses
                     self._malformed(target, path, {"id": view.id}, exc)
+                    continue
+                record_raw(f"deployment {view.id}", raw, mapped)
+                events.extend(mapped)
             yield events
 
     def _read_deployments(
         self, target: str, path: str, items: list[Any], state: DeploymentsState
-    ) -> list[DeploymentView]:
+    ) -> list[tuple[DeploymentView, Any]]:
         """Parse a page; move the mark and the pipeline memory; keep what is not handled yet.
 
         Every sibling is remembered before any event is built, so a deployment finds parents that
@@ -224,7 +272,7 @@ class GitLabProvider(Provider):
             if sibling is not None and view.pipeline_id is not None:
                 state.memory.add(view.pipeline_id, sibling)
             if not done:
-                views.append(view)
+                views.append((view, raw))
         return views
 
     # -- pipelines mode -------------------------------------------------------------------------------
@@ -300,6 +348,7 @@ class GitLabProvider(Provider):
                 if detail is not None:
                     view = replace(parse_pipeline(raw, detail), updated_at=view.updated_at)
                 events = pipeline_events(view, rendering)
+                record_raw(f"pipeline {view.id}", detail if detail is not None else raw, events)
             except ValueError as exc:  # Malformed, or a value the event model refuses
                 self._malformed(target, f"{path}/{view.id}", raw, exc)
         state.done.add(str(view.id), view.updated_at)

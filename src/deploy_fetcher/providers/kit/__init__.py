@@ -34,6 +34,9 @@ does the same for a backfill, whose pages carry no cursor.
 
 **Names** — :func:`check_template` at load time, :func:`render_template` at poll time.
 
+**Explaining** — :func:`record_raw` where an adapter maps raw objects to events, and
+:func:`reread_recording` as its ``reread``: ``fetcher explain`` shows the objects an event came from.
+
 The errors it raises are all in :mod:`deploy_fetcher.errors`' taxonomy::
 
     SourceError
@@ -85,6 +88,12 @@ from deploy_fetcher.providers.kit._policy import (
 )
 from deploy_fetcher.providers.kit._quota import Allowance, Blocked, Figures, Quota, RequestBudget
 from deploy_fetcher.providers.kit._record import CursorMismatch, Record, Sealed, short
+from deploy_fetcher.providers.kit._recording import (
+    Recording,
+    record_raw,
+    recording,
+    reread_recording,
+)
 from deploy_fetcher.providers.kit._requests import PolicyAdapter, policed_session
 from deploy_fetcher.providers.kit._shared import credential_digest, shared_policy
 from deploy_fetcher.providers.kit._templates import (
@@ -123,6 +132,7 @@ __all__ = [
     "PolicyAdapter",
     "Quota",
     "Record",
+    "Recording",
     "RedirectRefused",
     "Reply",
     "RequestBudget",
@@ -143,8 +153,11 @@ __all__ = [
     "parse_link_header",
     "parse_retry_after",
     "policed_session",
+    "record_raw",
+    "recording",
     "render_template",
     "requests_verify",
+    "reread_recording",
     "scope_digest",
     "settings_of",
     "shared_policy",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 import structlog
 
@@ -42,6 +42,10 @@ class CloudlinkSink(Sink):
                 "cloudlink.services_not_renamed", sink=self.settings.name, detail=NOT_RENAMED
             )
 
+    def wire(self, event: DeployEvent) -> dict[str, Any]:
+        """The deploy record, with Cloudlink's status names."""
+        return mapping.body(event, self.settings.status_map)
+
     def send(self, event: DeployEvent) -> Delivery:
         """Post one deploy record."""
         return self.http.send(
@@ -51,7 +55,7 @@ class CloudlinkSink(Sink):
                 "Authorization": f"Bearer {self.settings.api_key.get_secret_value()}",
                 "Content-Type": "application/json",
             },
-            content=dumps(mapping.body(event, self.settings.status_map)),
+            content=dumps(self.wire(event)),
         )
 
     def check(self) -> CheckResult:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from deploy_fetcher.config import SinkConfig, settings_of
 from deploy_fetcher.model import DeployEvent
@@ -27,19 +27,22 @@ class CtoAiSink(Sink):
         self.settings = settings_of(config, CtoAiConfig)
         self.http = SinkHttpClient(self.settings, context)
 
-    def send(self, event: DeployEvent) -> Delivery:
-        """Post one deployment event."""
-        payload = mapping.body(
+    def wire(self, event: DeployEvent) -> dict[str, Any]:
+        """The CTO.ai event, with its stage and status names."""
+        return mapping.body(
             event,
             team_id=self.settings.team_id,
             image=self.settings.image,
             overrides=self.settings.status_map,
         )
+
+    def send(self, event: DeployEvent) -> Delivery:
+        """Post one deployment event."""
         return self.http.send(
             "POST",
             self.settings.url + "/",
             headers=mapping.headers(event, self.settings.api_key.get_secret_value()),
-            content=dumps(payload),
+            content=dumps(self.wire(event)),
         )
 
     def check(self) -> CheckResult:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 from deploy_fetcher.config import SinkConfig, settings_of
 from deploy_fetcher.model import DeployEvent
@@ -71,15 +71,21 @@ class DashboardSink(Sink):
             answer = self._post(event, self._learned.current)
         return answer.outcome
 
-    def _post(self, event: DeployEvent, status_set: mapping.StatusSet) -> Answer:
-        payload = mapping.body(
+    def wire(self, event: DeployEvent) -> dict[str, Any]:
+        """The ingest body with the status set in force now (configured or learned)."""
+        return self._body(event, self.status_set)
+
+    def _body(self, event: DeployEvent, status_set: mapping.StatusSet) -> dict[str, Any]:
+        return mapping.body(
             event, run_number_type=self.settings.run_number_type, status_set=status_set
         )
+
+    def _post(self, event: DeployEvent, status_set: mapping.StatusSet) -> Answer:
         return self.http.exchange(
             "POST",
             self.settings.url + INGEST_PATH,
             headers=mapping.headers(event, self.settings.api_key.get_secret_value()),
-            content=dumps(payload),
+            content=dumps(self._body(event, status_set)),
         )
 
     @staticmethod

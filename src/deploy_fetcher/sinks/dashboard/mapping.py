@@ -95,10 +95,15 @@ def _names(value: Any, field: str) -> bool:
 
 
 def names_field(problem: bytes, field: str) -> bool:
-    """Whether a 422 problem document's ``errors[]`` names ``field`` (False when it is not JSON)."""
+    """Whether a 422 problem document's ``errors[]`` names ``field``.
+
+    False when it is not JSON or is nested too deeply for the parser: the sink reads at most
+    ``MAX_REASON_BYTES`` of an answer, and even those, all ``[``, raise RecursionError in
+    ``json.loads``, which must not reach the delivery worker.
+    """
     try:
         document = json.loads(problem)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     errors = document.get("errors") if isinstance(document, dict) else None
     if not isinstance(errors, list):

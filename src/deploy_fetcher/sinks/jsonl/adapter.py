@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from deploy_fetcher.config import SinkConfig, settings_of
 from deploy_fetcher.model import DeployEvent
@@ -42,9 +42,13 @@ class JsonlSink(Sink):
         self.path = self.settings.path
         self._lock_path = self.path.with_name(self.path.name + ".lock")
 
+    def wire(self, event: DeployEvent) -> dict[str, Any]:
+        """The line's document (the configured ``fields``)."""
+        return document(event, self.settings.fields)
+
     def send(self, event: DeployEvent) -> Delivery:
         """Append one line (and fsync it), rotating first when the file is full."""
-        line = dumps(document(event, self.settings.fields)) + b"\n"
+        line = dumps(self.wire(event)) + b"\n"
         try:
             self._append(line)
         except OSError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -31,9 +31,13 @@ class StdoutSink(Sink):
         super().__init__(config, context)
         self.settings = settings_of(config, StdoutConfig)
 
+    def wire(self, event: DeployEvent) -> dict[str, Any]:
+        """The line's document (the configured ``fields``)."""
+        return document(event, self.settings.fields)
+
     def send(self, event: DeployEvent) -> Delivery:
         """Write one line; a closed pipe is retried rather than losing the event."""
-        line = dumps(document(event, self.settings.fields)).decode("utf-8")
+        line = dumps(self.wire(event)).decode("utf-8")
         stream = sys.stdout  # looked up each time: the CLI and tests may replace it
         try:
             stream.write(line + "\n")

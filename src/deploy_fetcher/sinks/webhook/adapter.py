@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from deploy_fetcher.config import SinkConfig, settings_of
 from deploy_fetcher.model import DeployEvent
@@ -35,9 +35,13 @@ class WebhookSink(Sink):
         self.clock: Callable[[], float] = time.time
         self._static = {k: v.get_secret_value() for k, v in self.settings.headers.items()}
 
+    def wire(self, event: DeployEvent) -> dict[str, Any]:
+        """The posted document (the configured ``fields``)."""
+        return mapping.body(event, self.settings.fields)
+
     def send(self, event: DeployEvent) -> Delivery:
         """Post one event; the signature covers exactly the bytes sent."""
-        content = dumps(mapping.body(event, self.settings.fields))
+        content = dumps(self.wire(event))
         headers = mapping.headers(event, self._static)
         if self.settings.secret is not None:
             secret = self.settings.secret.get_secret_value().encode()
