@@ -151,7 +151,8 @@ def last_success(daemon: scale.Daemon) -> dict[str, float]:
 def setup(
     count: int, sources: int, *, interval: float, window: float, url: str, workdir: Path
 ) -> dict[str, Any]:
-    worlds = scale.build_worlds(sources, seed=1)
+    mix = scale.parse_mix("github=1,gitlab=1,azure-devops=1")
+    worlds = scale.build_worlds(scale.split_sources(sources, mix), seed=1)
     daemons = [start_replica(workdir, f"r{n}", worlds, url, interval) for n in range(count)]
     result: dict[str, Any] = {"replicas": count}
     try:
@@ -172,11 +173,11 @@ def setup(
         time.sleep(interval + 10)
         result["warm_up_s"] = round(time.monotonic() - started)
         before = [(d.cpu_seconds(), polls(d)) for d in daemons]
-        requests_before = sum(len(e.log) for e in worlds.ci.values())
+        requests_before = sum(e.log_length() for e in worlds.ci.values())
         t0 = time.monotonic()
         time.sleep(window)
         seconds = time.monotonic() - t0
-        requests = sum(len(e.log) for e in worlds.ci.values()) - requests_before
+        requests = sum(e.log_length() for e in worlds.ci.values()) - requests_before
         result["window_s"] = round(seconds)
         result["ci_requests_per_minute"] = round(requests * 60 / seconds)
         result["per_replica"] = [
