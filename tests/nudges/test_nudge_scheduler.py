@@ -67,7 +67,9 @@ def scheduled(
     scheduler.start()
     provider = made[0]
     wait_until(lambda: provider.runs.get("Octo/API") and provider.runs.get("octo/web"))
-    wait_until(lambda: not any(provider.running.values()))
+    # Until the scheduler's own poll has ended, not only the provider's: a nudge between the two
+    # would find the target's first poll still in flight and be queued.
+    wait_until(lambda: not scheduler.polls.running())
     yield scheduler, provider
     scheduler.shutdown()
     scheduler.runtime.close()
