@@ -267,10 +267,8 @@ def test_a_run_of_two_jobs_ends_when_its_last_job_ends(make_emulator, make_provi
     ] == harness.by_deployment()[f"gh-run-{run.id}-1"]
 
 
-def test_a_rerun_of_a_run_older_than_the_rerun_window_is_seen_while_it_runs(
-    make_emulator, make_provider
-):
-    """A failed deploy re-run three days later (rerun_window 1d) is seen running, then succeeding."""
+def _failed_deploy_three_days_back(make_emulator, make_provider):
+    """A failed deploy, then three days of other runs polled daily: (emulator, harness, run id)."""
     emulator = make_emulator(start=START)
     run_id = start_pipeline(
         emulator, "octo/legacy", RELEASE, at=START, sha="d" * 40, plan=Pipeline("failure")
@@ -283,6 +281,14 @@ def test_a_rerun_of_a_run_older_than_the_rerun_window_is_seen_while_it_runs(
         start_pipeline(emulator, "octo/legacy", RELEASE, at=emulator.now(), sha="e" * 40)
         emulator.advance(120)
         harness.cycle()
+    return emulator, harness, run_id
+
+
+def test_a_rerun_of_a_run_older_than_the_rerun_window_is_seen_while_it_runs(
+    make_emulator, make_provider
+):
+    """A failed deploy re-run three days later (rerun_window 1d) is seen running, then succeeding."""
+    emulator, harness, run_id = _failed_deploy_three_days_back(make_emulator, make_provider)
     emulator.rerun("octo/legacy", run_id)
     emulator.advance(10)
     emulator.set_run("octo/legacy", run_id, status="in_progress")
@@ -301,18 +307,7 @@ def test_a_late_rerun_held_by_a_reviewer_is_seen_waiting_through_the_active_list
     make_emulator, make_provider
 ):
     """A re-run 3 days late (rerun_window 1d), held by a reviewer, is found by status=waiting."""
-    emulator = make_emulator(start=START)
-    run_id = start_pipeline(
-        emulator, "octo/legacy", RELEASE, at=START, sha="d" * 40, plan=Pipeline("failure")
-    )
-    emulator.advance(120)
-    harness = Harness(runs_provider(make_provider, emulator))
-    harness.cycle()
-    for _ in range(3):
-        emulator.advance(86400)
-        start_pipeline(emulator, "octo/legacy", RELEASE, at=emulator.now(), sha="e" * 40)
-        emulator.advance(120)
-        harness.cycle()
+    emulator, harness, run_id = _failed_deploy_three_days_back(make_emulator, make_provider)
     emulator.rerun("octo/legacy", run_id)
     rerun_at = emulator.now()
     emulator.advance(10)
