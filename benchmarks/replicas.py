@@ -128,6 +128,66 @@ def gauge(daemon: scale.Daemon, name: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+#: Source names start with their provider's prefix (see ``scale.py``).
+_PROVIDERS = {"gh": "github", "gl": "gitlab", "ado": "azure-devops"}
+
+
+def outcomes(daemon: scale.Daemon) -> dict[tuple[str, str], float]:
+    """Polls so far by provider and outcome (``fetcher_poll_cycles_total``)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{daemon.port}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    out: dict[tuple[str, str], float] = {}
+    for metric, labels, number in _SAMPLE.findall(text):
+        if metric != "fetcher_poll_cycles_total":
+            continue
+        found = dict(_LABEL.findall(labels))
+        provider = _PROVIDERS.get(found.get("source", "").split("-", 1)[0], "other")
+        key = (provider, found.get("outcome", ""))
+        out[key] = out.get(key, 0.0) + float(number)
+    return out
+
+
+def by_provider(
+    worlds: scale.Worlds,
+    logs: dict[str, int],
+    daemons: list[scale.Daemon],
+    before: list[dict[tuple[str, str], float]],
+    minutes: float,
+) -> dict[str, Any]:
+    """Per provider over the window: requests (304s and rate-limited among them) and polls.
+
+    Polls are counted per replica and per outcome, so a poll that ends without a request (a
+    credential backing off, a cache answering) shows beside the requests it did not make.
+    """
+    after = [outcomes(d) for d in daemons]
+    out: dict[str, Any] = {}
+    for provider, emulator in worlds.ci.items():
+        figures = emulator.figures(logs[provider], emulator.log_length(), minutes).values()
+        polls: dict[str, float] = {}
+        per_replica = []
+        for done, now in zip(before, after, strict=True):
+            mine = 0.0
+            for (name, outcome), count in now.items():
+                if name == provider:
+                    polls[outcome] = polls.get(outcome, 0.0) + count - done.get((name, outcome), 0)
+                    mine += count - done.get((name, outcome), 0)
+            per_replica.append(round(mine / minutes))
+        requests = sum(f["requests"] for f in figures)
+        total = sum(polls.values())
+        out[provider] = {
+            "requests_per_minute": round(requests / minutes),
+            "not_modified_per_minute": round(sum(f["not_modified"] for f in figures) / minutes),
+            "rate_limited_per_minute": round(sum(f["rate_limited"] for f in figures) / minutes),
+            "polls_per_minute": round(total / minutes),
+            "polls_per_minute_per_replica": per_replica,
+            "polls_per_minute_by_outcome": {
+                k: round(v / minutes) for k, v in sorted(polls.items())
+            },
+            "requests_per_poll": round(requests / total, 2) if total else None,
+        }
+    return out
+
+
 def polled_sources(daemons: list[scale.Daemon]) -> set[str]:
     """Target keys polled at least once (one target per source here)."""
     out: set[str] = set()
@@ -173,11 +233,15 @@ def setup(
         time.sleep(interval + 10)
         result["warm_up_s"] = round(time.monotonic() - started)
         before = [(d.cpu_seconds(), polls(d)) for d in daemons]
-        requests_before = sum(e.log_length() for e in worlds.ci.values())
+        outcomes_before = [outcomes(d) for d in daemons]
+        logs = {name: e.log_length() for name, e in worlds.ci.items()}
+        load = os.getloadavg()[0]
         t0 = time.monotonic()
         time.sleep(window)
         seconds = time.monotonic() - t0
-        requests = sum(e.log_length() for e in worlds.ci.values()) - requests_before
+        requests = sum(e.log_length() for e in worlds.ci.values()) - sum(logs.values())
+        result["load_average"] = [round(load, 1), round(os.getloadavg()[0], 1)]
+        result["by_provider"] = by_provider(worlds, logs, daemons, outcomes_before, seconds / 60)
         result["window_s"] = round(seconds)
         result["ci_requests_per_minute"] = round(requests * 60 / seconds)
         result["per_replica"] = [
