@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -188,6 +190,36 @@ def by_provider(
     return out
 
 
+def _entries(daemon: scale.Daemon, since: float) -> Iterator[dict[str, Any]]:
+    """The JSON log lines of ``daemon`` written after ``since`` (Unix time), each with its ``at``."""
+    for line in daemon.log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            entry = json.loads(line)
+            at = datetime.fromisoformat(str(entry["timestamp"])).timestamp()
+        except (ValueError, KeyError):
+            continue
+        if at >= since:
+            entry["at"] = at
+            yield entry
+
+
+def log_events(daemon: scale.Daemon, since: float, names: set[str]) -> list[dict[str, Any]]:
+    """The log lines named in ``names`` written after ``since``."""
+    return [entry for entry in _entries(daemon, since) if entry.get("event") in names]
+
+
+def complaints(daemon: scale.Daemon, since: float) -> dict[str, int]:
+    """Warning and error log lines written after ``since``, by event."""
+    counts: Counter[str] = Counter(
+        str(entry.get("event", "?"))
+        for entry in _entries(daemon, since)
+        if entry.get("level") in {"warning", "error"}
+    )
+    return dict(sorted(counts.items()))
+
+
 def polled_sources(daemons: list[scale.Daemon]) -> set[str]:
     """Target keys polled at least once (one target per source here)."""
     out: set[str] = set()
@@ -236,6 +268,7 @@ def setup(
         outcomes_before = [outcomes(d) for d in daemons]
         logs = {name: e.log_length() for name, e in worlds.ci.items()}
         load = os.getloadavg()[0]
+        wall = time.time()
         t0 = time.monotonic()
         time.sleep(window)
         seconds = time.monotonic() - t0
@@ -250,6 +283,7 @@ def setup(
                 "cpu_share_of_one_core": round((d.cpu_seconds() - cpu) / seconds, 3),
                 "rss_mib": round(d.status("VmRSS") / 1024, 1),
                 "peak_rss_mib": round(d.status("VmHWM") / 1024, 1),
+                "warnings_in_window": complaints(d, wall),
             }
             for d, (cpu, done) in zip(daemons, before, strict=True)
         ]
@@ -290,10 +324,35 @@ def failover(daemons: list[scale.Daemon], url: str) -> dict[str, Any]:
                     taken.setdefault(key, time.time() - killed)
         time.sleep(2)
     delays = sorted(taken.values())
+
+    def quantile(q: float) -> float | None:
+        return round(delays[min(len(delays) - 1, int(q * len(delays)))], 1) if delays else None
+
+    by_provider: dict[str, list[float]] = {}
+    for key, delay in taken.items():
+        by_provider.setdefault(_PROVIDERS.get(key.split("-", 1)[0], "other"), []).append(delay)
+    # When the survivors saw the victim gone and took its leases (their log's own times).
+    acquired = [
+        {
+            "after_s": round(entry["at"] - killed, 1),
+            "count": entry.get("count"),
+            "taken_over": entry.get("taken_over"),
+        }
+        for survivor in survivors
+        for entry in log_events(survivor, killed, {"replicas.acquired"})
+    ]
     return {
         "targets_of_the_killed_replica": len(orphans),
         "all_polled_again_after_s": round(delays[-1], 1) if len(delays) == len(orphans) else None,
-        "median_s": round(delays[len(delays) // 2], 1) if delays else None,
+        "polled_again": len(delays),
+        "within_two_lease_ttls": sum(1 for d in delays if d <= 2 * TTL),
+        "median_s": quantile(0.5),
+        "p90_s": quantile(0.9),
+        "p99_s": quantile(0.99),
+        "max_s_by_provider": {k: round(max(v), 1) for k, v in sorted(by_provider.items())},
+        "acquisitions": sorted(acquired, key=lambda a: a["after_s"]),
+        "load_average": round(os.getloadavg()[0], 1),
+        "survivors_warnings": [complaints(d, killed) for d in survivors],
         "lease_ttl_s": TTL,
     }
 
