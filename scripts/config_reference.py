@@ -453,6 +453,9 @@ def render() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Write the reference to the file named in ``argv`` (standard output without one)."""
     args = sys.argv[1:] if argv is None else argv
+    if any(arg.startswith("-") for arg in args):  # ``--help`` is not a file to write
+        sys.stdout.write(f"usage: python {Path(__file__).name} [OUTPUT.md]\n")
+        return 0 if set(args) <= {"-h", "--help"} else 2
     text = render()
     if args:
         Path(args[0]).write_text(text, encoding="utf-8")
