@@ -83,6 +83,8 @@ MAX_REASON_CHARS: Final = 1000
 _RETRYABLE_4XX: Final = frozenset({408, 425, 429})
 #: The headers classify() reads; the rest (and the body's encoding) stay with the wire response.
 _KEPT_HEADERS: Final = frozenset({"retry-after", "location", "content-type"})
+#: Parsed URLs kept per client (a sink uses one or a few; the bound is for any other caller).
+_PARSED_URLS: Final = 64
 
 
 def check_url(value: str) -> str:
@@ -259,6 +261,7 @@ class SinkHttpClient:
         #: Clients not lent out now (appending and popping a deque is atomic).
         self._idle: deque[httpx.Client] = deque()
         self._idle.append(self._new_client())
+        self._urls: dict[str, httpx.URL] = {}
 
     def _new_client(self) -> httpx.Client:
         client = httpx.Client(
@@ -276,6 +279,15 @@ class SinkHttpClient:
         with self._lock:
             self._clients.append(client)
         return client
+
+    def _parsed(self, url: str) -> httpx.URL:
+        """``url`` parsed once: a sink posts to the same few addresses all day."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= _PARSED_URLS:
+                self._urls.clear()
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
 
     @contextmanager
     def _client(self) -> Iterator[httpx.Client]:
@@ -333,7 +345,9 @@ class SinkHttpClient:
         """
         with deadline(self.timeout) as watch, self._client() as client:
             try:
-                with client.stream(method, url, headers=dict(headers), content=content) as response:
+                with client.stream(
+                    method, self._parsed(url), headers=dict(headers), content=content
+                ) as response:
                     body = b""
                     for chunk in response.iter_bytes():
                         body += chunk
