@@ -40,6 +40,8 @@ class Backend(Protocol):
     """Where a test's state lives, and raw access to it beneath the store."""
 
     name: str
+    dialect: str
+    """The SQL the raw helpers take: ``sqlite`` or ``postgres``."""
     outbox_module: str
     """The module whose ``DELETE_BATCH`` sizes the outbox's deletes."""
 
@@ -62,6 +64,7 @@ class Backend(Protocol):
 
 class SqliteBackend:
     name = "sqlite"
+    dialect = "sqlite"
     outbox_module = "deploy_fetcher.store.sqlite"
 
     def __init__(self, path: Path) -> None:
@@ -91,6 +94,7 @@ class SqliteBackend:
 
 class PostgresBackend:
     name = "postgres"
+    dialect = "postgres"
     outbox_module = "deploy_fetcher.store.postgres._store"
 
     def __init__(self, url: str) -> None:
@@ -134,6 +138,7 @@ class DashboardBackend:
     """
 
     name = "dashboard"
+    dialect = "sqlite"  # the raw helpers reach its outbox, a SQLite file
     outbox_module = "deploy_fetcher.store.sqlite"
 
     def __init__(self, emulator: DashboardEmulator, directory: Path, slot: str = "store") -> None:
