@@ -261,6 +261,28 @@ def test_a_poll_in_flight_keeps_its_target_until_it_ends(
     assert first.coordinator.begin(moving) is None
 
 
+def test_a_dead_replicas_targets_are_taken_when_its_lease_expires_not_at_the_next_round(
+    pg_url: str, replicas: list[Replica]
+) -> None:
+    """A survivor whose rounds are 10 s apart sees the member gone within a second of its expiry."""
+    victim = Replica(pg_url, "m-victim", ttl=2.0)
+    survivor = Replica(pg_url, "m-survivor", ttl=30.0)
+    replicas += [victim, survivor]
+    victim.coordinator.tick()  # alone: it takes every target
+    survivor.coordinator.start()  # a round now, the next one 10 s later
+    try:
+        victim.coordinator.tick()  # its last heartbeat and renewal: it dies here
+        died = time.monotonic()
+
+        wait_until(lambda: len(survivor.owned()) == 30, timeout=15)
+        taken_after = time.monotonic() - died
+    finally:
+        survivor.coordinator.stop()
+
+    assert taken_after < 2.0 + 2.5, f"taken {taken_after:.1f}s after the last renewal (ttl 2s)"
+    assert set(KEYS[:30]) == set(survivor.acquired)
+
+
 def test_a_replica_that_cannot_renew_stops_polling_after_its_ttl(
     pg_url: str, replicas: list[Replica]
 ) -> None:
