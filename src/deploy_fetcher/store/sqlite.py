@@ -700,9 +700,10 @@ def _read_ledger(
         for sink, deployment, status, at in conn.execute(
             f"""
             WITH wanted (sink, deployment_id) AS (VALUES {values})
-            SELECT sink, deployment_id, status, happened_at FROM lifecycle
-            JOIN wanted USING (sink, deployment_id)
-            """,  # noqa: S608 - only placeholders are interpolated
+            SELECT ledger.sink, ledger.deployment_id, ledger.status, ledger.happened_at
+            FROM wanted CROSS JOIN lifecycle AS ledger
+            WHERE ledger.sink = wanted.sink AND ledger.deployment_id = wanted.deployment_id
+            """,  # noqa: S608 - only placeholders are interpolated; CROSS JOIN: one key lookup each
             [value for key in chunk for value in key],
         ):
             found[(sink, deployment)] = Reached(Status(status), from_db(at))
