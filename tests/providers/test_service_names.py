@@ -204,6 +204,20 @@ def test_azure_github_repository_gives_its_own_name():
     assert {"octo/web"} == _record(_naming(service_template="{repo}"), build)
 
 
+def test_azure_metadata_repo_fields_mean_what_the_template_fields_mean():
+    """A rule template's ``{repo}`` / ``{repo_name}`` read the same repository as ``service`` does."""
+    record = fixture("environment_records.json")["value"][0]
+    build = _build(type="GitHub", id="octo/web", name="octo/web")
+    with_repo = record_events(record, environment="prod", naming=NAMING, build=build)
+    without = record_events(record, environment="prod", naming=NAMING)
+    assert not isinstance(with_repo, Skip)
+    assert not isinstance(without, Skip)
+    assert [("octo/web", "web"), ("web", "web")] == [
+        (events[0].metadata["repo"], events[0].metadata["repo_name"])
+        for events in (with_repo, without)
+    ]
+
+
 def _naming(**overrides: Any) -> Naming:
     base = {
         key: getattr(NAMING, key)

@@ -62,8 +62,8 @@ def test_record_with_its_run_carries_commit_branch_and_requester():
         "provider": "azure-devops",
         "source": "ado",
         "metadata": {
-            "repo": "contoso/shop",
-            "repo_name": "shop",
+            "repo": "shop-web",
+            "repo_name": "shop-web",
             "project": "shop",
             "organization": "contoso",
             "run_id": "2412",

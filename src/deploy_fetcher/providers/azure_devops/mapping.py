@@ -155,8 +155,7 @@ class Naming:
         whose build is gone) is named after its pipeline: ``{repo}`` and ``{repo_name}`` are then
         the pipeline's name.
         """
-        repo = repository or pipeline
-        repo_name = repo.rstrip("/").rsplit("/", 1)[-1] or pipeline
+        repo, repo_name = self.repo_names(pipeline, repository)
         mapped = map_service(self.service_map, (repository, repository and repo_name, pipeline))
         if mapped is not None:
             return mapped
@@ -174,11 +173,18 @@ class Naming:
         except ValueError:  # a format spec the value does not take (``{pipeline:d}``)
             return repo_name
 
-    def base_metadata(self) -> dict[str, str]:
-        """Metadata every event of this project carries."""
+    @staticmethod
+    def repo_names(pipeline: str, repository: str | None) -> tuple[str, str]:
+        """``{repo}`` and ``{repo_name}``: the repository's name and its last segment, else the pipeline's."""
+        repo = repository or pipeline
+        return repo, repo.rstrip("/").rsplit("/", 1)[-1] or pipeline
+
+    def base_metadata(self, pipeline: str, repository: str | None = None) -> dict[str, str]:
+        """Metadata every event of this project carries; ``repo`` / ``repo_name`` as in templates."""
+        repo, repo_name = self.repo_names(pipeline, repository)
         return {
-            "repo": f"{self.organization}/{self.project}",
-            "repo_name": self.project,
+            "repo": repo,
+            "repo_name": repo_name,
             "project": self.project,
             "organization": self.organization,
         }
@@ -300,7 +306,11 @@ def _repository(build: Mapping[str, Any] | None) -> str | None:
 
 
 def _run_fields(
-    naming: Naming, run_id: int, build: Mapping[str, Any] | None, owner: Mapping[str, Any] | None
+    naming: Naming,
+    run_id: int,
+    pipeline: str,
+    build: Mapping[str, Any] | None,
+    owner: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """version, run_url, run_number, actor, ref, sha and metadata of a run (build)."""
     build = build or {}
@@ -315,7 +325,7 @@ def _run_fields(
     run_url = _text(_dig(build, "_links", "web", "href")) or _text(
         _dig(owner, "_links", "web", "href")
     )
-    metadata = naming.base_metadata()
+    metadata = naming.base_metadata(pipeline, _repository(build))
     metadata["run_id"] = str(run_id)
     branch = _branch(ref)
     if branch:
@@ -369,7 +379,7 @@ def record_events(
         return Skip("skipped job")
     attempt = _int(record.get("stageAttempt")) or 1
     owner = record.get("owner") if isinstance(record.get("owner"), dict) else None
-    fields = _run_fields(naming, run_id, build, owner)
+    fields = _run_fields(naming, run_id, pipeline, build, owner)
     fields["metadata"].update(
         {
             "pipeline": pipeline,
@@ -587,7 +597,7 @@ def stage_events(
     pipeline = _text(_dig(build, "definition", "name"))
     if run_id is None or pipeline is None:
         return [], [Skip("build without id or definition.name", malformed=True)]
-    fields = _run_fields(naming, run_id, build, None)
+    fields = _run_fields(naming, run_id, pipeline, build, None)
     events: list[DeployEvent] = []
     problems: list[Skip] = []
     previous_success: str | None = None
@@ -688,7 +698,7 @@ def _release_base(
         "release_name": release_name,
     }
     ref = _text(_dig(reference, "branch", "id")) or _text(_dig(reference, "branches", "id"))
-    metadata = naming.base_metadata()
+    metadata = naming.base_metadata(definition)
     metadata.update({"pipeline": definition, "release_id": str(_dig(release, "id") or "")})
     branch = _branch(ref)
     if branch:
