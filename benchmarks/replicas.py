@@ -15,6 +15,7 @@ use), or the server named by ``FETCHER_TEST_POSTGRES_URL``.
 
     .venv/bin/python benchmarks/replicas.py                  # 3 000 sources, 60 s interval
     .venv/bin/python benchmarks/replicas.py --sources 300 --interval 20 --window 40   # a quick look
+    .venv/bin/python benchmarks/replicas.py --setups 3 --no-outbox   # three replicas and the kill only
 """
 
 from __future__ import annotations
@@ -384,6 +385,12 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=60.0)
     parser.add_argument("--window", type=float, default=120.0, help="seconds measured per set-up")
     parser.add_argument("--events", type=int, default=20_000, help="events for the outbox figures")
+    parser.add_argument(
+        "--setups",
+        default="1,3",
+        help="replica counts to measure, comma-separated (3: the failover)",
+    )
+    parser.add_argument("--no-outbox", action="store_true", help="leave out the outbox figures")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     scale.INTERVAL = args.interval
@@ -402,7 +409,7 @@ def main() -> None:
     }
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for count in (1, 3):
+            for count in (int(n) for n in args.setups.split(",")):
                 with cluster.database(f"bench{count}") as url:
                     result[f"{count}_replica{'s' if count > 1 else ''}"] = setup(
                         count,
@@ -413,17 +420,18 @@ def main() -> None:
                         workdir=Path(tmp),
                     )
                     print(json.dumps(result, indent=2), flush=True)
-            with cluster.database("outbox") as url:
-                store = PostgresStore(url)
+            if not args.no_outbox:
+                with cluster.database("outbox") as url:
+                    store = PostgresStore(url)
+                    try:
+                        result["postgres_outbox"] = outbox(store, args.events)
+                    finally:
+                        store.close()
+                sqlite = SqliteStore(Path(tmp) / "outbox.db")
                 try:
-                    result["postgres_outbox"] = outbox(store, args.events)
+                    result["sqlite_outbox"] = outbox(sqlite, args.events)
                 finally:
-                    store.close()
-            sqlite = SqliteStore(Path(tmp) / "outbox.db")
-            try:
-                result["sqlite_outbox"] = outbox(sqlite, args.events)
-            finally:
-                sqlite.close()
+                    sqlite.close()
     finally:
         if not given:
             cluster.destroy()
