@@ -406,3 +406,56 @@ def test_a_target_handed_over_is_first_polled_an_interval_after_its_last_poll(tm
 
     assert before + timedelta(seconds=50) <= first_a <= after + timedelta(seconds=50)
     assert first_b <= after
+
+
+class GatedProvider(SlowProvider):
+    """Polls wait for ``gate``; records the order targets were polled in."""
+
+    def __init__(self, config, context, targets):
+        super().__init__(config, context, targets, seconds=0.0)
+        self.gate = threading.Event()
+        self.order: list[str] = []
+
+    def poll(self, target, cursor):
+        with self.lock:
+            self.order.append(target)
+        self.gate.wait(20)
+        yield Page([], {"n": len(self.order)})
+
+
+def test_nudged_and_taken_over_targets_are_polled_before_the_queued_scheduled_polls(tmp_path):
+    """Every worker busy, nine scheduled polls queued: a taken-over target, then a nudged one, go next."""
+    targets = tuple("abcdefghij")
+    config = FetcherConfig.model_validate(
+        {
+            "state": {"path": str(tmp_path / "s.db")},
+            "defaults": {"interval": "1h", "jitter": "0s", "timeout": "60s"},
+        }
+    )
+    config = config.model_copy(update={"sources": [SourceConfig(name="slow", provider="slow")]})
+    made = []
+
+    def factory(source, context):
+        made.append(GatedProvider(source, context, targets))
+        return made[-1]
+
+    runtime = Runtime(config, provider_resolver=lambda _name: factory)
+    provider = made[0]
+    scheduler = Scheduler(runtime, max_workers=1)
+    scheduler.start()
+    try:
+        wait_until(lambda: (0, 9) == scheduler.polls.queued(), timeout=10)
+        first = list(provider.order)
+        scheduler._taken_over({"slow/i": None})
+        nudged = scheduler.nudge("slow", "j", min_gap=60)
+        lanes = scheduler.polls.queued()
+        provider.gate.set()
+        wait_until(lambda: len(provider.order) == len(targets), timeout=15)
+    finally:
+        provider.gate.set()
+        runtime.stop.set()
+        scheduler.shutdown()
+        runtime.close()
+    rest = [t for t in targets if t not in {*first, "i", "j"}]
+    assert (["a"], "polled", (2, 7)) == (first, nudged, lanes)
+    assert ["a", "i", "j", *rest] == provider.order

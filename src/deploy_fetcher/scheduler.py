@@ -20,7 +20,9 @@
   replica schedules every target but runs only those whose lease it holds, under that lease's fence;
   discovery tells the coordinator which targets there are;
 * a target can be *nudged* (a CI system's webhook said it changed): it is polled now, or right after
-  the poll in flight, and at most once per ``min_gap`` however often it is nudged.
+  the poll in flight, and at most once per ``min_gap`` however often it is nudged; its poll takes the
+  poll pool's urgent lane, ahead of the scheduled polls waiting when the daemon is behind (as do
+  the targets taken over from a replica that died).
 """
 
 from __future__ import annotations
@@ -391,6 +393,8 @@ class Scheduler:
                 delay = min(delay, deferred)  # a nudge waits for the end of its gap
             if not math.isfinite(delay):
                 return  # the pacer no longer knows it: discovery removed it meanwhile
+            if again or deferred > 0:
+                self.polls.expedite(key)  # the next run is the nudge's: ahead of the backlog
             self._scheduler.modify_job(key, next_run_time=utc_now() + timedelta(seconds=delay))
 
     def _poll_now(self, source_name: str, target: str) -> CycleResult | None:
@@ -474,12 +478,16 @@ class Scheduler:
             when = utc_now() + timedelta(seconds=due - now)
             if key not in self._polling and job.next_run_time > when:
                 self._scheduler.modify_job(key, next_run_time=when)
+                self.polls.expedite(key, queued=False)  # the run at the gap's end, not before
             return "deferred"
         self._nudged[key] = now
         if key in self._polling:
             self._again.add(key)
             return "queued"
-        self._scheduler.modify_job(key, next_run_time=utc_now())
+        # A run already waiting for a worker (the daemon is behind) moves ahead of the scheduled
+        # ones; else the run due now is queued ahead of them.
+        if not self.polls.expedite(key):
+            self._scheduler.modify_job(key, next_run_time=utc_now())
         return "polled"
 
     def _forget(self, key: str) -> None:
@@ -489,6 +497,7 @@ class Scheduler:
         keep a staleness alert firing for ever.
         """
         self._nudged.pop(key, None)
+        self.polls.forget(key)
         self.runtime.health.forget_target(key)
         self.runtime.metrics.forget_target(*split_key(key))
 
@@ -497,8 +506,10 @@ class Scheduler:
 
         One handed over by a live replica (``keys`` says how many seconds ago it last polled it) is
         polled an interval after that poll, so the two replicas do not both poll it within one
-        interval. One whose holder died has waited a lease already: it is polled within its
-        jitter, so a takeover of hundreds of targets does not hit the CI system in one burst.
+        interval. One whose holder died has waited a lease already: its poll goes to the pool's
+        urgent lane, ahead of this replica's own scheduled polls (which may be behind schedule),
+        and is due within its jitter, so a takeover of hundreds of targets does not hit the CI
+        system in one burst. If a run of it is already waiting for a worker, that run moves ahead.
         """
         config = self.runtime.config
         now = utc_now()
@@ -513,6 +524,8 @@ class Scheduler:
                 provider = self.runtime.providers.get(source)
                 if provider is None:
                     continue
+                if polled_ago is None and self.polls.expedite(key):
+                    continue  # its run waiting in the pool moved ahead: polled next
                 jitter = config.effective(provider.config, "jitter").total_seconds()
                 wait = random.uniform(0, jitter)
                 if polled_ago is not None:
