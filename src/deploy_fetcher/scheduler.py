@@ -34,7 +34,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -53,9 +54,11 @@ from deploy_fetcher.metrics import split_key
 from deploy_fetcher.model import utc_now
 from deploy_fetcher.pacing import Pacer
 from deploy_fetcher.providers import Provider
+from deploy_fetcher.providers.kit import Tally, tally
 
 if TYPE_CHECKING:
     from deploy_fetcher.providers.kit import Allowance, Quota
+    from deploy_fetcher.store import Fence
 
 __all__ = ["Scheduler"]
 
@@ -125,6 +128,16 @@ BUDGET_SHARE = 0.85
 _MIN_POLLS = 5
 
 
+@dataclass(frozen=True)
+class _Mark:
+    """A pool's counters at its last cost measurement."""
+
+    spent: dict[str, int]
+    polls: int
+    first_spent: dict[str, int]
+    first_polls: int
+
+
 def _discovery_key(source_name: str) -> str:
     """Health key of a source's target listing, distinct from every target's.
 
@@ -172,7 +185,12 @@ class Scheduler:
         self._quotas: dict[str, Quota] = {}
         self._pools_of: dict[str, str] = {}
         self._pool_polls: Counter[str] = Counter()
-        self._marks: dict[str, tuple[dict[str, int], int]] = {}
+        #: First polls of targets (which read a whole lookback) per pool, and the answers they
+        #: got (counted as they come): left out of what a poll costs. Targets polled since start.
+        self._first_polls: Counter[str] = Counter()
+        self._first_spent: dict[str, Tally] = {}
+        self._polled: set[str] = set()
+        self._marks: dict[str, _Mark] = {}
         self._per_poll: dict[tuple[str, str], float] = {}
         self._ceilings: dict[str, str] = {}
         self._limit_kinds: dict[str, str] = {}
@@ -415,8 +433,7 @@ class Scheduler:
         with self._activity:
             self._running[source_name] += 1
         try:
-            provider = self.runtime.providers[source_name]
-            result = self.runtime.poller.run_target(provider, target, fence=fence)
+            result = self._run(key, self.runtime.providers[source_name], target, fence)
         finally:
             if coordinator is not None:
                 coordinator.end(key)
@@ -432,6 +449,20 @@ class Scheduler:
                 listener(result)
             except Exception:
                 _log.exception("scheduler.cycle_listener_failed")
+        return result
+
+    def _run(self, key: str, provider: Provider, target: str, fence: Fence | None) -> CycleResult:
+        """One poll; a target's first is counted apart (its answers too) from what a poll costs."""
+        pool = self._pools_of.get(key, "")
+        with self._lock:
+            first = key not in self._polled
+            self._polled.add(key)
+            spent = self._first_spent.setdefault(pool, Tally())
+        with tally(spent) if first else nullcontext():
+            result = self.runtime.poller.run_target(provider, target, fence=fence)
+        if first:
+            with self._lock:
+                self._first_polls[pool] += 1
         return result
 
     # -- nudges ----------------------------------------------------------------------------------
@@ -497,6 +528,7 @@ class Scheduler:
         keep a staleness alert firing for ever.
         """
         self._nudged.pop(key, None)
+        self._polled.discard(key)
         self.polls.forget(key)
         self.runtime.health.forget_target(key)
         self.runtime.metrics.forget_target(*split_key(key))
@@ -562,17 +594,29 @@ class Scheduler:
 
         What a poll costs is measured (answers per poll since the last run, smoothed), so a
         credential whose polls cost 1.4 requests on average and may make 900 a minute is polled
-        at most ``0.85 × 900 / 1.4`` times a minute, whatever its targets' intervals ask.
+        at most ``0.85 × 900 / 1.4`` times a minute, whatever its targets' intervals ask. A
+        target's first poll is left out, its answers and itself: it reads the whole lookback
+        (tens of requests), happens once, and averaged in it would stretch every interval of a
+        fleet starting up many times over for polls that will never cost that again.
         """
         for pool, quota in list(self._quotas.items()):
-            spent, polls = quota.spent(), self._pool_polls[pool]
+            with self._lock:
+                mark = _Mark(
+                    quota.spent(),
+                    self._pool_polls[pool],
+                    self._first_spent[pool].counts() if pool in self._first_spent else {},
+                    self._first_polls[pool],
+                )
             last = self._marks.get(pool)
+            polls = (mark.polls - mark.first_polls) - (last.polls - last.first_polls) if last else 0
             if last is None:
-                self._marks[pool] = (spent, polls)
-            elif polls - last[1] >= _MIN_POLLS:  # else measured later, over more polls
-                self._marks[pool] = (spent, polls)
-                for resource, count in spent.items():
-                    cost = (count - last[0].get(resource, 0)) / (polls - last[1])
+                self._marks[pool] = mark
+            elif polls >= _MIN_POLLS:  # else measured later, over more polls
+                self._marks[pool] = mark
+                for resource, count in mark.spent.items():
+                    first = mark.first_spent.get(resource, 0) - last.first_spent.get(resource, 0)
+                    answers = count - last.spent.get(resource, 0) - first
+                    cost = max(0, answers) / polls
                     old = self._per_poll.get((pool, resource))
                     self._per_poll[(pool, resource)] = cost if old is None else (old + cost) / 2
             allowances = quota.allowance()
