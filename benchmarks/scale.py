@@ -36,21 +36,17 @@ Progress goes to stderr; stdout is one JSON document (``--json`` also writes it 
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import hashlib
-import hmac
 import json
 import multiprocessing
 import os
-import queue
 import re
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections import Counter, defaultdict
@@ -59,14 +55,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
+from _hooks import Hooks
 from prometheus_client.parser import text_string_to_metric_families
 
 from deploy_fetcher.emulators._server import LoggedRequest
 from deploy_fetcher.emulators.azure_devops import AzureDevOpsEmulator
 from deploy_fetcher.emulators.azure_devops import Scenario as AzureScenario
-from deploy_fetcher.emulators.azure_devops.scenario import run_view
 from deploy_fetcher.emulators.dashboard import DashboardEmulator
 from deploy_fetcher.emulators.github import GitHubEmulator, RepoSpec, WorkflowSpec
 from deploy_fetcher.emulators.github import Scenario as GitHubScenario
@@ -276,6 +273,10 @@ class Remote:
         """From now on, send a webhook to ``url`` for each target that changes."""
         self._ask("hooks", url)
 
+    def hook_figures(self) -> dict[str, Any]:
+        """Webhooks sent so far, by event (and failed sends), when it sends any."""
+        return dict(self._ask("hook_figures"))
+
     def stop(self) -> None:
         """Stop the emulator and its process."""
         with contextlib.suppress(EOFError, OSError):  # the process is gone already
@@ -304,8 +305,11 @@ def _serve(kind: str, count: int, seed: int, conn: Any) -> None:
                 conn.send(None)
                 return
             if command == "hooks":
-                hooks = Hooks(kind, emulator, *args)
+                hooks = Hooks(kind, emulator, *args, HOOK_SECRET)
                 conn.send(None)
+                continue
+            if command == "hook_figures":
+                conn.send(hooks.figures() if hooks is not None else {})
                 continue
             answer = _answer(kind, emulator, command, args)
             if command in {"advance", "catch_up"} and hooks is not None:
@@ -336,96 +340,6 @@ def _clock(kind: str, emulator: Any) -> float:
     """An emulator's clock, as a Unix time (GitLab's ``now`` is a property, the others' a method)."""
     now = emulator.now if kind == "gitlab" else emulator.now()
     return float(now.timestamp())
-
-
-class Hooks:
-    """Webhooks a CI system would send: after each clock step, one per target whose state changed.
-
-    Each is what the provider sends (its event header, its authentication, the repository or
-    project and pipeline named where its payloads name them), cut down to what a nudge reads.
-    """
-
-    def __init__(self, kind: str, emulator: Any, url: str) -> None:
-        self.kind = kind
-        self.emulator = emulator
-        self.url = url
-        self.sent = 0
-        self._seen = self._fingerprints()
-        self._queue: queue.Queue[tuple[str, bytes, dict[str, str]] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._send_all, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop sending."""
-        self._queue.put(None)
-        self._thread.join(10)
-
-    def after_advance(self) -> None:
-        """Queue a webhook for each target whose state changed since the last step."""
-        now = self._fingerprints()
-        for name, print_ in now.items():
-            if self._seen.get(name) != print_:
-                self._queue.put(self._hook(name))
-        self._seen = now
-
-    def _fingerprints(self) -> dict[str, Any]:
-        if self.kind == "github":
-            with self.emulator.state_lock:
-                return {
-                    repo.full_name: sum(len(d.statuses) + 1 for d in repo.deployments.values())
-                    for repo in self.emulator.repos.values()
-                }
-        if self.kind == "gitlab":
-            now = self.emulator.now
-            return {
-                project.path: tuple(d.status(now) for d in project.deployments[-4:])
-                for project in self.emulator.world.projects.values()
-            }
-        now = self.emulator.now()
-        recent = now - timedelta(hours=2)
-        changed: dict[str, Any] = {}
-        for run in self.emulator.scenario.runs:
-            if run.queued >= recent:
-                view = run_view(run, now)
-                name = run.pipeline.name
-                changed[name] = max(changed.get(name, view.changed), view.changed)
-        return changed
-
-    def _hook(self, name: str) -> tuple[str, bytes, dict[str, str]]:
-        if self.kind == "github":
-            body = json.dumps({"action": "created", "repository": {"full_name": name}}).encode()
-            signature = hmac.new(HOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
-            headers = {
-                "X-GitHub-Event": "deployment_status",
-                "X-Hub-Signature-256": "sha256=" + signature,
-            }
-            return self.url + "/github", body, headers
-        if self.kind == "gitlab":
-            body = json.dumps(
-                {"object_kind": "deployment", "project": {"path_with_namespace": name}}
-            ).encode()
-            headers = {"X-Gitlab-Event": "Deployment Hook", "X-Gitlab-Token": HOOK_SECRET}
-            return self.url + "/gitlab", body, headers
-        body = json.dumps(
-            {
-                "eventType": "ms.vss-pipelines.stage-state-changed-event",
-                "resource": {"pipeline": {"name": name}},
-            }
-        ).encode()
-        basic = base64.b64encode(f"hooks:{HOOK_SECRET}".encode()).decode()
-        headers = {"Authorization": "Basic " + basic}
-        return self.url + "/azure-devops?project=shop", body, headers
-
-    def _send_all(self) -> None:
-        while (item := self._queue.get()) is not None:
-            url, body, headers = item
-            request = urllib.request.Request(  # noqa: S310 - a local http URL
-                url, data=body, headers={"Content-Type": "application/json", **headers}
-            )
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
-                    answer.read()
-                self.sent += 1
 
 
 @dataclass
@@ -804,13 +718,24 @@ def latencies(worlds: Worlds, since_wall: float, until_wall: float) -> dict[str,
         deployment = row["deployment_id"]
         first_received[deployment] = min(received, first_received.get(deployment, received))
     delays: dict[str, list[float]] = {"new": [], "in_flight": []}
+    by_provider: dict[str, list[float]] = defaultdict(list)
+    hosts = {urlsplit(remote.url()).netloc: name for name, remote in worlds.ci.items()}
     for row in rows:
         happened = parse_timestamp(row["happened_at"]).timestamp()
         if not since_wall <= happened <= until_wall:
             continue
         kind = "in_flight" if first_received[row["deployment_id"]] <= happened else "new"
-        delays[kind].append(parse_timestamp(row["received_at"]).timestamp() - happened)
-    return {kind: _percentiles(values) for kind, values in delays.items()}
+        delay = parse_timestamp(row["received_at"]).timestamp() - happened
+        delays[kind].append(delay)
+        if kind == "in_flight":
+            provider = hosts.get(urlsplit(str(row.get("run_url") or "")).netloc, "other")
+            by_provider[provider].append(delay)
+    figures: dict[str, Any] = {kind: _percentiles(values) for kind, values in delays.items()}
+    # Told apart by the host of each row's run URL (each CI emulator listens on its own port).
+    figures["in_flight_by_provider"] = {
+        name: _percentiles(values) for name, values in sorted(by_provider.items())
+    }
+    return figures
 
 
 def _percentiles(values: list[float]) -> dict[str, float | int]:
@@ -904,6 +829,7 @@ def run(
                 "nudges": options.nudges,
             },
             "nudges": _by_label(daemon.metrics(), "fetcher_nudges_total", "outcome"),
+            "webhooks": {name: remote.hook_figures() for name, remote in worlds.ci.items()},
             "secondary_limit_refusals": {
                 name: emulator.refused() for name, emulator in worlds.ci.items()
             },
