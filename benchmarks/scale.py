@@ -659,6 +659,9 @@ class Phase:
             "daemon_cpu_seconds": round(cpu, 1),
             "cpu_share_of_one_core": round(cpu / self.seconds, 4),
             "cpu_ms_per_poll": round(1000 * cpu / polls, 2) if polls else None,
+            "polls_per_minute": {
+                k: round(v * 60 / self.seconds, 1) for k, v in polls_by.items() if self.seconds
+            },
             "requests_per_poll": {
                 k: round(v / polls_by[k], 3) if polls_by[k] else None for k, v in requests.items()
             },
@@ -796,12 +799,20 @@ def run(
         active_wall = time.time()
         last = time.monotonic()
         active_start = snapshot(daemon, worlds)
+        waiting: dict[str, list[float]] = {"urgent": [], "scheduled": []}
+        sampled = 0.0
         while time.monotonic() - active_start.at < duration - (idle_end.at - idle_start.at):
             time.sleep(1)
             now = time.monotonic()
             for emulator in worlds.ci.values():
                 emulator.advance(now - last)
             last = now
+            if now - sampled >= 15:  # the daemon's housekeeping sets the gauge every 15 s
+                sampled = now
+                for lane, value in _by_label(
+                    daemon.metrics(), "fetcher_polls_waiting", "lane"
+                ).items():
+                    waiting.setdefault(lane, []).append(value)
         active_end = snapshot(daemon, worlds)
         active_end_wall = time.time()
         # Clocks stop; one more interval (and the jitter) lets the last changes reach the dashboard.
@@ -832,6 +843,11 @@ def run(
             "webhooks": {name: remote.hook_figures() for name, remote in worlds.ci.items()},
             "secondary_limit_refusals": {
                 name: emulator.refused() for name, emulator in worlds.ci.items()
+            },
+            "polls_waiting_active": {
+                lane: {"median": statistics.median(values), "max": max(values)}
+                for lane, values in waiting.items()
+                if values
             },
             "pacing": {
                 name: _by_label(daemon.metrics(), metric, "pool")

@@ -424,7 +424,10 @@ class GatedProvider(SlowProvider):
 
 
 def test_nudged_and_taken_over_targets_are_polled_before_the_queued_scheduled_polls(tmp_path):
-    """Every worker busy, nine scheduled polls queued: a taken-over target, then a nudged one, go next."""
+    """Every worker busy, nine scheduled polls queued: a taken-over target, then a nudged one, go next.
+
+    ``fetcher_polls_waiting`` shows them in the urgent lane meanwhile.
+    """
     targets = tuple("abcdefghij")
     config = FetcherConfig.model_validate(
         {
@@ -448,7 +451,12 @@ def test_nudged_and_taken_over_targets_are_polled_before_the_queued_scheduled_po
         first = list(provider.order)
         scheduler._taken_over({"slow/i": None})
         nudged = scheduler.nudge("slow", "j", min_gap=60)
-        lanes = scheduler.polls.queued()
+        scheduler._overdue()  # housekeeping's report of the queue
+        registry = runtime.metrics.registry
+        lanes = tuple(
+            registry.get_sample_value("fetcher_polls_waiting", {"lane": lane})
+            for lane in ("urgent", "scheduled")
+        )
         provider.gate.set()
         wait_until(lambda: len(provider.order) == len(targets), timeout=15)
     finally:

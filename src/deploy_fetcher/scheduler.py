@@ -663,7 +663,7 @@ class Scheduler:
             metrics.hot_targets.labels(figures.pool).set(figures.hot)
 
     def _overdue(self) -> None:
-        """Report the polls running past ``defaults.poll_deadline`` (readiness and a gauge)."""
+        """Report the polls running past ``defaults.poll_deadline`` (readiness and a gauge), and the queue."""
         deadline = self.runtime.config.defaults.poll_deadline.total_seconds()
         now = time.monotonic()
         overdue = {
@@ -673,6 +673,9 @@ class Scheduler:
         }
         self.runtime.health.set_overdue(overdue, deadline=deadline)
         self.runtime.metrics.polls_overdue.set(len(overdue))
+        urgent, scheduled = self.polls.queued()
+        self.runtime.metrics.polls_waiting.labels("urgent").set(urgent)
+        self.runtime.metrics.polls_waiting.labels("scheduled").set(scheduled)
 
     def _housekeeping(self) -> None:
         # Counted as a job in flight: shutdown must not close the store under its feet.
