@@ -165,6 +165,13 @@ class ElasticPool(Executor):
         with self._cond:
             self._state.expedited.discard(name)
 
+    def waiting(self, name: str) -> bool:
+        """Whether a task of that name waits in either lane."""
+        with self._cond:
+            return any(
+                t.name == name for lane in (self._state.urgent, self._state.queue) for t in lane
+            )
+
     def queued(self) -> tuple[int, int]:
         """Tasks waiting now: ``(urgent, scheduled)``."""
         with self._cond:

@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
-from apscheduler.events import EVENT_JOB_MISSED
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobSubmissionEvent
 from apscheduler.executors.pool import BasePoolExecutor, ThreadPoolExecutor
 from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -72,6 +72,8 @@ PRUNE_EVERY = timedelta(hours=1)
 DISCOVERY_WORKERS = 2
 #: Threads the poll pool may grow to, per normal worker, while polls run slow.
 SLOW_POLL_HEADROOM = 4
+#: A poll skipped because its previous run was still being counted is tried again this soon.
+SKIPPED_RETRY_SECONDS = 0.25
 
 
 class _SkippedRunFilter(logging.Filter):
@@ -242,6 +244,7 @@ class Scheduler:
             next_run_time=now,
         )
         self._scheduler.add_listener(self._on_missed, mask=EVENT_JOB_MISSED)
+        self._scheduler.add_listener(self._on_skipped, mask=EVENT_JOB_MAX_INSTANCES)
         self._scheduler.start()
 
     def shutdown(self) -> None:
@@ -277,6 +280,23 @@ class Scheduler:
 
     def _on_missed(self, _event: object) -> None:
         self.misfires += 1
+
+    def _on_skipped(self, event: JobSubmissionEvent) -> None:
+        """A run came due while APScheduler still counted the target's last one: retry it soon.
+
+        APScheduler counts a run until its future's callbacks have run, a moment after the poll
+        set its next run (:meth:`_plan_next`); a run due within that moment — "poll again at
+        once" after a nudge — is skipped and the job moved to its trigger's backstop, an hour
+        on, and the nudge lost. Unless the target's run is still in hand (running, or waiting
+        for a worker: that one plans the next), the run is tried again shortly.
+        """
+        key = event.job_id
+        with self._lock:
+            if self._stopping or key in self._polling or self.polls.waiting(key):
+                return
+            if key in self._pools_of and self._scheduler.get_job(key) is not None:
+                when = utc_now() + timedelta(seconds=SKIPPED_RETRY_SECONDS)
+                self._scheduler.modify_job(key, next_run_time=when)
 
     # -- pausing ---------------------------------------------------------------------------------
     def pause_sources(self, reason: str, sources: Iterable[str]) -> None:
