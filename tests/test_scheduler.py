@@ -400,12 +400,14 @@ def test_a_target_handed_over_is_first_polled_an_interval_after_its_last_poll(tm
         after = utc_now()
         first_a = scheduler._scheduler.get_job("slow/a").next_run_time
         first_b = scheduler._scheduler.get_job("slow/b").next_run_time
+        # Its first run may be waiting for a worker already: then that run went to the urgent lane.
+        b_waiting = scheduler.polls.waiting("slow/b")
     finally:
         scheduler.shutdown()
         runtime.close()
 
     assert before + timedelta(seconds=50) <= first_a <= after + timedelta(seconds=50)
-    assert first_b <= after
+    assert True is (first_b <= after or b_waiting)
 
 
 class GatedProvider(SlowProvider):
