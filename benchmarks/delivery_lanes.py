@@ -5,7 +5,10 @@ and each number of lanes, in a fresh process: the scripted provider queues event
 into a SQLite outbox, then one sink's delivery worker drains it to the Deployment Dashboard emulator
 (a process of its own). Printed per run: POSTs per second, the CPU-seconds this process spent per POST
 (the fetcher's side only; the emulator runs apart), and whether every service's events reached the
-dashboard in ``happened_at`` order (the guarantee lanes keep).
+dashboard in ``happened_at`` order (the guarantee lanes keep). Also printed: the emulator's CPU per
+POST (read from ``/proc``, Linux only; it shares the machine's cores with the fetcher, so the two
+together bound what loopback can reach), how many answers each store transaction recorded (the lanes'
+group commit), and the load average around the run.
 
     .venv/bin/python benchmarks/delivery_lanes.py                       # lanes 1 4 8 16, 0 and 20 ms
     .venv/bin/python benchmarks/delivery_lanes.py --lanes 1 8 --delays 0.02 --json out.json
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import socket
 import subprocess
@@ -37,6 +41,16 @@ def _free_port() -> int:
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _process_cpu(pid: int) -> float | None:
+    """CPU-seconds (user + system) another process used so far; None where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rpartition(")")[2].split()
+    except OSError:
+        return None
+    # After the command name: state is field 3, utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _dashboard(delay: float) -> tuple[subprocess.Popen[bytes], str]:
@@ -140,12 +154,18 @@ def run_one(events: int, services: int, lanes: int, delay: float) -> dict[str, A
             result = runtime.poller.run_target(runtime.providers["bench"], "bench")
             if result.outcome != "ok":
                 raise SystemExit(f"the scripted poll failed: {result}")
+            load_before = os.getloadavg()[0]
+            emulator_cpu = _process_cpu(proc.pid)
             cpu, started = _cpu(), time.perf_counter()
             runtime.start_delivery()
             while runtime.store.pending_count("dashboard"):
                 time.sleep(0.02)
             seconds = time.perf_counter() - started
             cpu = _cpu() - cpu
+            emulator_after = _process_cpu(proc.pid)
+            load_after = os.getloadavg()[0]
+            # Absent before the lanes' group commit: the script also measures older versions.
+            commits = getattr(runtime.workers["dashboard"], "commits", None)
             runtime.stop_delivery(5)
             runtime.close()
         rows, ordered = _in_order(url)
@@ -159,6 +179,13 @@ def run_one(events: int, services: int, lanes: int, delay: float) -> dict[str, A
         "services": services,
         "posts_per_s": round(events / seconds, 1),
         "cpu_ms_per_post": round(1000 * cpu / events, 3),
+        "emulator_cpu_ms_per_post": None
+        if emulator_cpu is None or emulator_after is None
+        else round(1000 * (emulator_after - emulator_cpu) / events, 3),
+        "answers_per_transaction": None
+        if commits is None
+        else round(commits.items / max(commits.transactions, 1), 2),
+        "load_average": [round(load_before, 2), round(load_after, 2)],
         "rows_at_dashboard": rows,
         "each_service_in_order": ordered,
     }
@@ -203,8 +230,12 @@ def main() -> None:
             results.append(row)
             print(
                 f"delay {delay * 1000:>4.0f} ms  lanes {lanes:>2}  {row['posts_per_s']:>8.1f} POST/s  "
-                f"{row['cpu_ms_per_post']:>6.3f} ms CPU/POST  rows {row['rows_at_dashboard']}  "
-                f"in order per service: {row['each_service_in_order']}",
+                f"{row['cpu_ms_per_post']:>6.3f} ms CPU/POST "
+                f"(emulator {row['emulator_cpu_ms_per_post']})  "
+                f"{row['answers_per_transaction']} answers/commit  "
+                f"rows {row['rows_at_dashboard']}  "
+                f"in order per service: {row['each_service_in_order']}  "
+                f"load {row['load_average'][0]:.1f}-{row['load_average'][1]:.1f}",
                 file=sys.stderr,
                 flush=True,
             )

@@ -46,6 +46,7 @@ from deploy_fetcher.config._models import (
 )
 from deploy_fetcher.config._types import check_url, format_duration, parse_duration
 from deploy_fetcher.errors import ConfigError, PluginError
+from deploy_fetcher.providers.kit import DEFAULT_SERVICE
 
 __all__ = ["main", "render"]
 
@@ -381,6 +382,7 @@ def _lines() -> Iterator[str]:
         ),
         skip=tuple(SourceConfig.model_fields),
     )
+    yield from _service_names()
     yield from _model_section(
         "`sinks[]`: keys every sink shares",
         SinkConfig,
@@ -445,6 +447,40 @@ def _lines() -> Iterator[str]:
     yield from _error_examples()
 
 
+def _service_names() -> Iterator[str]:
+    """The one rule by which every provider names a deployment's service."""
+    yield "### Service names"
+    yield ""
+    yield (
+        "Every provider names a deployment's service by the same rule and with the same two keys, "
+        "so one service read from several CI systems is spelt once on the dashboard:"
+    )
+    yield ""
+    yield (
+        "1. `service_map`, when one of its keys names what is watched: the repository or project "
+        "(full path, then short name) or the workflow / pipeline. Exact keys first, then glob keys "
+        '(`"team-*"`) in file order.'
+    )
+    yield (
+        f"2. Else the `service` template, by default `{DEFAULT_SERVICE}`: the short name of the "
+        "repository (GitHub), of the project (GitLab: its own path, `api` for `group/sub/api`) or "
+        "of the repository the run checked out (Azure DevOps; the pipeline's or release "
+        "definition's name for a run without one)."
+    )
+    yield "3. Else, when the template renders empty, that same short name."
+    yield ""
+    yield (
+        "Each provider's page lists its template fields; `{repo_name}`, `{repo}` and "
+        "`{environment}` mean the same everywhere. `rules.service` then applies to every event, "
+        "and a sink's `rename.services` last. Earlier versions named GitHub services after the "
+        'workflow (`service: "{workflow}"` keeps that) and Azure DevOps ones after the pipeline '
+        '(`service: "{pipeline}"`). The old keys `services` (GitLab) and `service_template` '
+        "(Azure DevOps) still work for now: loading warns once, naming the new key, and "
+        "`fetcher check` lists the warning; giving an old and a new key together is an error."
+    )
+    yield ""
+
+
 def render() -> str:
     """The whole configuration reference, as markdown."""
     return "\n".join(_lines()).rstrip("\n") + "\n"
@@ -453,6 +489,9 @@ def render() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Write the reference to the file named in ``argv`` (standard output without one)."""
     args = sys.argv[1:] if argv is None else argv
+    if any(arg.startswith("-") for arg in args):  # ``--help`` is not a file to write
+        sys.stdout.write(f"usage: python {Path(__file__).name} [OUTPUT.md]\n")
+        return 0 if set(args) <= {"-h", "--help"} else 2
     text = render()
     if args:
         Path(args[0]).write_text(text, encoding="utf-8")

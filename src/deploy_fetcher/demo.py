@@ -77,11 +77,10 @@ class Demo:
             emulator = emulator_class()
             url = emulator.start()
             self.emulators[label] = emulator
+            # Each source names services by the default rule, the repository's (or project's)
+            # short name: octo/web on GitHub, acme/web on GitLab and the Azure DevOps pipeline
+            # building the repository web all deploy the one service "web".
             source = demo_source(url)
-            # One rule for service names across the three: the repository / project (GitHub's
-            # own default is the workflow's name, which reads as "Deploy Web").
-            if label == "github":
-                source.setdefault("service", "{repo_name}")
             source.setdefault("interval", f"{self.interval:g}s")
             source.setdefault("jitter", "1s")
             sources.append(source)

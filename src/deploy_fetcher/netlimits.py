@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import math
 import socket
 import ssl
 import threading
@@ -111,21 +112,36 @@ class _Watchdog:
         self._heap: list[tuple[float, int, Deadline]] = []
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
+        #: When the thread wakes up by itself next (infinity: only when notified).
+        self._wakes_at = math.inf
 
     def watch(self, item: Deadline) -> None:
+        """Expire ``item`` when its time comes (unless it finished first).
+
+        The thread is woken only when ``item`` is due before the thread would wake up anyway:
+        requests with one timeout come in deadline order, so a busy sink's stream of requests
+        does not cost a thread switch each. Finished deadlines at the head are dropped here, so
+        the heap holds about the requests in flight, not every request of the last timeout.
+        """
         with self._cond:
-            heapq.heappush(self._heap, (item.at, next(self._seq), item))
+            heap = self._heap
+            while heap and heap[0][2].finished:
+                heapq.heappop(heap)
+            heapq.heappush(heap, (item.at, next(self._seq), item))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="request-deadlines", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            if item.at < self._wakes_at:
+                self._wakes_at = item.at  # until the thread says when it wakes up next
+                self._cond.notify()
 
     def _run(self) -> None:
         while True:
             with self._cond:
                 while not self._heap:
+                    self._wakes_at = math.inf
                     self._cond.wait()
                 at, _, item = self._heap[0]
                 delay = at - time.monotonic()
@@ -133,6 +149,7 @@ class _Watchdog:
                     heapq.heappop(self._heap)
                     continue
                 if delay > 0:
+                    self._wakes_at = at
                     self._cond.wait(delay)
                     continue
                 heapq.heappop(self._heap)

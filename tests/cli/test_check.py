@@ -108,3 +108,44 @@ def test_every_problem_line_has_the_same_prefix(write):
     assert 2 == result.returncode
     assert [f"fetcher: {path}: defaults.interval", f"fetcher: {path}: defaults.jitter",
             f"fetcher: {path}: sinks[0].api_key"] == [": ".join(line.split(": ")[:3]) for line in lines]  # fmt: skip
+
+
+#: A GitLab source naming its services with the key's deprecated old name.
+OLD_SERVICE_KEY = """\
+  - name: gitlab
+    provider: gitlab
+    url: https://gitlab.example.com
+    token: t0ken-gitlab
+    projects: [acme/api]
+    services: {acme/api: api-gateway}
+"""
+
+
+def test_a_deprecated_key_is_a_warning_row_and_the_check_passes(write):
+    """`services` still loads: exit 0, one WARNING row naming the path and the new key."""
+    path = write(GOOD + OLD_SERVICE_KEY)
+    result = run_cli("check", "--offline", "--config", str(path), env={"DASH_KEY": "k1234"})
+    rows = [line.split() for line in result.stdout.splitlines() if "WARNING" in line]
+    assert (
+        0,
+        [["sources[1].services", "WARNING", "deprecated", "key:", "use", "service_map"]],
+    ) == (
+        result.returncode,
+        [row[:6] for row in rows],
+    )
+
+
+def test_an_old_and_a_new_key_together_exit_2_naming_the_path(write):
+    """`services` beside `service_map` is refused at the old key's YAML path, without a traceback."""
+    both = OLD_SERVICE_KEY + "    service_map: {acme/api: api}\n"
+    result = run_cli(
+        "check", "--offline", "--config", str(write(GOOD + both)), env={"DASH_KEY": "k"}
+    )
+    first = result.stderr.strip().splitlines()[0]
+    assert (2, True, False) == (
+        result.returncode,
+        first.endswith(
+            "sources[1].services: give service_map only (services is its deprecated old name)"
+        ),
+        "Traceback" in result.stderr,
+    )

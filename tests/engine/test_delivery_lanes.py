@@ -149,3 +149,27 @@ def test_a_sink_that_cannot_send_concurrently_gets_one_lane(store) -> None:
     sink = FileLike(SinkConfig(name="dash", type="slow", lanes=8), seconds=0.001)
     worker = _run(store, sink)
     assert (1, 1) == (worker.lanes, sink.most_in_flight)
+
+
+def test_each_lane_sends_its_next_row_only_once_its_last_answer_is_recorded(store) -> None:
+    """With 8 lanes sharing commits, no lane ever has two accepted POSTs unrecorded at once."""
+    sink = SlowSink(SinkConfig(name="dash", type="slow", lanes=8), seconds=0.005)
+    last_accepted: dict[int, DeployEvent] = {}
+    unrecorded: list[str] = []
+    answer = sink.answer
+
+    def recorded(event: DeployEvent) -> bool:
+        rows = store.rows_for(event.deployment_id, sinks=["dash"])
+        return any(r.event.status == event.status and r.state == "delivered" for r in rows)
+
+    def checking_answer(event: DeployEvent) -> Delivery:
+        previous = last_accepted.get(threading.get_ident())
+        if previous is not None and not recorded(previous):
+            unrecorded.append(f"{previous.deployment_id}/{previous.status.value}")
+        last_accepted[threading.get_ident()] = event
+        return answer(event)
+
+    sink.answer = checking_answer
+    worker = _run(store, sink)
+
+    assert ([], 64, 64) == (unrecorded, len(sink.received), worker.commits.items)

@@ -141,7 +141,7 @@ def _check(outcome: list[DeployEvent] | Skip) -> None:
         assert isinstance(event, DeployEvent)
         assert "azure-devops" == event.provider
         assert "ado" == event.source
-        assert "contoso/shop" == event.metadata["repo"]
+        assert ("contoso", "shop") == (event.metadata["organization"], event.metadata["project"])
 
 
 def _objects(items: Any) -> list[dict[str, Any]]:

@@ -131,10 +131,10 @@ def _check(args: argparse.Namespace) -> int:
     from deploy_fetcher.providers import ProviderContext
     from deploy_fetcher.sinks import SinkContext
 
-    config = load(args.config, log_level="warning", sources=args.source)
+    config = load(args.config, log_level="warning", sources=args.source, log_warnings=False)
     sources = [s for s in config.sources if s.enabled]
     sink_configs = [s for s in config.sinks if s.enabled]
-    warnings = []
+    warnings = [_Row(w.path, "WARNING", w.message) for w in config.warnings]
     if not sources:
         warnings.append(_Row("sources", "WARNING", "no enabled source: nothing will be read"))
     if not sink_configs:

@@ -91,15 +91,27 @@ def duration_arg(value: str) -> float:
 
 
 def load(
-    path: str | None, *, log_level: str | None = None, sources: Sequence[str] | None = None
+    path: str | None,
+    *,
+    log_level: str | None = None,
+    sources: Sequence[str] | None = None,
+    log_warnings: bool = True,
 ) -> FetcherConfig:
     """Load and validate the configuration, register its secrets for redaction, set up logging.
 
-    ``sources`` keeps only those sources (the others' secrets need not be set).
+    ``sources`` keeps only those sources (the others' secrets need not be set). What the loader
+    accepted but wants changed (a deprecated key) is logged once here, unless the command shows it
+    itself (``log_warnings=False``: ``fetcher check``).
     """
     config = load_config(Path(path) if path else None, environ=os.environ, sources=sources)
     register_secrets_in(config)
     configure_logging(log_level or config.log.level, config.log.format)
+    if log_warnings:
+        log = structlog.get_logger("deploy_fetcher.config")
+        for warning in config.warnings:
+            log.warning(
+                "config.warning", file=warning.file, path=warning.path, problem=warning.message
+            )
     return config
 
 

@@ -91,6 +91,7 @@ class _Entries:
         self.file = file
         self.models: dict[str, type[Section] | str] = {}
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
 
     def problem(self, index: int, message: str, *, key: str | None = None) -> None:
         loc = (self.section, index) if key is None else (self.section, index, key)
@@ -111,6 +112,14 @@ class _Entries:
                     self.models[name] = f"{name!r} declares no {self.base.__name__} model"
         return self.models[name]
 
+    def warn_deprecated(self, index: int, model: type[Section], entry: dict[Any, Any]) -> None:
+        """One warning per deprecated key the entry uses (giving the new key too is the model's error)."""
+        for old, new in model.deprecated_keys.items():
+            if old in entry and new not in entry:
+                path = format_path((self.section, index, old))
+                message = f"deprecated key: use {new} instead ({old} still works for now)"
+                self.warnings.append(Problem(path, message, self.file))
+
     def validate(self, entries: list[Any]) -> list[Section]:
         """The validated entries; problems (if any) are collected in ``self.problems``."""
         out: list[Section] = []
@@ -129,6 +138,7 @@ class _Entries:
             if isinstance(model, str):
                 self.problem(index, model, key=self.key)
                 continue
+            self.warn_deprecated(index, model, entry)
             try:
                 out.append(model.model_validate(entry))
             except ValidationError as exc:
@@ -162,8 +172,8 @@ def _build(
     environ: Mapping[str, str],
     provider_resolver: ProviderResolver,
     sink_resolver: SinkResolver,
-) -> tuple[FetcherConfig | None, list[Problem]]:
-    """The validated configuration (None when invalid) and every problem, unordered."""
+) -> tuple[FetcherConfig | None, list[Problem], list[Problem]]:
+    """The validated configuration (None when invalid), every problem and every warning, unordered."""
     # An empty section (``sources:`` with every entry commented out) means "the defaults"; top-level
     # ``x-…`` keys are the admin's own, e.g. anchors shared by several sources (as in Compose files).
     tree = {
@@ -177,6 +187,7 @@ def _build(
 
     data = dict(tree)
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     checkers = {
         "sinks": _Entries("sinks", "type", SinkConfig, sink_resolver, file),
         "sources": _Entries("sources", "provider", SourceConfig, provider_resolver, file),
@@ -185,6 +196,7 @@ def _build(
         if isinstance(tree.get(section), list):
             data[section] = checker.validate(tree[section])
             problems += checker.problems
+            warnings += checker.warnings
     if problems:  # cross-checks over partial lists would report shifted indexes: leave them out
         for section in checkers:
             if isinstance(tree.get(section), list):
@@ -197,7 +209,7 @@ def _build(
         problems += problems_from(
             exc, model=FetcherConfig, data=data, file=file, origins=overrides.origins
         )
-    return config, problems + env_problems
+    return config, problems + env_problems, warnings
 
 
 def _entry_name(entry: Any) -> Any:
@@ -282,7 +294,7 @@ def parse_config(
         raise ConfigError(message, file=file)
     # Validation goes on past an unset variable (its value is left as written), so one run names
     # every problem; a value that failed to interpolate is not reported a second time.
-    config, found = _build(
+    config, found, warnings = _build(
         tree,
         file=file,
         environ=env,
@@ -291,15 +303,16 @@ def parse_config(
     )
     unresolved = {problem.path for problem in problems}
     problems += [p for p in found if p.path not in unresolved or not p.file]
-    problems = _renumber(problems, index_map)
     where = positions(text)
-    ordered = [
-        p for _, p in sorted(enumerate(problems), key=lambda i: (_locate(i[1], where), i[0]))
-    ]
-    raise_problems(ordered)
+    raise_problems(_in_file_order(_renumber(problems, index_map), where))
     if config is None:  # pragma: no cover - a failed validation always leaves a problem
         raise ConfigError("the configuration is invalid", file=file)
+    config._warnings = tuple(_in_file_order(_renumber(warnings, index_map), where))  # noqa: SLF001 - set once, by its loader
     return config
+
+
+def _in_file_order(problems: list[Problem], where: Mapping[str, tuple[int, int]]) -> list[Problem]:
+    return [p for _, p in sorted(enumerate(problems), key=lambda i: (_locate(i[1], where), i[0]))]
 
 
 def load_config(

@@ -30,6 +30,7 @@ from pydantic import (
     ByteSize,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     SerializeAsAny,
     field_validator,
@@ -37,7 +38,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from deploy_fetcher.config._problems import Loc, format_path
+from deploy_fetcher.config._problems import Loc, Problem, format_path
 from deploy_fetcher.config._types import Duration, check_postgres_url, is_secret_annotation
 from deploy_fetcher.model import DeployEvent, Status
 
@@ -128,6 +129,31 @@ class Section(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    #: Old key → the key that replaced it, still taken for now: its value moves to the new key
+    #: (the loader warns, naming the new key); an old key set to null is ignored; both keys at
+    #: once is an error at the old key's path.
+    deprecated_keys: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_keys(cls, data: Any) -> Any:
+        if not cls.deprecated_keys or not isinstance(data, dict):
+            return data
+        out = dict(data)
+        problems: list[tuple[Loc, str]] = []
+        for old, new in cls.deprecated_keys.items():
+            if old not in out:
+                continue
+            if new in out:
+                problems.append(((old,), f"give {new} only ({old} is its deprecated old name)"))
+                continue
+            value = out.pop(old)
+            if value is not None:
+                out[new] = value
+        if problems:
+            raise config_problems(problems)
+        return out
 
     @model_validator(mode="before")
     @classmethod
@@ -506,6 +532,9 @@ class HttpSourceConfig(SourceConfig):
         "max_wait": "max_rate_limit_wait",
         "max_open": "open_max",
         "per_page": "page_size",
+        # Service keys of one provider or another (still taken, deprecated, where they were).
+        "services": "service_map",
+        "service_template": "service",
     }
     unscoped_keys: ClassVar[frozenset[str]] = SourceConfig.unscoped_keys | {
         "timeout",
@@ -609,6 +638,13 @@ class FetcherConfig(Section):
     """Where events are delivered."""
     sources: list[SerializeAsAny[SourceConfig]] = []
     """Where deployments are read."""
+
+    _warnings: tuple[Problem, ...] = PrivateAttr(default=())
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        """What the loader accepted but wants changed (a deprecated key), in file order."""
+        return self._warnings
 
     @model_validator(mode="after")
     def _cross_check(self) -> FetcherConfig:

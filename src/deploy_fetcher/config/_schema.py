@@ -88,6 +88,19 @@ def _secret_files(model: type[BaseModel], schema: dict[str, Any]) -> None:
         schema.setdefault("allOf", []).extend(alternatives)
 
 
+def _deprecated_keys(model: type[BaseModel], schema: dict[str, Any]) -> None:
+    """A deprecated key is still taken: the new key's schema, marked ``deprecated`` for editors."""
+    properties = schema.get("properties", {})
+    for old, new in getattr(model, "deprecated_keys", {}).items():
+        if new in properties:
+            described = f"Deprecated: the old name of `{new}` (give one of the two)."
+            properties[old] = {**properties[new], "deprecated": True, "description": described}
+            properties[old].pop("default", None)
+
+
+#: Model validators of :class:`Section` itself, which never turn a scalar into a mapping.
+_SECTION_VALIDATORS: Final = frozenset({"_read_secret_files", "_deprecated_keys"})
+
 #: Scalars a ``mode="before"`` validator may turn into a mapping or a list (a shorthand).
 _SHORTHAND: Final = ({"type": "string"}, {"type": "integer"})
 
@@ -105,7 +118,7 @@ def _loosen_shorthands(
     own = [
         d
         for name, d in decorators.model_validators.items()
-        if d.info.mode == "before" and name != "_read_secret_files"
+        if d.info.mode == "before" and name not in _SECTION_VALIDATORS
     ]
     if own:
         name = next(k for k, v in defs.items() if v is schema)
@@ -235,6 +248,7 @@ def json_schema(
     names = {model: keys[(model, "validation")]["$ref"] for model in every}
     for model, ref in names.items():
         _secret_files(model, defs[ref.rsplit("/", 1)[1]])
+        _deprecated_keys(model, defs[ref.rsplit("/", 1)[1]])
     for model, ref in names.items():
         _loosen_shorthands(model, defs[ref.rsplit("/", 1)[1]], defs)
     defs = {name: _interpolable(model) for name, model in defs.items()}

@@ -34,12 +34,13 @@ import structlog
 from tenacity import wait_random_exponential
 
 from deploy_fetcher.config import SinkConfig
+from deploy_fetcher.engine.group_commit import GroupCommit
 from deploy_fetcher.engine.health import Health
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.metrics import Metrics
 from deploy_fetcher.model import utc_now
 from deploy_fetcher.sinks import Delivered, Rejected, Retry, Sink, Unauthorized
-from deploy_fetcher.store import OutboxRow, StateStore
+from deploy_fetcher.store import OutboxRow, Settlement, StateStore
 
 __all__ = ["DeliveryPolicy", "DeliveryWorker"]
 
@@ -106,6 +107,14 @@ class DeliveryWorker:
         self._count_lock = threading.Lock()
         self.delivered = 0
         self.dead = 0
+        #: Every lane's answers go to the store through one committer (see its module).
+        self.commits: GroupCommit[Settlement] = GroupCommit(self.store.settle)
+        deliveries = self.metrics.deliveries
+        self._counted = {
+            outcome: deliveries.labels(self.name, outcome)
+            for outcome in ("delivered", "rejected", "retry", "unauthorized")
+        }
+        self._latency = self.metrics.delivery_latency.labels(self.name)
 
     # -- control ---------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -246,73 +255,74 @@ class DeliveryWorker:
             self._log.exception("delivery.sink_error", row=row.id)
             outcome = Retry(reason=f"sink error: {type(exc).__name__}: {exc}")
         now = utc_now()
-        log = self._log.bind(
-            row=row.id, deployment_id=row.event.deployment_id, status=row.event.status.value
-        )
         match outcome:
             case Delivered():
-                self._delivered(row, now, log, lane, seconds=time.monotonic() - started)
+                self._delivered(row, now, lane, seconds=time.monotonic() - started)
                 return None
             case Rejected(reason=reason, status_code=status_code):
-                self._dead_letter(row, reason, now, log, status_code=status_code)
+                self._dead_letter(row, reason, now, status_code=status_code)
                 return None
             case Unauthorized(reason=reason):
                 self.store.release([row.id])
-                self.metrics.deliveries.labels(self.name, "unauthorized").inc()
+                self._counted["unauthorized"].inc()
                 self.metrics.sink_paused.labels(self.name).set(1)
                 self.health.sink_paused(self.name, f"credentials rejected ({reason})")
                 return self.policy.pause_probe
             case Retry():
-                return self._retry(row, outcome, now, log, lane)
+                return self._retry(row, outcome, now, lane)
 
-    def _delivered(
-        self, row: OutboxRow, now: datetime, log: Any, lane: _Lane, *, seconds: float
-    ) -> None:
-        self._settle(lambda: self.store.mark_delivered(row.id, now=now))
-        self.metrics.deliveries.labels(self.name, "delivered").inc()
-        self.metrics.delivery_latency.labels(self.name).observe(
-            max(0.0, (now - row.created_at).total_seconds())
+    def _row_log(self, row: OutboxRow) -> Any:
+        """The worker's logger bound to one row (only for lines that are written)."""
+        return self._log.bind(
+            row=row.id, deployment_id=row.event.deployment_id, status=row.event.status.value
         )
+
+    def _delivered(self, row: OutboxRow, now: datetime, lane: _Lane, *, seconds: float) -> None:
+        self._settle(Settlement.delivered(row.id, now=now))
+        self._counted["delivered"].inc()
+        self._latency.observe(max(0.0, (now - row.created_at).total_seconds()))
         with self._count_lock:
             self.delivered += 1
         if lane.failures:
-            log.info("delivery.recovered", after_failures=lane.failures)
-        lane.failures = 0
+            self._row_log(row).info("delivery.recovered", after_failures=lane.failures)
+            lane.failures = 0
         self.health.sink_resumed(self.name)
-        log.debug("delivery.delivered", seconds=round(seconds, 3))
+        self._log.debug(  # a no-op below debug level: no logger is bound per row for it
+            "delivery.delivered",
+            row=row.id,
+            deployment_id=row.event.deployment_id,
+            status=row.event.status.value,
+            seconds=round(seconds, 3),
+        )
 
     def _dead_letter(
-        self, row: OutboxRow, reason: str, now: datetime, log: Any, *, status_code: int | None
+        self, row: OutboxRow, reason: str, now: datetime, *, status_code: int | None
     ) -> None:
-        self._settle(lambda: self.store.dead_letter(row.id, reason=reason, now=now))
-        self.metrics.deliveries.labels(self.name, "rejected").inc()
+        self._settle(Settlement.dead(row.id, reason=reason, now=now))
+        self._counted["rejected"].inc()
         with self._count_lock:
             self.dead += 1
-        log.warning("delivery.dead_lettered", reason=reason, status_code=status_code)
+        self._row_log(row).warning("delivery.dead_lettered", reason=reason, status_code=status_code)
 
-    def _retry(
-        self, row: OutboxRow, outcome: Retry, now: datetime, log: Any, lane: _Lane
-    ) -> float | None:
+    def _retry(self, row: OutboxRow, outcome: Retry, now: datetime, lane: _Lane) -> float | None:
         """Back the lane off, or dead-letter the row when it used up ``max_attempts``."""
         lane.failures += 1
-        self.metrics.deliveries.labels(self.name, "retry").inc()
+        self._counted["retry"].inc()
         max_attempts = self.sink.config.max_attempts
         if max_attempts is not None and row.attempts + 1 >= max_attempts:
             reason = f"gave up after {row.attempts + 1} attempts: {outcome.reason}"
-            self._settle(lambda: self.store.dead_letter(row.id, reason=reason, now=now))
+            self._settle(Settlement.dead(row.id, reason=reason, now=now))
             with self._count_lock:
                 self.dead += 1
-            log.warning("delivery.dead_lettered", reason=reason)
+            self._row_log(row).warning("delivery.dead_lettered", reason=reason)
             return None
         delay = float(self._wait(SimpleNamespace(attempt_number=lane.failures)))
         if outcome.after is not None:
             delay = max(delay, min(outcome.after, self.policy.retry_after_max))
         retry_at = now + timedelta(seconds=delay)
-        self._settle(
-            lambda: self.store.mark_retry(row.id, next_attempt_at=retry_at, error=outcome.reason)
-        )
+        self._settle(Settlement.retry(row.id, next_attempt_at=retry_at, error=outcome.reason))
         if lane.failures == 1 or outcome.after is not None:
-            log.warning(
+            self._row_log(row).warning(
                 "delivery.retrying",
                 reason=outcome.reason,
                 status_code=outcome.status_code,
@@ -320,8 +330,12 @@ class DeliveryWorker:
             )
         return delay
 
-    def _settle(self, write: Callable[[], None]) -> None:
-        """Record what the sink answered, waiting out a store that cannot be written.
+    def _settle(self, settlement: Settlement) -> None:
+        """Record what the sink answered before the lane sends on, waiting out an unwritable store.
+
+        Recorded before the lane's next POST, so a crash can leave at most one accepted POST per
+        lane unrecorded (the duplicate window of docs/guarantees.md); the lanes' answers share
+        transactions (:mod:`~deploy_fetcher.engine.group_commit`) rather than queue for the lock.
 
         The answer already happened: giving up would leave the row (and the rest of its batch)
         claimed until the lease ends, then send it again after rows that came later — a duplicate
@@ -330,7 +344,7 @@ class DeliveryWorker:
         """
         while True:
             try:
-                write()
+                self.commits.record(settlement)
             except StoreError as exc:
                 self.health.set_store_problem(str(exc))
                 if self.stop_event.wait(self.policy.idle_poll):

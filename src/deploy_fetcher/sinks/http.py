@@ -31,12 +31,17 @@ and component reports classify their answers and mask their reasons with it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import ssl
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Final
 
 import httpx
+from httpx import create_ssl_context
 from pydantic import AfterValidator, BaseModel, SecretStr
 
 from deploy_fetcher import redaction
@@ -78,6 +83,8 @@ MAX_REASON_CHARS: Final = 1000
 _RETRYABLE_4XX: Final = frozenset({408, 425, 429})
 #: The headers classify() reads; the rest (and the body's encoding) stay with the wire response.
 _KEPT_HEADERS: Final = frozenset({"retry-after", "location", "content-type"})
+#: Parsed URLs kept per client (a sink uses one or a few; the bound is for any other caller).
+_PARSED_URLS: Final = 64
 
 
 def check_url(value: str) -> str:
@@ -221,11 +228,17 @@ class _DeadlinePassed(httpx.TimeoutException):
 
 
 class SinkHttpClient:
-    """One keep-alive ``httpx.Client`` per sink instance, with the sink's timeout and TLS settings.
+    """Keep-alive ``httpx`` clients for one sink instance, with the sink's timeout and TLS settings.
 
     ``timeout`` bounds each exchange as a whole (connect, send, every byte of the answer): the
     sockets are cut when it passes. ``transport`` is for tests (an ``httpx.MockTransport``, which
     has no socket to cut); production uses httpx's pool with watched sockets.
+
+    Each exchange borrows a client of its own: one per request in flight, so one per delivery
+    lane, each holding one kept-alive connection. A single pool shared by the lanes would hold its
+    lock while it checks every connection of the pool (a system call each) at the start and at the
+    end of every request: with 16 lanes, requests queued on that lock rather than on the sink. The
+    clients share one TLS context (its certificate store is loaded once).
     """
 
     def __init__(
@@ -240,18 +253,53 @@ class SinkHttpClient:
         for secret in self._secrets:
             register_secret(secret)
         verify = tls_verify(config.tls_verify, config.ca_bundle)
-        self._client = httpx.Client(
+        self._verify = verify if isinstance(verify, ssl.SSLContext) else create_ssl_context(verify)
+        self._user_agent = context.user_agent
+        self._transport = transport
+        self._lock = threading.Lock()
+        self._clients: list[httpx.Client] = []
+        #: Clients not lent out now (appending and popping a deque is atomic).
+        self._idle: deque[httpx.Client] = deque()
+        self._idle.append(self._new_client())
+        self._urls: dict[str, httpx.URL] = {}
+
+    def _new_client(self) -> httpx.Client:
+        client = httpx.Client(
             timeout=self.timeout,
-            headers={"User-Agent": context.user_agent},
-            verify=verify,
+            headers={"User-Agent": self._user_agent},
+            verify=self._verify,
             follow_redirects=False,
-            # One kept-alive connection per delivery lane (httpx keeps 20 by default).
-            transport=transport
-            if transport is not None
+            # A client serves one exchange at a time: one connection, kept alive.
+            transport=self._transport
+            if self._transport is not None
             else watched_transport(
-                verify, limits=httpx.Limits(max_keepalive_connections=max(20, config.lanes))
+                self._verify, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)
             ),
         )
+        with self._lock:
+            self._clients.append(client)
+        return client
+
+    def _parsed(self, url: str) -> httpx.URL:
+        """``url`` parsed once: a sink posts to the same few addresses all day."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= _PARSED_URLS:
+                self._urls.clear()
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
+
+    @contextmanager
+    def _client(self) -> Iterator[httpx.Client]:
+        """A client no other exchange uses meanwhile (a new one when every client is lent out)."""
+        try:
+            client = self._idle.pop()
+        except IndexError:
+            client = self._new_client()
+        try:
+            yield client
+        finally:
+            self._idle.append(client)
 
     def send(
         self,
@@ -295,10 +343,10 @@ class SinkHttpClient:
         Nothing but a reason is ever taken from a delivery's answer, so a 50 MB error page costs
         4 KiB of memory, and an endless one ends at the same point.
         """
-        with deadline(self.timeout) as watch:
+        with deadline(self.timeout) as watch, self._client() as client:
             try:
-                with self._client.stream(
-                    method, url, headers=dict(headers), content=content
+                with client.stream(
+                    method, self._parsed(url), headers=dict(headers), content=content
                 ) as response:
                     body = b""
                     for chunk in response.iter_bytes():
@@ -346,5 +394,8 @@ class SinkHttpClient:
         return redact(text, self._secrets)
 
     def close(self) -> None:
-        """Close the pooled connections."""
-        self._client.close()
+        """Close every client's connections."""
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()

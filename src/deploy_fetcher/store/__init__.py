@@ -14,6 +14,7 @@ from deploy_fetcher.store._base import (
     RowState,
     StateStore,
 )
+from deploy_fetcher.store._settle import Settlement
 from deploy_fetcher.store.sqlite import SqliteStore
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "OutboxRow",
     "OutboxStats",
     "RowState",
+    "Settlement",
     "SqliteStore",
     "StateStore",
     "open_postgres",

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from deploy_fetcher.model import DeployEvent
+from deploy_fetcher.store._settle import Settlement
 
 __all__ = [
     "CursorRecord",
@@ -133,6 +134,15 @@ class StateStore(Protocol):
         never overtakes an earlier one that is waiting out its backoff (even across a restart).
         With ``lanes`` above one, only the rows of delivery line ``lane`` (``lane_key % lanes``, see
         :mod:`deploy_fetcher.store._lanes`), each line held at its own head.
+        """
+        ...
+
+    def settle(self, settlements: Sequence[Settlement]) -> int:
+        """Record deliveries' answers on their rows in one transaction, all or none.
+
+        Each row is marked delivered, scheduled for a retry, or dead-lettered, and its claim is
+        dropped; a row no longer pending (settled elsewhere, purged) is left alone. Returns how many
+        rows were still pending.
         """
         ...
 

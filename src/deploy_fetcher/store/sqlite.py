@@ -295,22 +295,21 @@ class SqliteStore(SettlesRows):
         """A time as this store writes it."""
         return to_db(value)
 
-    def _finish(self, row_id: int, action: str, assignments: str, params: tuple[Any, ...]) -> None:
-        """Settle one pending row and drop its claim; a row already settled elsewhere is left alone.
-
-        That happens when a lease ran out and another process delivered the row meanwhile, or an
-        operator purged it: neither is worth an error.
-        """
+    def _finish(
+        self, action: str, statements: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]
+    ) -> int:
+        """Settle pending rows and drop their claims, every statement in one write transaction."""
+        changed = 0
         with self._db.write(action) as conn:
-            changed = conn.execute(
-                f"""
-                UPDATE outbox SET {assignments}, claimed_by = NULL, claim_until = NULL
-                WHERE id = ? AND state = 'pending'
-                """,  # noqa: S608 - assignments are constants of this class
-                (*params, row_id),
-            ).rowcount
-        if not changed:
-            _log.debug("store.row_not_pending", row=row_id, action=action)
+            for assignments, rows in statements:
+                changed += conn.executemany(
+                    f"""
+                    UPDATE outbox SET {assignments}, claimed_by = NULL, claim_until = NULL
+                    WHERE id = ? AND state = 'pending'
+                    """,  # noqa: S608 - assignments are constants of SettlesRows
+                    rows,
+                ).rowcount
+        return changed
 
     def release(self, row_ids: Sequence[int]) -> None:
         """Give back this process's claims without counting an attempt (shutdown, sink paused)."""

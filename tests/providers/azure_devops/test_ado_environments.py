@@ -31,8 +31,8 @@ def test_first_poll_reports_every_deployment_job_and_the_prod_approval(emulator,
     } == {env: harness.statuses(deployment_id) for env, deployment_id in ids.items()}
 
 
-def test_events_carry_the_run_and_the_pipeline_as_service(emulator, providers):
-    """Service is the pipeline's name; version, sha, actor and links come from the run."""
+def test_events_carry_the_run_and_its_repository_as_service(emulator, providers):
+    """Service and repo are the run's repository (web); version, sha, actor, links from the run."""
     run = emulator.add_run("web", ago=3600)
     harness = Harness(providers())
     harness.cycle()
@@ -45,7 +45,7 @@ def test_events_carry_the_run_and_the_pipeline_as_service(emulator, providers):
         run.id,
         "Dana Developer",
         "refs/heads/main",
-        "contoso/shop",
+        "web",
     ) == (
         event.service,
         event.environment,

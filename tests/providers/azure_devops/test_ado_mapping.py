@@ -44,8 +44,8 @@ def test_running_record_is_queued_then_in_progress():
     """A record without a result yields queued and in-progress, keyed on environment, run and stage."""
     events = _record(4107, BUILD)
     assert [
-        ("ado-env-3-2412-Deploy_prod-1", "web", "prod", "queued", "11:58:00.123"),
-        ("ado-env-3-2412-Deploy_prod-1", "web", "prod", "in-progress", "11:58:05.765"),
+        ("ado-env-3-2412-Deploy_prod-1", "shop-web", "prod", "queued", "11:58:00.123"),
+        ("ado-env-3-2412-Deploy_prod-1", "shop-web", "prod", "in-progress", "11:58:05.765"),
     ] == [summary(e) for e in events]
 
 
@@ -62,8 +62,8 @@ def test_record_with_its_run_carries_commit_branch_and_requester():
         "provider": "azure-devops",
         "source": "ado",
         "metadata": {
-            "repo": "contoso/shop",
-            "repo_name": "shop",
+            "repo": "shop-web",
+            "repo_name": "shop-web",
             "project": "shop",
             "organization": "contoso",
             "run_id": "2412",
@@ -182,12 +182,12 @@ def test_timeline_stages_with_parents_and_a_waiting_approval():
     )
     assert [] == problems
     assert [
-        ("ado-stage-2412-Deploy_dev-1", "web", "dev", "queued", "11:52:01.000", ()),
-        ("ado-stage-2412-Deploy_dev-1", "web", "dev", "in-progress", "11:52:06.000", ()),
-        ("ado-stage-2412-Deploy_dev-1", "web", "dev", "success", "11:55:00.000", ()),
+        ("ado-stage-2412-Deploy_dev-1", "shop-web", "dev", "queued", "11:52:01.000", ()),
+        ("ado-stage-2412-Deploy_dev-1", "shop-web", "dev", "in-progress", "11:52:06.000", ()),
+        ("ado-stage-2412-Deploy_dev-1", "shop-web", "dev", "success", "11:55:00.000", ()),
         (
             "ado-stage-2412-Deploy_staging-1",
-            "web",
+            "shop-web",
             "staging",
             "queued",
             "11:55:01.000",
@@ -195,7 +195,7 @@ def test_timeline_stages_with_parents_and_a_waiting_approval():
         ),
         (
             "ado-stage-2412-Deploy_staging-1",
-            "web",
+            "shop-web",
             "staging",
             "in-progress",
             "11:55:06.000",
@@ -203,7 +203,7 @@ def test_timeline_stages_with_parents_and_a_waiting_approval():
         ),
         (
             "ado-stage-2412-Deploy_staging-1",
-            "web",
+            "shop-web",
             "staging",
             "success",
             "11:58:00.000",
@@ -211,7 +211,7 @@ def test_timeline_stages_with_parents_and_a_waiting_approval():
         ),
         (
             "ado-stage-2412-Deploy_prod-1",
-            "web",
+            "shop-web",
             "prod",
             "waiting",
             "11:58:01.500",
@@ -225,8 +225,8 @@ def test_rejected_approval_waits_then_is_rejected():
     build, records = _timeline("timeline_rejected.json")
     events, _ = stage_events(build, records, naming=NAMING, resolve=PATTERN.for_definition(11))
     assert [
-        ("ado-stage-2413-Deploy_prod-1", "web", "prod", "waiting", "12:02:01.500"),
-        ("ado-stage-2413-Deploy_prod-1", "web", "prod", "rejected", "12:30:00.000"),
+        ("ado-stage-2413-Deploy_prod-1", "shop-web", "prod", "waiting", "12:02:01.500"),
+        ("ado-stage-2413-Deploy_prod-1", "shop-web", "prod", "rejected", "12:30:00.000"),
     ] == [summary(e) for e in events]
 
 
@@ -235,9 +235,9 @@ def test_cancelled_run_cancels_the_running_stage_and_skips_the_rest():
     build, records = _timeline("timeline_cancelled.json")
     events, _ = stage_events(build, records, naming=NAMING, resolve=PATTERN.for_definition(11))
     assert [
-        ("ado-stage-2414-Deploy_dev-2", "web", "dev", "queued", "13:02:01.000"),
-        ("ado-stage-2414-Deploy_dev-2", "web", "dev", "in-progress", "13:02:06.000"),
-        ("ado-stage-2414-Deploy_dev-2", "web", "dev", "cancelled", "13:03:30.000"),
+        ("ado-stage-2414-Deploy_dev-2", "shop-web", "dev", "queued", "13:02:01.000"),
+        ("ado-stage-2414-Deploy_dev-2", "shop-web", "dev", "in-progress", "13:02:06.000"),
+        ("ado-stage-2414-Deploy_dev-2", "shop-web", "dev", "cancelled", "13:03:30.000"),
     ] == [summary(e) for e in events]
 
 
@@ -252,9 +252,9 @@ def test_gates_only_keeps_what_records_cannot_show():
     build, records = _timeline("timeline_waiting.json")
     waiting, _ = stage_events(build, records, naming=NAMING, resolve=resolve, gates_only=True)
     assert [
-        ("ado-env-3-2413-Deploy_prod-1", "web", "prod", "waiting", "12:02:01.500"),
-        ("ado-env-3-2413-Deploy_prod-1", "web", "prod", "rejected", "12:30:00.000"),
-        ("ado-env-3-2412-Deploy_prod-1", "web", "prod", "waiting", "11:58:01.500"),
+        ("ado-env-3-2413-Deploy_prod-1", "shop-web", "prod", "waiting", "12:02:01.500"),
+        ("ado-env-3-2413-Deploy_prod-1", "shop-web", "prod", "rejected", "12:30:00.000"),
+        ("ado-env-3-2412-Deploy_prod-1", "shop-web", "prod", "waiting", "11:58:01.500"),
     ] == [summary(e) for e in rejected + waiting]
 
 

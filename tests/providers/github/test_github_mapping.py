@@ -46,7 +46,7 @@ def test_actions_deployment_maps_every_status_except_inactive():
     )
     common = {
         "deployment_id": "gh-deploy-1000009",
-        "service": "Deploy API",
+        "service": "api",
         "environment": "staging",
         "version": "8c1e4b7",
         "run_url": "https://github.com/octo/api/actions/runs/1000003",
@@ -316,7 +316,7 @@ def test_completed_run_gives_queued_in_progress_and_terminal_events():
         (e.deployment_id, e.status.value, e.contract_payload()["happened_at"])
         for e in outcome.events
     ]
-    assert ("Deploy API", "main", "1") == (
+    assert ("api", "main", "1") == (
         outcome.events[0].service,
         outcome.events[0].environment,
         outcome.events[0].metadata["run_attempt"],

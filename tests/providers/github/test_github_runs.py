@@ -40,7 +40,7 @@ def test_run_lifecycle_is_rebuilt_from_its_timestamps(make_emulator, make_provid
         ]
     } == harness.by_deployment()
     event = next(iter(harness.seen.values()))
-    assert ("Release", "main-env", "aaaaaaa", 1) == (
+    assert ("legacy", "main-env", "aaaaaaa", 1) == (
         event.service,
         event.environment,
         event.version,

@@ -1,8 +1,9 @@
 """One name per idea across GitHub, GitLab, Azure DevOps and the sinks, each checked on the real models.
 
 Rows: ``tls_verify``, ``retries``, ``open_max``, ``timeout`` (with the old names answered "did you
-mean"), the error a plugin raises when handed another plugin's config, and a name template naming an
-unknown field. Cursor commits per page and shared clients have their tests beside each provider.
+mean"), ``service`` and ``service_map`` (with the deprecated ``services`` and ``service_template``
+still taken, with a warning), the error a plugin raises when handed another plugin's config, and a
+name template naming an unknown field. Cursor commits per page and shared clients have their tests beside each provider.
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ SOURCES = {
 TEMPLATES = {
     "github": "service: '{repo}-{colour}'",
     "gitlab": "service: '{project_path}-{colour}'",
-    "azure-devops": "service_template: '{pipeline}-{colour}'",
+    "azure-devops": "service: '{pipeline}-{colour}'",
+}
+#: The service keys a provider used to spell otherwise, still taken for now: (old, new, value).
+DEPRECATED = {
+    "gitlab": ("services", "service_map", "{group/app: storefront}"),
+    "azure-devops": ("service_template", "service", "'{pipeline}-svc'"),
 }
 #: Sinks that speak HTTP, with their smallest valid entry.
 HTTP_SINKS = {
@@ -69,6 +75,85 @@ def test_every_provider_takes_the_same_http_keys(provider: str) -> None:
 def test_providers_with_an_open_set_bound_it_with_open_max(provider: str) -> None:
     """The open-item cap is open_max wherever there is an open set (GitLab has none)."""
     assert 7 == _source(provider, "open_max: 7").open_max
+
+
+@pytest.mark.parametrize("provider", SOURCES)
+def test_every_provider_takes_service_and_service_map(provider: str) -> None:
+    """One pair of service keys, with one default and one template field for the short name."""
+    default = _source(provider)
+    source = _source(provider, "service: '{repo_name}-{environment}', service_map: {'a*': b}")
+    assert ("{repo_name}", {}, "{repo_name}-{environment}", {"a*": "b"}) == (
+        default.service,
+        default.service_map,
+        source.service,
+        source.service_map,
+    )
+
+
+def _loaded(provider: str, keys: str) -> Any:
+    text = f"sources:\n  - {{name: ci, provider: {provider}, {SOURCES[provider]}, {keys}}}\n"
+    return parse_config(text, environ={})
+
+
+@pytest.mark.parametrize("provider", DEPRECATED)
+def test_a_deprecated_service_key_still_works_with_one_warning(provider: str) -> None:
+    """The old key's value lands on the new key; loading warns once, naming the new key."""
+    old, new, value = DEPRECATED[provider]
+    config = _loaded(provider, f"{old}: {value}")
+    assert (
+        _source(provider, f"{new}: {value}").model_dump() == config.sources[0].model_dump(),
+        [
+            f"<string>: sources[0].{old}: deprecated key: use {new} instead ({old} still works for now)"
+        ],
+    ) == (True, [warning.line() for warning in config.warnings])
+
+
+@pytest.mark.parametrize("provider", DEPRECATED)
+def test_a_deprecated_key_set_to_null_keeps_the_default(provider: str) -> None:
+    """``service_template: null`` (as older examples wrote it) is the default, with the warning."""
+    old, new, _ = DEPRECATED[provider]
+    config = _loaded(provider, f"{old}: null")
+    assert (getattr(_source(provider), new), 1) == (
+        getattr(config.sources[0], new),
+        len(config.warnings),
+    )
+
+
+@pytest.mark.parametrize("provider", DEPRECATED)
+def test_an_old_and_a_new_service_key_together_are_refused(provider: str) -> None:
+    """Both names of one key is an error at the old key's path, naming the key to keep."""
+    old, new, value = DEPRECATED[provider]
+    message = _refused(_source, provider, f"{old}: {value}, {new}: {value}")
+    assert f"<string>: sources[0].{old}: give {new} only ({old} is its deprecated old name)" == (
+        message
+    )
+
+
+def test_a_current_configuration_loads_without_warnings() -> None:
+    """Warnings are for deprecated keys only: a file using the current keys has none."""
+    assert () == _loaded("gitlab", "service_map: {group/app: x}").warnings
+
+
+@pytest.mark.parametrize("provider", SOURCES)
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [("servce_map", "service_map"), ("service_maps", "service_map"), ("servise", "service")],
+)
+def test_a_misspelt_service_key_is_answered_with_the_right_one(
+    provider: str, typo: str, meant: str
+) -> None:
+    """A typo of either service key gets "did you mean" with the key every provider takes."""
+    message = _refused(_source, provider, f"{typo}: x")
+    assert f"<string>: sources[0].{typo}: unknown key (did you mean '{meant}'?)" == message
+
+
+@pytest.mark.parametrize(
+    ("old", "new"), [("services", "service_map"), ("service_template", "service")]
+)
+def test_another_provider_old_service_key_is_answered_with_the_new_one(old: str, new: str) -> None:
+    """GitHub never took GitLab's or Azure DevOps' old names: they are refused with the new one."""
+    message = _refused(_source, "github", f"{old}: x")
+    assert f"<string>: sources[0].{old}: renamed key (did you mean '{new}'?)" == message
 
 
 @pytest.mark.parametrize("kind", HTTP_SINKS)

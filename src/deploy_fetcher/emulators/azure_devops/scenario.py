@@ -69,6 +69,14 @@ class Pipeline:
     id: int
     name: str
     stages: tuple[StageSpec, ...]
+    #: The Azure Repos repository its YAML lives in and its runs check out (``repository.name`` of
+    #: a build); empty: a repository named like the pipeline.
+    repository: str = ""
+
+    @property
+    def repository_name(self) -> str:
+        """The name of the pipeline's repository."""
+        return self.repository or self.name
 
 
 @dataclass

@@ -658,9 +658,9 @@ class AzureDevOpsEmulator(EmulatorServer):
             },
             "project": self._project_ref(),
             "repository": {
-                "id": str(uuid.uuid5(_NAMESPACE, "repo")),
+                "id": str(uuid.uuid5(_NAMESPACE, f"repo:{run.pipeline.repository_name}")),
                 "type": "TfsGit",
-                "name": self.scenario.project,
+                "name": run.pipeline.repository_name,
             },
             "uri": f"vstfs:///Build/Build/{run.id}",
             "url": self.url(

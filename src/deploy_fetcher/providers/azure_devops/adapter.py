@@ -121,7 +121,7 @@ class AzureDevOpsProvider(Provider):
             organization_url=config.organization_url,
             project=project,
             service_map=config.service_map,
-            service_template=config.service_template,
+            service_template=config.service,
             version_from=config.effective_version_from,
             run_number_from=config.run_number_from,
         )

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from deploy_fetcher.config import Duration, HttpSourceConfig
-from deploy_fetcher.providers.kit import OpenSetKeys, check_template
+from deploy_fetcher.providers.kit import (
+    DEFAULT_SERVICE,
+    OpenSetKeys,
+    check_service_map,
+    check_template,
+)
 
 __all__ = ["DEFAULT_STAGE_PATTERN", "SERVICE_FIELDS", "AzureDevOpsConfig", "Mode"]
 
@@ -26,8 +31,10 @@ Mode = Literal["environments", "stages", "releases"]
 DEFAULT_STAGE_PATTERN = r"(?i)^deploy[_\- ]?(?P<environment>.+)$"
 
 _SERVICES_HOST = "dev.azure.com"
-#: Fields a ``service_template`` may use.
-SERVICE_FIELDS = frozenset({"pipeline", "project", "organization", "stage", "environment"})
+#: Fields a ``service`` template may use.
+SERVICE_FIELDS = frozenset(
+    {"repo", "repo_name", "pipeline", "project", "organization", "stage", "environment"}
+)
 
 
 def _check_url(value: str) -> str:
@@ -63,6 +70,8 @@ class AzureDevOpsConfig(HttpSourceConfig, OpenSetKeys):
     """An Azure DevOps organization (or Server collection) and the projects to poll in it."""
 
     provider: Literal["azure-devops"] = "azure-devops"
+    #: ``service_template`` was the name of ``service`` (the same key on every provider now).
+    deprecated_keys: ClassVar[dict[str, str]] = {"service_template": "service"}
 
     organization_url: str
     """``https://dev.azure.com/{org}`` on Services, the collection URL (``https://host/tfs/Coll``) on Server."""
@@ -91,10 +100,10 @@ class AzureDevOpsConfig(HttpSourceConfig, OpenSetKeys):
     gates: bool = True
     """Mode ``environments``: also read run timelines for approvals and checks (waiting / rejected)."""
 
+    service: str = DEFAULT_SERVICE
+    """Service name template over ``repo_name`` (the run's repository, else the pipeline's name: the default), ``repo``, ``pipeline``, ``project``, ``organization``, ``stage``, ``environment``. Formerly ``service_template``."""
     service_map: dict[str, str] = {}
-    """Pipeline (or release definition) name → service name."""
-    service_template: str | None = None
-    """``str.format`` template over ``pipeline``, ``project``, ``organization``, ``stage``, ``environment``."""
+    """Fixed service names, winning over ``service``: keys are repositories or pipeline (release definition) names; exact keys first, then globs (``"shop-*"``)."""
     version_from: Literal["build_number", "short_sha", "release_name"] | None = None
     """Version source; default build_number (release_name in mode releases)."""
     run_number_from: Literal["run_id", "build_number"] = "run_id"
@@ -129,14 +138,15 @@ class AzureDevOpsConfig(HttpSourceConfig, OpenSetKeys):
             raise ValueError(msg)
         return cleaned
 
-    @field_validator("service_template")
+    @field_validator("service")
     @classmethod
-    def _service_template(cls, value: str | None) -> str | None:
-        return (
-            None
-            if value is None
-            else check_template(value, SERVICE_FIELDS, what="service_template")
-        )
+    def _service(cls, value: str) -> str:
+        return check_template(value, SERVICE_FIELDS, what="service")
+
+    @field_validator("service_map")
+    @classmethod
+    def _service_map(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_service_map(value)
 
     @field_validator("stage_pattern")
     @classmethod

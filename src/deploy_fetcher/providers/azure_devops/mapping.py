@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from deploy_fetcher.lifecycle import rank
 from deploy_fetcher.model import DeployEvent, Status, parse_timestamp
-from deploy_fetcher.providers.kit import render_template
+from deploy_fetcher.providers.kit import DEFAULT_SERVICE, map_service, render_template
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -135,33 +135,56 @@ class Naming:
     organization_url: str
     project: str
     service_map: Mapping[str, str] = field(default_factory=dict)
-    service_template: str | None = None
+    #: The ``service`` template (fields checked when the config loaded).
+    service_template: str = DEFAULT_SERVICE
     version_from: str = "build_number"
     run_number_from: str = "run_id"
 
-    def service(self, pipeline: str, *, stage: str = "", environment: str = "") -> str:
-        """The service name: the map, else the template, else the pipeline's own name."""
-        if pipeline in self.service_map:
-            return self.service_map[pipeline]
-        if self.service_template:
-            values = {
-                "pipeline": pipeline,
-                "project": self.project,
-                "organization": self.organization,
-                "stage": stage,
-                "environment": environment,
-            }
-            try:  # the fields were checked when the config loaded
-                return render_template(self.service_template, values) or pipeline
-            except ValueError:  # a format spec the value does not take (``{pipeline:d}``)
-                return pipeline
-        return pipeline
+    def service(
+        self,
+        pipeline: str,
+        *,
+        repository: str | None = None,
+        stage: str = "",
+        environment: str = "",
+    ) -> str:
+        """The service name: the map, else the template, else the repository's or pipeline's name.
 
-    def base_metadata(self) -> dict[str, str]:
-        """Metadata every event of this project carries."""
+        ``repository`` is the run's ``repository.name`` (``owner/name`` for a GitHub or Bitbucket
+        repository, the bare name for Azure Repos); a run without one (a classic release, a record
+        whose build is gone) is named after its pipeline: ``{repo}`` and ``{repo_name}`` are then
+        the pipeline's name.
+        """
+        repo, repo_name = self.repo_names(pipeline, repository)
+        mapped = map_service(self.service_map, (repository, repository and repo_name, pipeline))
+        if mapped is not None:
+            return mapped
+        values = {
+            "repo": repo,
+            "repo_name": repo_name,
+            "pipeline": pipeline,
+            "project": self.project,
+            "organization": self.organization,
+            "stage": stage,
+            "environment": environment,
+        }
+        try:
+            return render_template(self.service_template, values) or repo_name
+        except ValueError:  # a format spec the value does not take (``{pipeline:d}``)
+            return repo_name
+
+    @staticmethod
+    def repo_names(pipeline: str, repository: str | None) -> tuple[str, str]:
+        """``{repo}`` and ``{repo_name}``: the repository's name and its last segment, else the pipeline's."""
+        repo = repository or pipeline
+        return repo, repo.rstrip("/").rsplit("/", 1)[-1] or pipeline
+
+    def base_metadata(self, pipeline: str, repository: str | None = None) -> dict[str, str]:
+        """Metadata every event of this project carries; ``repo`` / ``repo_name`` as in templates."""
+        repo, repo_name = self.repo_names(pipeline, repository)
         return {
-            "repo": f"{self.organization}/{self.project}",
-            "repo_name": self.project,
+            "repo": repo,
+            "repo_name": repo_name,
             "project": self.project,
             "organization": self.organization,
         }
@@ -277,8 +300,17 @@ def _commit_url(naming: Naming, build: Mapping[str, Any], sha: str | None) -> st
     return None
 
 
+def _repository(build: Mapping[str, Any] | None) -> str | None:
+    """The name of the repository a run (build) checked out, None when it says none."""
+    return _text(_dig(build, "repository", "name"))
+
+
 def _run_fields(
-    naming: Naming, run_id: int, build: Mapping[str, Any] | None, owner: Mapping[str, Any] | None
+    naming: Naming,
+    run_id: int,
+    pipeline: str,
+    build: Mapping[str, Any] | None,
+    owner: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """version, run_url, run_number, actor, ref, sha and metadata of a run (build)."""
     build = build or {}
@@ -293,7 +325,7 @@ def _run_fields(
     run_url = _text(_dig(build, "_links", "web", "href")) or _text(
         _dig(owner, "_links", "web", "href")
     )
-    metadata = naming.base_metadata()
+    metadata = naming.base_metadata(pipeline, _repository(build))
     metadata["run_id"] = str(run_id)
     branch = _branch(ref)
     if branch:
@@ -301,9 +333,9 @@ def _run_fields(
     commit_url = _commit_url(naming, build, sha)
     if commit_url:
         metadata["commit_url"] = commit_url
-    repo_name = _text(_dig(build, "repository", "name"))
-    if repo_name:
-        metadata["git_repo"] = repo_name
+    repository = _repository(build)
+    if repository:
+        metadata["git_repo"] = repository
     return {
         "version": version,
         "run_url": run_url,
@@ -347,7 +379,7 @@ def record_events(
         return Skip("skipped job")
     attempt = _int(record.get("stageAttempt")) or 1
     owner = record.get("owner") if isinstance(record.get("owner"), dict) else None
-    fields = _run_fields(naming, run_id, build, owner)
+    fields = _run_fields(naming, run_id, pipeline, build, owner)
     fields["metadata"].update(
         {
             "pipeline": pipeline,
@@ -360,7 +392,9 @@ def record_events(
         fields["metadata"]["job"] = str(record["jobName"])
     base = {
         "deployment_id": record_key(environment_id, run_id, stage, attempt),
-        "service": naming.service(pipeline, stage=stage, environment=environment),
+        "service": naming.service(
+            pipeline, repository=_repository(build), stage=stage, environment=environment
+        ),
         "environment": environment,
         "source": naming.source,
         **fields,
@@ -563,7 +597,7 @@ def stage_events(
     pipeline = _text(_dig(build, "definition", "name"))
     if run_id is None or pipeline is None:
         return [], [Skip("build without id or definition.name", malformed=True)]
-    fields = _run_fields(naming, run_id, build, None)
+    fields = _run_fields(naming, run_id, pipeline, build, None)
     events: list[DeployEvent] = []
     problems: list[Skip] = []
     previous_success: str | None = None
@@ -589,7 +623,10 @@ def stage_events(
             "metadata": metadata,
             "deployment_id": deployment_id,
             "service": naming.service(
-                pipeline, stage=stage.identifier, environment=target.environment
+                pipeline,
+                repository=_repository(build),
+                stage=stage.identifier,
+                environment=target.environment,
             ),
             "environment": target.environment,
             "source": naming.source,
@@ -661,7 +698,7 @@ def _release_base(
         "release_name": release_name,
     }
     ref = _text(_dig(reference, "branch", "id")) or _text(_dig(reference, "branches", "id"))
-    metadata = naming.base_metadata()
+    metadata = naming.base_metadata(definition)
     metadata.update({"pipeline": definition, "release_id": str(_dig(release, "id") or "")})
     branch = _branch(ref)
     if branch:

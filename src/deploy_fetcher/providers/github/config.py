@@ -18,7 +18,12 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from deploy_fetcher.config import Duration, HttpSourceConfig, Section
-from deploy_fetcher.providers.kit import OpenSetKeys, check_template
+from deploy_fetcher.providers.kit import (
+    DEFAULT_SERVICE,
+    OpenSetKeys,
+    check_service_map,
+    check_template,
+)
 
 __all__ = [
     "AppCredentials",
@@ -64,11 +69,13 @@ class RepoSettings(Section):
     #: ``deployments`` reads the Deployments API; ``workflow_runs`` treats each run of the selected
     #: workflows as one deployment (for workflows that use no GitHub environments).
     mode: Mode = "deployments"
-    #: Service name: a template over ``{workflow}`` (the workflow's YAML ``name:``),
-    #: ``{workflow_file}``, ``{repo}``, ``{repo_name}``, ``{owner}``, ``{branch}``, ``{environment}``.
-    #: Deployments made by other tools than Actions have no workflow: ``{workflow}`` is the repo name.
-    service: str = "{workflow}"
-    #: Exact renames of the workflow name or file before the template is applied.
+    #: Service name: a template over ``{repo_name}`` (the repository's name, the default),
+    #: ``{repo}`` (``owner/name``), ``{owner}``, ``{workflow}`` (the workflow's YAML ``name:``),
+    #: ``{workflow_file}``, ``{branch}``, ``{environment}``. Deployments made by other tools than
+    #: Actions have no workflow: ``{workflow}`` is then the repository's name.
+    service: str = DEFAULT_SERVICE
+    #: Fixed service names, winning over ``service``: keys are repositories (``owner/name`` or
+    #: ``name``) or workflows (YAML name or file); exact keys first, then globs (``"team-*"``).
     service_map: dict[str, str] = {}
     #: ``sha7``, ``sha``, ``ref``, ``run_number`` or ``payload.<field>`` (a deployment payload key).
     version: str = "sha7"
@@ -88,6 +95,11 @@ class RepoSettings(Section):
     @classmethod
     def _template(cls, value: str) -> str:
         return _check_template(value)
+
+    @field_validator("service_map")
+    @classmethod
+    def _service_map(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_service_map(value)
 
     @field_validator("version")
     @classmethod

@@ -39,6 +39,7 @@ from pydantic import ValidationError
 from deploy_fetcher.lifecycle import rank
 from deploy_fetcher.model import DeployEvent, Status, parse_timestamp, qualify_ref
 from deploy_fetcher.providers.github.config import RepoSettings
+from deploy_fetcher.providers.kit import map_service
 
 __all__ = [
     "DEPLOYMENT_STATES",
@@ -257,10 +258,15 @@ def service_name(
     branch: str | None,
     environment: str,
 ) -> str:
-    """The service: ``service_map`` on the workflow name or file, else the ``service`` template."""
-    for key in (workflow, workflow_file):
-        if key and key in settings.service_map:
-            return settings.service_map[key]
+    """The service: ``service_map`` on the repository or the workflow, else the ``service`` template.
+
+    The template renders empty only when it names fields without a value here (``{branch}`` of a
+    tag): the repository's name then, the default's value.
+    """
+    subjects = (repo.full_name, repo.name, workflow, workflow_file)
+    mapped = map_service(settings.service_map, subjects)
+    if mapped is not None:
+        return mapped
     values = {
         "workflow": workflow or repo.name,
         "workflow_file": workflow_file or "",

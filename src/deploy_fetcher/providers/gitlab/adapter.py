@@ -55,6 +55,7 @@ from deploy_fetcher.providers.kit import (
     Quota,
     backfill_pages,
     cursor_pages,
+    map_service,
     record_raw,
     reread_recording,
     settings_of,
@@ -420,7 +421,7 @@ class GitLabProvider(Provider):
             source=self.source_config.name,
             project=project,
             service=settings.service,
-            service_name=self.source_config.services.get(project.path),
+            service_name=map_service(settings.service_map, (project.path, project.name)),
             version=settings.version,
             environment=settings.pipelines.environment,
         )

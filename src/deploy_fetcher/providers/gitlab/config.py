@@ -8,17 +8,18 @@ load time against the fields their mode offers: a typo fails ``fetcher check``, 
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from deploy_fetcher.config import HttpSourceConfig, Section
-from deploy_fetcher.providers.kit import check_template
+from deploy_fetcher.providers.kit import DEFAULT_SERVICE, check_service_map, check_template
 
 __all__ = [
     "DEPLOYMENT_FIELDS",
     "PIPELINE_FIELDS",
+    "PIPELINE_SERVICE_FIELDS",
     "GitLabSourceConfig",
     "Mode",
     "PipelineSettings",
@@ -29,12 +30,15 @@ __all__ = [
 Mode = Literal["deployments", "pipelines"]
 VersionFrom = Literal["short_sha", "sha", "ref", "tag", "pipeline_iid"]
 
-#: Fields every template can use.
-_PROJECT_FIELDS: Final = frozenset({"project", "project_path", "namespace"})
+#: Fields every template can use: ``repo`` / ``project`` (the full path ``group/sub/api``),
+#: ``repo_name`` / ``project_path`` (the project's own path ``api``), ``namespace`` (``group/sub``).
+_PROJECT_FIELDS: Final = frozenset({"repo", "repo_name", "project", "project_path", "namespace"})
 #: Fields of a service template in ``deployments`` mode.
 DEPLOYMENT_FIELDS: Final = _PROJECT_FIELDS | {"environment", "job", "stage", "ref"}
-#: Fields of a service or environment template in ``pipelines`` mode.
+#: Fields of the environment template of ``pipelines`` mode.
 PIPELINE_FIELDS: Final = _PROJECT_FIELDS | {"ref", "source", "pipeline_name"}
+#: Fields of a service template in ``pipelines`` mode: the environment's too, once rendered.
+PIPELINE_SERVICE_FIELDS: Final = PIPELINE_FIELDS | {"environment"}
 
 
 def _check_template(template: str, allowed: frozenset[str], what: str) -> None:
@@ -70,10 +74,17 @@ class _Overridable(Section):
     mode: Mode | None = None
     #: ``deployments`` mode: glob patterns on environment names; empty = every environment.
     environments: list[str] | None = None
-    #: Service name template (see DEPLOYMENT_FIELDS / PIPELINE_FIELDS), e.g. ``"{project_path}"``.
+    #: Service name template (see DEPLOYMENT_FIELDS / PIPELINE_SERVICE_FIELDS), e.g. ``"{repo_name}"``.
     service: str | None = None
+    #: Fixed service names by project (full path or own path), exact keys first, then globs.
+    service_map: dict[str, str] | None = None
     version: VersionFrom | None = None
     pipelines: PipelineSettings | None = None
+
+    @field_validator("service_map")
+    @classmethod
+    def _service_map(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return None if value is None else check_service_map(value)
 
 
 class ProjectEntry(_Overridable):
@@ -122,6 +133,8 @@ class GitLabSourceConfig(HttpSourceConfig):
     """A GitLab instance (gitlab.com or self-managed) and the projects to read from it."""
 
     provider: Literal["gitlab"] = "gitlab"
+    #: ``services`` was the name of ``service_map`` (the same key on every provider now).
+    deprecated_keys: ClassVar[dict[str, str]] = {"services": "service_map"}
     #: The instance's address, with its path prefix when it has one (``https://host/gitlab``).
     url: str = "https://gitlab.com"
     #: A personal, project or group access token (``read_api`` scope), or an OAuth token.
@@ -131,9 +144,11 @@ class GitLabSourceConfig(HttpSourceConfig):
 
     mode: Mode = "deployments"
     environments: list[str] = []
-    service: str = "{project_path}"
-    #: Exact project path → service name; wins over the ``service`` template.
-    services: dict[str, str] = {}
+    #: Service name template; default: the project's own path (``api`` for ``group/sub/api``).
+    service: str = DEFAULT_SERVICE
+    #: Fixed service names, winning over ``service``: keys are projects (``group/sub/api`` or
+    #: ``api``); exact keys first, then globs (``"group/legacy/*"``). Formerly ``services``.
+    service_map: dict[str, str] = {}
     version: VersionFrom = "short_sha"
     pipelines: PipelineSettings = PipelineSettings()
 
@@ -163,6 +178,11 @@ class GitLabSourceConfig(HttpSourceConfig):
             raise ValueError(msg)
         return text
 
+    @field_validator("service_map")
+    @classmethod
+    def _service_map(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_service_map(value)
+
     @field_validator("token")
     @classmethod
     def _token(cls, value: SecretStr) -> SecretStr:
@@ -177,7 +197,7 @@ class GitLabSourceConfig(HttpSourceConfig):
             where = "" if entry is None else f"projects[{index - 1}]: "
             mode = (entry.mode if entry else None) or self.mode
             service = (entry.service if entry else None) or self.service
-            allowed = DEPLOYMENT_FIELDS if mode == "deployments" else PIPELINE_FIELDS
+            allowed = DEPLOYMENT_FIELDS if mode == "deployments" else PIPELINE_SERVICE_FIELDS
             try:
                 _check_template(service, allowed, "service")
             except ValueError as exc:

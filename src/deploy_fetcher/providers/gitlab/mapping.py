@@ -345,7 +345,7 @@ class Rendering:
     source: str
     project: ProjectInfo
     service: str
-    #: A fixed service name (``services:`` map) that wins over the template.
+    #: A fixed service name (``service_map``) that wins over the template.
     service_name: str | None = None
     version: VersionFrom = "short_sha"
     #: ``pipelines`` mode: the environment name or template.
@@ -361,7 +361,13 @@ def render(template: str, fields: Mapping[str, str | None]) -> str:
 
 
 def _project_fields(project: ProjectInfo) -> dict[str, str | None]:
-    return {"project": project.path, "project_path": project.name, "namespace": project.namespace}
+    return {
+        "repo": project.path,
+        "repo_name": project.name,
+        "project": project.path,
+        "project_path": project.name,
+        "namespace": project.namespace,
+    }
 
 
 def _service(rendering: Rendering, fields: Mapping[str, str | None]) -> str:
@@ -573,6 +579,7 @@ def pipeline_events(view: PipelineView, rendering: Rendering) -> list[DeployEven
     environment = render(rendering.environment, fields)
     if not environment:
         raise Malformed(f"environment template {rendering.environment!r} rendered empty")
+    fields["environment"] = environment
     current = PIPELINE_STATUS[view.status]
     transitions: list[tuple[Status, datetime]] = [(Status.PENDING, view.created_at)]
     if current in {Status.QUEUED, Status.WAITING}:

@@ -33,6 +33,7 @@ class ProjectSettings:
     mode: Mode
     environments: tuple[str, ...]
     service: str
+    service_map: Mapping[str, str]
     version: VersionFrom
     pipelines: PipelineSettings
 
@@ -55,6 +56,7 @@ def settings_for(config: GitLabSourceConfig, entry: ProjectEntry) -> ProjectSett
         mode=entry.mode or config.mode,
         environments=tuple(environments),
         service=entry.service or config.service,
+        service_map=entry.service_map if entry.service_map is not None else config.service_map,
         version=entry.version or config.version,
         pipelines=entry.pipelines or config.pipelines,
     )

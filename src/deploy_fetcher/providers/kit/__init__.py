@@ -6,6 +6,7 @@ the rest, the same way for every provider (``docs/contributing/new-provider.md``
 **Configuration** — :class:`HttpSourceConfig`, the keys every HTTP source shares (``timeout``,
 ``retries``, ``max_rate_limit_wait``, ``tls_verify``, ``ca_bundle``, ``max_response_size``), and
 :class:`OpenSetKeys` (``open_max``, ``open_max_age``) for providers that re-check open items.
+Service names follow one rule everywhere (:data:`DEFAULT_SERVICE`, :func:`map_service`).
 
 **Requests**, in layers, one concern each (as in httpx's client)::
 
@@ -69,6 +70,7 @@ from deploy_fetcher.providers.kit._errors import (
 from deploy_fetcher.providers.kit._httpx import HttpClient, Reply
 from deploy_fetcher.providers.kit._json import JsonApi
 from deploy_fetcher.providers.kit._limits import Limits, check_redirect
+from deploy_fetcher.providers.kit._naming import DEFAULT_SERVICE, check_service_map, map_service
 from deploy_fetcher.providers.kit._pages import backfill_pages, cursor_pages
 from deploy_fetcher.providers.kit._paging import (
     ContinuationPaginator,
@@ -113,6 +115,7 @@ from deploy_fetcher.retry_after import MAX_RETRY_AFTER, parse_retry_after
 
 __all__ = [
     "CLOCK_SKEW",
+    "DEFAULT_SERVICE",
     "MAX_RETRY_AFTER",
     "SLOW_SERVER_PAUSE",
     "Allowance",
@@ -152,12 +155,14 @@ __all__ = [
     "Watermark",
     "backfill_pages",
     "check_redirect",
+    "check_service_map",
     "check_template",
     "classify",
     "credential_digest",
     "cursor_pages",
     "display_url",
     "json_size",
+    "map_service",
     "millis",
     "parse_link_header",
     "parse_retry_after",

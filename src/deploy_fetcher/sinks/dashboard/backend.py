@@ -45,6 +45,7 @@ from deploy_fetcher.store import (
     OutboxRow,
     OutboxStats,
     RowState,
+    Settlement,
     SqliteStore,
 )
 
@@ -409,6 +410,13 @@ class DashboardStore:
         return self._local.claim(
             sink, limit=limit, lease_seconds=lease_seconds, now=now, lane=lane, lanes=lanes
         )
+
+    def settle(self, settlements: Sequence[Settlement]) -> int:
+        """Record answers; delivered and dead-lettered rows may make their pages' cursors due."""
+        changed = self._local.settle(settlements)
+        if any(item.answer != "retry" for item in settlements):
+            self._nudge()
+        return changed
 
     def mark_delivered(self, row_id: int, *, now: datetime) -> None:
         """The row reached its sink; its page's cursor may now be due for the dashboard."""

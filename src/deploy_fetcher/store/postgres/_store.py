@@ -339,18 +339,25 @@ class PostgresStore(SettlesRows):
         """A time as this store writes it."""
         return _utc(value)
 
-    def _finish(self, row_id: int, action: str, assignments: str, params: tuple[Any, ...]) -> None:
-        """Settle one pending row and drop its claim; a row already settled elsewhere is left alone."""
-        with self._db.transaction(action) as conn:
-            changed = conn.execute(
-                f"""
-                UPDATE {SCHEMA}.outbox SET {assignments}, claimed_by = NULL, claim_until = NULL
-                WHERE id = %s AND state = 'pending'
-                """,
-                (*params, row_id),
-            ).rowcount
-        if not changed:
-            _log.debug("store.row_not_pending", row=row_id, action=action)
+    def _finish(
+        self, action: str, statements: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]
+    ) -> int:
+        """Settle pending rows and drop their claims, every statement in one transaction.
+
+        ``executemany`` sends a statement's rows in one pipeline, not one round trip each.
+        """
+        changed = 0
+        with self._db.transaction(action) as conn, conn.cursor() as cur:
+            for assignments, rows in statements:
+                cur.executemany(
+                    f"""
+                    UPDATE {SCHEMA}.outbox SET {assignments}, claimed_by = NULL, claim_until = NULL
+                    WHERE id = %s AND state = 'pending'
+                    """,
+                    rows,
+                )
+                changed += max(cur.rowcount, 0)
+        return changed
 
     def release(self, row_ids: Sequence[int]) -> None:
         """Give back this process's claims without counting an attempt (shutdown, sink paused)."""
