@@ -502,6 +502,24 @@ def _by_label(samples: Samples, name: str, label: str) -> dict[str, float]:
     return dict(out)
 
 
+def _pacing_sample(samples: Samples, second: int) -> dict[str, Any]:
+    """Hot targets and stretch per budget, and polls and mean poll seconds per CI system, now."""
+    count = _by_label(samples, "fetcher_poll_cycle_duration_seconds_count", "provider")
+    total = _by_label(samples, "fetcher_poll_cycle_duration_seconds_sum", "provider")
+    return {
+        "s": second,
+        "hot": {
+            k.split("/")[0]: v for k, v in _by_label(samples, "fetcher_hot_targets", "pool").items()
+        },
+        "stretch": {
+            k.split("/")[0]: v
+            for k, v in _by_label(samples, "fetcher_poll_interval_stretch", "pool").items()
+        },
+        "polls": count,
+        "poll_seconds_total": {k: round(v, 1) for k, v in total.items()},
+    }
+
+
 def credential_of(provider: str, request: LoggedRequest) -> str:
     """A name for the credential a request carried (a digest: the token itself is never shown)."""
     headers = request.headers
@@ -800,6 +818,7 @@ def run(
         last = time.monotonic()
         active_start = snapshot(daemon, worlds)
         waiting: dict[str, list[float]] = {"urgent": [], "scheduled": []}
+        trace: list[dict[str, Any]] = []
         sampled = 0.0
         while time.monotonic() - active_start.at < duration - (idle_end.at - idle_start.at):
             time.sleep(1)
@@ -807,12 +826,12 @@ def run(
             for emulator in worlds.ci.values():
                 emulator.advance(now - last)
             last = now
-            if now - sampled >= 15:  # the daemon's housekeeping sets the gauge every 15 s
+            if now - sampled >= 15:  # the daemon's housekeeping sets the gauges every 15 s
                 sampled = now
-                for lane, value in _by_label(
-                    daemon.metrics(), "fetcher_polls_waiting", "lane"
-                ).items():
+                metrics = daemon.metrics()
+                for lane, value in _by_label(metrics, "fetcher_polls_waiting", "lane").items():
                     waiting.setdefault(lane, []).append(value)
+                trace.append(_pacing_sample(metrics, round(now - active_start.at)))
         active_end = snapshot(daemon, worlds)
         active_end_wall = time.time()
         # Clocks stop; one more interval (and the jitter) lets the last changes reach the dashboard.
@@ -844,6 +863,7 @@ def run(
             "secondary_limit_refusals": {
                 name: emulator.refused() for name, emulator in worlds.ci.items()
             },
+            "pacing_trace_active": trace,
             "polls_waiting_active": {
                 lane: {"median": statistics.median(values), "max": max(values)}
                 for lane, values in waiting.items()
