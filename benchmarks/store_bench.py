@@ -1,17 +1,22 @@
 """How fast the SQLite state store queues and drains events, and whether its memory stays flat.
 
 Usage: ``python benchmarks/store_bench.py [--events 100000] [--page 100] [--batch 100] [--dir DIR]``
+or ``python benchmarks/store_bench.py --postgres URL [--events N]`` (an empty database).
 
 Commits ``--events`` events in pages of ``--page`` (each page with its cursor, as the poller does),
 then claims and marks delivered in batches of ``--batch`` (as a delivery worker does), then prunes
 everything. Prints events/s per phase, the file size, and the peak RSS after each phase; a flat
-peak RSS across phases shows nothing loads the outbox into memory.
+peak RSS across phases shows nothing loads the outbox into memory. Each event is a deployment of
+its own, so the lifecycle ledger's size after the commits is its cost per that many deployments
+(one sink): its table and its prune index, from SQLite's ``dbstat``. With ``--postgres``, only the
+commits run, into ``PostgresStore``, and the ledger's size is PostgreSQL's (table, key and index).
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import sqlite3
 import sys
 import tempfile
 import time
@@ -60,6 +65,58 @@ def report(phase: str, count: int, seconds: float, path: Path) -> None:
     )
 
 
+def ledger_report(path: Path) -> None:
+    """The lifecycle ledger's entries and bytes (table and index pages), per deployment."""
+    conn = sqlite3.connect(path)
+    try:
+        entries = conn.execute("SELECT count(*) FROM lifecycle").fetchone()[0]
+        sizes = dict(
+            conn.execute(
+                "SELECT name, sum(pgsize) FROM dbstat"
+                " WHERE name IN ('lifecycle', 'lifecycle_age', 'outbox') GROUP BY name"
+            ).fetchall()
+        )
+    finally:
+        conn.close()
+    ledger = sizes.get("lifecycle", 0) + sizes.get("lifecycle_age", 0)
+    per = ledger / entries if entries else 0.0
+    print(
+        f"ledger     {entries:>8} entries: table {sizes.get('lifecycle', 0) / 2**20:5.1f} MiB"
+        f" + index {sizes.get('lifecycle_age', 0) / 2**20:5.1f} MiB = {per:5.0f} bytes each"
+        f"   (outbox table {sizes.get('outbox', 0) / 2**20:5.1f} MiB)"
+    )
+
+
+def run_postgres(url: str, events: int, page: int) -> None:
+    """Commit ``events`` events (as many deployments) into PostgreSQL; the ledger's size."""
+    import psycopg
+
+    from deploy_fetcher.store.postgres import PostgresStore
+
+    store = PostgresStore(url, clock=lambda: T0)
+    try:
+        started = time.perf_counter()
+        for first in range(0, events, page):
+            rows = [("dash", event(n)) for n in range(first, min(first + page, events))]
+            store.commit_page("gh/octo/api", {"since": first}, rows)
+        spent = time.perf_counter() - started
+    finally:
+        store.close()
+    with psycopg.connect(url) as conn:
+        found = conn.execute(
+            "SELECT count(*), pg_table_size('deploy_fetcher.lifecycle'),"
+            " pg_indexes_size('deploy_fetcher.lifecycle'),"
+            " pg_total_relation_size('deploy_fetcher.outbox') FROM deploy_fetcher.lifecycle"
+        ).fetchone()
+    entries, table, indexes, outbox = found or (0, 0, 0, 0)
+    print(f"commit   {events:>8} rows in {spent:6.2f}s = {events / spent:>9,.0f} rows/s")
+    print(
+        f"ledger   {entries:>8} entries: table {table / 2**20:5.1f} MiB + indexes"
+        f" {indexes / 2**20:5.1f} MiB = {(table + indexes) / max(entries, 1):5.0f} bytes each"
+        f"   (outbox with indexes {outbox / 2**20:5.1f} MiB)"
+    )
+
+
 def run(directory: Path, events: int, page: int, batch: int) -> None:
     """Queue, drain and prune ``events`` events in a fresh state file under ``directory``."""
     path = directory / "bench.db"
@@ -74,6 +131,7 @@ def run(directory: Path, events: int, page: int, batch: int) -> None:
             store.commit_page("gh/octo/api", {"since": first}, rows)
             spent += time.perf_counter() - started
         report("commit", events, spent, path)
+        ledger_report(path)
 
         started = time.perf_counter()
         drained = 0
@@ -87,6 +145,7 @@ def run(directory: Path, events: int, page: int, batch: int) -> None:
         started = time.perf_counter()
         pruned = store.prune_delivered(older_than=now + timedelta(seconds=1))
         report("prune", pruned, time.perf_counter() - started, path)
+        ledger_report(path)
     finally:
         store.close()
 
@@ -98,7 +157,11 @@ def main() -> None:
     parser.add_argument("--page", type=int, default=100)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--dir", type=Path, default=None, help="where to create the state file")
+    parser.add_argument("--postgres", default=None, help="an empty PostgreSQL database's URL")
     args = parser.parse_args()
+    if args.postgres is not None:
+        run_postgres(args.postgres, args.events, args.page)
+        return
     if args.dir is not None:
         run(args.dir, args.events, args.page, args.batch)
         return

@@ -15,6 +15,7 @@ from tests.support import FetcherProcess, free_port, run_cli, wait_until, write_
 
 from deploy_fetcher.emulators._server import Fault
 from deploy_fetcher.emulators.dashboard import DashboardEmulator
+from deploy_fetcher.model import Status
 from deploy_fetcher.store import SqliteStore
 from deploy_fetcher.store.postgres import PostgresStore
 
@@ -79,7 +80,7 @@ def _password(url: str) -> str:
 
 
 def test_migrate_copies_everything_and_verifies_it(tmp_path: Path, pg_url: str) -> None:
-    """Cursors, pending, delivered and dead rows (ids kept), successes and values all arrive; no password shown."""
+    """Cursors, outbox rows (ids kept), both ledgers and values all arrive; no password shown."""
     state = tmp_path / "state.db"
     source = SqliteStore(state)
     source.commit_page(
@@ -101,6 +102,7 @@ def test_migrate_copies_everything_and_verifies_it(tmp_path: Path, pg_url: str) 
     assert 0 == result.returncode, result.stderr
     assert _password(pg_url) not in result.stdout + result.stderr
     assert "  2 cursors\n  5 outbox rows (3 pending, 1 delivered, 1 dead)\n" in result.stdout
+    assert "5 lifecycle ledger entries" in result.stdout
     target = PostgresStore(pg_url)
     try:
         assert {"page": 3} == target.get_cursor("gh/octo/api")
@@ -111,6 +113,9 @@ def test_migrate_copies_everything_and_verifies_it(tmp_path: Path, pg_url: str) 
         assert before == after
         assert "run-4" == target.latest_success(service="api", environment="prod", sha="abc123")
         assert "41" == target.get_value("control.last-event-id")
+        # The lifecycle ledger came along: a state behind run-2's success is still left out.
+        behind = make_event("run-2", status=Status.IN_PROGRESS, minute=1)
+        assert 0 == target.commit_page("k", None, [("dash", behind)])
         # New rows get ids after the copied ones, never one of theirs.
         target.commit_page("k", None, [("dash", make_event("new", minute=99))])
         assert max(before) + 1 == target.list_rows(limit=1)[0].id

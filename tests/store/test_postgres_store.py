@@ -62,7 +62,8 @@ def test_an_empty_database_gets_the_schema_stamped_with_its_version(pg: Postgres
     PostgresStore(pg.url).close()
 
     assert ("deploy-fetcher", schema_version()) == _meta(pg)
-    assert {"meta", "cursors", "outbox", "successes", "kv", "members", "leases"} == _tables(pg)
+    tables = {"meta", "cursors", "outbox", "successes", "kv", "members", "leases", "lifecycle"}
+    assert tables == _tables(pg)
 
 
 def test_other_applications_tables_beside_ours_are_left_alone(pg: PostgresBackend) -> None:

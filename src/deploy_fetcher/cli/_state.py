@@ -298,7 +298,8 @@ def _migrate(args: argparse.Namespace) -> int:
     print(f"  {plural(report.cursors, 'cursor')}")
     print(f"  {plural(report.rows, 'outbox row')} ({states})")
     ledger = plural(report.successes, "promotion ledger entry", "promotion ledger entries")
-    print(f"  {ledger}, {plural(report.values, 'stored value')}")
+    lifecycle = plural(report.lifecycle, "lifecycle ledger entry", "lifecycle ledger entries")
+    print(f"  {ledger}, {lifecycle}, {plural(report.values, 'stored value')}")
     print("counts verified in the database before commit.")
     print("next: set state.backend: postgres and state.url, then start the fetcher.")
     return EXIT_OK

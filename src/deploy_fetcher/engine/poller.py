@@ -120,8 +120,10 @@ class Poller:
         """Store one page's rows and cursor atomically; wake the sinks that got rows.
 
         The page is first put in lifecycle order and stripped of events that would take a
-        deployment backwards (:mod:`deploy_fetcher.lifecycle`), whichever adapter made it. With a
-        ``fence``, the commit happens only under that lease (see :meth:`run_target`).
+        deployment backwards within it (:mod:`deploy_fetcher.lifecycle`), whichever adapter made
+        it; the store then judges the rows against what earlier pages and cycles queued, in the
+        commit's transaction. With a ``fence``, the commit happens only under that lease (see
+        :meth:`run_target`).
         """
         rows, kept = self.prepare(source, enforce_lifecycle(page.events, source=source.name))
         if fence is None:
@@ -140,9 +142,10 @@ class Poller:
         """Store a cursor-less page one sink at a time: ``{sink: (rows offered, rows inserted)}``.
 
         For a backfill, whose pages carry no cursor, so nothing is lost by splitting the write;
-        the difference between offered and inserted is what each sink's ledger already held.
+        the difference between offered and inserted is what each sink's ledger already held (or
+        what its lifecycle ledger left out: each sink's is judged on its own).
         """
-        rows, kept = self.prepare(source, events)
+        rows, kept = self.prepare(source, enforce_lifecycle(events, source=source.name))
         by_sink: dict[str, list[tuple[str, DeployEvent]]] = {}
         for sink, event in rows:
             by_sink.setdefault(sink, []).append((sink, event))

@@ -17,6 +17,7 @@ from typing import Final
 from deploy_fetcher.errors import ForeignStateError, StoreError
 from deploy_fetcher.store._connections import Connections
 from deploy_fetcher.store._lanes import lane_key_of_json
+from deploy_fetcher.store._ledger import RANK_SQL
 
 __all__ = [
     "APPLICATION_ID",
@@ -121,8 +122,48 @@ def _v2_lanes(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v3_lifecycle(conn: sqlite3.Connection) -> None:
+    """The lifecycle ledger: what each deployment reached in each sink's outbox (``lifecycle.py``).
+
+    One row per ``(sink, deployment_id)``, keyed like the dedup ledger and stored without a rowid
+    (the key is the table). ``updated_at`` is when the row was last written, for the prune.
+
+    It is filled from the outbox at once, so a deployment in flight during the upgrade is judged
+    against what it already queued: its latest row in delivery order (time, then lifecycle place).
+    """
+    conn.execute(
+        """
+        CREATE TABLE lifecycle (
+            sink          TEXT NOT NULL,
+            deployment_id TEXT NOT NULL,
+            status        TEXT NOT NULL,
+            happened_at   TEXT NOT NULL,
+            updated_at    TEXT NOT NULL,
+            PRIMARY KEY (sink, deployment_id)
+        ) WITHOUT ROWID
+        """
+    )
+    conn.execute("CREATE INDEX lifecycle_age ON lifecycle (updated_at)")
+    conn.execute(
+        f"""
+        INSERT INTO lifecycle (sink, deployment_id, status, happened_at, updated_at)
+        SELECT sink, deployment_id, status, happened_at, written FROM (
+            SELECT sink, deployment_id, status, happened_at,
+                   max(created_at) OVER latest AS written,
+                   row_number() OVER latest_first AS n
+            FROM outbox
+            WINDOW latest AS (PARTITION BY sink, deployment_id),
+                   latest_first AS (
+                       PARTITION BY sink, deployment_id
+                       ORDER BY happened_at DESC, {RANK_SQL} DESC, id DESC
+                   )
+        ) WHERE n = 1
+        """  # noqa: S608 - the rank expression is built from constants
+    )
+
+
 #: Migration ``i`` takes a file from schema version ``i`` to ``i + 1``.
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_lanes]
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_lanes, _v3_lifecycle]
 
 
 def schema_version() -> int:

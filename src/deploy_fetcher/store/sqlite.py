@@ -20,12 +20,14 @@ from typing import Any, Final
 import structlog
 
 from deploy_fetcher.errors import StoreError
+from deploy_fetcher.lifecycle import Gated, Reached, gate, ledger_keys
 from deploy_fetcher.model import DeployEvent, Status, utc_now
 from deploy_fetcher.store._base import CursorRecord, Fence, OutboxRow, OutboxStats, RowState
 from deploy_fetcher.store._claims import is_orphaned, process_token
 from deploy_fetcher.store._codec import dump_cursor, from_db, load_cursor, to_db
 from deploy_fetcher.store._connections import Connections
 from deploy_fetcher.store._lanes import lane_key
+from deploy_fetcher.store._ledger import report
 from deploy_fetcher.store._schema import check_file, ensure_schema
 from deploy_fetcher.store._settle import SettlesRows
 
@@ -56,6 +58,13 @@ _UPSERT_SUCCESS: Final = """
     ON CONFLICT (service, environment, sha) DO UPDATE
         SET deployment_id = excluded.deployment_id, happened_at = excluded.happened_at
         WHERE excluded.happened_at > successes.happened_at
+"""
+_UPSERT_LIFECYCLE: Final = """
+    INSERT INTO lifecycle (sink, deployment_id, status, happened_at, updated_at)
+    VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (sink, deployment_id) DO UPDATE
+        SET status = excluded.status, happened_at = excluded.happened_at,
+            updated_at = excluded.updated_at
 """
 _UPSERT_CURSOR: Final = """
     INSERT INTO cursors (key, cursor, updated_at) VALUES (?, ?, ?)
@@ -181,32 +190,62 @@ class SqliteStore(SettlesRows):
         rename) for :meth:`latest_success`; when None, the rows' events are used. A file has no
         leases (one process polls it), so a ``fence`` is refused.
 
-        Everything is serialised before the transaction starts, so the write lock is held only for
-        the inserts; a cursor that JSON cannot carry raises ValueError and nothing is stored.
+        The rows are judged against the lifecycle ledger in the same transaction (see
+        :mod:`deploy_fetcher.lifecycle`): a row behind what its deployment reached in its sink is
+        left out, one further along but dated earlier is re-dated. Returns the rows inserted.
+        """
+        return self.commit_page_rows(key, cursor, rows, successes=successes, fence=fence)[0]
+
+    def commit_page_rows(
+        self,
+        key: str,
+        cursor: dict[str, Any] | None,
+        rows: Sequence[tuple[str, DeployEvent]],
+        *,
+        successes: Sequence[DeployEvent] | None = None,
+        fence: Fence | None = None,
+    ) -> tuple[int, list[tuple[str, DeployEvent]]]:
+        """:meth:`commit_page`, also returning the rows as queued (less those left out, re-dated).
+
+        Everything that can be is serialised before the transaction starts, so the write lock is
+        held only for the ledger and the inserts; a cursor that JSON cannot carry raises ValueError
+        and nothing is stored.
         """
         if fence is not None:
             msg = f"state file {self.path}: the sqlite backend has no leases to fence a commit with"
             raise StoreError(msg)
         if cursor is None and not rows and not successes:
-            return 0
+            return 0, []
         now = to_db(self._clock())
         cursor_json = None if cursor is None else dump_cursor(key, cursor)
-        outbox = list(self._outbox_params(rows, now))
+        encoded = {id(event): event.to_json() for _, event in rows}
         ledger = _success_params((event for _, event in rows) if successes is None else successes)
+        keys = ledger_keys(rows)
         with self._db.write(f"committing a page for {key!r}") as conn:
+            gated = gate(rows, _read_ledger(conn, keys))
+            repeated = _already_queued(conn, gated)  # before this page's rows are in
+            outbox = list(self._outbox_params(gated.rows, now, encoded))
             inserted = conn.executemany(_INSERT_ROW, outbox).rowcount if outbox else 0
+            conn.executemany(
+                _UPSERT_LIFECYCLE,
+                [
+                    (sink, deployment, reached.status.value, to_db(reached.happened_at), now)
+                    for (sink, deployment), reached in gated.reached.items()
+                ],
+            )
             if ledger:
                 conn.executemany(_UPSERT_SUCCESS, ledger)
             if cursor_json is not None:
                 conn.execute(_UPSERT_CURSOR, (key, cursor_json, now))
-        return max(inserted, 0)
+        report(gated, repeated)
+        return max(inserted, 0), gated.rows
 
     @staticmethod
     def _outbox_params(
-        rows: Sequence[tuple[str, DeployEvent]], now: str
+        rows: Sequence[tuple[str, DeployEvent]], now: str, encoded: dict[int, str]
     ) -> Iterable[tuple[str | int, ...]]:
-        # One event is usually fanned out to several sinks: serialise it once.
-        encoded: dict[int, str] = {}
+        # One event is usually fanned out to several sinks: serialise it once (``encoded`` holds
+        # those serialised before the transaction; a re-dated copy is serialised here).
         for sink, event in rows:
             text = encoded.get(id(event))
             if text is None:
@@ -459,8 +498,9 @@ class SqliteStore(SettlesRows):
     def prune_delivered(self, *, older_than: datetime) -> int:
         """Delete delivered rows older than the retention window; returns how many.
 
-        Promotion ledger entries (:meth:`latest_success`) older than the same cutoff go too, so the
-        file stays the size of the retention window.
+        Promotion ledger entries (:meth:`latest_success`) older than the same cutoff go too, and
+        lifecycle ledger entries last written before it, so the file stays the size of the
+        retention window. A deployment whose entry is gone is judged by its pages alone again.
         """
         cutoff = (to_db(older_than),)
         pruned = self._delete_in_batches(
@@ -477,6 +517,15 @@ class SqliteStore(SettlesRows):
             """
             DELETE FROM successes WHERE rowid IN (
                 SELECT rowid FROM successes WHERE happened_at < ? LIMIT ?
+            )
+            """,
+            cutoff,
+        )
+        self._delete_in_batches(
+            "pruning the lifecycle ledger",
+            """
+            DELETE FROM lifecycle WHERE (sink, deployment_id) IN (
+                SELECT sink, deployment_id FROM lifecycle WHERE updated_at < ? LIMIT ?
             )
             """,
             cutoff,
@@ -638,6 +687,48 @@ class SqliteStore(SettlesRows):
             next_attempt_at=from_db(next_attempt),
             last_error=last_error,
         )
+
+
+def _read_ledger(
+    conn: sqlite3.Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], Reached]:
+    """The lifecycle ledger's entries for ``(sink, deployment_id)`` keys (those it has)."""
+    found: dict[tuple[str, str], Reached] = {}
+    for chunk in _chunks(keys, _KEYS_PER_QUERY):
+        values = ", ".join("(?, ?)" for _ in chunk)
+        for sink, deployment, status, at in conn.execute(
+            f"""
+            WITH wanted (sink, deployment_id) AS (VALUES {values})
+            SELECT ledger.sink, ledger.deployment_id, ledger.status, ledger.happened_at
+            FROM wanted CROSS JOIN lifecycle AS ledger
+            WHERE ledger.sink = wanted.sink AND ledger.deployment_id = wanted.deployment_id
+            """,  # noqa: S608 - only placeholders are interpolated; CROSS JOIN: one key lookup each
+            [value for key in chunk for value in key],
+        ):
+            found[(sink, deployment)] = Reached(Status(status), from_db(at))
+    return found
+
+
+def _already_queued(conn: sqlite3.Connection, gated: Gated) -> set[int]:
+    """Indexes of the gate's dropped rows whose state their sink holds at or after their time."""
+    return {
+        index
+        for index, dropped in enumerate(gated.dropped)
+        if conn.execute(
+            """
+            SELECT 1 FROM outbox
+            WHERE sink = ? AND deployment_id = ? AND status = ? AND happened_at >= ?
+            LIMIT 1
+            """,
+            (
+                dropped.sink,
+                dropped.event.deployment_id,
+                dropped.event.status.value,
+                to_db(dropped.event.happened_at),
+            ),
+        ).fetchone()
+        is not None
+    }
 
 
 def _success_params(events: Iterable[DeployEvent]) -> list[tuple[str, str, str, str, str]]:

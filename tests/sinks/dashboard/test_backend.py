@@ -13,7 +13,7 @@ from tests.store.factories import FakeClock, make_event
 from tests.support import wait_until
 
 from deploy_fetcher.errors import StoreError
-from deploy_fetcher.model import DeployEvent
+from deploy_fetcher.model import DeployEvent, Status
 from deploy_fetcher.sinks.dashboard.backend import (
     SLOT_MAX_BYTES,
     DashboardStore,
@@ -364,3 +364,21 @@ def test_an_over_long_document_is_logged_once_while_it_lasts(open_store, slot) -
         "dashboard_state.too_large",
         "dashboard_state.saved",
     ] == events
+
+
+def test_a_row_re_dated_by_the_lifecycle_ledger_holds_its_cursor_back(open_store, slot, clock):
+    """A success dated before the queued in-progress is queued re-dated; its page waits for it."""
+    store = open_store()
+    store.get_cursor(KEY)
+    _commit(store, 1, make_event("run-1", status=Status.IN_PROGRESS, minute=5))
+    store.mark_delivered(_claim_all(store, "a", clock)["run-1"], now=clock())
+    assert store.flush()
+    assert {KEY: {"offset": 1}} == slot.cursors()
+
+    _commit(store, 2, make_event("run-1", status=Status.SUCCESS, minute=3))
+    assert store.flush()
+
+    assert {KEY: {"offset": 1}} == slot.cursors()
+    store.mark_delivered(_claim_all(store, "a", clock)["run-1"], now=clock())
+    assert store.flush()
+    assert {KEY: {"offset": 2}} == slot.cursors()

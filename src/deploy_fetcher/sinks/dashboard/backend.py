@@ -11,8 +11,10 @@ rule, kept by this class:
 So whatever the dashboard holds never covers an undelivered event: after a crash the temporary
 outbox is gone, the fetcher starts from the dashboard's cursors, and the poll reads the lost events
 again. The price of the mode: events delivered after the last write to the dashboard are sent again
-after a crash (writes follow deliveries within about ``flush_interval``), dead letters and the
-promotion ledger do not survive a restart, and ``fetcher sync`` cannot know what the daemon sent.
+after a crash (writes follow deliveries within about ``flush_interval``), dead letters, the
+promotion ledger and the lifecycle ledger do not survive a restart (after one, a deployment's
+events are judged by their own pages until it queues again), and ``fetcher sync`` cannot know what
+the daemon sent.
 
 Inside the process nothing changes for the engine: pages are committed to the local outbox with their
 cursor as usual (the next poll continues from there), and each commit is remembered with the ids of
@@ -377,11 +379,17 @@ class DashboardStore:
         successes: Sequence[DeployEvent] | None = None,
         fence: Fence | None = None,
     ) -> int:
-        """Commit to the local outbox, and hold the cursor until the page's rows are settled."""
+        """Commit to the local outbox, and hold the cursor until the page's rows are settled.
+
+        The rows waited for are those as queued: the lifecycle ledger may have re-dated some (their
+        dedup key changed with their time) and left others out.
+        """
         if cursor is not None:
             self._ensure_loaded()
-        inserted = self._local.commit_page(key, cursor, rows, successes=successes, fence=fence)
-        waiting = self._local.pending_ids(rows) if rows else set()
+        inserted, queued = self._local.commit_page_rows(
+            key, cursor, rows, successes=successes, fence=fence
+        )
+        waiting = self._local.pending_ids(queued) if queued else set()
         if cursor is None and not waiting:
             return inserted
         with self._lock:

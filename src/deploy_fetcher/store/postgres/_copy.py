@@ -1,8 +1,8 @@
 """Moving house: copy a SQLite state file into an empty PostgreSQL database, and prove it arrived.
 
 Everything is copied in one transaction on the target — cursors, every outbox row (pending,
-delivered, dead: the dedup ledger and the dead letters), the promotion ledger and the small values
-— with the outbox ids kept, so ``fetcher outbox`` refers to the same rows after the move. The counts
+delivered, dead: the dedup ledger and the dead letters), the promotion and lifecycle ledgers and
+the small values — with the outbox ids kept, so ``fetcher outbox`` refers to the same rows after the move. The counts
 are compared inside that transaction, before it commits: a copy that does not add up leaves the
 target as empty as it found it.
 
@@ -65,6 +65,8 @@ class CopyReport:
     values: int
     outbox: dict[str, int] = field(default_factory=dict)
     """Rows per state (pending, delivered, dead)."""
+    lifecycle: int = 0
+    """Lifecycle ledger entries (one per sink and deployment)."""
 
     @property
     def rows(self) -> int:
@@ -82,6 +84,7 @@ def _counts_sqlite(conn: sqlite3.Connection) -> CopyReport:
         successes=one("SELECT count(*) FROM successes"),
         values=one("SELECT count(*) FROM kv WHERE key <> ?", _PROBE_KEY),
         outbox={str(k): int(v) for k, v in by_state.items()},
+        lifecycle=one("SELECT count(*) FROM lifecycle"),
     )
 
 
@@ -98,6 +101,7 @@ def _counts_postgres(conn: Connection) -> CopyReport:
         successes=one(f"SELECT count(*) FROM {SCHEMA}.successes"),
         values=one(f"SELECT count(*) FROM {SCHEMA}.kv"),
         outbox={str(k): int(str(v)) for k, v in by_state},
+        lifecycle=one(f"SELECT count(*) FROM {SCHEMA}.lifecycle"),
     )
 
 
@@ -184,11 +188,11 @@ def _copy_into(
     with db.transaction(f"copying {path} into it") as conn:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_COPY_LOCK,))
         found = _counts_postgres(conn)
-        if found.cursors or found.successes or found.values or found.rows:
+        if found.cursors or found.successes or found.values or found.rows or found.lifecycle:
             msg = (
                 f"state database {db.label} is not empty ({found.cursors} cursors,"
-                f" {found.rows} outbox rows, {found.successes} successes, {found.values} values);"
-                " migrate only into an empty database"
+                f" {found.rows} outbox rows, {found.successes} successes, {found.values} values,"
+                f" {found.lifecycle} lifecycle entries); migrate only into an empty database"
             )
             raise StoreError(msg)
         _copy_rows(
@@ -220,6 +224,17 @@ def _copy_into(
                 _batches(source, f"SELECT {', '.join(success_columns)} FROM successes"),
                 success_columns,
                 frozenset({"happened_at"}),
+            ),
+        )
+        lifecycle_columns = ("sink", "deployment_id", "status", "happened_at", "updated_at")
+        _copy_rows(
+            conn,
+            "lifecycle",
+            lifecycle_columns,
+            _converted(
+                _batches(source, f"SELECT {', '.join(lifecycle_columns)} FROM lifecycle"),
+                lifecycle_columns,
+                frozenset({"happened_at", "updated_at"}),
             ),
         )
         _copy_rows(

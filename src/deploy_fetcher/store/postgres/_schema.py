@@ -19,6 +19,7 @@ import psycopg
 
 from deploy_fetcher.errors import ForeignStateError
 from deploy_fetcher.store._lanes import lane_key_of_json
+from deploy_fetcher.store._ledger import RANK_SQL
 from deploy_fetcher.store.postgres._database import Database
 
 __all__ = ["APPLICATION", "MIGRATIONS", "SCHEMA", "ensure_schema", "schema_version"]
@@ -170,12 +171,46 @@ def _v4_sources_and_last_polls(conn: Connection) -> None:
     conn.execute(f"ALTER TABLE {SCHEMA}.leases ADD COLUMN polled_at timestamptz")
 
 
+def _v5_lifecycle(conn: Connection) -> None:
+    """The lifecycle ledger: what each deployment reached in each sink's outbox (``lifecycle.py``).
+
+    One row per ``(sink, deployment_id)``, keyed like the dedup ledger; ``updated_at`` is when the
+    row was last written, for the prune. It is filled from the outbox at once, so a deployment in
+    flight during the upgrade is judged against what it already queued: its latest row in delivery
+    order (time, then lifecycle place).
+    """
+    conn.execute(
+        f"""
+        CREATE TABLE {SCHEMA}.lifecycle (
+            sink          text NOT NULL,
+            deployment_id text NOT NULL,
+            status        text NOT NULL,
+            happened_at   timestamptz NOT NULL,
+            updated_at    timestamptz NOT NULL,
+            PRIMARY KEY (sink, deployment_id)
+        )
+        """
+    )
+    conn.execute(f"CREATE INDEX lifecycle_age ON {SCHEMA}.lifecycle (updated_at)")
+    conn.execute(
+        f"""
+        INSERT INTO {SCHEMA}.lifecycle (sink, deployment_id, status, happened_at, updated_at)
+        SELECT DISTINCT ON (sink, deployment_id)
+               sink, deployment_id, status, happened_at,
+               max(created_at) OVER (PARTITION BY sink, deployment_id)
+        FROM {SCHEMA}.outbox
+        ORDER BY sink, deployment_id, happened_at DESC, {RANK_SQL} DESC, id DESC
+        """
+    )
+
+
 #: Migration ``i`` takes a database from schema version ``i`` to ``i + 1``.
 MIGRATIONS: list[Migration] = [
     _v1_initial,
     _v2_replicas,
     _v3_lanes,
     _v4_sources_and_last_polls,
+    _v5_lifecycle,
 ]
 
 

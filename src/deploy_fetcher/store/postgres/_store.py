@@ -12,6 +12,7 @@ sink's line first, without locks, and locking only the due rows before the first
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -19,11 +20,13 @@ from typing import Any, Final
 import structlog
 
 from deploy_fetcher.errors import StoreError
+from deploy_fetcher.lifecycle import Gated, Reached, gate, ledger_keys
 from deploy_fetcher.model import DeployEvent, Status, utc_now
 from deploy_fetcher.store._base import CursorRecord, Fence, OutboxRow, OutboxStats, RowState
 from deploy_fetcher.store._claims import is_orphaned, process_token
 from deploy_fetcher.store._codec import dump_cursor, load_cursor
 from deploy_fetcher.store._lanes import lane_key
+from deploy_fetcher.store._ledger import report
 from deploy_fetcher.store._settle import SettlesRows
 from deploy_fetcher.store.postgres._database import Database, url_label
 from deploy_fetcher.store.postgres._leases import LeaseBoard, check_fence
@@ -61,6 +64,21 @@ _UPSERT_SUCCESS: Final = f"""
     ON CONFLICT (service, environment, sha) DO UPDATE
         SET deployment_id = excluded.deployment_id, happened_at = excluded.happened_at
         WHERE excluded.happened_at > {SCHEMA}.successes.happened_at
+"""
+#: Namespace of the lifecycle ledger's advisory locks (two-key locks: apart from one-key ones).
+_LEDGER_LOCKS: Final = 0x4446_4C43
+_LOCK_LEDGER: Final = """
+    SELECT count(pg_advisory_xact_lock(%s, key))
+    FROM (SELECT key FROM unnest(%s::integer[]) AS key ORDER BY key) AS keys
+"""
+_UPSERT_LIFECYCLE: Final = f"""
+    INSERT INTO {SCHEMA}.lifecycle (sink, deployment_id, status, happened_at, updated_at)
+    SELECT sink, deployment_id, status, happened_at, %(now)s
+    FROM unnest(%(sink)s::text[], %(deployment_id)s::text[], %(status)s::text[],
+                %(happened_at)s::timestamptz[]) AS page (sink, deployment_id, status, happened_at)
+    ON CONFLICT (sink, deployment_id) DO UPDATE
+        SET status = excluded.status, happened_at = excluded.happened_at,
+            updated_at = excluded.updated_at
 """
 _UPSERT_CURSOR: Final = f"""
     INSERT INTO {SCHEMA}.cursors (key, cursor, updated_at) VALUES (%s, %s, %s)
@@ -167,23 +185,58 @@ class PostgresStore(SettlesRows):
         in with one statement (arrays through ``unnest``), whatever their number. With a ``fence``,
         the lease is checked first inside the same transaction (see :func:`check_fence`): a replica
         that lost it raises LeaseLost and stores nothing.
+
+        The rows are judged against the lifecycle ledger in the same transaction (see
+        :mod:`deploy_fetcher.lifecycle`): a row behind what its deployment reached in its sink is
+        left out, one further along but dated earlier is re-dated. Returns the rows inserted.
+        """
+        return self.commit_page_rows(key, cursor, rows, successes=successes, fence=fence)[0]
+
+    def commit_page_rows(
+        self,
+        key: str,
+        cursor: dict[str, Any] | None,
+        rows: Sequence[tuple[str, DeployEvent]],
+        *,
+        successes: Sequence[DeployEvent] | None = None,
+        fence: Fence | None = None,
+    ) -> tuple[int, list[tuple[str, DeployEvent]]]:
+        """:meth:`commit_page`, also returning the rows as queued (less those left out, re-dated).
+
+        The lifecycle ledger's entries of the page are locked before they are read (transaction
+        advisory locks, one per ``(sink, deployment_id)``, taken in one order by every writer), so
+        two writers committing the same deployment — replicas polling overlapping targets, a
+        ``fetcher sync`` beside the daemon — judge it one after the other, each against what the
+        other committed.
         """
         if cursor is None and not rows and not successes and fence is None:
-            return 0
+            return 0, []
         now = _utc(self._clock())
         cursor_json = None if cursor is None else dump_cursor(key, cursor)
-        columns = _outbox_columns(rows)
+        encoded = {id(event): event.to_json() for _, event in rows}
         ledger = _success_params((event for _, event in rows) if successes is None else successes)
+        keys = ledger_keys(rows)
         with self._db.transaction(f"committing a page for {key!r}") as conn:
             if fence is not None:
                 check_fence(conn, fence)
-            inserted = conn.execute(_INSERT_ROWS, {**columns, "now": now}).rowcount if rows else 0
+            gated = gate(rows, _lock_ledger(conn, keys))
+            repeated = _already_queued(conn, gated)  # before this page's rows are in
+            inserted = (
+                conn.execute(
+                    _INSERT_ROWS, {**_outbox_columns(gated.rows, encoded), "now": now}
+                ).rowcount
+                if gated.rows
+                else 0
+            )
+            if gated.reached:
+                conn.execute(_UPSERT_LIFECYCLE, {**_ledger_columns(gated), "now": now})
             if ledger:
                 with conn.cursor() as cur:
                     cur.executemany(_UPSERT_SUCCESS, ledger)
             if cursor_json is not None:
                 conn.execute(_UPSERT_CURSOR, (key, cursor_json, now))
-        return max(inserted, 0)
+        report(gated, repeated)
+        return max(inserted, 0), gated.rows
 
     # -- outbox ----------------------------------------------------------------------------------
     def claim(
@@ -512,7 +565,9 @@ class PostgresStore(SettlesRows):
     def prune_delivered(self, *, older_than: datetime) -> int:
         """Delete delivered rows older than the retention window; returns how many.
 
-        Promotion ledger entries (:meth:`latest_success`) older than the same cutoff go too.
+        Promotion ledger entries (:meth:`latest_success`) older than the same cutoff go too, and
+        lifecycle ledger entries last written before it (that deployment is then judged by its
+        pages alone again).
         """
         cutoff = (_utc(older_than),)
         pruned = self._delete_in_batches(
@@ -531,6 +586,15 @@ class PostgresStore(SettlesRows):
             DELETE FROM {SCHEMA}.successes WHERE (service, environment, sha) IN (
                 SELECT service, environment, sha FROM {SCHEMA}.successes
                 WHERE happened_at < %s LIMIT %s
+            )
+            """,
+            cutoff,
+        )
+        self._delete_in_batches(
+            "pruning the lifecycle ledger",
+            f"""
+            DELETE FROM {SCHEMA}.lifecycle WHERE (sink, deployment_id) IN (
+                SELECT sink, deployment_id FROM {SCHEMA}.lifecycle WHERE updated_at < %s LIMIT %s
             )
             """,
             cutoff,
@@ -660,9 +724,13 @@ def _before_waiting(line: Iterable[tuple[Any, ...]], at: datetime) -> Iterable[t
         yield record
 
 
-def _outbox_columns(rows: Sequence[tuple[str, DeployEvent]]) -> dict[str, list[Any]]:
-    """The page's rows as one array per column (an event fanned out to sinks is serialised once)."""
-    encoded: dict[int, str] = {}
+def _outbox_columns(
+    rows: Sequence[tuple[str, DeployEvent]], encoded: dict[int, str]
+) -> dict[str, list[Any]]:
+    """The page's rows as one array per column (an event fanned out to sinks is serialised once).
+
+    ``encoded`` holds the events serialised before the transaction; a re-dated copy is added.
+    """
     columns: dict[str, list[Any]] = {
         name: []
         for name in (
@@ -687,6 +755,81 @@ def _outbox_columns(rows: Sequence[tuple[str, DeployEvent]]) -> dict[str, list[A
         columns["event"].append(text)
         columns["lane_key"].append(lane_key(event))
     return columns
+
+
+def _lock_keys(keys: Sequence[tuple[str, str]]) -> list[int]:
+    """The advisory lock of each ledger entry: a 32-bit hash, sorted (a collision only serialises)."""
+    return sorted(
+        {
+            int.from_bytes(
+                hashlib.blake2b(f"{sink}\0{deployment}".encode(), digest_size=4).digest(),
+                "big",
+                signed=True,
+            )
+            for sink, deployment in keys
+        }
+    )
+
+
+def _lock_ledger(
+    conn: Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], Reached]:
+    """Lock the page's lifecycle ledger entries for the transaction, then read those that exist.
+
+    Locks rather than ``FOR UPDATE``: an entry that does not exist yet has no row to lock, and two
+    writers must not both judge a new deployment as unknown. Each statement of a transaction sees
+    what committed before it began, so the read after the locks sees the other writer's entries.
+    """
+    if not keys:
+        return {}
+    conn.execute(_LOCK_LEDGER, (_LEDGER_LOCKS, _lock_keys(keys)))
+    found = conn.execute(
+        f"""
+        SELECT sink, deployment_id, status, happened_at FROM {SCHEMA}.lifecycle
+        JOIN unnest(%s::text[], %s::text[]) AS wanted (sink, deployment_id)
+            USING (sink, deployment_id)
+        """,
+        ([sink for sink, _ in keys], [deployment for _, deployment in keys]),
+    ).fetchall()
+    return {
+        (str(sink), str(deployment)): Reached(Status(str(status)), _aware(at))
+        for sink, deployment, status, at in found
+    }
+
+
+def _already_queued(conn: Connection, gated: Gated) -> set[int]:
+    """Indexes of the gate's dropped rows whose state their sink holds at or after their time."""
+    if not gated.dropped:
+        return set()
+    found = conn.execute(
+        f"""
+        SELECT n - 1 FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[])
+            WITH ORDINALITY AS dropped (sink, deployment_id, status, happened_at, n)
+        WHERE EXISTS (
+            SELECT 1 FROM {SCHEMA}.outbox AS o
+            WHERE o.sink = dropped.sink AND o.deployment_id = dropped.deployment_id
+              AND o.status = dropped.status AND o.happened_at >= dropped.happened_at
+        )
+        """,
+        (
+            [d.sink for d in gated.dropped],
+            [d.event.deployment_id for d in gated.dropped],
+            [d.event.status.value for d in gated.dropped],
+            [_utc(d.event.happened_at) for d in gated.dropped],
+        ),
+    ).fetchall()
+    return {int(str(row[0])) for row in found}
+
+
+def _ledger_columns(gated: Gated) -> dict[str, list[Any]]:
+    """The ledger entries that moved, as one array per column."""
+    entries = list(gated.reached.items())
+    return {
+        "sink": [sink for (sink, _), _ in entries],
+        "deployment_id": [deployment for (_, deployment), _ in entries],
+        "status": [reached.status.value for _, reached in entries],
+        "happened_at": [_utc(reached.happened_at) for _, reached in entries],
+    }
 
 
 def _success_params(
