@@ -36,21 +36,17 @@ Progress goes to stderr; stdout is one JSON document (``--json`` also writes it 
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import hashlib
-import hmac
 import json
 import multiprocessing
 import os
-import queue
 import re
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections import Counter, defaultdict
@@ -59,14 +55,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
+from _hooks import Hooks
 from prometheus_client.parser import text_string_to_metric_families
 
 from deploy_fetcher.emulators._server import LoggedRequest
 from deploy_fetcher.emulators.azure_devops import AzureDevOpsEmulator
 from deploy_fetcher.emulators.azure_devops import Scenario as AzureScenario
-from deploy_fetcher.emulators.azure_devops.scenario import run_view
 from deploy_fetcher.emulators.dashboard import DashboardEmulator
 from deploy_fetcher.emulators.github import GitHubEmulator, RepoSpec, WorkflowSpec
 from deploy_fetcher.emulators.github import Scenario as GitHubScenario
@@ -276,6 +273,10 @@ class Remote:
         """From now on, send a webhook to ``url`` for each target that changes."""
         self._ask("hooks", url)
 
+    def hook_figures(self) -> dict[str, Any]:
+        """Webhooks sent so far, by event (and failed sends), when it sends any."""
+        return dict(self._ask("hook_figures"))
+
     def stop(self) -> None:
         """Stop the emulator and its process."""
         with contextlib.suppress(EOFError, OSError):  # the process is gone already
@@ -304,8 +305,11 @@ def _serve(kind: str, count: int, seed: int, conn: Any) -> None:
                 conn.send(None)
                 return
             if command == "hooks":
-                hooks = Hooks(kind, emulator, *args)
+                hooks = Hooks(kind, emulator, *args, HOOK_SECRET)
                 conn.send(None)
+                continue
+            if command == "hook_figures":
+                conn.send(hooks.figures() if hooks is not None else {})
                 continue
             answer = _answer(kind, emulator, command, args)
             if command in {"advance", "catch_up"} and hooks is not None:
@@ -336,96 +340,6 @@ def _clock(kind: str, emulator: Any) -> float:
     """An emulator's clock, as a Unix time (GitLab's ``now`` is a property, the others' a method)."""
     now = emulator.now if kind == "gitlab" else emulator.now()
     return float(now.timestamp())
-
-
-class Hooks:
-    """Webhooks a CI system would send: after each clock step, one per target whose state changed.
-
-    Each is what the provider sends (its event header, its authentication, the repository or
-    project and pipeline named where its payloads name them), cut down to what a nudge reads.
-    """
-
-    def __init__(self, kind: str, emulator: Any, url: str) -> None:
-        self.kind = kind
-        self.emulator = emulator
-        self.url = url
-        self.sent = 0
-        self._seen = self._fingerprints()
-        self._queue: queue.Queue[tuple[str, bytes, dict[str, str]] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._send_all, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop sending."""
-        self._queue.put(None)
-        self._thread.join(10)
-
-    def after_advance(self) -> None:
-        """Queue a webhook for each target whose state changed since the last step."""
-        now = self._fingerprints()
-        for name, print_ in now.items():
-            if self._seen.get(name) != print_:
-                self._queue.put(self._hook(name))
-        self._seen = now
-
-    def _fingerprints(self) -> dict[str, Any]:
-        if self.kind == "github":
-            with self.emulator.state_lock:
-                return {
-                    repo.full_name: sum(len(d.statuses) + 1 for d in repo.deployments.values())
-                    for repo in self.emulator.repos.values()
-                }
-        if self.kind == "gitlab":
-            now = self.emulator.now
-            return {
-                project.path: tuple(d.status(now) for d in project.deployments[-4:])
-                for project in self.emulator.world.projects.values()
-            }
-        now = self.emulator.now()
-        recent = now - timedelta(hours=2)
-        changed: dict[str, Any] = {}
-        for run in self.emulator.scenario.runs:
-            if run.queued >= recent:
-                view = run_view(run, now)
-                name = run.pipeline.name
-                changed[name] = max(changed.get(name, view.changed), view.changed)
-        return changed
-
-    def _hook(self, name: str) -> tuple[str, bytes, dict[str, str]]:
-        if self.kind == "github":
-            body = json.dumps({"action": "created", "repository": {"full_name": name}}).encode()
-            signature = hmac.new(HOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
-            headers = {
-                "X-GitHub-Event": "deployment_status",
-                "X-Hub-Signature-256": "sha256=" + signature,
-            }
-            return self.url + "/github", body, headers
-        if self.kind == "gitlab":
-            body = json.dumps(
-                {"object_kind": "deployment", "project": {"path_with_namespace": name}}
-            ).encode()
-            headers = {"X-Gitlab-Event": "Deployment Hook", "X-Gitlab-Token": HOOK_SECRET}
-            return self.url + "/gitlab", body, headers
-        body = json.dumps(
-            {
-                "eventType": "ms.vss-pipelines.stage-state-changed-event",
-                "resource": {"pipeline": {"name": name}},
-            }
-        ).encode()
-        basic = base64.b64encode(f"hooks:{HOOK_SECRET}".encode()).decode()
-        headers = {"Authorization": "Basic " + basic}
-        return self.url + "/azure-devops?project=shop", body, headers
-
-    def _send_all(self) -> None:
-        while (item := self._queue.get()) is not None:
-            url, body, headers = item
-            request = urllib.request.Request(  # noqa: S310 - a local http URL
-                url, data=body, headers={"Content-Type": "application/json", **headers}
-            )
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
-                    answer.read()
-                self.sent += 1
 
 
 @dataclass
@@ -588,6 +502,24 @@ def _by_label(samples: Samples, name: str, label: str) -> dict[str, float]:
     return dict(out)
 
 
+def _pacing_sample(samples: Samples, second: int) -> dict[str, Any]:
+    """Hot targets and stretch per budget, and polls and mean poll seconds per CI system, now."""
+    count = _by_label(samples, "fetcher_poll_cycle_duration_seconds_count", "provider")
+    total = _by_label(samples, "fetcher_poll_cycle_duration_seconds_sum", "provider")
+    return {
+        "s": second,
+        "hot": {
+            k.split("/")[0]: v for k, v in _by_label(samples, "fetcher_hot_targets", "pool").items()
+        },
+        "stretch": {
+            k.split("/")[0]: v
+            for k, v in _by_label(samples, "fetcher_poll_interval_stretch", "pool").items()
+        },
+        "polls": count,
+        "poll_seconds_total": {k: round(v, 1) for k, v in total.items()},
+    }
+
+
 def credential_of(provider: str, request: LoggedRequest) -> str:
     """A name for the credential a request carried (a digest: the token itself is never shown)."""
     headers = request.headers
@@ -745,6 +677,9 @@ class Phase:
             "daemon_cpu_seconds": round(cpu, 1),
             "cpu_share_of_one_core": round(cpu / self.seconds, 4),
             "cpu_ms_per_poll": round(1000 * cpu / polls, 2) if polls else None,
+            "polls_per_minute": {
+                k: round(v * 60 / self.seconds, 1) for k, v in polls_by.items() if self.seconds
+            },
             "requests_per_poll": {
                 k: round(v / polls_by[k], 3) if polls_by[k] else None for k, v in requests.items()
             },
@@ -804,13 +739,24 @@ def latencies(worlds: Worlds, since_wall: float, until_wall: float) -> dict[str,
         deployment = row["deployment_id"]
         first_received[deployment] = min(received, first_received.get(deployment, received))
     delays: dict[str, list[float]] = {"new": [], "in_flight": []}
+    by_provider: dict[str, list[float]] = defaultdict(list)
+    hosts = {urlsplit(remote.url()).netloc: name for name, remote in worlds.ci.items()}
     for row in rows:
         happened = parse_timestamp(row["happened_at"]).timestamp()
         if not since_wall <= happened <= until_wall:
             continue
         kind = "in_flight" if first_received[row["deployment_id"]] <= happened else "new"
-        delays[kind].append(parse_timestamp(row["received_at"]).timestamp() - happened)
-    return {kind: _percentiles(values) for kind, values in delays.items()}
+        delay = parse_timestamp(row["received_at"]).timestamp() - happened
+        delays[kind].append(delay)
+        if kind == "in_flight":
+            provider = hosts.get(urlsplit(str(row.get("run_url") or "")).netloc, "other")
+            by_provider[provider].append(delay)
+    figures: dict[str, Any] = {kind: _percentiles(values) for kind, values in delays.items()}
+    # Told apart by the host of each row's run URL (each CI emulator listens on its own port).
+    figures["in_flight_by_provider"] = {
+        name: _percentiles(values) for name, values in sorted(by_provider.items())
+    }
+    return figures
 
 
 def _percentiles(values: list[float]) -> dict[str, float | int]:
@@ -871,12 +817,21 @@ def run(
         active_wall = time.time()
         last = time.monotonic()
         active_start = snapshot(daemon, worlds)
+        waiting: dict[str, list[float]] = {"urgent": [], "scheduled": []}
+        trace: list[dict[str, Any]] = []
+        sampled = 0.0
         while time.monotonic() - active_start.at < duration - (idle_end.at - idle_start.at):
             time.sleep(1)
             now = time.monotonic()
             for emulator in worlds.ci.values():
                 emulator.advance(now - last)
             last = now
+            if now - sampled >= 15:  # the daemon's housekeeping sets the gauges every 15 s
+                sampled = now
+                metrics = daemon.metrics()
+                for lane, value in _by_label(metrics, "fetcher_polls_waiting", "lane").items():
+                    waiting.setdefault(lane, []).append(value)
+                trace.append(_pacing_sample(metrics, round(now - active_start.at)))
         active_end = snapshot(daemon, worlds)
         active_end_wall = time.time()
         # Clocks stop; one more interval (and the jitter) lets the last changes reach the dashboard.
@@ -904,8 +859,15 @@ def run(
                 "nudges": options.nudges,
             },
             "nudges": _by_label(daemon.metrics(), "fetcher_nudges_total", "outcome"),
+            "webhooks": {name: remote.hook_figures() for name, remote in worlds.ci.items()},
             "secondary_limit_refusals": {
                 name: emulator.refused() for name, emulator in worlds.ci.items()
+            },
+            "pacing_trace_active": trace,
+            "polls_waiting_active": {
+                lane: {"median": statistics.median(values), "max": max(values)}
+                for lane, values in waiting.items()
+                if values
             },
             "pacing": {
                 name: _by_label(daemon.metrics(), metric, "pool")

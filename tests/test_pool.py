@@ -79,3 +79,92 @@ def test_an_exception_reaches_the_future() -> None:
         assert 1 == pool.submit(lambda: 1).result(timeout=5)
     finally:
         pool.shutdown()
+
+
+class _Named:
+    """A task's first argument: the pool names a task after its ``id`` (APScheduler's job)."""
+
+    def __init__(self, name: str, order: list[str]) -> None:
+        self.id = name
+        self.order = order
+
+
+def _record(named: _Named) -> str:
+    named.order.append(named.id)
+    return named.id
+
+
+def _busy_pool(release: threading.Event) -> ElasticPool:
+    """One worker held by a blocked task: whatever is submitted next waits in a lane."""
+    pool = ElasticPool(1, slow_after=60, limit=1)
+    started = threading.Event()
+    pool.submit(_blocked, release, started)
+    assert started.wait(5)
+    return pool
+
+
+def test_an_expedited_queued_task_runs_before_the_scheduled_ones() -> None:
+    """A task queued last and expedited runs first when the worker frees; it runs once."""
+    order: list[str] = []
+    release = threading.Event()
+    pool = _busy_pool(release)
+    try:
+        futures = [pool.submit(_record, _Named(name, order)) for name in ("a", "b", "c", "d")]
+        moved = pool.expedite("d")
+        queued = pool.queued()
+        release.set()
+        for future in futures:
+            future.result(timeout=10)
+    finally:
+        release.set()
+        pool.shutdown()
+    assert (True, (1, 3), ["d", "a", "b", "c"]) == (moved, queued, order)
+
+
+def test_an_expedite_before_submission_sends_the_next_task_of_that_name_first() -> None:
+    """Expedited while not queued: the next task of that name takes the urgent lane, once."""
+    order: list[str] = []
+    release = threading.Event()
+    pool = _busy_pool(release)
+    try:
+        moved = pool.expedite("c")
+        futures = [pool.submit(_record, _Named(name, order)) for name in ("a", "b", "c", "c")]
+        release.set()
+        for future in futures:
+            future.result(timeout=10)
+    finally:
+        release.set()
+        pool.shutdown()
+    assert (False, ["c", "a", "b", "c"]) == (moved, order)
+
+
+def test_urgent_tasks_never_starve_the_scheduled_ones() -> None:
+    """While both lanes wait, every fourth task taken is a scheduled one, however many are urgent."""
+    order: list[str] = []
+    release = threading.Event()
+    pool = _busy_pool(release)
+    try:
+        futures = [pool.submit(_record, _Named(f"s{i}", order)) for i in range(3)]
+        for i in range(8):
+            pool.expedite(f"u{i}")
+            futures.append(pool.submit(_record, _Named(f"u{i}", order)))
+        release.set()
+        for future in futures:
+            future.result(timeout=10)
+    finally:
+        release.set()
+        pool.shutdown()
+    assert ["u0", "u1", "u2", "s0", "u3", "u4", "u5", "s1", "u6", "u7", "s2"] == order
+
+
+def test_cancelling_on_shutdown_cancels_both_lanes() -> None:
+    """``cancel_futures`` cancels urgent and scheduled tasks alike; none of them runs."""
+    order: list[str] = []
+    release = threading.Event()
+    pool = _busy_pool(release)
+    scheduled = pool.submit(_record, _Named("a", order))
+    pool.expedite("b")
+    urgent = pool.submit(_record, _Named("b", order))
+    threading.Timer(0.2, release.set).start()
+    pool.shutdown(cancel_futures=True)
+    assert (True, True, []) == (scheduled.cancelled(), urgent.cancelled(), order)

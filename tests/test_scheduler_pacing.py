@@ -173,3 +173,48 @@ def test_a_per_minute_limit_stretches_the_credentials_intervals(tmp_path, make_e
     assert 120 == limit
     assert made_last_minute is not None
     assert made_last_minute >= 15  # the five polls measured at least, three requests each
+
+
+class FirstReadProvider(MeteredProvider):
+    """A target's first poll (no cursor yet) reads its lookback: 60 answers; later ones cost 3."""
+
+    name = "firstread"
+
+    def poll(self, target, cursor):
+        if cursor is None:
+            for _ in range(57):
+                self.quota.observe(200, {})
+        yield from super().poll(target, cursor)
+
+
+def test_first_polls_are_left_out_of_what_a_poll_costs(tmp_path, make_event) -> None:
+    """Four first polls of 60 answers do not count: polls of 3 answers under 120/min make 34 a minute."""
+    config = FetcherConfig.model_validate(
+        {
+            "state": {"path": str(tmp_path / "s.db")},
+            "defaults": {"interval": "1s", "jitter": "0s", "hot_interval": "0s"},
+        }
+    )
+    config = config.model_copy(update={"sources": [SourceConfig(name="src", provider="firstread")]})
+    made: list[FirstReadProvider] = []
+
+    def factory(source, context):
+        made.append(FirstReadProvider(source, context, make_event))
+        return made[-1]
+
+    runtime = Runtime(config, provider_resolver=lambda _name: factory)
+    scheduler = Scheduler(runtime, max_workers=4, housekeeping_every=0.5)
+    scheduler.start()
+    try:
+        wait_until(scheduler.pacing_report, timeout=20)
+        [report] = scheduler.pacing_report()
+        spent = made[0].quota.spent()["core"]
+    finally:
+        scheduler.shutdown()
+        runtime.close()
+    # Averaged in, the first polls (4 × 60 answers over 5 or more polls) would allow 3 or fewer.
+    assert ("metered/cred", 34, True) == (
+        report["pool"],
+        round(240 / report["stretch"]),
+        spent >= 4 * 60,
+    )

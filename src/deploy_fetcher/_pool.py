@@ -9,6 +9,15 @@ poll ends, its thread is the one that goes away.
 
 Every task can be asked for: :meth:`ElasticPool.running` lists what runs and for how long, which the
 scheduler turns into "overdue" in ``/readyz`` and the metrics.
+
+Tasks wait in two lanes. Most wait in the **scheduled** lane, first in, first out. A task someone is
+waiting for (a target a webhook just announced a change on, or one taken over from a replica that
+died) is *expedited* (:meth:`ElasticPool.expedite`): if it is queued already it moves to the
+**urgent** lane, else the next task of that name is queued there. Free workers take urgent tasks
+first, but not for ever: while both lanes wait, every ``URGENT_RUN + 1``-th task taken is the oldest
+scheduled one, so a storm of webhooks slows the schedule down to a quarter of the workers'
+throughput at worst and never stops it. A task is never run twice by being expedited: it moves, it is
+not copied.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, Final, ParamSpec, TypeVar
 
-__all__ = ["ElasticPool", "Running"]
+__all__ = ["URGENT_RUN", "ElasticPool", "Running"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -31,6 +40,8 @@ T = TypeVar("T")
 _IDLE_SECONDS: Final = 5.0
 #: How often the pool looks for polls that became slow while the queue waits.
 _TICK_SECONDS: Final = 0.5
+#: Urgent tasks taken in a row, while scheduled ones wait, before one scheduled task is taken.
+URGENT_RUN: Final = 3
 
 
 @dataclass
@@ -51,7 +62,13 @@ class _Task:
 
 @dataclass
 class _State:
+    #: The scheduled lane (first in, first out) and the urgent one.
     queue: deque[_Task] = field(default_factory=deque)
+    urgent: deque[_Task] = field(default_factory=deque)
+    #: Names whose next task goes to the urgent lane (expedited while none was queued).
+    expedited: set[str] = field(default_factory=set)
+    #: Urgent tasks taken in a row while scheduled ones waited.
+    streak: int = 0
     running: dict[int, Running] = field(default_factory=dict)
     threads: int = 0
     idle: int = 0
@@ -93,7 +110,11 @@ class ElasticPool(Executor):
             if self._state.shutdown:
                 msg = "cannot submit after shutdown"
                 raise RuntimeError(msg)
-            self._state.queue.append(task)
+            if task.name and task.name in self._state.expedited:
+                self._state.expedited.discard(task.name)
+                self._state.urgent.append(task)
+            else:
+                self._state.queue.append(task)
             self._grow()
             # Every waiter: the watch thread waits on the same condition, and must not be the
             # only one woken while an idle worker sleeps on.
@@ -110,11 +131,51 @@ class ElasticPool(Executor):
         with self._cond:
             self._state.shutdown = True
             if cancel_futures:
-                while self._state.queue:
-                    self._state.queue.popleft().future.cancel()
+                for lane in (self._state.urgent, self._state.queue):
+                    while lane:
+                        lane.popleft().future.cancel()
             self._cond.notify_all()
             if wait:
                 self._cond.wait_for(lambda: self._state.threads == 0)
+
+    # -- the urgent lane ---------------------------------------------------------------------------
+    def expedite(self, name: str, *, queued: bool = True) -> bool:
+        """Run the task called ``name`` before the scheduled ones; True when one waits in the urgent lane now.
+
+        A queued task moves to the urgent lane (unless ``queued`` is False: only a later task should
+        go first); otherwise the next task submitted under that name goes there (until
+        :meth:`forget` is called for it).
+        """
+        if not name:
+            return False
+        with self._cond:
+            state = self._state
+            for task in state.queue if queued else ():
+                if task.name == name:
+                    state.queue.remove(task)
+                    state.urgent.append(task)
+                    return True
+            if any(task.name == name for task in state.urgent):
+                return True
+            state.expedited.add(name)
+            return False
+
+    def forget(self, name: str) -> None:
+        """Drop an :meth:`expedite` still waiting for a task of that name (its job is gone)."""
+        with self._cond:
+            self._state.expedited.discard(name)
+
+    def waiting(self, name: str) -> bool:
+        """Whether a task of that name waits in either lane."""
+        with self._cond:
+            return any(
+                t.name == name for lane in (self._state.urgent, self._state.queue) for t in lane
+            )
+
+    def queued(self) -> tuple[int, int]:
+        """Tasks waiting now: ``(urgent, scheduled)``."""
+        with self._cond:
+            return len(self._state.urgent), len(self._state.queue)
 
     # -- what runs ---------------------------------------------------------------------------------
     def running(self) -> list[Running]:
@@ -136,7 +197,7 @@ class ElasticPool(Executor):
     def _grow(self) -> None:
         """Start a thread when work waits, no thread is idle, and a normal worker is free."""
         state = self._state
-        waiting = len(state.queue) - state.idle
+        waiting = len(state.queue) + len(state.urgent) - state.idle
         while (
             waiting > 0 and state.threads < self.limit and self._normal() + state.idle < self.size
         ):
@@ -166,17 +227,27 @@ class ElasticPool(Executor):
                 self._grow()
                 self._cond.wait(_TICK_SECONDS)
 
+    def _next(self) -> _Task:
+        """The next task to run, from a lane that has one (the lock held; see the module doc)."""
+        state = self._state
+        if state.urgent and (not state.queue or state.streak < URGENT_RUN):
+            state.streak = state.streak + 1 if state.queue else 0
+            return state.urgent.popleft()
+        state.streak = 0
+        return state.queue.popleft()
+
     def _take(self) -> _Task | None:
         """The next task, or None when this thread should end (called with the lock held)."""
         state = self._state
         while True:
-            if state.queue and self._normal() < self.size:
+            waiting = bool(state.queue or state.urgent)
+            if waiting and self._normal() < self.size:
                 state.idle -= 1
-                return state.queue.popleft()
-            if state.shutdown and not state.queue:
+                return self._next()
+            if state.shutdown and not waiting:
                 break
             timed_out = not self._cond.wait(_IDLE_SECONDS)
-            takeable = state.queue and self._normal() < self.size
+            takeable = (state.queue or state.urgent) and self._normal() < self.size
             if timed_out and not takeable and state.threads > self.size:
                 break
         state.idle -= 1

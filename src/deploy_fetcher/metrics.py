@@ -143,6 +143,15 @@ class Metrics:
             "Polls running longer than defaults.poll_deadline now (a hung or trickling upstream).",
             registry=r,
         )
+        self.polls_waiting = Gauge(
+            "fetcher_polls_waiting",
+            "Polls due and waiting for a poll worker, per lane: urgent (nudged, taken over) or "
+            "scheduled.",
+            ["lane"],
+            registry=r,
+        )
+        for lane in ("urgent", "scheduled"):
+            self.polls_waiting.labels(lane).set(0)  # both series from the start
         self.dead_letters = Gauge(
             "fetcher_dead_letters", "Dead-lettered rows, per sink.", ["sink"], registry=r
         )

@@ -20,7 +20,9 @@
   replica schedules every target but runs only those whose lease it holds, under that lease's fence;
   discovery tells the coordinator which targets there are;
 * a target can be *nudged* (a CI system's webhook said it changed): it is polled now, or right after
-  the poll in flight, and at most once per ``min_gap`` however often it is nudged.
+  the poll in flight, and at most once per ``min_gap`` however often it is nudged; its poll takes the
+  poll pool's urgent lane, ahead of the scheduled polls waiting when the daemon is behind (as do
+  the targets taken over from a replica that died).
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
-from apscheduler.events import EVENT_JOB_MISSED
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobSubmissionEvent
 from apscheduler.executors.pool import BasePoolExecutor, ThreadPoolExecutor
 from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -51,9 +54,11 @@ from deploy_fetcher.metrics import split_key
 from deploy_fetcher.model import utc_now
 from deploy_fetcher.pacing import Pacer
 from deploy_fetcher.providers import Provider
+from deploy_fetcher.providers.kit import Tally, tally
 
 if TYPE_CHECKING:
     from deploy_fetcher.providers.kit import Allowance, Quota
+    from deploy_fetcher.store import Fence
 
 __all__ = ["Scheduler"]
 
@@ -67,6 +72,8 @@ PRUNE_EVERY = timedelta(hours=1)
 DISCOVERY_WORKERS = 2
 #: Threads the poll pool may grow to, per normal worker, while polls run slow.
 SLOW_POLL_HEADROOM = 4
+#: A poll skipped because its previous run was still being counted is tried again this soon.
+SKIPPED_RETRY_SECONDS = 0.25
 
 
 class _SkippedRunFilter(logging.Filter):
@@ -123,6 +130,16 @@ BUDGET_SHARE = 0.85
 _MIN_POLLS = 5
 
 
+@dataclass(frozen=True)
+class _Mark:
+    """A pool's counters at its last cost measurement."""
+
+    spent: dict[str, int]
+    polls: int
+    first_spent: dict[str, int]
+    first_polls: int
+
+
 def _discovery_key(source_name: str) -> str:
     """Health key of a source's target listing, distinct from every target's.
 
@@ -170,7 +187,12 @@ class Scheduler:
         self._quotas: dict[str, Quota] = {}
         self._pools_of: dict[str, str] = {}
         self._pool_polls: Counter[str] = Counter()
-        self._marks: dict[str, tuple[dict[str, int], int]] = {}
+        #: First polls of targets (which read a whole lookback) per pool, and the answers they
+        #: got (counted as they come): left out of what a poll costs. Targets polled since start.
+        self._first_polls: Counter[str] = Counter()
+        self._first_spent: dict[str, Tally] = {}
+        self._polled: set[str] = set()
+        self._marks: dict[str, _Mark] = {}
         self._per_poll: dict[tuple[str, str], float] = {}
         self._ceilings: dict[str, str] = {}
         self._limit_kinds: dict[str, str] = {}
@@ -222,6 +244,7 @@ class Scheduler:
             next_run_time=now,
         )
         self._scheduler.add_listener(self._on_missed, mask=EVENT_JOB_MISSED)
+        self._scheduler.add_listener(self._on_skipped, mask=EVENT_JOB_MAX_INSTANCES)
         self._scheduler.start()
 
     def shutdown(self) -> None:
@@ -257,6 +280,23 @@ class Scheduler:
 
     def _on_missed(self, _event: object) -> None:
         self.misfires += 1
+
+    def _on_skipped(self, event: JobSubmissionEvent) -> None:
+        """A run came due while APScheduler still counted the target's last one: retry it soon.
+
+        APScheduler counts a run until its future's callbacks have run, a moment after the poll
+        set its next run (:meth:`_plan_next`); a run due within that moment — "poll again at
+        once" after a nudge — is skipped and the job moved to its trigger's backstop, an hour
+        on, and the nudge lost. Unless the target's run is still in hand (running, or waiting
+        for a worker: that one plans the next), the run is tried again shortly.
+        """
+        key = event.job_id
+        with self._lock:
+            if self._stopping or key in self._polling or self.polls.waiting(key):
+                return
+            if key in self._pools_of and self._scheduler.get_job(key) is not None:
+                when = utc_now() + timedelta(seconds=SKIPPED_RETRY_SECONDS)
+                self._scheduler.modify_job(key, next_run_time=when)
 
     # -- pausing ---------------------------------------------------------------------------------
     def pause_sources(self, reason: str, sources: Iterable[str]) -> None:
@@ -391,6 +431,8 @@ class Scheduler:
                 delay = min(delay, deferred)  # a nudge waits for the end of its gap
             if not math.isfinite(delay):
                 return  # the pacer no longer knows it: discovery removed it meanwhile
+            if again or deferred > 0:
+                self.polls.expedite(key)  # the next run is the nudge's: ahead of the backlog
             self._scheduler.modify_job(key, next_run_time=utc_now() + timedelta(seconds=delay))
 
     def _poll_now(self, source_name: str, target: str) -> CycleResult | None:
@@ -411,8 +453,7 @@ class Scheduler:
         with self._activity:
             self._running[source_name] += 1
         try:
-            provider = self.runtime.providers[source_name]
-            result = self.runtime.poller.run_target(provider, target, fence=fence)
+            result = self._run(key, self.runtime.providers[source_name], target, fence)
         finally:
             if coordinator is not None:
                 coordinator.end(key)
@@ -428,6 +469,20 @@ class Scheduler:
                 listener(result)
             except Exception:
                 _log.exception("scheduler.cycle_listener_failed")
+        return result
+
+    def _run(self, key: str, provider: Provider, target: str, fence: Fence | None) -> CycleResult:
+        """One poll; a target's first is counted apart (its answers too) from what a poll costs."""
+        pool = self._pools_of.get(key, "")
+        with self._lock:
+            first = key not in self._polled
+            self._polled.add(key)
+            spent = self._first_spent.setdefault(pool, Tally())
+        with tally(spent) if first else nullcontext():
+            result = self.runtime.poller.run_target(provider, target, fence=fence)
+        if first:
+            with self._lock:
+                self._first_polls[pool] += 1
         return result
 
     # -- nudges ----------------------------------------------------------------------------------
@@ -474,12 +529,16 @@ class Scheduler:
             when = utc_now() + timedelta(seconds=due - now)
             if key not in self._polling and job.next_run_time > when:
                 self._scheduler.modify_job(key, next_run_time=when)
+                self.polls.expedite(key, queued=False)  # the run at the gap's end, not before
             return "deferred"
         self._nudged[key] = now
         if key in self._polling:
             self._again.add(key)
             return "queued"
-        self._scheduler.modify_job(key, next_run_time=utc_now())
+        # A run already waiting for a worker (the daemon is behind) moves ahead of the scheduled
+        # ones; else the run due now is queued ahead of them.
+        if not self.polls.expedite(key):
+            self._scheduler.modify_job(key, next_run_time=utc_now())
         return "polled"
 
     def _forget(self, key: str) -> None:
@@ -489,6 +548,8 @@ class Scheduler:
         keep a staleness alert firing for ever.
         """
         self._nudged.pop(key, None)
+        self._polled.discard(key)
+        self.polls.forget(key)
         self.runtime.health.forget_target(key)
         self.runtime.metrics.forget_target(*split_key(key))
 
@@ -497,8 +558,10 @@ class Scheduler:
 
         One handed over by a live replica (``keys`` says how many seconds ago it last polled it) is
         polled an interval after that poll, so the two replicas do not both poll it within one
-        interval. One whose holder died has waited a lease already: it is polled within its
-        jitter, so a takeover of hundreds of targets does not hit the CI system in one burst.
+        interval. One whose holder died has waited a lease already: its poll goes to the pool's
+        urgent lane, ahead of this replica's own scheduled polls (which may be behind schedule),
+        and is due within its jitter, so a takeover of hundreds of targets does not hit the CI
+        system in one burst. If a run of it is already waiting for a worker, that run moves ahead.
         """
         config = self.runtime.config
         now = utc_now()
@@ -513,6 +576,8 @@ class Scheduler:
                 provider = self.runtime.providers.get(source)
                 if provider is None:
                     continue
+                if polled_ago is None and self.polls.expedite(key):
+                    continue  # its run waiting in the pool moved ahead: polled next
                 jitter = config.effective(provider.config, "jitter").total_seconds()
                 wait = random.uniform(0, jitter)
                 if polled_ago is not None:
@@ -549,17 +614,29 @@ class Scheduler:
 
         What a poll costs is measured (answers per poll since the last run, smoothed), so a
         credential whose polls cost 1.4 requests on average and may make 900 a minute is polled
-        at most ``0.85 × 900 / 1.4`` times a minute, whatever its targets' intervals ask.
+        at most ``0.85 × 900 / 1.4`` times a minute, whatever its targets' intervals ask. A
+        target's first poll is left out, its answers and itself: it reads the whole lookback
+        (tens of requests), happens once, and averaged in it would stretch every interval of a
+        fleet starting up many times over for polls that will never cost that again.
         """
         for pool, quota in list(self._quotas.items()):
-            spent, polls = quota.spent(), self._pool_polls[pool]
+            with self._lock:
+                mark = _Mark(
+                    quota.spent(),
+                    self._pool_polls[pool],
+                    self._first_spent[pool].counts() if pool in self._first_spent else {},
+                    self._first_polls[pool],
+                )
             last = self._marks.get(pool)
+            polls = (mark.polls - mark.first_polls) - (last.polls - last.first_polls) if last else 0
             if last is None:
-                self._marks[pool] = (spent, polls)
-            elif polls - last[1] >= _MIN_POLLS:  # else measured later, over more polls
-                self._marks[pool] = (spent, polls)
-                for resource, count in spent.items():
-                    cost = (count - last[0].get(resource, 0)) / (polls - last[1])
+                self._marks[pool] = mark
+            elif polls >= _MIN_POLLS:  # else measured later, over more polls
+                self._marks[pool] = mark
+                for resource, count in mark.spent.items():
+                    first = mark.first_spent.get(resource, 0) - last.first_spent.get(resource, 0)
+                    answers = count - last.spent.get(resource, 0) - first
+                    cost = max(0, answers) / polls
                     old = self._per_poll.get((pool, resource))
                     self._per_poll[(pool, resource)] = cost if old is None else (old + cost) / 2
             allowances = quota.allowance()
@@ -606,7 +683,7 @@ class Scheduler:
             metrics.hot_targets.labels(figures.pool).set(figures.hot)
 
     def _overdue(self) -> None:
-        """Report the polls running past ``defaults.poll_deadline`` (readiness and a gauge)."""
+        """Report the polls running past ``defaults.poll_deadline`` (readiness and a gauge), and the queue."""
         deadline = self.runtime.config.defaults.poll_deadline.total_seconds()
         now = time.monotonic()
         overdue = {
@@ -616,6 +693,9 @@ class Scheduler:
         }
         self.runtime.health.set_overdue(overdue, deadline=deadline)
         self.runtime.metrics.polls_overdue.set(len(overdue))
+        urgent, scheduled = self.polls.queued()
+        self.runtime.metrics.polls_waiting.labels("urgent").set(urgent)
+        self.runtime.metrics.polls_waiting.labels("scheduled").set(scheduled)
 
     def _housekeeping(self) -> None:
         # Counted as a job in flight: shutdown must not close the store under its feet.

@@ -129,3 +129,38 @@ def test_targets_are_found_by_name_whatever_the_case(scheduled) -> None:
     """Webhooks spell names their own way: targets are found case-insensitively."""
     scheduler, _provider = scheduled
     assert [("src", "Octo/API")] == scheduler.find_targets(["OCTO/api", "octo/nothing"])
+
+
+def test_a_nudge_during_a_poll_is_not_lost_while_the_poll_s_run_is_released(tmp_path) -> None:
+    """The poll again is due at once, before APScheduler has counted the run done: it still comes."""
+    config = FetcherConfig.model_validate(
+        {
+            "state": {"path": str(tmp_path / "s.db")},
+            "defaults": {"interval": "1h", "jitter": "0s"},
+        }
+    )
+    config = config.model_copy(update={"sources": [SourceConfig(name="src", provider="counting")]})
+    made: list[CountingProvider] = []
+
+    def factory(source, context):
+        made.append(CountingProvider(source, context, 1.0))
+        return made[-1]
+
+    scheduler = Scheduler(Runtime(config, provider_resolver=lambda _name: factory), max_workers=4)
+    poll = scheduler._poll
+
+    def released_late(source_name: str, target: str) -> None:
+        poll(source_name, target)
+        time.sleep(0.5)  # a loaded machine: the run ends, APScheduler hears of it later
+
+    scheduler._poll = released_late  # type: ignore[method-assign]
+    scheduler.start()
+    provider = made[0]
+    try:
+        wait_until(lambda: provider.running.get("Octo/API"), timeout=10)
+        queued = scheduler.nudge("src", "Octo/API", min_gap=0)
+        wait_until(lambda: provider.runs["Octo/API"] == 2, timeout=10)
+    finally:
+        scheduler.shutdown()
+        scheduler.runtime.close()
+    assert "queued" == queued

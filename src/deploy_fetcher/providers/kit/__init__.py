@@ -88,7 +88,15 @@ from deploy_fetcher.providers.kit._policy import (
     RequestPolicy,
     classify,
 )
-from deploy_fetcher.providers.kit._quota import Allowance, Blocked, Figures, Quota, RequestBudget
+from deploy_fetcher.providers.kit._quota import (
+    Allowance,
+    Blocked,
+    Figures,
+    Quota,
+    RequestBudget,
+    Tally,
+    tally,
+)
 from deploy_fetcher.providers.kit._record import CursorMismatch, Record, Sealed, short
 from deploy_fetcher.providers.kit._recording import (
     Recording,
@@ -143,6 +151,7 @@ __all__ = [
     "ResponseTooLarge",
     "Retry",
     "Sealed",
+    "Tally",
     "Watermark",
     "backfill_pages",
     "check_redirect",
@@ -167,6 +176,7 @@ __all__ = [
     "settings_of",
     "shared_policy",
     "short",
+    "tally",
     "template_fields",
     "timestamp",
     "tls_verify",

@@ -40,8 +40,10 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -53,7 +55,7 @@ from deploy_fetcher.retry_after import parse_retry_after
 if TYPE_CHECKING:
     from deploy_fetcher.metrics import Metrics
 
-__all__ = ["Allowance", "Blocked", "Figures", "Quota", "RequestBudget"]
+__all__ = ["Allowance", "Blocked", "Figures", "Quota", "RequestBudget", "Tally", "tally"]
 
 #: A 429 that names no wait blocks the credential this long (GitHub's advice for secondary limits).
 DEFAULT_BLOCK: Final = 60.0
@@ -67,6 +69,41 @@ THROTTLE_WINDOW: Final = timedelta(minutes=5)
 MIN_THROTTLED: Final = 6.0
 _TOO_MANY: Final = 429
 _ERRORS: Final = 400
+#: Where the answers recorded by the code running now are also counted (:func:`tally`).
+_TALLY: ContextVar[Tally | None] = ContextVar("quota_tally", default=None)
+
+
+class Tally:
+    """Answers counted per resource, from any number of threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def add(self, resource: str) -> None:
+        """Count one answer."""
+        with self._lock:
+            self._counts[resource] += 1
+
+    def counts(self) -> dict[str, int]:
+        """The answers counted so far, per resource."""
+        with self._lock:
+            return dict(self._counts)
+
+
+@contextmanager
+def tally(into: Tally | None = None) -> Iterator[Tally]:
+    """Count in ``into`` (or a new tally) the answers every :class:`Quota` records in this thread.
+
+    What some polls cost, apart from the polls running beside them on the same credential (the
+    scheduler keeps a target's first poll, which reads a whole lookback, out of its average).
+    """
+    counted = into if into is not None else Tally()
+    token = _TALLY.set(counted)
+    try:
+        yield counted
+    finally:
+        _TALLY.reset(token)
 
 
 def _int(headers: Mapping[str, str], *names: str) -> int | None:
@@ -258,6 +295,9 @@ class Quota:
         epoch = _int(headers, "x-ratelimit-reset", "ratelimit-reset")
         said = server_time(headers)
         delayed = _delayed(headers)
+        counted = _TALLY.get()
+        if counted is not None:
+            counted.add(resource)
         with self._lock:
             self._spent[resource] = self._spent.get(resource, 0) + 1
             self._throttle.count(now)
