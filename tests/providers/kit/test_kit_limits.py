@@ -17,6 +17,7 @@ from tests.providers.kit.conftest import TestContext, make_policy
 
 from deploy_fetcher.errors import TransientError
 from deploy_fetcher.providers.kit import (
+    SLOW_SERVER_CUTS,
     SLOW_SERVER_PAUSE,
     DeadlineExceeded,
     HttpClient,
@@ -130,15 +131,16 @@ def test_a_server_trickling_its_answer_hits_the_whole_request_deadline(
 def test_a_server_that_ran_into_the_deadline_is_left_alone_then_probed(
     make_get: Callable[..., Get], context: TestContext
 ) -> None:
-    """After a deadline hit nothing reaches the server for SLOW_SERVER_PAUSE; then one request does.
+    """After deadline hits in a row nothing reaches the server for SLOW_SERVER_PAUSE; then one does.
 
     Without the pause every poll of every source of the credential would hold a worker for the
     whole ``timeout`` again, cycle after cycle.
     """
     with HostileServer(mode="slow", body=b"[" + b" " * 200 + b"]", interval=0.2) as server:
         get = make_get(timeout=1.0)
-        with pytest.raises(DeadlineExceeded):
-            get(server.url("/slow"))
+        for _ in range(SLOW_SERVER_CUTS):
+            with pytest.raises(DeadlineExceeded):
+                get(server.url("/slow"))
         server.mode = "json"
         seen = len(server.requests)
         with pytest.raises(TransientError, match=r"/slow ran into its 1s deadline.*left alone"):
@@ -160,8 +162,9 @@ def test_while_the_probe_runs_other_requests_still_wait(context: TestContext) ->
                 time.sleep(seconds)
                 raise OSError
 
-    with pytest.raises(DeadlineExceeded):
-        exchange("http://ci/slow", 0.1)
+    for _ in range(SLOW_SERVER_CUTS):
+        with pytest.raises(DeadlineExceeded):
+            exchange("http://ci/slow", 0.1)
     context.time.now += SLOW_SERVER_PAUSE
     with (
         policy.exchange("http://ci/probe", (OSError,)),
@@ -169,6 +172,37 @@ def test_while_the_probe_runs_other_requests_still_wait(context: TestContext) ->
     ):
         exchange("http://ci/other")
     exchange("http://ci/other")
+
+
+def test_one_slow_answer_among_answers_leaves_the_server_open(context: TestContext) -> None:
+    """Cuts with answers in between never pause the credential; cuts in a row do, from the last one.
+
+    A credential serves every source that uses it: one slow endpoint among healthy ones must cost
+    its own poll, not a minute of every poll of the credential.
+    """
+    policy = make_policy(context, limits=Limits(timeout=0.05, max_bytes=1024))
+
+    def exchange(url: str, seconds: float = 0.0) -> None:
+        with policy.exchange(url, (OSError,)):
+            if seconds:
+                time.sleep(seconds)
+                raise OSError
+
+    for _ in range(2 * SLOW_SERVER_CUTS):
+        with pytest.raises(DeadlineExceeded):
+            exchange("http://ci/big-project", 0.1)
+        exchange("http://ci/small-project")
+    for _ in range(SLOW_SERVER_CUTS - 1):
+        with pytest.raises(DeadlineExceeded):
+            exchange("http://ci/big-project", 0.1)
+    exchange("http://ci/small-project")  # SLOW_SERVER_CUTS - 1 in a row: still open
+    for _ in range(SLOW_SERVER_CUTS):
+        with pytest.raises(DeadlineExceeded):
+            exchange("http://ci/big-project", 0.1)
+    with pytest.raises(
+        TransientError, match=r"big-project ran into its 0\.05s deadline.*left alone"
+    ):
+        exchange("http://ci/small-project")
 
 
 def test_an_endless_body_is_cut_at_the_byte_cap_naming_the_url(

@@ -13,8 +13,9 @@ Service names follow one rule everywhere (:data:`DEFAULT_SERVICE`, :func:`map_se
     RequestPolicy.call        retries: full-jitter back-off (tenacity), Retry-After, interruptible
       └─ before_send          the gate: Quota / RequestBudget waits, or RateLimited
            └─ exchange        Limits: whole-request deadline, byte cap, redirect rule; a
-                              server that ran into the deadline is left alone for
-                              SLOW_SERVER_PAUSE (one probe then)
+                              server that ran into the deadline SLOW_SERVER_CUTS
+                              times in a row is left alone for SLOW_SERVER_PAUSE
+                              (one probe then)
                               (PolicyAdapter for requests-based SDKs, HttpClient on httpx;
                               JsonApi reads JSON through an HttpClient)
                 └─ after_response   metrics, quota figures, the server's clock (Date)
@@ -83,6 +84,7 @@ from deploy_fetcher.providers.kit._paging import (
 )
 from deploy_fetcher.providers.kit._policy import (
     CLOCK_SKEW,
+    SLOW_SERVER_CUTS,
     SLOW_SERVER_PAUSE,
     LimitHit,
     RequestPolicy,
@@ -117,6 +119,7 @@ __all__ = [
     "CLOCK_SKEW",
     "DEFAULT_SERVICE",
     "MAX_RETRY_AFTER",
+    "SLOW_SERVER_CUTS",
     "SLOW_SERVER_PAUSE",
     "Allowance",
     "Blocked",

@@ -16,10 +16,14 @@ server's clock are shared too. Its parts, in the order a request meets them:
    after the ``Retry-After`` the server sent, up to ``retries`` times.
 
 A request that runs into its deadline is not tried again: a server that trickles its answers (or
-says nothing) would hold a poll worker ``retries + 1`` times as long. Instead the server is **left
-alone** for :data:`SLOW_SERVER_PAUSE`: every request of the credential fails at once with a
+says nothing) would hold a poll worker ``retries + 1`` times as long. Once :data:`SLOW_SERVER_CUTS`
+requests in a row have been cut, with no answer in between, the server is **left alone** for
+:data:`SLOW_SERVER_PAUSE`: every request of the credential fails at once with a
 :class:`~deploy_fetcher.errors.TransientError` naming the request that was cut, until one request
-(a single probe) is let through after the pause and the server answers it in time.
+(a single probe) is let through after the pause and the server answers it in time. One cut alone
+does not pause it: a credential is shared by every source that uses it (every Azure DevOps project
+of an organisation, a thousand repositories on one GitHub token), and one slow answer among
+healthy ones must cost that one poll, not a minute of all of them.
 
 Which answer is worth a retry is the provider's call (:func:`classify` is the common table); the
 policy only knows that it was.
@@ -61,7 +65,14 @@ if TYPE_CHECKING:
     from deploy_fetcher.config import DefaultsConfig, HttpSourceConfig
     from deploy_fetcher.providers._base import ProviderContext
 
-__all__ = ["CLOCK_SKEW", "SLOW_SERVER_PAUSE", "LimitHit", "RequestPolicy", "classify"]
+__all__ = [
+    "CLOCK_SKEW",
+    "SLOW_SERVER_CUTS",
+    "SLOW_SERVER_PAUSE",
+    "LimitHit",
+    "RequestPolicy",
+    "classify",
+]
 
 _log = structlog.get_logger(__name__)
 
@@ -73,6 +84,8 @@ CLOCK_SKEW: Final = timedelta(minutes=5)
 #: How long a server that let a request run into its deadline is left alone (see the module
 #: docstring): long enough that its sources' polls stop taking workers, short enough to notice a fix.
 SLOW_SERVER_PAUSE: Final = timedelta(minutes=1)
+#: Requests cut by the deadline in a row, with no answer in between, before the server is left alone.
+SLOW_SERVER_CUTS: Final = 3
 #: Short waits slept through per request before the cycle gives up (a clock that does not move
 #: must not spin forever).
 _MAX_WAITS: Final = 3
@@ -156,6 +169,8 @@ class RequestPolicy:
         self._offset = timedelta(0)
         #: The request that last ran into its deadline, and until when the server is left alone.
         self._slow: tuple[str, datetime] | None = None
+        #: Requests cut by the deadline since the last answer.
+        self._cuts = 0
         self._probing = False
 
     @classmethod
@@ -242,8 +257,8 @@ class RequestPolicy:
 
         ``failures`` are the transport's own errors: one raised once the request's whole time is
         spent (the deadline cut it, or a read timed out at the same bound) is the deadline's
-        :class:`DeadlineExceeded`, and the server is left alone for :data:`SLOW_SERVER_PAUSE`; any
-        other is counted as an exchange without answer.
+        :class:`DeadlineExceeded` (after :data:`SLOW_SERVER_CUTS` of them in a row the server is left
+        alone for :data:`SLOW_SERVER_PAUSE`); any other is counted as an exchange without answer.
         """
         probe = self._pass_pause(url)
         cut = False
@@ -256,7 +271,7 @@ class RequestPolicy:
                     self.after_failure()
                     if watch.expired or watch.remaining() <= 0:
                         cut = True
-                        self._pause(url)
+                        self._cut(url, probe=probe)
                         self.limit_hit("deadline", url)
                         raise DeadlineExceeded(url, self.limits.timeout) from None
                     raise
@@ -288,9 +303,13 @@ class RequestPolicy:
             self._probing = True
             return True
 
-    def _pause(self, url: str) -> None:
+    def _cut(self, url: str, *, probe: bool) -> None:
+        """Count a request the deadline cut; leave the server alone at the limit (or a failed probe)."""
         until = self.context.clock() + SLOW_SERVER_PAUSE
         with self._lock:
+            self._cuts += 1
+            if not probe and self._cuts < SLOW_SERVER_CUTS:
+                return
             self._slow, self._probing = (url, until), False
         _log.warning(
             f"{self.log_name}.slow_server",
@@ -302,6 +321,7 @@ class RequestPolicy:
 
     def _answered(self) -> None:
         with self._lock:
+            self._cuts = 0
             if self._slow is None:
                 return
             self._slow, self._probing = None, False
