@@ -15,6 +15,7 @@ use), or the server named by ``FETCHER_TEST_POSTGRES_URL``.
 
     .venv/bin/python benchmarks/replicas.py                  # 3 000 sources, 60 s interval
     .venv/bin/python benchmarks/replicas.py --sources 300 --interval 20 --window 40   # a quick look
+    .venv/bin/python benchmarks/replicas.py --setups 3 --no-outbox   # three replicas and the kill only
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -128,6 +131,96 @@ def gauge(daemon: scale.Daemon, name: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+#: Source names start with their provider's prefix (see ``scale.py``).
+_PROVIDERS = {"gh": "github", "gl": "gitlab", "ado": "azure-devops"}
+
+
+def outcomes(daemon: scale.Daemon) -> dict[tuple[str, str], float]:
+    """Polls so far by provider and outcome (``fetcher_poll_cycles_total``)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{daemon.port}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    out: dict[tuple[str, str], float] = {}
+    for metric, labels, number in _SAMPLE.findall(text):
+        if metric != "fetcher_poll_cycles_total":
+            continue
+        found = dict(_LABEL.findall(labels))
+        provider = _PROVIDERS.get(found.get("source", "").split("-", 1)[0], "other")
+        key = (provider, found.get("outcome", ""))
+        out[key] = out.get(key, 0.0) + float(number)
+    return out
+
+
+def by_provider(
+    worlds: scale.Worlds,
+    logs: dict[str, int],
+    daemons: list[scale.Daemon],
+    before: list[dict[tuple[str, str], float]],
+    minutes: float,
+) -> dict[str, Any]:
+    """Per provider over the window: requests (304s and rate-limited among them) and polls.
+
+    Polls are counted per replica and per outcome, so a poll that ends without a request (a
+    credential backing off, a cache answering) shows beside the requests it did not make.
+    """
+    after = [outcomes(d) for d in daemons]
+    out: dict[str, Any] = {}
+    for provider, emulator in worlds.ci.items():
+        figures = emulator.figures(logs[provider], emulator.log_length(), minutes).values()
+        polls: dict[str, float] = {}
+        per_replica = []
+        for done, now in zip(before, after, strict=True):
+            mine = 0.0
+            for (name, outcome), count in now.items():
+                if name == provider:
+                    polls[outcome] = polls.get(outcome, 0.0) + count - done.get((name, outcome), 0)
+                    mine += count - done.get((name, outcome), 0)
+            per_replica.append(round(mine / minutes))
+        requests = sum(f["requests"] for f in figures)
+        total = sum(polls.values())
+        out[provider] = {
+            "requests_per_minute": round(requests / minutes),
+            "not_modified_per_minute": round(sum(f["not_modified"] for f in figures) / minutes),
+            "rate_limited_per_minute": round(sum(f["rate_limited"] for f in figures) / minutes),
+            "polls_per_minute": round(total / minutes),
+            "polls_per_minute_per_replica": per_replica,
+            "polls_per_minute_by_outcome": {
+                k: round(v / minutes) for k, v in sorted(polls.items())
+            },
+            "requests_per_poll": round(requests / total, 2) if total else None,
+        }
+    return out
+
+
+def _entries(daemon: scale.Daemon, since: float) -> Iterator[dict[str, Any]]:
+    """The JSON log lines of ``daemon`` written after ``since`` (Unix time), each with its ``at``."""
+    for line in daemon.log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            entry = json.loads(line)
+            at = datetime.fromisoformat(str(entry["timestamp"])).timestamp()
+        except (ValueError, KeyError):
+            continue
+        if at >= since:
+            entry["at"] = at
+            yield entry
+
+
+def log_events(daemon: scale.Daemon, since: float, names: set[str]) -> list[dict[str, Any]]:
+    """The log lines named in ``names`` written after ``since``."""
+    return [entry for entry in _entries(daemon, since) if entry.get("event") in names]
+
+
+def complaints(daemon: scale.Daemon, since: float) -> dict[str, int]:
+    """Warning and error log lines written after ``since``, by event."""
+    counts: Counter[str] = Counter(
+        str(entry.get("event", "?"))
+        for entry in _entries(daemon, since)
+        if entry.get("level") in {"warning", "error"}
+    )
+    return dict(sorted(counts.items()))
+
+
 def polled_sources(daemons: list[scale.Daemon]) -> set[str]:
     """Target keys polled at least once (one target per source here)."""
     out: set[str] = set()
@@ -173,11 +266,16 @@ def setup(
         time.sleep(interval + 10)
         result["warm_up_s"] = round(time.monotonic() - started)
         before = [(d.cpu_seconds(), polls(d)) for d in daemons]
-        requests_before = sum(e.log_length() for e in worlds.ci.values())
+        outcomes_before = [outcomes(d) for d in daemons]
+        logs = {name: e.log_length() for name, e in worlds.ci.items()}
+        load = os.getloadavg()[0]
+        wall = time.time()
         t0 = time.monotonic()
         time.sleep(window)
         seconds = time.monotonic() - t0
-        requests = sum(e.log_length() for e in worlds.ci.values()) - requests_before
+        requests = sum(e.log_length() for e in worlds.ci.values()) - sum(logs.values())
+        result["load_average"] = [round(load, 1), round(os.getloadavg()[0], 1)]
+        result["by_provider"] = by_provider(worlds, logs, daemons, outcomes_before, seconds / 60)
         result["window_s"] = round(seconds)
         result["ci_requests_per_minute"] = round(requests * 60 / seconds)
         result["per_replica"] = [
@@ -186,6 +284,7 @@ def setup(
                 "cpu_share_of_one_core": round((d.cpu_seconds() - cpu) / seconds, 3),
                 "rss_mib": round(d.status("VmRSS") / 1024, 1),
                 "peak_rss_mib": round(d.status("VmHWM") / 1024, 1),
+                "warnings_in_window": complaints(d, wall),
             }
             for d, (cpu, done) in zip(daemons, before, strict=True)
         ]
@@ -226,10 +325,35 @@ def failover(daemons: list[scale.Daemon], url: str) -> dict[str, Any]:
                     taken.setdefault(key, time.time() - killed)
         time.sleep(2)
     delays = sorted(taken.values())
+
+    def quantile(q: float) -> float | None:
+        return round(delays[min(len(delays) - 1, int(q * len(delays)))], 1) if delays else None
+
+    by_provider: dict[str, list[float]] = {}
+    for key, delay in taken.items():
+        by_provider.setdefault(_PROVIDERS.get(key.split("-", 1)[0], "other"), []).append(delay)
+    # When the survivors saw the victim gone and took its leases (their log's own times).
+    acquired = [
+        {
+            "after_s": round(entry["at"] - killed, 1),
+            "count": entry.get("count"),
+            "taken_over": entry.get("taken_over"),
+        }
+        for survivor in survivors
+        for entry in log_events(survivor, killed, {"replicas.acquired"})
+    ]
     return {
         "targets_of_the_killed_replica": len(orphans),
         "all_polled_again_after_s": round(delays[-1], 1) if len(delays) == len(orphans) else None,
-        "median_s": round(delays[len(delays) // 2], 1) if delays else None,
+        "polled_again": len(delays),
+        "within_two_lease_ttls": sum(1 for d in delays if d <= 2 * TTL),
+        "median_s": quantile(0.5),
+        "p90_s": quantile(0.9),
+        "p99_s": quantile(0.99),
+        "max_s_by_provider": {k: round(max(v), 1) for k, v in sorted(by_provider.items())},
+        "acquisitions": sorted(acquired, key=lambda a: a["after_s"]),
+        "load_average": round(os.getloadavg()[0], 1),
+        "survivors_warnings": [complaints(d, killed) for d in survivors],
         "lease_ttl_s": TTL,
     }
 
@@ -261,6 +385,12 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=60.0)
     parser.add_argument("--window", type=float, default=120.0, help="seconds measured per set-up")
     parser.add_argument("--events", type=int, default=20_000, help="events for the outbox figures")
+    parser.add_argument(
+        "--setups",
+        default="1,3",
+        help="replica counts to measure, comma-separated (3: the failover)",
+    )
+    parser.add_argument("--no-outbox", action="store_true", help="leave out the outbox figures")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     scale.INTERVAL = args.interval
@@ -279,7 +409,7 @@ def main() -> None:
     }
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for count in (1, 3):
+            for count in (int(n) for n in args.setups.split(",")):
                 with cluster.database(f"bench{count}") as url:
                     result[f"{count}_replica{'s' if count > 1 else ''}"] = setup(
                         count,
@@ -290,17 +420,18 @@ def main() -> None:
                         workdir=Path(tmp),
                     )
                     print(json.dumps(result, indent=2), flush=True)
-            with cluster.database("outbox") as url:
-                store = PostgresStore(url)
+            if not args.no_outbox:
+                with cluster.database("outbox") as url:
+                    store = PostgresStore(url)
+                    try:
+                        result["postgres_outbox"] = outbox(store, args.events)
+                    finally:
+                        store.close()
+                sqlite = SqliteStore(Path(tmp) / "outbox.db")
                 try:
-                    result["postgres_outbox"] = outbox(store, args.events)
+                    result["sqlite_outbox"] = outbox(sqlite, args.events)
                 finally:
-                    store.close()
-            sqlite = SqliteStore(Path(tmp) / "outbox.db")
-            try:
-                result["sqlite_outbox"] = outbox(sqlite, args.events)
-            finally:
-                sqlite.close()
+                    sqlite.close()
     finally:
         if not given:
             cluster.destroy()

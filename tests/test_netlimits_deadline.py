@@ -38,10 +38,24 @@ def test_a_short_deadline_behind_a_long_one_still_cuts_its_request() -> None:
 
 
 def test_finished_deadlines_do_not_pile_up_in_the_watchdog() -> None:
-    """A thousand requests that ended leave about the ones in flight to watch, not a thousand."""
-    for _ in range(1000):
-        with deadline(30):
-            pass
-    with deadline(30):
+    """A thousand ended requests behind a long one in flight leave the watchdog little to hold."""
+    release = threading.Event()
+    holding = threading.Event()
+
+    def long_request() -> None:
+        with deadline(60):
+            holding.set()
+            release.wait(20)
+
+    holder = threading.Thread(target=long_request)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        for _ in range(1000):
+            with deadline(120):
+                pass
         watched = len(netlimits._WATCHDOG._heap)  # what the watchdog holds
-    assert watched <= 2  # this request, and the last one if it was not dropped yet
+    finally:
+        release.set()
+        holder.join(20)
+    assert watched < 100  # the long request, and finished ones since the last sweep

@@ -104,6 +104,24 @@ def test_the_password_of_a_database_url_is_masked_alone() -> None:
     )
 
 
+def test_a_database_url_masks_its_passwords_and_nothing_else() -> None:
+    """A DSN shows which database it names: only its passwords (user part, query) are masked."""
+    register_secret("postgresql://fetcher@db-plain:5432/state")
+    register_secret(
+        "postgresql://fetcher:pw-in-user-5c1d@db-a:5432/state?password=pw-in-query-77ab"
+    )
+    register_secret("postgres://fetcher@db-b/state?sslmode=require&sslpassword=key-pw-3e3e")
+
+    assert (
+        "state database postgresql://fetcher@db-plain:5432/state: refused;"
+        " postgresql://fetcher:***@db-a:5432/state?password=*** key ***"
+    ) == redact(
+        "state database postgresql://fetcher@db-plain:5432/state: refused;"
+        " postgresql://fetcher:pw-in-user-5c1d@db-a:5432/state?password=pw-in-query-77ab"
+        " key key-pw-3e3e"
+    )
+
+
 def test_every_readiness_problem_is_masked_whoever_reports_it(tmp_path: Path) -> None:
     """A provider's own readiness problem quoting its token reaches /readyz as ***."""
     from deploy_fetcher.config import FetcherConfig, SourceConfig

@@ -104,6 +104,10 @@ def _shut(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
+#: The smallest heap of deadlines worth sweeping for finished ones.
+_SWEEP_MIN: Final = 64
+
+
 class _Watchdog:
     """One daemon thread that expires deadlines in time order."""
 
@@ -114,19 +118,27 @@ class _Watchdog:
         self._thread: threading.Thread | None = None
         #: When the thread wakes up by itself next (infinity: only when notified).
         self._wakes_at = math.inf
+        #: Heap size at which finished deadlines are swept out of it (see :meth:`watch`).
+        self._sweep_at = _SWEEP_MIN
 
     def watch(self, item: Deadline) -> None:
         """Expire ``item`` when its time comes (unless it finished first).
 
         The thread is woken only when ``item`` is due before the thread would wake up anyway:
         requests with one timeout come in deadline order, so a busy sink's stream of requests
-        does not cost a thread switch each. Finished deadlines at the head are dropped here, so
-        the heap holds about the requests in flight, not every request of the last timeout.
+        does not cost a thread switch each. Finished deadlines at the head are dropped here, and
+        when the heap has doubled since the last sweep (a long request in flight at its head keeps
+        the finished ones behind it) every finished one is: the heap holds about the requests in
+        flight, not every request of the last timeout.
         """
         with self._cond:
             heap = self._heap
             while heap and heap[0][2].finished:
                 heapq.heappop(heap)
+            if len(heap) >= self._sweep_at:
+                heap[:] = [entry for entry in heap if not entry[2].finished]
+                heapq.heapify(heap)
+                self._sweep_at = max(_SWEEP_MIN, 2 * len(heap))
             heapq.heappush(heap, (item.at, next(self._seq), item))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(

@@ -33,6 +33,7 @@ __all__ = [
     "MAX_EXCERPT",
     "MIN_SECRET_LENGTH",
     "RedactingWriter",
+    "dsn_passwords",
     "excerpt",
     "redact",
     "register_secret",
@@ -46,19 +47,41 @@ MIN_SECRET_LENGTH: Final = 4
 #: The longest piece of a server's text kept in a message (enough to name the problem).
 MAX_EXCERPT: Final = 300
 
+#: The schemes of a PostgreSQL URL: only its passwords are secret, not where the database is.
+_DSN_SCHEMES: Final = ("postgresql://", "postgres://")
+#: Query parameters of such a URL that carry a password (libpq takes both there).
+_DSN_PASSWORDS: Final = frozenset({"password", "sslpassword"})
+
 _secrets: set[str] = set()
 _lock = threading.Lock()
 _pattern: re.Pattern[str] | None = None
+
+
+def dsn_passwords(url: str) -> list[str]:
+    """The passwords in a PostgreSQL URL (after ``user:``, and ``?password=``), as written and decoded."""
+    try:
+        parts = urlsplit(url.strip())
+        found = [parts.password] if parts.password else []
+    except ValueError:
+        return [url]  # unreadable: the whole text is the only safe guess
+    for pair in parts.query.split("&"):
+        key, _, value = pair.partition("=")
+        if unquote(key).lower() in _DSN_PASSWORDS and value:
+            found.append(value)
+    return list(dict.fromkeys(form for raw in found for form in (raw, unquote(raw))))
 
 
 def secret_forms(value: str) -> list[str]:
     """The texts that give a secret away, each to be masked.
 
     The value itself; for a header value with a scheme (``Bearer abc…``, ``Basic …``), the
-    credential after it, which a server may echo alone; for a URL with a password (a DSN), the
-    password; and each as it appears inside a URL's query or a JSON string, where a server quoting
-    the request would put it.
+    credential after it, which a server may echo alone; for a URL with a password, the password;
+    and each as it appears inside a URL's query or a JSON string, where a server quoting the request
+    would put it. A PostgreSQL URL is the exception: its passwords alone are masked, so messages
+    still say which database (a URL without a password masks nothing).
     """
+    if value.strip().lower().startswith(_DSN_SCHEMES):
+        return _encoded_forms(dsn_passwords(value))
     forms = [value]
     scheme, _, credential = value.strip().partition(" ")
     credential = credential.strip()
@@ -72,10 +95,16 @@ def secret_forms(value: str) -> list[str]:
             password = None
         if password:
             forms += [password, unquote(password)]
-    for form in list(forms):
-        forms.append(quote(form, safe=""))
-        forms.append(json.dumps(form)[1:-1])
-    return list(dict.fromkeys(form for form in forms if len(form) >= MIN_SECRET_LENGTH))
+    return _encoded_forms(forms)
+
+
+def _encoded_forms(forms: list[str]) -> list[str]:
+    """Each of ``forms`` also as a URL's query and a JSON string would carry it; short ones dropped."""
+    encoded = [*forms]
+    for form in forms:
+        encoded.append(quote(form, safe=""))
+        encoded.append(json.dumps(form)[1:-1])
+    return list(dict.fromkeys(form for form in encoded if len(form) >= MIN_SECRET_LENGTH))
 
 
 def register_secret(value: str | SecretStr | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 from tests.support import free_port, run_cli, write_config
 
 from deploy_fetcher.store.postgres import PostgresStore
@@ -53,18 +54,25 @@ def test_members_with_a_state_file_says_there_is_one_process(tmp_path: Path) -> 
     assert "state members needs state.backend postgres" in result.stderr
 
 
-def test_a_command_against_a_database_that_is_down_prints_one_line(tmp_path: Path) -> None:
-    """No server at the URL: one error line naming the database, no warnings of the pool, exit 1."""
+@pytest.mark.parametrize("password", ["s3cret-pw", None], ids=["password", "no-password"])
+def test_a_command_against_a_database_that_is_down_prints_one_line(
+    tmp_path: Path, password: str | None
+) -> None:
+    """No server at the URL: one error line naming the database (its password masked), exit 1."""
     config = write_config(
         tmp_path / "config.yaml", {"state": {"backend": "postgres", "url": "${STATE_URL}"}}
     )
-    url = f"postgresql://fetcher:s3cret-pw@127.0.0.1:{free_port()}/fetcher"
+    port = free_port()
+    user = f"fetcher:{password}" if password else "fetcher"
+    url = f"postgresql://{user}@127.0.0.1:{port}/fetcher"
 
     result = run_cli("outbox", "stats", "--config", str(config), env={"STATE_URL": url})
 
     assert 1 == result.returncode
     assert "" == result.stdout
     (line,) = result.stderr.splitlines()
-    assert line.startswith("fetcher: state database postgresql://fetcher@127.0.0.1:")
+    assert line.startswith(
+        f"fetcher: state database postgresql://fetcher@127.0.0.1:{port}/fetcher: "
+    )
     assert "Connection refused" in line
     assert "s3cret-pw" not in result.stderr

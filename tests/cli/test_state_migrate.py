@@ -137,7 +137,11 @@ def test_migrate_refuses_a_database_that_is_not_empty(tmp_path: Path, pg_url: st
     result = run_cli("state", "migrate", "--config", str(config), "--to", pg_url)
 
     assert 1 == result.returncode
-    assert "is not empty (1 cursors, 0 outbox rows" in result.stderr
+    assert (
+        "is not empty (1 cursor, 0 outbox rows (0 pending, 0 delivered, 0 dead),"
+        " 0 promotion ledger entries, 0 lifecycle ledger entries, 0 stored values);"
+        " migrate only into an empty database"
+    ) in result.stderr
     assert _password(pg_url) not in result.stdout + result.stderr
     target = PostgresStore(pg_url)
     try:
@@ -161,7 +165,7 @@ def test_migrate_refuses_a_file_in_use(tmp_path: Path, pg_url: str) -> None:
     source.close()
 
     assert 1 == result.returncode
-    assert "rows are claimed by a running process" in result.stderr
+    assert "1 row is claimed by a running process" in result.stderr
     with psycopg.connect(pg_url) as conn:
         schemas = conn.execute(
             "SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'deploy_fetcher'"

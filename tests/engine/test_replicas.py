@@ -186,6 +186,35 @@ def test_a_replica_whose_discovery_failed_gets_none_of_that_sources_targets(
     assert 1 == sum(r.coordinator.may_deliver("dash") for r in replicas)
 
 
+def test_during_a_rolling_upgrade_a_replica_that_reports_no_sources_leaves_no_target_unheld(
+    pg_url: str, replicas: list[Replica]
+) -> None:
+    """A member of older code (no sources in its heartbeat) keeps its share; the new ones the rest."""
+    old = PostgresStore(pg_url, pool_size=2)
+    try:
+        board = old.lease_board
+        board.heartbeat("m-old", host="node-0", version="0.0.9", ttl=30)
+        board.acquire("m-old", KEYS[:30], ttl=30)  # alone so far: everything is its own
+        replicas += [Replica(pg_url, "m-0"), Replica(pg_url, "m-1")]
+        everyone = ["m-0", "m-1", "m-old"]
+        mine = [k for k in KEYS[:30] if owner_of(k, everyone) == "m-old"]
+        for _ in range(3):
+            # Older code: hash over every live member, whatever they listed; keep its own keys.
+            board.heartbeat("m-old", host="node-0", version="0.0.9", ttl=30)
+            held = board.renew("m-old", ttl=30)
+            board.release("m-old", [k for k in held if k not in mine])
+            _settle(replicas, rounds=1)
+        owned = [r.owned() for r in replicas]
+        held_by_old = set(board.renew("m-old", ttl=30))
+    finally:
+        old.close()
+
+    assert set(mine) == held_by_old
+    assert mine
+    assert set(KEYS[:30]) - set(mine) == owned[0] | owned[1]
+    assert 30 - len(mine) == len(owned[0]) + len(owned[1])
+
+
 def test_a_joining_replica_polls_what_it_takes_an_interval_after_the_old_holder_did(
     pg_url: str, replicas: list[Replica]
 ) -> None:
@@ -230,6 +259,28 @@ def test_a_poll_in_flight_keeps_its_target_until_it_ends(
 
     assert second.coordinator.begin(moving) is not None
     assert first.coordinator.begin(moving) is None
+
+
+def test_a_dead_replicas_targets_are_taken_when_its_lease_expires_not_at_the_next_round(
+    pg_url: str, replicas: list[Replica]
+) -> None:
+    """A survivor whose rounds are 10 s apart sees the member gone within a second of its expiry."""
+    victim = Replica(pg_url, "m-victim", ttl=2.0)
+    survivor = Replica(pg_url, "m-survivor", ttl=30.0)
+    replicas += [victim, survivor]
+    victim.coordinator.tick()  # alone: it takes every target
+    survivor.coordinator.start()  # a round now, the next one 10 s later
+    try:
+        victim.coordinator.tick()  # its last heartbeat and renewal: it dies here
+        died = time.monotonic()
+
+        wait_until(lambda: len(survivor.owned()) == 30, timeout=15)
+        taken_after = time.monotonic() - died
+    finally:
+        survivor.coordinator.stop()
+
+    assert taken_after < 2.0 + 2.5, f"taken {taken_after:.1f}s after the last renewal (ttl 2s)"
+    assert set(KEYS[:30]) == set(survivor.acquired)
 
 
 def test_a_replica_that_cannot_renew_stops_polling_after_its_ttl(

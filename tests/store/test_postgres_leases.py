@@ -167,12 +167,14 @@ def test_a_takeover_during_a_commit_in_progress_gets_nothing_until_it_ends(
     from deploy_fetcher.store.postgres._leases import check_fence
 
     board = pg.lease_board
-    (token,) = board.acquire("a", ["k"], ttl=0.5).values()
+    # The second store is opened first: opening it on a loaded machine took longer than the lease,
+    # which then expired before the commit began instead of during it.
     other = PostgresStore(pg_url, pool_size=2)
     try:
+        (token,) = board.acquire("a", ["k"], ttl=1.0).values()
         with pg._db.transaction("a commit held open") as conn:
             check_fence(conn, Fence("k", "a", token))
-            time.sleep(0.6)  # the lease expires while the commit is still open
+            time.sleep(1.1)  # the lease expires while the commit is still open
             during = other.lease_board.acquire("b", ["k"], ttl=TTL)
         after = other.lease_board.acquire("b", ["k"], ttl=TTL)
     finally:

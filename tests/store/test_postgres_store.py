@@ -22,6 +22,7 @@ from tests.support import free_port, wait_until
 from deploy_fetcher.config import StateConfig
 from deploy_fetcher.errors import ForeignStateError, StoreError
 from deploy_fetcher.model import utc_now
+from deploy_fetcher.redaction import redact
 from deploy_fetcher.store import open_store
 from deploy_fetcher.store.postgres import PostgresStore, schema_version
 from deploy_fetcher.store.postgres import _schema as schema
@@ -197,6 +198,26 @@ def test_repr_and_errors_name_the_database_without_its_password(pg: PostgresBack
     assert str(caught.value).startswith(f"state database {label}: ")
     assert str(caught.value).endswith("while storing the value 'k'")
     assert _password(pg.url) not in str(caught.value) + repr(store)
+
+
+def test_a_password_from_pgpassword_is_masked_like_one_in_the_url(
+    pg: PostgresBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the password in PGPASSWORD, the label is the whole URL and the password is a secret."""
+    parts = urlsplit(pg.url)
+    bare = urlunsplit(
+        (parts.scheme, f"{parts.username}@{parts.hostname}:{parts.port}", parts.path, "", "")
+    )
+    monkeypatch.setenv("PGPASSWORD", _password(pg.url))
+
+    store = PostgresStore(bare)
+    try:
+        store.set_value("k", "v")
+    finally:
+        store.close()
+
+    assert f"PostgresStore({bare!r})" == repr(store)
+    assert f"state database {bare}: ***" == redact(f"state database {bare}: {_password(pg.url)}")
 
 
 # -- the database away ---------------------------------------------------------------------------

@@ -8,11 +8,14 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.store.conftest import BACKENDS, Backend, PostgresBackend
+from tests.store.conftest import BACKENDS, Backend, DashboardBackend, PostgresBackend
 from tests.store.factories import T0, FakeClock, make_event
+from tests.support import DASHBOARD_KEY
 
+from deploy_fetcher.emulators.dashboard import DashboardEmulator
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.model import Status
+from deploy_fetcher.sinks.dashboard.backend import DashboardStore, decode_document
 from deploy_fetcher.store import CursorRecord, SqliteStore, StateStore
 
 
@@ -84,6 +87,17 @@ def shared_store(
         yield opened
         opened.close()
         return
+    if request.param == "dashboard":
+        emulator = DashboardEmulator(api_key=DASHBOARD_KEY)
+        emulator.start()
+        try:
+            directory = tmp_path_factory.mktemp("hypothesis")
+            opened = DashboardBackend(emulator, directory).open(FakeClock())
+            yield opened
+            opened.close()
+        finally:
+            emulator.stop()
+        return
     cluster = request.getfixturevalue("postgres_cluster")
     with cluster.database() as url:
         opened = PostgresBackend(url).open(FakeClock())
@@ -107,10 +121,13 @@ _json = st.recursive(
 def test_any_json_object_cursor_round_trips(
     shared_store: StateStore, cursor: dict[str, Any]
 ) -> None:
-    """Whatever JSON object an adapter uses as its cursor comes back equal."""
+    """Whatever JSON object an adapter uses as its cursor comes back equal (from the slot too)."""
     shared_store.commit_page("prop", cursor, [])
 
     assert cursor == shared_store.get_cursor("prop")
+    if isinstance(shared_store, DashboardStore):
+        assert shared_store.flush()
+        assert cursor == decode_document(shared_store.slot.load() or "")[0]["prop"]
 
 
 def test_a_cursor_json_cannot_carry_is_refused_and_nothing_is_stored(

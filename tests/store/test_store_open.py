@@ -6,7 +6,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from tests.store.conftest import Backend
+from structlog.testing import capture_logs
+from tests.store.conftest import TEMPORARY_OUTBOX, Backend
 from tests.store.factories import FakeClock, make_event
 
 from deploy_fetcher.config import StateConfig
@@ -54,6 +55,7 @@ def test_an_empty_file_is_initialised(db_path: Path) -> None:
     assert schema.APPLICATION_ID == _pragmas(db_path)[0]
 
 
+@pytest.mark.not_applicable("dashboard", reason=TEMPORARY_OUTBOX)
 def test_data_survives_reopening(backend: Backend, clock: FakeClock) -> None:
     """Cursors and rows committed before close are there after reopening the file or database."""
     first = backend.open(clock)
@@ -66,6 +68,62 @@ def test_data_survives_reopening(backend: Backend, clock: FakeClock) -> None:
         assert 1 == again.pending_count("dash")
     finally:
         again.close()
+
+
+def test_cursors_of_settled_pages_survive_reopening(backend: Backend, clock: FakeClock) -> None:
+    """A cursor whose page queued nothing, or whose rows were delivered or dead, outlives the store."""
+    first = backend.open(clock)
+    first.commit_page("gh/octo/api", {"since": "a"}, [])
+    first.commit_page("gl/grp/web", {"since": "b"}, [("dash", make_event("run-1"))])
+    first.commit_page("gl/grp/db", {"since": "c"}, [("dash", make_event("run-2", minute=1))])
+    delivered, dead = first.claim("dash", limit=2, lease_seconds=60, now=clock())
+    first.mark_delivered(delivered.id, now=clock())
+    first.dead_letter(dead.id, reason="HTTP 422", now=clock())
+    first.close()
+
+    again = backend.open(clock)
+    try:
+        cursors = {record.key: record.cursor for record in again.list_cursors()}
+    finally:
+        again.close()
+    expected = {
+        "gh/octo/api": {"since": "a"},
+        "gl/grp/db": {"since": "c"},
+        "gl/grp/web": {"since": "b"},
+    }
+    assert expected == cursors
+
+
+def test_a_reset_cursor_stays_forgotten_after_reopening(backend: Backend, clock: FakeClock) -> None:
+    """Reset forgets the stored cursor, not only this store's copy: a new store starts from scratch."""
+    first = backend.open(clock)
+    first.commit_page("gh/octo/api", {"since": "a"}, [])
+    first.commit_page("gl/grp/web", {"since": "b"}, [])
+    second = backend.open(clock)  # the cursors as stored, e.g. by a previous run
+    first.close()
+    try:
+        second.reset_cursor("gh/octo/api")
+    finally:
+        second.close()
+
+    again = backend.open(clock)
+    try:
+        cursors = (again.get_cursor("gh/octo/api"), again.get_cursor("gl/grp/web"))
+    finally:
+        again.close()
+    assert (None, {"since": "b"}) == cursors
+
+
+def test_closing_twice_is_harmless(backend: Backend, clock: FakeClock) -> None:
+    """A second close (a shutdown path after an error path) does nothing and logs no error."""
+    store = backend.open(clock)
+    store.commit_page("gh/octo/api", {"since": "a"}, [])
+    store.close()
+
+    with capture_logs() as logs:
+        store.close()
+
+    assert [] == [entry for entry in logs if entry["log_level"] in {"warning", "error"}]
 
 
 def test_open_store_opens_the_configured_path(tmp_path: Path) -> None:

@@ -80,7 +80,7 @@ def test_a_row_settled_elsewhere_is_left_alone_and_not_counted(store: StateStore
 
 def _refuse_dead_letters(backend: Backend) -> None:
     """Make every update that dead-letters a row fail inside the store's transaction."""
-    if backend.name == "sqlite":
+    if backend.dialect == "sqlite":
         backend.execute(
             "CREATE TRIGGER refuse_dead BEFORE UPDATE ON outbox WHEN NEW.state = 'dead'"
             " BEGIN SELECT RAISE(ABORT, 'boom'); END"

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from deploy_fetcher._logging import configure_logging, register_secrets_in
+from deploy_fetcher._plural import plural
 from deploy_fetcher.config import FetcherConfig, parse_duration
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.model import format_rfc3339, parse_timestamp, utc_now
@@ -211,14 +212,6 @@ def describe(exc: BaseException) -> str:
             for error in exc.errors(include_url=False, include_input=False)
         )
     return str(exc)
-
-
-def plural(count: int, noun: str, many: str | None = None) -> str:
-    """``1 target``, ``2 targets``: a count with its noun, as a person writes it.
-
-    ``many`` is the plural where adding ``s`` is wrong (``delivery``, ``deliveries``).
-    """
-    return f"{count} {noun}" if count == 1 else f"{count} {many or noun + 's'}"
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""The HTTP layer every HTTP sink shares: one keep-alive client, and one way to read an answer.
+"""The HTTP layer every HTTP sink shares: keep-alive clients, and one way to read an answer.
 
 A sink is a body builder (a pure function), a few headers, and this layer. Reading the answer lives
 here once, so every destination gets the same behaviour from the delivery worker:

@@ -191,6 +191,7 @@ class DashboardStore:
         self._failing = False
         self._too_large = False
         self._closing = threading.Event()
+        self._closed = False
         self._wake = threading.Event()
         self._flush_interval = flush_interval
         self._thread: threading.Thread | None = None
@@ -508,7 +509,13 @@ class DashboardStore:
         return self._problem
 
     def close(self) -> None:
-        """Stop the writer, write what is settled one last time, and delete the temporary outbox."""
+        """Stop the writer, write what is settled one last time, and delete the temporary outbox.
+
+        A second call does nothing: the outbox it would read is gone.
+        """
+        if self._closed:
+            return
+        self._closed = True
         self._closing.set()
         self._wake.set()
         if self._thread is not None:

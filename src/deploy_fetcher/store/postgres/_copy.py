@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from deploy_fetcher._plural import plural
 from deploy_fetcher.errors import StoreError
 from deploy_fetcher.model import utc_now
 from deploy_fetcher.store._codec import from_db, to_db
@@ -56,6 +57,10 @@ _OUTBOX_TIMES: Final = frozenset(
 )
 
 
+#: The states of an outbox row, in the order the counts are told.
+STATES: Final = ("pending", "delivered", "dead")
+
+
 @dataclass(frozen=True)
 class CopyReport:
     """What was copied, counted on both sides."""
@@ -72,6 +77,16 @@ class CopyReport:
     def rows(self) -> int:
         """Every outbox row."""
         return sum(self.outbox.values())
+
+    def describe(self) -> str:
+        """The counts in words, e.g. ``1 cursor, 2 outbox rows (2 pending, 0 delivered, 0 dead), …``."""
+        states = ", ".join(f"{self.outbox.get(state, 0)} {state}" for state in STATES)
+        ledger = plural(self.successes, "promotion ledger entry", "promotion ledger entries")
+        lifecycle = plural(self.lifecycle, "lifecycle ledger entry", "lifecycle ledger entries")
+        return (
+            f"{plural(self.cursors, 'cursor')}, {plural(self.rows, 'outbox row')} ({states}),"
+            f" {ledger}, {lifecycle}, {plural(self.values, 'stored value')}"
+        )
 
 
 def _counts_sqlite(conn: sqlite3.Connection) -> CopyReport:
@@ -156,8 +171,9 @@ def copy_sqlite_to_postgres(
             (to_db(now),),
         ).fetchone()
         if busy[0]:
+            claimed = plural(busy[0], "row is", "rows are")
             msg = (
-                f"state file {path}: {busy[0]} rows are claimed by a running process (until"
+                f"state file {path}: {claimed} claimed by a running process (until"
                 f" {busy[1]}); stop every fetcher using the file first"
             )
             raise StoreError(msg)
@@ -190,9 +206,8 @@ def _copy_into(
         found = _counts_postgres(conn)
         if found.cursors or found.successes or found.values or found.rows or found.lifecycle:
             msg = (
-                f"state database {db.label} is not empty ({found.cursors} cursors,"
-                f" {found.rows} outbox rows, {found.successes} successes, {found.values} values,"
-                f" {found.lifecycle} lifecycle entries); migrate only into an empty database"
+                f"state database {db.label} is not empty ({found.describe()});"
+                " migrate only into an empty database"
             )
             raise StoreError(msg)
         _copy_rows(
@@ -257,7 +272,7 @@ def _copy_into(
         copied = _counts_postgres(conn)
         if copied != expected:
             msg = (
-                f"state database {db.label}: the copy does not add up (file: {expected},"
-                f" database: {copied}); nothing was kept"
+                f"state database {db.label}: the copy does not add up (file: {expected.describe()};"
+                f" database: {copied.describe()}); nothing was kept"
             )
             raise StoreError(msg)

@@ -13,6 +13,7 @@ unknown column) stay what they are so a test catches them.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from deploy_fetcher._logging import register_secret
 from deploy_fetcher.config import postgres_hosts
 from deploy_fetcher.errors import StoreError
+from deploy_fetcher.redaction import dsn_passwords
 
 __all__ = ["Database", "url_label"]
 
@@ -81,18 +83,15 @@ def url_label(url: str) -> str:
 
 
 def _secrets_of(url: str) -> list[str]:
-    """The strings of ``url`` that must never be printed (its password, in every spelling)."""
-    try:
-        parts = urlsplit(url)
-        raw = parts.password
-    except ValueError:
-        return []
-    found = [raw, unquote(raw)] if raw else []
-    for pair in parts.query.split("&"):
-        key, _, value = pair.partition("=")
-        if key.lower() == "password" and value:
-            found += [value, unquote(value)]
-    return sorted({s for s in found if s}, key=len, reverse=True)
+    """The strings that must never be printed: the URL's passwords, else ``PGPASSWORD``'s value.
+
+    libpq takes the password from ``PGPASSWORD`` when the URL has none; a server or driver error
+    could quote it as well as one written in the URL.
+    """
+    found = dsn_passwords(url)
+    if not found and os.environ.get("PGPASSWORD"):
+        found = [os.environ["PGPASSWORD"]]
+    return sorted(set(found), key=len, reverse=True)
 
 
 def _first_line(exc: BaseException) -> str:
