@@ -164,3 +164,41 @@ def test_same_number_of_polls_over_a_long_run() -> None:
         due[key] = clock.now + pacer.next_delay(key)
     fixed = 20 * 6 * 60
     assert polls <= fixed * 1.02
+
+
+def test_runs_planned_while_many_were_hot_are_moved_back_when_they_cool() -> None:
+    """Idle targets planned at 4 × 60 s while half the pool was hot wait 60 s once it has cooled."""
+    clock = Clock()
+    pacer = _pacer(clock, cooldown=0.0)
+    keys = [f"t{i}" for i in range(10)]
+    for key in keys:
+        pacer.add(key, pool="p", interval=60, jitter=0)
+    for key in keys[:5]:
+        pacer.observe(key, changed=False, in_flight=[f"{key}-deploy"])
+    stretched = [pacer.next_delay(key) for key in keys[5:]]
+    clock.now += 10
+    for key in keys[:5]:
+        pacer.observe(key, changed=False, finished=[f"{key}-deploy"])
+    moved = dict(pacer.replan(busy={"t9"}))
+    assert ([240.0] * 5, {"t5": 50.0, "t6": 50.0, "t7": 50.0, "t8": 50.0}) == (stretched, moved)
+
+
+def test_a_burst_of_hot_targets_does_not_cost_polls_afterwards() -> None:
+    """A third of 300 targets hot for a minute, replanned every 15 s: 10 minutes make the fixed polls."""
+    clock = Clock()
+    pacer = _pacer(clock)
+    keys = [f"t{i}" for i in range(300)]
+    due = {key: clock.now + pacer.add(key, pool="p", interval=60, jitter=10) for key in keys}
+    start, polls = clock.now, 0
+    housekeeping, end = clock.now + 15, clock.now + 600
+    while min(*due.values(), housekeeping) <= end:
+        key = min(due, key=due.__getitem__)
+        if housekeeping < due[key]:
+            clock.now, housekeeping = housekeeping, housekeeping + 15
+            due.update({k: clock.now + delay for k, delay in pacer.replan()})
+            continue
+        clock.now = due[key]
+        polls += 1
+        pacer.observe(key, changed=clock.now - start < 60 and int(key[1:]) % 3 == 0)
+        due[key] = clock.now + pacer.next_delay(key)
+    assert True is (0.98 <= polls / (300 * 10) <= 1.03)

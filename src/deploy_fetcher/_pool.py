@@ -172,6 +172,11 @@ class ElasticPool(Executor):
                 t.name == name for lane in (self._state.urgent, self._state.queue) for t in lane
             )
 
+    def waiting_names(self) -> set[str]:
+        """The names of the tasks waiting in either lane."""
+        with self._cond:
+            return {t.name for lane in (self._state.urgent, self._state.queue) for t in lane}
+
     def queued(self) -> tuple[int, int]:
         """Tasks waiting now: ``(urgent, scheduled)``."""
         with self._cond:

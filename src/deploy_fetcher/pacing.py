@@ -21,6 +21,12 @@ run happens up to
 ``jitter`` after it. Gaps therefore average the interval exactly, where APScheduler's interval
 trigger adds each jitter to the previous jittered run, so gaps average interval + jitter / 2.
 
+A run is planned when the previous poll ends, on the interval the plan gives then; when the plan
+changes (a burst of hot targets cools, a ceiling lifts) the runs planned on the old intervals are
+**replanned** (:meth:`Pacer.replan`, every housekeeping): otherwise the targets planned at
+``max_stretch`` times their interval during a burst would keep the pool below its budget for
+minutes after it.
+
 The pacer only computes; the scheduler asks it after each poll when the next one is due. Times are
 ``clock()`` seconds (monotonic); everything is thread-safe.
 """
@@ -31,13 +37,16 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 
 __all__ = ["Pacer", "PoolFigures"]
 
 #: Open deployments remembered per target (a target with more in flight is hot either way).
 MAX_OPEN = 64
+#: A target's planned next run is moved when its interval now differs by more than this share
+#: from the interval it was planned on (smaller changes are left to its next run).
+REPLAN = 0.2
 
 
 @dataclass
@@ -48,6 +57,9 @@ class _Target:
     nominal: float
     open: dict[str, float] = field(default_factory=dict)
     changed_at: float = -math.inf
+    #: The nominal time of the last run, and the interval from it to ``nominal`` (None: no run yet).
+    previous: float = -math.inf
+    planned: float | None = None
 
 
 @dataclass
@@ -192,9 +204,45 @@ class Pacer:
             nominal = target.nominal + interval
             # A run more than an interval late (a busy process, a target just turned hot on an
             # idle schedule) starts a new rhythm from now instead of catching up in a burst.
-            target.nominal = nominal if nominal >= now else now + interval
-            jitter = target.jitter * interval / target.interval
-            return target.nominal - now + self._rng() * min(jitter, interval / 2)
+            target.previous = target.nominal if nominal >= now else now
+            target.nominal = target.previous + interval
+            target.planned = interval
+            return target.nominal - now + self._jitter(target, interval)
+
+    def _jitter(self, target: _Target, interval: float) -> float:
+        jitter = target.jitter * interval / target.interval
+        return self._rng() * min(jitter, interval / 2)
+
+    def replan(self, busy: Container[str] = ()) -> list[tuple[str, float]]:
+        """Targets whose next run was planned on a longer interval than they have now: (key, delay).
+
+        A target's next run is planned when its poll ends, on the interval its pool's plan gives
+        then. Idle targets planned while many were hot wait up to ``max_stretch`` times their
+        interval, and keep waiting after the hot ones have cooled: the pool then polls less than
+        its budget until they come round (its stretch averages out over time, but the waits are
+        weighted by it, so the polls fall short). Moved to the interval they have now, counted
+        from their last run, they keep the pool at its budget. ``busy`` targets (a run in hand,
+        which plans the next) are left alone; the delays are jittered like any run's.
+        """
+        now = self._clock()
+        out: list[tuple[str, float]] = []
+        with self._lock:
+            plans: dict[str, _Plan] = {}
+            for key, target in self._targets.items():
+                if target.planned is None or key in busy:
+                    continue
+                plan = plans.get(target.pool)
+                if plan is None:
+                    plan = plans[target.pool] = self._plan(target.pool, now)
+                interval = self._interval(key, target, plan)
+                if abs(interval - target.planned) <= target.planned * REPLAN:
+                    continue
+                nominal = max(target.previous + interval, now)
+                if abs(nominal - target.nominal) < 1.0:
+                    continue
+                target.nominal, target.planned = nominal, interval
+                out.append((key, nominal - now + self._jitter(target, interval)))
+        return out
 
     def interval(self, key: str) -> float:
         """The target's interval now (seconds), or NaN for an unknown target."""

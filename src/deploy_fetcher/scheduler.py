@@ -215,6 +215,8 @@ class Scheduler:
         self._nudged: dict[str, float] = {}
         self._polling: set[str] = set()
         self._again: set[str] = set()
+        #: Each target's next run as the pacer planned it (absent: a nudge or a takeover set it).
+        self._planned: dict[str, datetime] = {}
         self._stopping = False
         #: Called with each finished cycle's result, in the scheduler's thread; must not block.
         self.cycle_listeners: list[Callable[[CycleResult], None]] = []
@@ -431,9 +433,13 @@ class Scheduler:
                 delay = min(delay, deferred)  # a nudge waits for the end of its gap
             if not math.isfinite(delay):
                 return  # the pacer no longer knows it: discovery removed it meanwhile
+            when = utc_now() + timedelta(seconds=delay)
             if again or deferred > 0:
                 self.polls.expedite(key)  # the next run is the nudge's: ahead of the backlog
-            self._scheduler.modify_job(key, next_run_time=utc_now() + timedelta(seconds=delay))
+                self._planned.pop(key, None)
+            else:
+                self._planned[key] = when  # the pacer's: moved if the plan changes meanwhile
+            self._scheduler.modify_job(key, next_run_time=when)
 
     def _poll_now(self, source_name: str, target: str) -> CycleResult | None:
         if self.runtime.stop.is_set():
@@ -548,6 +554,7 @@ class Scheduler:
         keep a staleness alert firing for ever.
         """
         self._nudged.pop(key, None)
+        self._planned.pop(key, None)
         self._polled.discard(key)
         self.polls.forget(key)
         self.runtime.health.forget_target(key)
@@ -676,6 +683,33 @@ class Scheduler:
             self._limit_kinds.pop(pool, None)
         metrics.requests_last_minute.labels(pool).set(quota.requests_last_minute())
 
+    def _replan(self) -> None:
+        """Move the runs planned on intervals the pacer has changed since (``Pacer.replan``).
+
+        Only runs the pacer planned: not one a nudge or a takeover moved, nor a target's whose
+        run is in hand (running or waiting for a worker: it plans the next when it ends).
+        """
+        with self._lock:
+            if self._stopping:
+                return
+            planned = dict(self._planned)
+            keep = self._polling | (self._pools_of.keys() - planned.keys())
+        keep |= self.polls.waiting_names()
+        for job in self._scheduler.get_jobs():
+            when = planned.get(job.id)
+            if when is not None and (job.next_run_time is None or job.next_run_time != when):
+                keep.add(job.id)
+        now = utc_now()
+        for key, delay in self.pacer.replan(keep):
+            when = now + timedelta(seconds=delay)
+            with self._lock:
+                job = self._scheduler.get_job(key)
+                if self._stopping or key in self._polling or job is None:
+                    continue
+                if job.next_run_time == self._planned.get(key):
+                    self._scheduler.modify_job(key, next_run_time=when)
+                    self._planned[key] = when
+
     def _report_pacing(self) -> None:
         metrics = self.runtime.metrics
         for figures in self.pacer.figures():
@@ -709,6 +743,7 @@ class Scheduler:
         runtime.health.beat()
         self._fit_budgets()
         self._report_pacing()
+        self._replan()
         self._overdue()
         try:
             problem = runtime.store.check_writable()
