@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from deploy_fetcher.config import FetcherConfig, SourceConfig
 from deploy_fetcher.engine import Runtime
@@ -134,19 +135,24 @@ class MeteredProvider(BusyProvider):
         yield from super().poll(target, cursor)
 
 
-def test_a_per_minute_limit_stretches_the_credentials_intervals(tmp_path, make_event) -> None:
-    """Polls costing 3 requests under a 120/min limit are held to 0.85 × 120 / 3 = 34 polls a minute."""
+@contextmanager
+def _paced(
+    tmp_path, make_event, provider: type[MeteredProvider]
+) -> Iterator[tuple[Scheduler, Runtime, list[MeteredProvider]]]:
+    """A scheduler over one source of four 1 s targets of ``provider``, once it has fitted a budget."""
     config = FetcherConfig.model_validate(
         {
             "state": {"path": str(tmp_path / "s.db")},
             "defaults": {"interval": "1s", "jitter": "0s", "hot_interval": "0s"},
         }
     )
-    config = config.model_copy(update={"sources": [SourceConfig(name="src", provider="metered")]})
+    config = config.model_copy(
+        update={"sources": [SourceConfig(name="src", provider=provider.name)]}
+    )
     made: list[MeteredProvider] = []
 
     def factory(source, context):
-        made.append(MeteredProvider(source, context, make_event))
+        made.append(provider(source, context, make_event))
         return made[-1]
 
     runtime = Runtime(config, provider_resolver=lambda _name: factory)
@@ -154,6 +160,15 @@ def test_a_per_minute_limit_stretches_the_credentials_intervals(tmp_path, make_e
     scheduler.start()
     try:
         wait_until(scheduler.pacing_report, timeout=20)
+        yield scheduler, runtime, made
+    finally:
+        scheduler.shutdown()
+        runtime.close()
+
+
+def test_a_per_minute_limit_stretches_the_credentials_intervals(tmp_path, make_event) -> None:
+    """Polls costing 3 requests under a 120/min limit are held to 0.85 × 120 / 3 = 34 polls a minute."""
+    with _paced(tmp_path, make_event, MeteredProvider) as (scheduler, runtime, _made):
         [report] = scheduler.pacing_report()
         interval = scheduler.pacer.interval("src/a")
         registry = runtime.metrics.registry
@@ -163,9 +178,6 @@ def test_a_per_minute_limit_stretches_the_credentials_intervals(tmp_path, make_e
         made_last_minute = registry.get_sample_value(
             "fetcher_requests_last_minute", {"pool": "metered/cred"}
         )
-    finally:
-        scheduler.shutdown()
-        runtime.close()
     # 4 targets at 1 s ask for 240 polls a minute; 34 are allowed: every interval × 240 / 34.
     assert ("metered/cred", 34) == (report["pool"], round(240 / report["stretch"]))
     assert "the test's limit of 120 requests a minute: 34 polls/min" in str(report["reason"])
@@ -189,29 +201,9 @@ class FirstReadProvider(MeteredProvider):
 
 def test_first_polls_are_left_out_of_what_a_poll_costs(tmp_path, make_event) -> None:
     """Four first polls of 60 answers do not count: polls of 3 answers under 120/min make 34 a minute."""
-    config = FetcherConfig.model_validate(
-        {
-            "state": {"path": str(tmp_path / "s.db")},
-            "defaults": {"interval": "1s", "jitter": "0s", "hot_interval": "0s"},
-        }
-    )
-    config = config.model_copy(update={"sources": [SourceConfig(name="src", provider="firstread")]})
-    made: list[FirstReadProvider] = []
-
-    def factory(source, context):
-        made.append(FirstReadProvider(source, context, make_event))
-        return made[-1]
-
-    runtime = Runtime(config, provider_resolver=lambda _name: factory)
-    scheduler = Scheduler(runtime, max_workers=4, housekeeping_every=0.5)
-    scheduler.start()
-    try:
-        wait_until(scheduler.pacing_report, timeout=20)
+    with _paced(tmp_path, make_event, FirstReadProvider) as (scheduler, _runtime, made):
         [report] = scheduler.pacing_report()
         spent = made[0].quota.spent()["core"]
-    finally:
-        scheduler.shutdown()
-        runtime.close()
     # Averaged in, the first polls (4 × 60 answers over 5 or more polls) would allow 3 or fewer.
     assert ("metered/cred", 34, True) == (
         report["pool"],
