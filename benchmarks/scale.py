@@ -168,6 +168,10 @@ def _gitlab(count: int, seed: int) -> tuple[GitLabEmulator, list[dict[str, Any]]
             environments=("staging", "production"),
             history=1,
             activity=ACTIVITY * count,
+            # Spread like the Azure DevOps pipelines: one project's first pipeline every ACTIVITY s.
+            # Left random (at least a fifth of ACTIVITY × count, 400 s at 333 projects), no GitLab
+            # project changed during a measurement of a few minutes.
+            first_activity=i * ACTIVITY,
         )
     # GitLab.com's 2 000 requests a minute per user, stated in RateLimit-* and enforced with 429s.
     emulator = GitLabEmulator(scenario=scenario, rate_limit=GITLAB_PER_MINUTE)
@@ -433,6 +437,8 @@ class Options:
     hot_interval: float | None = None
     #: Whether the CI emulators send webhooks and the daemon takes them as nudges.
     nudges: bool = False
+    #: ``nudges.min_gap`` in seconds (None: the default).
+    nudge_gap: float | None = None
 
 
 def start_daemon(workdir: Path, worlds: Worlds, options: Options) -> Daemon:
@@ -450,6 +456,8 @@ def start_daemon(workdir: Path, worlds: Worlds, options: Options) -> Daemon:
             "gitlab": {"token": HOOK_SECRET},
             "azure_devops": {"username": "hooks", "password": HOOK_SECRET},
         }
+        if options.nudge_gap is not None:
+            nudges["min_gap"] = f"{options.nudge_gap:g}s"
     config.write_text(
         yaml.safe_dump(
             {
@@ -962,6 +970,9 @@ def main() -> None:
     parser.add_argument(
         "--nudges", action="store_true", help="the CI emulators send webhooks as targets change"
     )
+    parser.add_argument(
+        "--nudge-gap", type=float, help="with --nudges: nudges.min_gap in seconds (default 5)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
         "--fit", type=Path, nargs="+", help="fit RSS over the runs in these JSON files; run nothing"
@@ -976,7 +987,7 @@ def main() -> None:
         for size in args.sources:
             with tempfile.TemporaryDirectory() as tmp:
                 split = split_sources(size, args.mix)
-                options = Options(args.interval, args.hot_interval, args.nudges)
+                options = Options(args.interval, args.hot_interval, args.nudges, args.nudge_gap)
                 result["runs"].append(run(split, duration, args.seed, Path(tmp), options))
             result["rss_fit"] = fit(result["runs"])
             if args.json:  # after each size, so a long series keeps what it measured

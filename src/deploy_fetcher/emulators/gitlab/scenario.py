@@ -62,6 +62,10 @@ class ProjectSpec:
     history_span: timedelta = timedelta(hours=6)
     #: Mean seconds between new pipelines as the clock advances (None: no new activity).
     activity: float | None = None
+    #: Seconds after the start until the first new pipeline (None: a random 0.2–1.0 × ``activity``).
+    #: A world of many quiet projects (``activity`` in hours) sets it to spread their first
+    #: pipelines evenly instead of leaving them all silent for the first fifth of ``activity``.
+    first_activity: float | None = None
     #: Deploys without GitLab environments (``pipelines`` mode on the adapter side).
     pipelines_only: bool = False
     #: Outcomes of the history pipelines' deploy jobs forced to success (benchmarks need exact counts).
@@ -101,7 +105,10 @@ class Scenario:
                     at = start - spec.history_span + step * index
                     self._random_pipeline(world, project, spec, at, rng=rng, finish_by=start)
             if spec.activity:
-                spec.next_at = start + timedelta(seconds=rng.uniform(0.2, 1.0) * spec.activity)
+                first = spec.first_activity
+                if first is None:
+                    first = rng.uniform(0.2, 1.0) * spec.activity
+                spec.next_at = start + timedelta(seconds=first)
 
     def advance(self, world: World, now: datetime, rng: random.Random) -> None:
         """Start the pipelines whose time has come (deterministic for a seed)."""
