@@ -306,7 +306,7 @@ class NudgesConfig(Section):
 
     enabled: bool = False
     """Accept nudges at all (off by default: polling alone loses nothing, nudges only make it sooner)."""
-    min_gap: Duration = timedelta(seconds=5)
+    min_gap: Duration = timedelta(seconds=2)
     """A target is polled for a nudge at most once in this time, however many nudges name it."""
     max_body: int = Field(default=1024 * 1024, ge=1024, le=25 * 1024 * 1024)
     """Largest request body accepted, in bytes (GitHub's own limit is 25 MiB; its deployment and workflow events are tens of KiB)."""
