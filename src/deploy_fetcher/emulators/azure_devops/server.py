@@ -173,6 +173,9 @@ class AzureDevOpsEmulator(EmulatorServer):
         self.list_running_records = list_running_records
         self._usage: deque[tuple[datetime, float]] = deque()
         self._record_ids: dict[tuple[int, str], int] = {}
+        #: Runs completed when last materialized: no job of theirs can still appear, so a request
+        #: does not walk them again (each request would otherwise cost a walk over every run).
+        self._settled_runs: set[int] = set()
         self._deployment_ids: dict[tuple[int, str], int] = {}
         self._next_record = 5000
         self._next_deployment = 700
@@ -265,6 +268,7 @@ class AzureDevOpsEmulator(EmulatorServer):
         """Cancel a run now."""
         with self._lock:
             self._run(run_id).cancel_at = self.now()
+            self._settled_runs.discard(run_id)
 
     def reject_release(self, release_id: int, environment: str) -> None:
         """Reject a release environment's pre-deployment approval now."""
@@ -292,16 +296,7 @@ class AzureDevOpsEmulator(EmulatorServer):
     # -- ids in the order things happen --------------------------------------------------------------
     def _materialize(self) -> None:
         now = self.now()
-        jobs: list[tuple[datetime, int, int, str]] = []
-        for run in self.scenario.runs:
-            view = run_view(run, now)
-            for order, stage in enumerate(view.stages):
-                if stage.spec.environment and stage.job is not None:
-                    jobs.append((stage.job.queued, run.id, order, stage.spec.name))
-        for _, run_id, _, stage_name in sorted(jobs):
-            if (run_id, stage_name) not in self._record_ids:
-                self._next_record += 1
-                self._record_ids[(run_id, stage_name)] = self._next_record
+        self._number_jobs(now)
         deployments: list[tuple[datetime, int, str]] = []
         for release in self.scenario.releases:
             deployments += [(d.queued, release.id, d.env.name) for d in release_view(release, now)]
@@ -309,6 +304,23 @@ class AzureDevOpsEmulator(EmulatorServer):
             if (release_id, env_name) not in self._deployment_ids:
                 self._next_deployment += 1
                 self._deployment_ids[(release_id, env_name)] = self._next_deployment
+
+    def _number_jobs(self, now: datetime) -> None:
+        """Give each new deployment job its record id, in the order the jobs were queued."""
+        jobs: list[tuple[datetime, int, int, str]] = []
+        for run in self.scenario.runs:
+            if run.id in self._settled_runs:
+                continue
+            view = run_view(run, now)
+            for order, stage in enumerate(view.stages):
+                if stage.spec.environment and stage.job is not None:
+                    jobs.append((stage.job.queued, run.id, order, stage.spec.name))
+            if view.status == "completed":
+                self._settled_runs.add(run.id)
+        for _, run_id, _, stage_name in sorted(jobs):
+            if (run_id, stage_name) not in self._record_ids:
+                self._next_record += 1
+                self._record_ids[(run_id, stage_name)] = self._next_record
 
     # -- the gate every API call passes ------------------------------------------------------------
     def dispatch(self, request: Request) -> Response:
