@@ -168,3 +168,56 @@ def test_cancelling_on_shutdown_cancels_both_lanes() -> None:
     threading.Timer(0.2, release.set).start()
     pool.shutdown(cancel_futures=True)
     assert (True, True, []) == (scheduled.cancelled(), urgent.cancelled(), order)
+
+
+def test_a_group_whose_tasks_hang_keeps_its_share_of_the_workers_not_all_of_them() -> None:
+    """Two workers; six tasks of group ``a`` that hang, then two of ``b``: the ``b`` ones still run.
+
+    Taken first in, first out, ``a`` would hold both workers and ``b`` would wait for ``a``'s six.
+    This is a credential at its limit, whose polls wait inside their workers, ahead of another
+    credential's polls.
+    """
+    order: list[str] = []
+    blockers, hung = threading.Event(), threading.Event()
+    pool = ElasticPool(2, slow_after=60, limit=2, group_of=lambda name: name[:1])
+    started = [threading.Event(), threading.Event()]
+    try:
+        for event in started:
+            pool.submit(_blocked, blockers, event)
+        assert all(event.wait(5) for event in started)
+        hanging = [pool.submit(_held, _Named(f"a{i}", order), hung) for i in range(6)]
+        quick = [pool.submit(_record, _Named(f"b{i}", order)) for i in range(2)]
+        blockers.set()
+        done = [future.result(timeout=10) for future in quick]
+        running = sorted((r.group, r.name) for r in pool.running())
+        hung.set()
+        for future in hanging:
+            future.result(timeout=10)
+    finally:
+        blockers.set()
+        hung.set()
+        pool.shutdown()
+    assert (["b0", "b1"], [("a", "a0"), ("a", "a1")]) == (done, running)
+    assert ["a0", "b0", "b1", "a1"] == order[:4]
+
+
+def test_with_one_group_tasks_run_first_in_first_out() -> None:
+    """Without groups (every task in one), the lane is plain first in, first out."""
+    order: list[str] = []
+    release = threading.Event()
+    pool = _busy_pool(release)
+    try:
+        futures = [pool.submit(_record, _Named(name, order)) for name in ("c", "a", "d", "b")]
+        release.set()
+        for future in futures:
+            future.result(timeout=10)
+    finally:
+        release.set()
+        pool.shutdown()
+    assert ["c", "a", "d", "b"] == order
+
+
+def _held(named: _Named, release: threading.Event) -> str:
+    named.order.append(named.id)
+    release.wait(20)
+    return named.id

@@ -469,3 +469,36 @@ def test_nudged_and_taken_over_targets_are_polled_before_the_queued_scheduled_po
     rest = [t for t in targets if t not in {*first, "i", "j"}]
     assert (["a"], "polled", (2, 7)) == (first, nudged, lanes)
     assert ["a", "i", "j", *rest] == provider.order
+
+
+def test_polls_share_the_workers_by_request_budget(tmp_path):
+    """A poll runs in the group of its request budget (here the CI system's: no quota declared).
+
+    The pool shares workers fairly between such groups (tests/test_pool.py), so one credential at
+    its limit cannot hold every worker.
+    """
+    config = FetcherConfig.model_validate(
+        {
+            "state": {"path": str(tmp_path / "s.db")},
+            "defaults": {"interval": "1h", "jitter": "0s", "timeout": "60s"},
+        }
+    )
+    config = config.model_copy(update={"sources": [SourceConfig(name="slow", provider="slow")]})
+    made = []
+
+    def factory(source, context):
+        made.append(GatedProvider(source, context, ("a",)))
+        return made[-1]
+
+    runtime = Runtime(config, provider_resolver=lambda _name: factory)
+    scheduler = Scheduler(runtime, max_workers=1)
+    scheduler.start()
+    try:
+        wait_until(scheduler.polls.running, timeout=10)
+        running = [(r.name, r.group) for r in scheduler.polls.running()]
+    finally:
+        made[0].gate.set()
+        runtime.stop.set()
+        scheduler.shutdown()
+        runtime.close()
+    assert [("slow/a", "slow")] == running

@@ -18,6 +18,15 @@ first, but not for ever: while both lanes wait, every ``URGENT_RUN + 1``-th task
 scheduled one, so a storm of webhooks slows the schedule down to a quarter of the workers'
 throughput at worst and never stops it. A task is never run twice by being expedited: it moves, it is
 not copied.
+
+Within each lane, tasks are taken **fairly by group** (a poll's group is its request budget: the
+credential whose limits it spends). The next task is the oldest one of the group with the fewest
+tasks running now, not the oldest overall. A credential at its limit makes its polls wait inside
+their workers (for the budget, or for the one connection a GitHub credential sends through); taken
+first in, first out, a backlog of such polls filled every worker and the other credentials' polls
+stopped behind it (measured: 16 of 16 workers waiting on one GitHub credential while 3 333 GitLab
+projects waited for their first poll). Taken fairly, such a credential holds about its share of the
+workers and the others go on. With one group the order is plain first in, first out.
 """
 
 from __future__ import annotations
@@ -25,8 +34,8 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, Final, ParamSpec, TypeVar
@@ -51,6 +60,7 @@ class Running:
     name: str
     started: float
     slow: bool = False
+    group: str = ""
 
 
 @dataclass
@@ -58,13 +68,57 @@ class _Task:
     future: Future[Any]
     call: Callable[[], Any]
     name: str
+    group: str = ""
+    #: Submission order, to find the oldest task across groups.
+    seq: int = 0
+
+
+class _Lane:
+    """Waiting tasks, first in, first out within each group; taken from the least busy group."""
+
+    def __init__(self) -> None:
+        self._groups: dict[str, deque[_Task]] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[_Task]:
+        return itertools.chain.from_iterable(list(self._groups.values()))
+
+    def append(self, task: _Task) -> None:
+        """Queue ``task`` behind the others of its group."""
+        self._groups.setdefault(task.group, deque()).append(task)
+        self._count += 1
+
+    def take(self, running: Counter[str]) -> _Task:
+        """The oldest task of the group with the fewest running tasks (ties: the oldest task)."""
+        group = min(self._groups, key=lambda g: (running[g], self._groups[g][0].seq))
+        return self._pop(group, self._groups[group].popleft())
+
+    def remove(self, name: str) -> _Task | None:
+        """Take the first waiting task called ``name`` out of the lane, if there is one."""
+        for group, tasks in self._groups.items():
+            for task in tasks:
+                if task.name == name:
+                    tasks.remove(task)
+                    return self._pop(group, task)
+        return None
+
+    def _pop(self, group: str, task: _Task) -> _Task:
+        if not self._groups[group]:
+            del self._groups[group]
+        self._count -= 1
+        return task
 
 
 @dataclass
 class _State:
-    #: The scheduled lane (first in, first out) and the urgent one.
-    queue: deque[_Task] = field(default_factory=deque)
-    urgent: deque[_Task] = field(default_factory=deque)
+    #: The scheduled lane and the urgent one.
+    queue: _Lane = field(default_factory=_Lane)
+    urgent: _Lane = field(default_factory=_Lane)
+    #: Tasks running now, by group (what :meth:`_Lane.take` shares the workers by).
+    busy: Counter[str] = field(default_factory=Counter)
     #: Names whose next task goes to the urgent lane (expedited while none was queued).
     expedited: set[str] = field(default_factory=set)
     #: Urgent tasks taken in a row while scheduled ones waited.
@@ -86,6 +140,7 @@ class ElasticPool(Executor):
         limit: int,
         name: str = "poll",
         clock: Callable[[], float] = time.monotonic,
+        group_of: Callable[[str], str] = lambda _name: "",
     ) -> None:
         if size < 1 or limit < size:
             msg = f"need 1 <= size <= limit, got size={size}, limit={limit}"
@@ -95,18 +150,21 @@ class ElasticPool(Executor):
         self.slow_after = slow_after
         self._name = name
         self._clock = clock
+        self._group_of = group_of
         self._cond = threading.Condition()
         self._state = _State()
         self._ids = itertools.count()
+        self._seq = itertools.count()
         self._ticker: threading.Thread | None = None
 
     # -- Executor ----------------------------------------------------------------------------------
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Queue ``fn``; it runs as soon as a worker is free (or one more may be started)."""
         future: Future[T] = Future()
-        name = getattr(args[0], "id", "") if args else ""
-        task = _Task(future, lambda: fn(*args, **kwargs), str(name))
+        name = str(getattr(args[0], "id", "") if args else "")
+        task = _Task(future, lambda: fn(*args, **kwargs), name, self._group_of(name))
         with self._cond:
+            task.seq = next(self._seq)
             if self._state.shutdown:
                 msg = "cannot submit after shutdown"
                 raise RuntimeError(msg)
@@ -132,8 +190,9 @@ class ElasticPool(Executor):
             self._state.shutdown = True
             if cancel_futures:
                 for lane in (self._state.urgent, self._state.queue):
-                    while lane:
-                        lane.popleft().future.cancel()
+                    for task in list(lane):
+                        task.future.cancel()
+                self._state.urgent, self._state.queue = _Lane(), _Lane()
             self._cond.notify_all()
             if wait:
                 self._cond.wait_for(lambda: self._state.threads == 0)
@@ -150,11 +209,10 @@ class ElasticPool(Executor):
             return False
         with self._cond:
             state = self._state
-            for task in state.queue if queued else ():
-                if task.name == name:
-                    state.queue.remove(task)
-                    state.urgent.append(task)
-                    return True
+            task = state.queue.remove(name) if queued else None
+            if task is not None:
+                state.urgent.append(task)
+                return True
             if any(task.name == name for task in state.urgent):
                 return True
             state.expedited.add(name)
@@ -186,7 +244,9 @@ class ElasticPool(Executor):
     def running(self) -> list[Running]:
         """The tasks running now (copies), oldest first."""
         with self._cond:
-            items = [Running(r.name, r.started, r.slow) for r in self._state.running.values()]
+            items = [
+                Running(r.name, r.started, r.slow, r.group) for r in self._state.running.values()
+            ]
         return sorted(items, key=lambda r: r.started)
 
     @property
@@ -237,9 +297,9 @@ class ElasticPool(Executor):
         state = self._state
         if state.urgent and (not state.queue or state.streak < URGENT_RUN):
             state.streak = state.streak + 1 if state.queue else 0
-            return state.urgent.popleft()
+            return state.urgent.take(state.busy)
         state.streak = 0
-        return state.queue.popleft()
+        return state.queue.take(state.busy)
 
     def _take(self) -> _Task | None:
         """The next task, or None when this thread should end (called with the lock held)."""
@@ -270,13 +330,17 @@ class ElasticPool(Executor):
                 if not task.future.set_running_or_notify_cancel():
                     self._state.idle += 1
                     continue
-                self._state.running[me] = Running(task.name, self._clock())
+                self._state.running[me] = Running(task.name, self._clock(), group=task.group)
+                self._state.busy[task.group] += 1
             try:
                 task.future.set_result(task.call())
             except BaseException as exc:
                 task.future.set_exception(exc)
             with self._cond:
                 ran = self._state.running.pop(me)
+                self._state.busy[ran.group] -= 1
+                if not self._state.busy[ran.group]:
+                    del self._state.busy[ran.group]
                 if ran.slow and self._state.threads > self.size:
                     # The thread that ran late is the one that goes: the pool shrinks back.
                     self._state.threads -= 1

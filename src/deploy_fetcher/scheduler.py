@@ -167,6 +167,9 @@ class Scheduler:
             max_workers,
             slow_after=min(defaults.timeout, defaults.poll_deadline).total_seconds(),
             limit=max_workers * SLOW_POLL_HEADROOM,
+            # Polls share the workers by request budget: one credential at its limit keeps its
+            # share of them, not all (see the pool's module docstring).
+            group_of=lambda key: self._pools_of.get(key, ""),
         )
         # Housekeeping (the heartbeat) has a thread of its own: polls stuck in slow CI requests
         # must not starve it, or a busy daemon would look wedged and be restarted. Discovery too:
