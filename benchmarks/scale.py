@@ -783,14 +783,20 @@ def warm_up(daemon: Daemon, sources: int) -> tuple[float, float]:
     """Wait until every source was polled once and the outbox drained; seconds to each."""
     started = time.monotonic()
     polled_after = None
+    told = started
     while time.monotonic() - started < 1800:
         metrics = daemon.metrics()
-        if (
-            polled_after is None
-            and len(_by_label(metrics, "fetcher_poll_cycles_total", "source")) >= sources
-        ):
+        polled = _by_label(metrics, "fetcher_poll_cycles_total", "source")
+        if polled_after is None and len(polled) >= sources:
             polled_after = time.monotonic() - started
         depth = metrics.get(("fetcher_outbox_depth", (("sink", "dashboard"),)), 1.0)
+        if time.monotonic() - told >= 60:
+            told = time.monotonic()
+            by_system = Counter(name.split("-")[0] for name in polled)
+            progress(
+                f"warm-up {told - started:.0f}s: {len(polled)} sources polled once "
+                f"({dict(by_system)}), {depth:.0f} rows queued"
+            )
         if polled_after is not None and depth == 0:
             break
         time.sleep(2)
