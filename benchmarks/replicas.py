@@ -393,7 +393,6 @@ def main() -> None:
     parser.add_argument("--no-outbox", action="store_true", help="leave out the outbox figures")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    scale.INTERVAL = args.interval
     given = os.environ.get(ENV_URL)
     cluster = PostgresCluster(admin_url=given) if given else None
     if cluster is None:

@@ -16,8 +16,8 @@ rather than wall time, so other work on a loaded machine does not count against 
   and *in-flight* changes (a status of a deployment whose first row had arrived when it happened),
   p50 / p95 / max.
 
-Throughout: whether jobs run on schedule (cycles per source against the interval, and the
-scheduler's own "skipped" / "missed" warnings), the daemon's CPU share and peak RSS, and what each
+Throughout: whether jobs run on schedule (cycles per source against the interval, and how many
+sources fell behind it), the daemon's CPU share and peak RSS, and what each
 credential asked of its CI system per minute — the mean over the phase and the busiest sliding
 minute — against the provider's documented limit (GitHub: 900 REST points per minute, a GET one point,
 a ``304`` counted like any answer; 100 requests in flight. GitLab.com: 2 000 API requests per minute
@@ -41,7 +41,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import re
 import socket
 import statistics
 import subprocess
@@ -404,18 +403,6 @@ class Daemon:
             if line.startswith(key + ":"):
                 return int(line.split()[1])
         return 0
-
-    def warnings(self) -> Counter[str]:
-        """The scheduler's own complaints (plain text lines in the log)."""
-        text = self.log.read_text(encoding="utf-8", errors="replace")
-        return Counter(
-            {
-                "skipped (still running)": len(
-                    re.findall(r"maximum number of running instances", text)
-                ),
-                "missed": len(re.findall(r"was missed by", text)),
-            }
-        )
 
     def errors(self) -> Counter[str]:
         """Warning and error log lines, by event."""
@@ -890,7 +877,6 @@ def run(
                     ("stretch", "fetcher_poll_interval_stretch"),
                 )
             },
-            "scheduler_warnings": dict(daemon.warnings()),
             "log_warnings_and_errors": dict(daemon.errors()),
         }
     finally:
