@@ -425,12 +425,8 @@ class GatedProvider(SlowProvider):
         yield Page([], {"n": len(self.order)})
 
 
-def test_nudged_and_taken_over_targets_are_polled_before_the_queued_scheduled_polls(tmp_path):
-    """Every worker busy, nine scheduled polls queued: a taken-over target, then a nudged one, go next.
-
-    ``fetcher_polls_waiting`` shows them in the urgent lane meanwhile.
-    """
-    targets = tuple("abcdefghij")
+def _gated_runtime(tmp_path, targets):
+    """A runtime with one source of ``targets`` polled hourly, whose polls wait for a gate."""
     config = FetcherConfig.model_validate(
         {
             "state": {"path": str(tmp_path / "s.db")},
@@ -445,7 +441,16 @@ def test_nudged_and_taken_over_targets_are_polled_before_the_queued_scheduled_po
         return made[-1]
 
     runtime = Runtime(config, provider_resolver=lambda _name: factory)
-    provider = made[0]
+    return runtime, made[0]
+
+
+def test_nudged_and_taken_over_targets_are_polled_before_the_queued_scheduled_polls(tmp_path):
+    """Every worker busy, nine scheduled polls queued: a taken-over target, then a nudged one, go next.
+
+    ``fetcher_polls_waiting`` shows them in the urgent lane meanwhile.
+    """
+    targets = tuple("abcdefghij")
+    runtime, provider = _gated_runtime(tmp_path, targets)
     scheduler = Scheduler(runtime, max_workers=1)
     scheduler.start()
     try:
@@ -477,27 +482,14 @@ def test_polls_share_the_workers_by_request_budget(tmp_path):
     The pool shares workers fairly between such groups (tests/test_pool.py), so one credential at
     its limit cannot hold every worker.
     """
-    config = FetcherConfig.model_validate(
-        {
-            "state": {"path": str(tmp_path / "s.db")},
-            "defaults": {"interval": "1h", "jitter": "0s", "timeout": "60s"},
-        }
-    )
-    config = config.model_copy(update={"sources": [SourceConfig(name="slow", provider="slow")]})
-    made = []
-
-    def factory(source, context):
-        made.append(GatedProvider(source, context, ("a",)))
-        return made[-1]
-
-    runtime = Runtime(config, provider_resolver=lambda _name: factory)
+    runtime, provider = _gated_runtime(tmp_path, ("a",))
     scheduler = Scheduler(runtime, max_workers=1)
     scheduler.start()
     try:
         wait_until(scheduler.polls.running, timeout=10)
         running = [(r.name, r.group) for r in scheduler.polls.running()]
     finally:
-        made[0].gate.set()
+        provider.gate.set()
         runtime.stop.set()
         scheduler.shutdown()
         runtime.close()
