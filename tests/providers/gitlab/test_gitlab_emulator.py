@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -219,3 +221,17 @@ def test_unknown_scenario_is_refused():
     """An unknown scenario name fails with the list of known ones."""
     with pytest.raises(ValueError, match="benchmark"):
         GitLabEmulator(scenario="nope")
+
+
+def test_the_reset_is_stated_on_the_clock_of_the_date_header():
+    """The window is a real minute, stated on the emulator's clock (here two hours behind).
+
+    A client turns ``RateLimit-Reset`` into a wait with the answer's ``Date``, as GitLab's two agree.
+    """
+    start = datetime.now(UTC) - timedelta(hours=2)
+    with GitLabEmulator(token=TOKEN, scenario="empty", start=start, rate_limit=5) as server:
+        answer = requests.get(server.url("/api/v4/user"), headers=HEADERS, timeout=5)
+    said = parsedate_to_datetime(answer.headers["Date"]).timestamp()
+    wait = int(answer.headers["RateLimit-Reset"]) - said
+    stated = parsedate_to_datetime(answer.headers["RateLimit-ResetTime"]).timestamp()
+    assert (True, stated) == (0 <= wait <= 61, int(answer.headers["RateLimit-Reset"]))

@@ -304,7 +304,7 @@ class GitLabEmulator(EmulatorServer):
             counts[token] = counts.get(token, 0) + 1
             over = counts[token] > self.rate_limit
         if over:
-            reset = (window + 1) * 60
+            reset = (window + 1) * 60  # Retry-After is relative: no clock to agree with
             headers = {
                 **self._rate_headers(token),
                 "Retry-After": str(max(math.ceil(reset - time.time()), 1)),
@@ -316,7 +316,11 @@ class GitLabEmulator(EmulatorServer):
     def _rate_headers(self, token: str) -> dict[str, str]:
         window, counts = self._window
         used = counts.get(token, 0)
-        reset = (window + 1) * 60
+        # The window is a real minute, but a real server states its reset on the clock of its
+        # ``Date``: the emulator's clock, which stands still or lags while a test holds it. A reset
+        # on the wall clock read against a ``Date`` 25 minutes behind told clients to wait 25
+        # minutes for a one-minute window.
+        reset = round(self.now.timestamp() + (window + 1) * 60 - time.time())
         return {
             "RateLimit-Name": "throttle_authenticated_api",
             "RateLimit-Limit": str(self.rate_limit),
