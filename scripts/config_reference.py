@@ -459,7 +459,9 @@ def _service_names() -> Iterator[str]:
     yield (
         "1. `service_map`, when one of its keys names what is watched: the repository or project "
         "(full path, then short name) or the workflow / pipeline. Exact keys first, then glob keys "
-        '(`"team-*"`) in file order.'
+        '(`"team-*"`) in file order. Keys compare case-sensitively with the names as the API '
+        "returns them (GitHub's `Octo/API`, not `octo/api`), although the CI systems themselves "
+        "ignore case in those names: copy them as the API or the web page shows them."
     )
     yield (
         f"2. Else the `service` template, by default `{DEFAULT_SERVICE}`: the short name of the "
