@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from structlog.testing import capture_logs
 from tests.providers.kit.conftest import START, FakeTime, TestContext, make_policy
 
+from deploy_fetcher.config import DefaultsConfig
 from deploy_fetcher.errors import (
     AuthError,
     RateLimited,
@@ -15,6 +18,8 @@ from deploy_fetcher.errors import (
     TargetNotFound,
     TransientError,
 )
+from deploy_fetcher.metrics import Metrics
+from deploy_fetcher.providers import ProviderContext
 from deploy_fetcher.providers.kit import (
     CLOCK_SKEW,
     DeadlineExceeded,
@@ -217,3 +222,36 @@ def test_the_server_clock_comes_from_the_date_header(context: TestContext) -> No
     policy.after_response(200, {"date": "Mon, 02 Mar 2026 14:00:00 GMT"})
     assert START + timedelta(hours=2) + CLOCK_SKEW == policy.mark_ceiling()
     assert 1.0 == context.metrics.ci_requests.labels("test", "200")._value.get()
+
+
+def test_requests_waiting_for_the_budget_together_each_get_through() -> None:
+    """Eight requests of one credential at a full budget (two a 0.3 s window): each waits its turn.
+
+    None gives up: every waiter holds a slot of its own, where all used to come back for the one
+    that freed first and, beaten three times, end the poll rate limited. No window carries more
+    than the budget's two.
+    """
+    context = ProviderContext(metrics=Metrics(), defaults=DefaultsConfig())
+    budget = RequestBudget(2, window=0.3)
+    policy = make_policy(context, budget=budget, max_wait=10)
+    sent: list[float] = []
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        try:
+            policy.before_send("https://ci/x")
+        except RateLimited as exc:
+            failures.append(exc)
+            return
+        with lock:
+            sent.append(time.monotonic())
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    sent.sort()
+    crowded = [sent[i + 2] - sent[i] for i in range(len(sent) - 2) if sent[i + 2] - sent[i] < 0.25]
+    assert ([], 8, []) == (failures, len(sent), crowded)

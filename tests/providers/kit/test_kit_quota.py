@@ -151,6 +151,33 @@ def test_the_budget_allows_its_limit_then_says_how_long_to_wait() -> None:
     assert (0.0, 0.0, 45.0) == (first, second, budget.take())
 
 
+def test_waiters_get_slots_of_their_own_one_after_another() -> None:
+    """A full budget hands each waiter the next free slot, taken: no two wait for the same one.
+
+    Told only "the oldest expires in 45 s", three waiters would all come back then for one slot.
+    """
+    ticks = [1000.0]
+    budget = RequestBudget(2, window=60, now=lambda: ticks[0])
+    budget.take()
+    ticks[0] += 10
+    budget.take()
+    ticks[0] += 5
+    waits = [budget.take() for _ in range(3)]
+    ticks[0] += 45  # the first waiter's slot: it sends without asking again
+    ticks[0] += 10  # the second's; the third's slot is the first waiter's, a window on
+    assert ([45.0, 55.0, 105.0], 0.0 < budget.take()) == (waits, True)
+
+
+def test_no_slot_is_held_beyond_the_wait_a_caller_accepts() -> None:
+    """``within``: a slot later than that is not taken, so one who gives up holds nothing."""
+    ticks = [1000.0]
+    budget = RequestBudget(1, window=60, now=lambda: ticks[0])
+    budget.take()
+    refused = budget.take(within=30)
+    accepted = budget.take(within=90)
+    assert (60.0, 60.0) == (refused, accepted)
+
+
 def test_the_budget_frees_slots_as_the_window_slides() -> None:
     """A slot is free again once its request is older than the window."""
     ticks = [1000.0]

@@ -181,9 +181,44 @@ class RequestPolicy:
 
     # -- the gate --------------------------------------------------------------------------------
     def before_send(self, url: str, resource: str = "core") -> None:
-        """Wait until the quota and the budget let a request go, or raise RateLimited."""
+        """Wait until the quota and the budget let a request go, or raise RateLimited.
+
+        The budget's slot is taken once, for now or for later (see :meth:`RequestBudget.take`);
+        the quota is asked again after a wait for it, since another request may have been
+        refused meanwhile.
+        """
+        self._wait_for_quota(url, resource)
+        if self.budget is None:
+            return
+        wait = self.budget.take(within=self.max_wait)
+        if wait <= 0:
+            return
+        retry_at = self.context.clock() + timedelta(seconds=wait)
+        if wait > self.max_wait:
+            msg = (
+                f"{self.provider} request budget for credential {self.label}; "
+                f"next request at {retry_at.isoformat()}"
+            )
+            raise RateLimited(msg, retry_at=retry_at)
+        self._sleep(wait, "request budget", url)
+        self._wait_for_quota(url, resource)
+
+    def _sleep(self, wait: float, reason: str, url: str) -> None:
+        _log.info(
+            f"{self.log_name}.rate_limit_wait",
+            seconds=round(wait, 3),
+            reason=reason,
+            credential=self.label,
+            url=url,
+        )
+        if not self.context.sleep(wait):
+            msg = f"stopping while waiting for the {reason} of {self.provider}"
+            raise TransientError(msg)
+
+    def _wait_for_quota(self, url: str, resource: str) -> None:
+        """Wait while the quota blocks the credential, or raise RateLimited."""
         for waited in range(_MAX_WAITS + 1):
-            wait, reason = self._wait_needed(resource)
+            wait, reason = self._quota_wait(resource)
             if wait <= 0:
                 return
             retry_at = self.context.clock() + timedelta(seconds=wait)
@@ -194,24 +229,13 @@ class RequestPolicy:
                     f"{still} at {retry_at.isoformat()}"
                 )
                 raise RateLimited(msg, retry_at=retry_at)
-            _log.info(
-                f"{self.log_name}.rate_limit_wait",
-                seconds=round(wait, 3),
-                reason=reason,
-                credential=self.label,
-                url=url,
-            )
-            if not self.context.sleep(wait):
-                msg = f"stopping while waiting for the {reason} of {self.provider}"
-                raise TransientError(msg)
+            self._sleep(wait, reason, url)
 
-    def _wait_needed(self, resource: str) -> tuple[float, str]:
-        """Seconds to wait before the next request, and why (a budget slot is taken at 0)."""
+    def _quota_wait(self, resource: str) -> tuple[float, str]:
+        """Seconds the quota makes the next request wait, and why."""
         blocked = self.quota.check(resource) if self.quota is not None else None
         if blocked is not None:
             return (blocked.until - self.context.clock()).total_seconds(), blocked.reason
-        if self.budget is not None:
-            return self.budget.take(), "request budget"
         return 0.0, ""
 
     # -- observation -----------------------------------------------------------------------------
