@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 
 import pytest
 
@@ -103,57 +105,60 @@ def _busy_pool(release: threading.Event) -> ElasticPool:
     return pool
 
 
-def test_an_expedited_queued_task_runs_before_the_scheduled_ones() -> None:
-    """A task queued last and expedited runs first when the worker frees; it runs once."""
+def _order_behind_a_busy_worker(
+    arrange: Callable[[ElasticPool, list[str]], list[Future[str]]],
+) -> list[str]:
+    """The order tasks ran in, queued by ``arrange`` while the pool's only worker was held."""
     order: list[str] = []
     release = threading.Event()
     pool = _busy_pool(release)
     try:
-        futures = [pool.submit(_record, _Named(name, order)) for name in ("a", "b", "c", "d")]
-        moved = pool.expedite("d")
-        queued = pool.queued()
+        futures = arrange(pool, order)
         release.set()
         for future in futures:
             future.result(timeout=10)
     finally:
         release.set()
         pool.shutdown()
-    assert (True, (1, 3), ["d", "a", "b", "c"]) == (moved, queued, order)
+    return order
+
+
+def test_an_expedited_queued_task_runs_before_the_scheduled_ones() -> None:
+    """A task queued last and expedited runs first when the worker frees; it runs once."""
+    seen: list[object] = []
+
+    def arrange(pool: ElasticPool, order: list[str]) -> list[Future[str]]:
+        futures = [pool.submit(_record, _Named(name, order)) for name in ("a", "b", "c", "d")]
+        seen.extend((pool.expedite("d"), pool.queued()))
+        return futures
+
+    order = _order_behind_a_busy_worker(arrange)
+    assert ([True, (1, 3)], ["d", "a", "b", "c"]) == (seen, order)
 
 
 def test_an_expedite_before_submission_sends_the_next_task_of_that_name_first() -> None:
     """Expedited while not queued: the next task of that name takes the urgent lane, once."""
-    order: list[str] = []
-    release = threading.Event()
-    pool = _busy_pool(release)
-    try:
-        moved = pool.expedite("c")
-        futures = [pool.submit(_record, _Named(name, order)) for name in ("a", "b", "c", "c")]
-        release.set()
-        for future in futures:
-            future.result(timeout=10)
-    finally:
-        release.set()
-        pool.shutdown()
-    assert (False, ["c", "a", "b", "c"]) == (moved, order)
+    seen: list[bool] = []
+
+    def arrange(pool: ElasticPool, order: list[str]) -> list[Future[str]]:
+        seen.append(pool.expedite("c"))
+        return [pool.submit(_record, _Named(name, order)) for name in ("a", "b", "c", "c")]
+
+    order = _order_behind_a_busy_worker(arrange)
+    assert ([False], ["c", "a", "b", "c"]) == (seen, order)
 
 
 def test_urgent_tasks_never_starve_the_scheduled_ones() -> None:
     """While both lanes wait, every fourth task taken is a scheduled one, however many are urgent."""
-    order: list[str] = []
-    release = threading.Event()
-    pool = _busy_pool(release)
-    try:
+
+    def arrange(pool: ElasticPool, order: list[str]) -> list[Future[str]]:
         futures = [pool.submit(_record, _Named(f"s{i}", order)) for i in range(3)]
         for i in range(8):
             pool.expedite(f"u{i}")
             futures.append(pool.submit(_record, _Named(f"u{i}", order)))
-        release.set()
-        for future in futures:
-            future.result(timeout=10)
-    finally:
-        release.set()
-        pool.shutdown()
+        return futures
+
+    order = _order_behind_a_busy_worker(arrange)
     assert ["u0", "u1", "u2", "s0", "u3", "u4", "u5", "s1", "u6", "u7", "s2"] == order
 
 
@@ -203,17 +208,11 @@ def test_a_group_whose_tasks_hang_keeps_its_share_of_the_workers_not_all_of_them
 
 def test_with_one_group_tasks_run_first_in_first_out() -> None:
     """Without groups (every task in one), the lane is plain first in, first out."""
-    order: list[str] = []
-    release = threading.Event()
-    pool = _busy_pool(release)
-    try:
-        futures = [pool.submit(_record, _Named(name, order)) for name in ("c", "a", "d", "b")]
-        release.set()
-        for future in futures:
-            future.result(timeout=10)
-    finally:
-        release.set()
-        pool.shutdown()
+    order = _order_behind_a_busy_worker(
+        lambda pool, order: [
+            pool.submit(_record, _Named(name, order)) for name in ("c", "a", "d", "b")
+        ]
+    )
     assert ["c", "a", "d", "b"] == order
 
 
