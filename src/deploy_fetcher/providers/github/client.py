@@ -17,7 +17,6 @@ headers and body without raising) with PyGithub's retries switched off, and:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import threading
@@ -81,12 +80,6 @@ _UNAUTHORIZED: Final = 401
 _FORBIDDEN: Final = 403
 _TOO_MANY: Final = 429
 _GONE_CODES: Final = frozenset({403, 404, 410, 451})
-#: Requests one credential has in flight at most. PyGithub sends a request through an object that
-#: holds one request's state, so each request in flight needs a connection of its own. GitHub allows
-#: 100 concurrent requests per user; with one connection, a credential's requests queued behind
-#: each other (and behind the one waiting for the budget), so at 300 ms a request a credential got
-#: through about 200 a minute of the 855 its secondary limit allows.
-CONNECTIONS_PER_CREDENTIAL: Final = 8
 #: How PyGithub words the redirects it refuses to follow (``Requester.__requestRaw``).
 _SCHEME_MOVED: Final = re.compile(r"redirected from (\w+) protocol to (\w+)")
 _HOST_MOVED: Final = re.compile(r"redirected from host (\S+) to ([^\s,]+)")
@@ -213,38 +206,16 @@ class Credential:
             api_version=API_VERSION,
         )
         police(self.github.requester, self.policy)
-        # PyGithub paces its own requests (``request_interval``) per connection: with one set, one
-        # connection keeps the pace for the whole credential.
-        self.connections = 1 if interval else CONNECTIONS_PER_CREDENTIAL
-        self._idle: list[Requester] = [self.github.requester]
-        self._spares: list[Requester] = []
-        self._made = 1
-        self._free = threading.Condition()
-
-    @contextlib.contextmanager
-    def requester(self) -> Iterator[Requester]:
-        """A connection no other request uses until this one is done (opened if none is idle)."""
-        with self._free:
-            self._free.wait_for(lambda: bool(self._idle) or self._made < self.connections)
-            if self._idle:
-                requester = self._idle.pop()
-            else:
-                self._made += 1
-                requester = self.github.requester.withAuth(self.auth)
-                police(requester, self.policy)
-                self._spares.append(requester)
-        try:
-            yield requester
-        finally:
-            with self._free:
-                self._idle.append(requester)
-                self._free.notify()
+        #: One request at a time per credential, the others queued here: GitHub asks integrators to
+        #: "make requests serially instead of concurrently" to stay clear of its secondary limits
+        #: (REST API best practices), and PyGithub's connection holds one request's state anyway.
+        #: The scheduler's poll pool shares its workers fairly between credentials, so polls
+        #: queued on a busy credential hold no more than its share of them.
+        self.lock = threading.Lock()
 
     def close(self) -> None:
         """Close the HTTP session(s)."""
         self.github.close()
-        for spare in self._spares:
-            spare.close()
         close = getattr(self.auth, "close", None)
         if callable(close):
             close()
@@ -286,6 +257,7 @@ class GitHubClient:
         self.context = context
         self.policy = credential.policy
         requester = credential.github.requester
+        self._requester = requester
         self.base_url = requester.base_url
         self.graphql_url = requester.graphql_url
 
@@ -370,8 +342,8 @@ class GitHubClient:
 
         def attempt() -> Response:
             try:
-                with self.credential.requester() as requester:
-                    status, raw_headers, text = requester.requestJson(
+                with self.credential.lock:
+                    status, raw_headers, text = self._requester.requestJson(
                         verb, url, parameters=params, headers=dict(headers), input=body
                     )
             except RedirectRefused as exc:
