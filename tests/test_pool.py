@@ -220,3 +220,29 @@ def _held(named: _Named, release: threading.Event) -> str:
     named.order.append(named.id)
     release.wait(20)
     return named.id
+
+
+def test_a_slow_task_no_longer_counts_against_its_group() -> None:
+    """A task past ``slow_after`` gave its worker back: its group's older task goes first again.
+
+    Counted, a group with hung polls would wait behind every other group that had work.
+    """
+    order: list[str] = []
+    hung = threading.Event()
+    started = threading.Event()
+    pool = ElasticPool(1, slow_after=0.3, limit=2, group_of=lambda name: name[:1])
+    try:
+        slow = pool.submit(_held_and_told, _Named("a0", order), hung, started)
+        assert started.wait(5)
+        queued = [pool.submit(_record, _Named(name, order)) for name in ("a1", "b0")]
+        for future in queued:
+            future.result(timeout=10)
+    finally:
+        hung.set()
+        pool.shutdown()
+    assert (["a0", "a1", "b0"], "a0") == (order, slow.result(timeout=5))
+
+
+def _held_and_told(named: _Named, release: threading.Event, started: threading.Event) -> str:
+    started.set()
+    return _held(named, release)

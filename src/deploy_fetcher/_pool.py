@@ -117,7 +117,9 @@ class _State:
     #: The scheduled lane and the urgent one.
     queue: _Lane = field(default_factory=_Lane)
     urgent: _Lane = field(default_factory=_Lane)
-    #: Tasks running now, by group (what :meth:`_Lane.take` shares the workers by).
+    #: Tasks running on a normal worker now, by group (what :meth:`_Lane.take` shares the
+    #: workers by). A slow task no longer counts: it gave its worker back, and counted, a group
+    #: with hung polls would wait behind every other group for as long as they had work.
     busy: Counter[str] = field(default_factory=Counter)
     #: Names whose next task goes to the urgent lane (expedited while none was queued).
     expedited: set[str] = field(default_factory=set)
@@ -280,7 +282,13 @@ class ElasticPool(Executor):
         for item in self._state.running.values():
             if not item.slow and now - item.started >= self.slow_after:
                 item.slow = changed = True
+                self._release_group(item.group)  # it no longer holds a normal worker
         return changed
+
+    def _release_group(self, group: str) -> None:
+        self._state.busy[group] -= 1
+        if not self._state.busy[group]:
+            del self._state.busy[group]
 
     def _tick(self) -> None:
         while True:
@@ -338,9 +346,8 @@ class ElasticPool(Executor):
                 task.future.set_exception(exc)
             with self._cond:
                 ran = self._state.running.pop(me)
-                self._state.busy[ran.group] -= 1
-                if not self._state.busy[ran.group]:
-                    del self._state.busy[ran.group]
+                if not ran.slow:
+                    self._release_group(ran.group)
                 if ran.slow and self._state.threads > self.size:
                     # The thread that ran late is the one that goes: the pool shrinks back.
                     self._state.threads -= 1
