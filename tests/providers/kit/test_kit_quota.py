@@ -221,3 +221,19 @@ def test_a_block_covers_every_resource_and_is_reported_for_readiness(
     )
     fake_time.now = until
     assert (None, None) == (quota.check(), quota.problem("GitHub credential gh"))
+
+
+def test_a_late_answer_to_a_request_sent_before_a_block_does_not_lift_it(
+    context: TestContext,
+) -> None:
+    """Requests run side by side: a 200 sent before a 429 arrives after it and must not lift its block.
+
+    The next answer to a request sent once the block began does lift it, as before.
+    """
+    quota = _quota(context)
+    before = quota.epoch
+    quota.block(60, "rate limited (retry-after)")
+    quota.observe(200, {}, sent_under=before)
+    still = quota.check()
+    quota.observe(200, {}, sent_under=quota.epoch)
+    assert ("rate limited (retry-after)", None) == (still.reason if still else None, quota.check())

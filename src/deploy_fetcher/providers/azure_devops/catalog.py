@@ -125,7 +125,7 @@ class Catalog:
         self._environments: dict[str, tuple[datetime, list[Environment]]] = {}
         self._definitions: dict[str, _Definitions] = {}
         #: Each selection's ids, with the list read they were taken from.
-        self._selected: dict[tuple[str, PipelineFilter], tuple[datetime, list[int]]] = {}
+        self._selected: dict[tuple[str, PipelineFilter], tuple[_Definitions, list[int]]] = {}
         self._builds: OrderedDict[int, Mapping[str, Any]] = OrderedDict()
         self._lock = threading.RLock()
 
@@ -179,10 +179,10 @@ class Catalog:
             cached = _Definitions.of(self._clock(), found)
             self._definitions[project] = cached
         kept = self._selected.get((project, selection))
-        if kept is not None and kept[0] == cached.read_at:
+        if kept is not None and kept[0] is cached:  # the same read (a clock may stand still)
             return list(kept[1])
         ids = cached.select(selection)
-        self._selected[(project, selection)] = (cached.read_at, ids)
+        self._selected[(project, selection)] = (cached, ids)
         return list(ids)
 
     def builds(self, project: str, build_ids: Iterable[int]) -> dict[int, Mapping[str, Any]]:

@@ -166,6 +166,8 @@ class RequestPolicy:
         self.backoff_max = backoff_max
         self.log_name = log_name or provider.replace("-", "_")
         self._lock = threading.Lock()
+        #: Per thread: the quota's epoch when this thread's request in hand was sent.
+        self._sent = threading.local()
         self._offset = timedelta(0)
         #: The request that last ran into its deadline, and until when the server is left alone.
         self._slow: tuple[str, datetime] | None = None
@@ -260,7 +262,13 @@ class RequestPolicy:
             with self._lock:
                 self._offset = said - self.context.clock()
         if self.quota is not None:
-            self.quota.observe(status, headers, resource=resource, charged=status != 304)  # noqa: PLR2004 - a 304 is free
+            self.quota.observe(
+                status,
+                headers,
+                resource=resource,
+                charged=status != 304,  # noqa: PLR2004 - a 304 is free
+                sent_under=getattr(self._sent, "epoch", None),
+            )
 
     def after_failure(self) -> None:
         """Count an exchange that got no answer (timeout, reset, refused)."""
@@ -288,6 +296,8 @@ class RequestPolicy:
         cut = False
         try:
             self.before_send(url, resource)
+            # The answer is read on this thread: it tells the quota which block it was sent under.
+            self._sent.epoch = self.quota.epoch if self.quota is not None else None
             with deadline(self.limits.timeout) as watch:
                 try:
                     yield

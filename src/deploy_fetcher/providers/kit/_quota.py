@@ -234,6 +234,8 @@ class Blocked:
 
     until: datetime
     reason: str
+    #: Which block this is (see :attr:`Quota.epoch`): only a request sent under it may lift it.
+    epoch: int = 0
 
 
 class Quota:
@@ -266,6 +268,7 @@ class Quota:
         self._resources: dict[str, Figures] = {}
         self._blocked: Blocked | None = None
         self._paced_until: datetime | None = None
+        self._epoch = 0
         #: Per-minute limits the provider knows of, by resource: (requests a minute, reason).
         self._declared: dict[str, tuple[float, str]] = {}
         #: Answers counted per resource since the start (free ones too).
@@ -286,8 +289,15 @@ class Quota:
         *,
         resource: str = "core",
         charged: bool = True,
+        sent_under: int | None = None,
     ) -> None:
-        """Record one answer (``headers`` with lower-case names)."""
+        """Record one answer (``headers`` with lower-case names).
+
+        An answer that is not an error lifts a block, unless its request was sent before the
+        block began (``sent_under``: the :attr:`epoch` when it was sent). Requests of a credential
+        run side by side: the late 200 of a request sent before a 429 must not lift the block
+        that 429 set.
+        """
         now = self._clock()
         resource = headers.get("x-ratelimit-resource") or resource
         limit = _int(headers, "x-ratelimit-limit", "ratelimit-limit")
@@ -316,7 +326,9 @@ class Quota:
                 state.remaining = remaining
             if charged:
                 state.spent += 1
-            if status < _ERRORS:
+            if status < _ERRORS and (
+                sent_under is None or self._blocked is None or sent_under >= self._blocked.epoch
+            ):
                 self._blocked = None
             self._pace(state, now)
         if status == _TOO_MANY:
@@ -413,12 +425,18 @@ class Quota:
                 out[resource] = said
         return sorted(out.values(), key=lambda a: a.resource)
 
+    @property
+    def epoch(self) -> int:
+        """How many blocks were set so far: a request records it when it is sent."""
+        return self._epoch
+
     def block(self, seconds: float, reason: str) -> datetime:
         """Stop every request of this credential for ``seconds``; returns until when."""
         until = self._clock() + timedelta(seconds=max(0.0, seconds))
         with self._lock:
             if self._blocked is None or until > self._blocked.until:
-                self._blocked = Blocked(until, reason)
+                self._epoch += 1
+                self._blocked = Blocked(until, reason, self._epoch)
             return self._blocked.until
 
     def hold(
@@ -477,7 +495,8 @@ class Quota:
                 return None
             state.remaining = 0
             if self._blocked is None or state.reset > self._blocked.until:
-                self._blocked = Blocked(state.reset, reason)
+                self._epoch += 1
+                self._blocked = Blocked(state.reset, reason, self._epoch)
             return state.reset
 
     def check(self, resource: str = "core") -> Blocked | None:  # noqa: PLR0911 - one exit per reason
