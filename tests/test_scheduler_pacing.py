@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 from deploy_fetcher.config import FetcherConfig, SourceConfig
 from deploy_fetcher.engine import Runtime
+from deploy_fetcher.errors import RateLimited
 from deploy_fetcher.model import DeployEvent
 from deploy_fetcher.providers import Page, Provider
 from deploy_fetcher.providers.kit import Quota
@@ -197,6 +198,40 @@ class FirstReadProvider(MeteredProvider):
             for _ in range(57):
                 self.quota.observe(200, {})
         yield from super().poll(target, cursor)
+
+
+class SometimesBlockedProvider(MeteredProvider):
+    """Every other poll ends at once, rate limited, without a request; the others cost 3."""
+
+    name = "sometimesblocked"
+
+    def __init__(self, config, context, make_event):
+        super().__init__(config, context, make_event)
+        self.calls = 0
+
+    def poll(self, target, cursor):
+        with self.lock:
+            self.calls += 1
+            blocked = self.calls % 2 == 0
+        if blocked:
+            msg = "metered rate limited for credential cred; next request at 2030-01-01T00:00:00Z"
+            raise RateLimited(msg, retry_at=None)
+        yield from super().poll(target, cursor)
+
+
+def test_polls_ended_by_a_block_are_left_out_of_what_a_poll_costs(tmp_path, make_event) -> None:
+    """Polls a block ended before any request cost nothing: counted, they halved the measured cost.
+
+    Polls of 3 answers under 120/min make 34 a minute; with half the polls counted at 0, 68.
+    """
+    with _paced(tmp_path, make_event, SometimesBlockedProvider) as (scheduler, _runtime, made):
+        [report] = scheduler.pacing_report()
+        blocked = made[0].calls // 2
+    assert ("metered/cred", 34, True) == (
+        report["pool"],
+        round(240 / report["stretch"]),
+        blocked >= 2,
+    )
 
 
 def test_first_polls_are_left_out_of_what_a_poll_costs(tmp_path, make_event) -> None:

@@ -413,7 +413,10 @@ class Scheduler:
 
     def _plan_next(self, key: str, result: CycleResult | None) -> None:
         """Tell the pacer what the poll found and schedule the target's next run."""
-        if result is not None:
+        if result is not None and result.outcome != "rate_limited":
+            # A poll the credential's block ended before it asked anything costs nothing; counted,
+            # a blocked credential's polls brought its cost per poll down to nothing, so nothing
+            # was stretched and the next burst ran into the limit again.
             self._pool_polls[self._pools_of.get(key, "")] += 1
         if result is not None and result.outcome == "ok":
             self.pacer.observe(
@@ -491,7 +494,10 @@ class Scheduler:
             result = self.runtime.poller.run_target(provider, target, fence=fence)
         if first:
             with self._lock:
-                self._first_polls[pool] += 1
+                if result.outcome == "rate_limited":
+                    self._polled.discard(key)  # a block ended it: its first read is still to come
+                else:
+                    self._first_polls[pool] += 1
         return result
 
     # -- nudges ----------------------------------------------------------------------------------

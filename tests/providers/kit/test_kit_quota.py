@@ -237,3 +237,20 @@ def test_a_late_answer_to_a_request_sent_before_a_block_does_not_lift_it(
     still = quota.check()
     quota.observe(200, {}, sent_under=quota.epoch)
     assert ("rate limited (retry-after)", None) == (still.reason if still else None, quota.check())
+
+
+def test_a_spent_window_refused_again_and_again_waits_for_its_reset_only(
+    context: TestContext, fake_time: FakeTime
+) -> None:
+    """A 429 with nothing remaining is the window's end, not a strike: no doubling of the wait.
+
+    GitLab answers requests in flight when the last slot went with 429, ``RateLimit-Remaining: 0``
+    and ``Retry-After`` up to the window's end; three such windows in a row each wait 30 s.
+    """
+    quota = _quota(context)
+    waits = []
+    for _ in range(3):
+        until = quota.hold({"ratelimit-remaining": "0", "retry-after": "30"})
+        waits.append((until - fake_time.now).total_seconds())
+        fake_time.now = until + timedelta(seconds=1)
+    assert [30.0, 30.0, 30.0] == waits

@@ -455,7 +455,13 @@ class Quota:
         :data:`MAX_BLOCK`): GitHub asks for exponentially longer waits while they keep coming.
         """
         wait = parse_retry_after(headers.get("retry-after"), now=self._clock())
-        if _int(headers, "x-ratelimit-remaining", "ratelimit-remaining") == 0 and wait is None:
+        if _int(headers, "x-ratelimit-remaining", "ratelimit-remaining") == 0:
+            # The window is spent: that is the whole reason, and its end is known. Not a strike:
+            # requests in flight when the last slot went (GitLab's 429s carry Retry-After) each
+            # come back refused, and counted as strikes they doubled the wait up to 15 minutes
+            # for a window that reopened within the minute.
+            if wait is not None:
+                return self.block(wait, exhausted)
             until = self.block_until_reset(
                 headers.get("x-ratelimit-resource") or resource, exhausted
             )
