@@ -45,11 +45,8 @@ class CountingProvider(Provider):
         return iter(())
 
 
-@pytest.fixture
-def scheduled(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[tuple[Scheduler, CountingProvider]]:
-    seconds = getattr(request, "param", 0.0)
+def _scheduler(tmp_path: Path, seconds: float) -> tuple[Scheduler, CountingProvider]:
+    """A scheduler (not started) over one source whose polls take ``seconds``, polled hourly."""
     config = FetcherConfig.model_validate(
         {
             "state": {"path": str(tmp_path / "s.db")},
@@ -64,8 +61,15 @@ def scheduled(
         return made[-1]
 
     scheduler = Scheduler(Runtime(config, provider_resolver=lambda _name: factory), max_workers=4)
+    return scheduler, made[0]
+
+
+@pytest.fixture
+def scheduled(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[Scheduler, CountingProvider]]:
+    scheduler, provider = _scheduler(tmp_path, getattr(request, "param", 0.0))
     scheduler.start()
-    provider = made[0]
     wait_until(lambda: provider.runs.get("Octo/API") and provider.runs.get("octo/web"))
     # Until the scheduler's own poll has ended, not only the provider's: a nudge between the two
     # would find the target's first poll still in flight and be queued.
@@ -133,20 +137,7 @@ def test_targets_are_found_by_name_whatever_the_case(scheduled) -> None:
 
 def test_a_nudge_during_a_poll_is_not_lost_while_the_poll_s_run_is_released(tmp_path) -> None:
     """The poll again is due at once, before APScheduler has counted the run done: it still comes."""
-    config = FetcherConfig.model_validate(
-        {
-            "state": {"path": str(tmp_path / "s.db")},
-            "defaults": {"interval": "1h", "jitter": "0s"},
-        }
-    )
-    config = config.model_copy(update={"sources": [SourceConfig(name="src", provider="counting")]})
-    made: list[CountingProvider] = []
-
-    def factory(source, context):
-        made.append(CountingProvider(source, context, 1.0))
-        return made[-1]
-
-    scheduler = Scheduler(Runtime(config, provider_resolver=lambda _name: factory), max_workers=4)
+    scheduler, provider = _scheduler(tmp_path, 1.0)
     poll = scheduler._poll
 
     def released_late(source_name: str, target: str) -> None:
@@ -155,7 +146,6 @@ def test_a_nudge_during_a_poll_is_not_lost_while_the_poll_s_run_is_released(tmp_
 
     scheduler._poll = released_late  # type: ignore[method-assign]
     scheduler.start()
-    provider = made[0]
     try:
         wait_until(lambda: provider.running.get("Octo/API"), timeout=10)
         queued = scheduler.nudge("src", "Octo/API", min_gap=0)

@@ -23,6 +23,7 @@ from deploy_fetcher.providers.kit import (
     HttpClient,
     Limits,
     RedirectRefused,
+    RequestPolicy,
     ResponseTooLarge,
     check_redirect,
     policed_session,
@@ -152,26 +153,28 @@ def test_a_server_that_ran_into_the_deadline_is_left_alone_then_probed(
         assert seen + 2 == len(server.requests)
 
 
+def _exchange(policy: RequestPolicy, url: str, seconds: float = 0.0) -> None:
+    """One exchange through ``policy``; with ``seconds``, a server silent that long, then gone."""
+    with policy.exchange(url, (OSError,)):
+        if seconds:
+            time.sleep(seconds)
+            raise OSError
+
+
 def test_while_the_probe_runs_other_requests_still_wait(context: TestContext) -> None:
     """One request tries a paused server: the others fail at once until it has answered."""
     policy = make_policy(context, limits=Limits(timeout=0.05, max_bytes=1024))
 
-    def exchange(url: str, seconds: float = 0.0) -> None:
-        with policy.exchange(url, (OSError,)):
-            if seconds:
-                time.sleep(seconds)
-                raise OSError
-
     for _ in range(SLOW_SERVER_CUTS):
         with pytest.raises(DeadlineExceeded):
-            exchange("http://ci/slow", 0.1)
+            _exchange(policy, "http://ci/slow", 0.1)
     context.time.now += SLOW_SERVER_PAUSE
     with (
         policy.exchange("http://ci/probe", (OSError,)),
         pytest.raises(TransientError, match="left alone"),
     ):
-        exchange("http://ci/other")
-    exchange("http://ci/other")
+        _exchange(policy, "http://ci/other")
+    _exchange(policy, "http://ci/other")
 
 
 def test_one_slow_answer_among_answers_leaves_the_server_open(context: TestContext) -> None:
@@ -182,27 +185,21 @@ def test_one_slow_answer_among_answers_leaves_the_server_open(context: TestConte
     """
     policy = make_policy(context, limits=Limits(timeout=0.05, max_bytes=1024))
 
-    def exchange(url: str, seconds: float = 0.0) -> None:
-        with policy.exchange(url, (OSError,)):
-            if seconds:
-                time.sleep(seconds)
-                raise OSError
-
     for _ in range(2 * SLOW_SERVER_CUTS):
         with pytest.raises(DeadlineExceeded):
-            exchange("http://ci/big-project", 0.1)
-        exchange("http://ci/small-project")
+            _exchange(policy, "http://ci/big-project", 0.1)
+        _exchange(policy, "http://ci/small-project")
     for _ in range(SLOW_SERVER_CUTS - 1):
         with pytest.raises(DeadlineExceeded):
-            exchange("http://ci/big-project", 0.1)
-    exchange("http://ci/small-project")  # SLOW_SERVER_CUTS - 1 in a row: still open
+            _exchange(policy, "http://ci/big-project", 0.1)
+    _exchange(policy, "http://ci/small-project")  # SLOW_SERVER_CUTS - 1 in a row: still open
     for _ in range(SLOW_SERVER_CUTS):
         with pytest.raises(DeadlineExceeded):
-            exchange("http://ci/big-project", 0.1)
+            _exchange(policy, "http://ci/big-project", 0.1)
     with pytest.raises(
         TransientError, match=r"big-project ran into its 0\.05s deadline.*left alone"
     ):
-        exchange("http://ci/small-project")
+        _exchange(policy, "http://ci/small-project")
 
 
 def test_an_endless_body_is_cut_at_the_byte_cap_naming_the_url(

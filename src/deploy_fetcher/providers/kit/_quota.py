@@ -459,7 +459,10 @@ class Quota:
             # The window is spent: that is the whole reason, and its end is known. Not a strike:
             # requests in flight when the last slot went (GitLab's 429s carry Retry-After) each
             # come back refused, and counted as strikes they doubled the wait up to 15 minutes
-            # for a window that reopened within the minute.
+            # for a window that reopened within the minute. (GitLab documents RateLimit-Remaining,
+            # RateLimit-Reset and Retry-After on throttled answers: "User and IP rate limits",
+            # response headers; Rack::Attack counts fixed periods. A 429 without these headers,
+            # as gitlab-org/gitlab#365728 reports, still takes the strike path below.)
             if wait is not None:
                 return self.block(wait, exhausted)
             until = self.block_until_reset(
